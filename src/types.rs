@@ -1,0 +1,170 @@
+//! The shared vocabulary: newtypes for numbers that must not be swapped, and the chat record
+//! that every replica stores.
+//!
+//! Plain data only: no I/O, no protocol logic.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+/// Position of a message in the group's total order. Starts at 1; `Seq(0)` means "nothing".
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// The position right after this one.
+    pub fn next(self) -> Seq {
+        Seq(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Generation of the ring view. Every view change (join, leave, recovery) opens a higher epoch;
+/// tokens and messages of a lower epoch are stale (G3).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Identity of a node (server or client). Stable across restarts with `--resume`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub Uuid);
+
+impl NodeId {
+    /// A fresh random identity.
+    pub fn random() -> NodeId {
+        NodeId(Uuid::new_v4())
+    }
+
+    /// The first eight hex digits, for log lines.
+    pub fn short(&self) -> String {
+        self.0.simple().to_string()[..8].to_string()
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One delivered chat message, exactly as a replica line stores it (DESIGN.md §6).
+///
+/// Only group-wide fields, so the replicas of caught-up nodes compare byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRecord {
+    /// Position in the total order.
+    pub seq: Seq,
+    /// Unique id of the line, chosen by its author when the line was accepted; it is what makes
+    /// delivery exactly-once across resends.
+    pub id: Uuid,
+    /// The author.
+    pub from: NodeId,
+    /// The author's display name.
+    pub name: String,
+    /// The line itself.
+    pub text: String,
+    /// Author's wall clock when the line was accepted, in ms since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
+/// A line accepted by its author and not yet delivered: an outbox entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Unique id; becomes [`ChatRecord::id`].
+    pub id: Uuid,
+    /// The line.
+    pub text: String,
+    /// Author's wall clock at acceptance, ms since the Unix epoch.
+    pub sent_at_ms: u64,
+}
+
+/// A ring member as the view lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Identity.
+    pub id: NodeId,
+    /// Display name.
+    pub name: String,
+}
+
+/// The ring view: an epoch and the ordered members. The token travels in list order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// Generation of this view.
+    pub epoch: Epoch,
+    /// Members in ring order.
+    pub members: Vec<Member>,
+}
+
+impl View {
+    /// Position of `id` in the ring, if it is a member.
+    pub fn position(&self, id: NodeId) -> Option<usize> {
+        self.members.iter().position(|m| m.id == id)
+    }
+
+    /// The member after `id` in ring order (wrapping); `None` if `id` is not a member.
+    pub fn successor(&self, id: NodeId) -> Option<NodeId> {
+        let i = self.position(id)?;
+        Some(self.members[(i + 1) % self.members.len()].id)
+    }
+
+    /// Whether `id` is a member.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.position(id).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_wraps_around_the_ring() {
+        let a = NodeId::random();
+        let b = NodeId::random();
+        let view = View {
+            epoch: Epoch(1),
+            members: vec![
+                Member { id: a, name: "a".into() },
+                Member { id: b, name: "b".into() },
+            ],
+        };
+        assert_eq!(view.successor(a), Some(b));
+        assert_eq!(view.successor(b), Some(a));
+        assert_eq!(view.successor(NodeId::random()), None);
+    }
+
+    #[test]
+    fn record_serializes_with_the_six_replica_fields_in_order() {
+        let rec = ChatRecord {
+            seq: Seq(1),
+            id: Uuid::nil(),
+            from: NodeId(Uuid::nil()),
+            name: "alice".into(),
+            text: "hi".into(),
+            sent_at_ms: 5,
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            line,
+            r#"{"seq":1,"id":"00000000-0000-0000-0000-000000000000","from":"00000000-0000-0000-0000-000000000000","name":"alice","text":"hi","sent_at_ms":5}"#
+        );
+    }
+}
