@@ -1,1 +1,462 @@
-//! (being written)
+//! Command line: clap structs for both binaries and their conversion into validated configs.
+//!
+//! [`ServerCli`] and [`ClientCli`] are what the user typed (DESIGN §5); [`ServerConfig`] and
+//! [`ClientConfig`] are what `run` consumes. Every check lives in a clap value parser, so a bad
+//! flag is a clap error (exit 2 with clap's message) and `into_config` cannot fail.
+//!
+//! What this module must not do: no I/O beyond reading `$USER` for a default name, no protocol
+//! logic, and no checks that need the data dir (such as which identities exist there).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use uuid::Uuid;
+
+use crate::net::{NetConfig, SimConfig};
+
+/// Longest duration any flag accepts: larger values are typos, and would overflow timers.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Longest user name, in characters.
+const MAX_NAME_CHARS: usize = 32;
+
+/// Flags shared by `server` and `client`.
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Multicast group to join and send to
+    #[arg(long, value_name = "IPV4", default_value = "224.1.1.1", value_parser = parse_group)]
+    pub group: Ipv4Addr,
+
+    /// UDP port of the group
+    #[arg(long, value_name = "N", default_value_t = 5007,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Local interface to join and send on: 127.0.0.1 keeps the chat on this host, a LAN
+    /// address takes it to the LAN
+    #[arg(long, value_name = "IPV4", default_value = "127.0.0.1", value_parser = parse_interface)]
+    pub interface: Ipv4Addr,
+
+    /// Multicast TTL (0 = this host only, 1 = this LAN segment)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// Directory of the replica, checkpoint and lock files
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub data_dir: PathBuf,
+
+    /// How often to write a checkpoint, e.g. 5s
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_interval)]
+    pub checkpoint_interval: Duration,
+
+    /// Simulated latency of each outgoing datagram, uniformly random in MIN..MAX
+    /// (e.g. 100ms..1s; a single DUR is a fixed delay). Off by default
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay)]
+    pub delay: Option<(Duration, Duration)>,
+
+    /// Simulated probability of dropping an outgoing datagram, 0..=1
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub loss: f64,
+
+    /// Simulated probability of sending an outgoing datagram twice, 0..=1
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub dup: f64,
+
+    /// Seed of the simulated network (random when absent; the seed used is logged)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// `server`: coordinates membership and token recovery, archives and reconciles the history.
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "server",
+    version,
+    about = "mcast-chat server: answers joins, recovers the token, archives and reconciles the history"
+)]
+pub struct ServerCli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// How often to reconcile replicas with the group
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    pub sync_interval: Duration,
+
+    /// No token progress for this long: regenerate the token in a new epoch
+    #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_interval)]
+    pub token_timeout: Duration,
+}
+
+/// `client`: a ring member that sends stdin lines and prints delivered messages.
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "client",
+    version,
+    about = "mcast-chat client: each stdin line is a message; delivered messages go to stdout"
+)]
+pub struct ClientCli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Name shown with your messages (1 to 32 characters)
+    #[arg(long, value_name = "NAME", default_value_t = default_name(), value_parser = parse_name)]
+    pub name: String,
+
+    /// Continue an identity whose files are in the data dir; without UUID, the only one there
+    #[arg(long, value_name = "UUID", num_args = 0..=1)]
+    pub resume: Option<Option<Uuid>>,
+
+    /// Print one JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Give up (exit 1) when no server answers the join within this time
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    pub join_timeout: Duration,
+}
+
+/// Validated settings shared by both binaries.
+#[derive(Clone, Debug)]
+pub struct CommonConfig {
+    /// Group, interface and simulated network.
+    pub net: NetConfig,
+    pub data_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+}
+
+/// Validated settings of `server`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub common: CommonConfig,
+    pub sync_interval: Duration,
+    pub token_timeout: Duration,
+}
+
+/// Which identity a client runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// A fresh identity (no `--resume`).
+    New,
+    /// `--resume` alone: the only identity in the data dir (an error if there are zero or several).
+    Only,
+    /// `--resume UUID`: that identity.
+    Id(Uuid),
+}
+
+/// Validated settings of `client`.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub common: CommonConfig,
+    /// 1 to 32 characters, no control characters, no surrounding whitespace.
+    pub name: String,
+    pub resume: Resume,
+    /// Output one JSON object per line.
+    pub json: bool,
+    pub join_timeout: Duration,
+}
+
+impl CommonArgs {
+    /// The validated shared settings.
+    pub fn into_config(self) -> CommonConfig {
+        let sim = SimConfig {
+            delay: self.delay,
+            loss: self.loss,
+            dup: self.dup,
+            seed: self.seed,
+        };
+        CommonConfig {
+            net: NetConfig {
+                group: self.group,
+                port: self.port,
+                interface: self.interface,
+                ttl: self.ttl,
+                sim,
+            },
+            data_dir: self.data_dir,
+            checkpoint_interval: self.checkpoint_interval,
+        }
+    }
+}
+
+impl ServerCli {
+    /// The validated server settings; all checks already ran in clap's value parsers.
+    pub fn into_config(self) -> ServerConfig {
+        ServerConfig {
+            common: self.common.into_config(),
+            sync_interval: self.sync_interval,
+            token_timeout: self.token_timeout,
+        }
+    }
+}
+
+impl ClientCli {
+    /// The validated client settings; all checks already ran in clap's value parsers.
+    pub fn into_config(self) -> ClientConfig {
+        let resume = match self.resume {
+            None => Resume::New,
+            Some(None) => Resume::Only,
+            Some(Some(id)) => Resume::Id(id),
+        };
+        ClientConfig {
+            common: self.common.into_config(),
+            name: self.name,
+            resume,
+            json: self.json,
+            join_timeout: self.join_timeout,
+        }
+    }
+}
+
+/// `$USER` when it is a valid name, else `anon`: a bad environment must not break the default.
+fn default_name() -> String {
+    std::env::var("USER")
+        .ok()
+        .and_then(|user| parse_name(&user).ok())
+        .unwrap_or_else(|| "anon".to_string())
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    let chars = name.chars().count();
+    if !(1..=MAX_NAME_CHARS).contains(&chars) {
+        return Err(format!(
+            "must be 1 to {MAX_NAME_CHARS} characters, got {chars}"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_string());
+    }
+    Ok(name.to_string())
+}
+
+fn parse_group(s: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = s.parse().map_err(|e| format!("{e}"))?;
+    if !ip.is_multicast() {
+        return Err(format!(
+            "{ip} is not a multicast address (use 224.0.0.0 to 239.255.255.255)"
+        ));
+    }
+    Ok(ip)
+}
+
+fn parse_interface(s: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = s.parse().map_err(|e| format!("{e}"))?;
+    if ip.is_multicast() || ip.is_broadcast() {
+        return Err(format!(
+            "{ip} is not an interface address (use an address of this host, e.g. 127.0.0.1)"
+        ));
+    }
+    Ok(ip)
+}
+
+/// A humantime duration, at most [`MAX_DURATION`]; zero allowed.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (expected a duration such as 250ms or 10s)"))?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{s} is too long (at most {})",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}
+
+/// An interval or timeout: a duration greater than zero.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_string());
+    }
+    Ok(d)
+}
+
+/// `MIN..MAX` with MIN <= MAX, or a single duration for a fixed delay.
+fn parse_delay(s: &str) -> Result<(Duration, Duration), String> {
+    let Some((min, max)) = s.split_once("..") else {
+        let d = parse_duration(s)?;
+        return Ok((d, d));
+    };
+    let (min, max) = (parse_duration(min)?, parse_duration(max)?);
+    if min > max {
+        return Err(format!("MIN must not exceed MAX in MIN..MAX, got {s}"));
+    }
+    Ok((min, max))
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e} (expected a number from 0 to 1)"))?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("{s} is not a probability (expected 0 to 1)"));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    fn server(args: &[&str]) -> Result<ServerConfig, clap::Error> {
+        let argv = std::iter::once("server").chain(args.iter().copied());
+        ServerCli::try_parse_from(argv).map(ServerCli::into_config)
+    }
+
+    fn client(args: &[&str]) -> Result<ClientConfig, clap::Error> {
+        let argv = std::iter::once("client").chain(args.iter().copied());
+        ClientCli::try_parse_from(argv).map(ClientCli::into_config)
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        ServerCli::command().debug_assert();
+        ClientCli::command().debug_assert();
+    }
+
+    #[test]
+    fn server_defaults() {
+        let cfg = server(&[]).expect("defaults parse");
+        let net = &cfg.common.net;
+        assert_eq!(net.group, Ipv4Addr::new(224, 1, 1, 1));
+        assert_eq!(net.port, 5007);
+        assert_eq!(net.interface, Ipv4Addr::LOCALHOST);
+        assert_eq!(net.ttl, 1);
+        assert!(net.sim.is_off());
+        assert_eq!(net.sim.seed, None);
+        assert_eq!(cfg.common.data_dir, PathBuf::from("."));
+        assert_eq!(cfg.common.checkpoint_interval, secs(5));
+        assert_eq!(cfg.sync_interval, secs(10));
+        assert_eq!(cfg.token_timeout, secs(3));
+    }
+
+    #[test]
+    fn client_defaults() {
+        let cfg = client(&[]).expect("defaults parse");
+        assert_eq!(cfg.resume, Resume::New);
+        assert!(!cfg.json);
+        assert_eq!(cfg.join_timeout, secs(10));
+        assert!(parse_name(&cfg.name).is_ok(), "{:?}", cfg.name);
+    }
+
+    #[test]
+    fn every_flag_is_carried_into_the_config() {
+        let cfg = server(&[
+            "--group=239.1.2.3",
+            "--port=41100",
+            "--interface=127.0.0.1",
+            "--ttl=0",
+            "--data-dir=/tmp/x",
+            "--checkpoint-interval=250ms",
+            "--delay=100ms..1s",
+            "--loss=0.25",
+            "--dup=1",
+            "--seed=9",
+            "--sync-interval=2s",
+            "--token-timeout=500ms",
+        ])
+        .expect("all flags parse");
+        let net = &cfg.common.net;
+        assert_eq!(
+            (net.group, net.port, net.ttl),
+            (Ipv4Addr::new(239, 1, 2, 3), 41100, 0)
+        );
+        assert_eq!(net.sim.delay, Some((Duration::from_millis(100), secs(1))));
+        assert_eq!(
+            (net.sim.loss, net.sim.dup, net.sim.seed),
+            (0.25, 1.0, Some(9))
+        );
+        assert_eq!(cfg.common.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.common.checkpoint_interval, Duration::from_millis(250));
+        assert_eq!(
+            (cfg.sync_interval, cfg.token_timeout),
+            (secs(2), Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn delay_forms() {
+        let delay = |s: &str| server(&["--delay", s]).map(|c| c.common.net.sim.delay);
+        let ms = Duration::from_millis;
+        assert_eq!(delay("100ms..1s").expect("range"), Some((ms(100), secs(1))));
+        assert_eq!(delay("0ms..0ms").expect("zero"), Some((ms(0), ms(0))));
+        assert_eq!(delay("50ms").expect("fixed"), Some((ms(50), ms(50))));
+        for bad in ["1s..100ms", "..1s", "1s..", "fast", "1s..2s..3s", "2days"] {
+            assert!(delay(bad).is_err(), "--delay {bad} accepted");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let bad: &[&[&str]] = &[
+            &["--delay", "1s..100ms"],
+            &["--loss", "1.5"],
+            &["--loss", "-0.1"],
+            &["--dup", "NaN"],
+            &["--group", "10.0.0.1"],
+            &["--group", "224.1.1"],
+            &["--interface", "224.1.1.1"],
+            &["--port", "x"],
+            &["--port", "0"],
+            &["--port", "70000"],
+            &["--ttl", "256"],
+            &["--sync-interval", "0s"],
+            &["--token-timeout", "0ms"],
+            &["--checkpoint-interval", "soon"],
+            &["--seed", "-1"],
+            &["--no-such-flag"],
+        ];
+        for args in bad {
+            let err = server(args).expect_err(&format!("{args:?} accepted"));
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+        let err = server(&["--group", "10.0.0.1"]).expect_err("unicast group");
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("not a multicast address"), "{err}");
+    }
+
+    #[test]
+    fn client_only_flags_are_checked() {
+        for args in [
+            &["--join-timeout", "0s"][..],
+            &["--name", ""],
+            &["--name", "a\u{7}b"],
+            &["--name", &"x".repeat(33)],
+            &["--resume", "not-a-uuid"],
+            &["--sync-interval", "1s"],
+        ] {
+            let err = client(args).expect_err(&format!("{args:?} accepted"));
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+        let cfg = client(&["--name", " alice ", "--json", "--join-timeout", "2s"]).expect("ok");
+        assert_eq!(
+            (cfg.name.as_str(), cfg.json, cfg.join_timeout),
+            ("alice", true, secs(2))
+        );
+        assert!(
+            client(&["--name", &"é".repeat(32)]).is_ok(),
+            "32 chars, 64 bytes"
+        );
+    }
+
+    #[test]
+    fn resume_forms() {
+        let id = Uuid::new_v4();
+        let resume = |args: &[&str]| client(args).expect("parses").resume;
+        assert_eq!(resume(&[]), Resume::New);
+        assert_eq!(resume(&["--resume"]), Resume::Only);
+        assert_eq!(resume(&["--resume", "--json"]), Resume::Only);
+        assert_eq!(resume(&["--resume", &id.to_string()]), Resume::Id(id));
+        assert_eq!(resume(&[&format!("--resume={id}")]), Resume::Id(id));
+    }
+}

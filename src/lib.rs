@@ -4,6 +4,8 @@ pub mod cli;
 pub mod coordinator;
 pub mod member;
 pub mod net;
+pub mod order;
+pub mod output;
 pub mod replica;
 pub mod runtime;
 pub mod token_ring;

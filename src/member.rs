@@ -1,1 +1,793 @@
-//! (being written)
+//! A client's protocol state machine: joining, the token (stamp, pass, retransmit, idle hold),
+//! ordering and safe delivery, gaps, the durable outbox, catch-up and leaving.
+//!
+//! Sans-IO, after quinn-proto: inputs are `handle_*(now, ...)` and [`MemberCore::submit`];
+//! outputs are drained with [`MemberCore::poll_output`] and the next deadline is
+//! [`MemberCore::poll_timeout`]. It never reads the clock, a socket or a file, so the
+//! simulation tests can drive many of them deterministically.
+//!
+//! # Contract with the driver
+//! - `now` never goes backwards.
+//! - After every input, drain `poll_output` until `None` and perform the outputs in order.
+//! - A line goes into [`MemberCore::submit`] only after it is on disk (the outbox in the
+//!   checkpoint): the core may stamp and send it at once.
+
+use crate::order::Order;
+use crate::output::{Output, StopReason};
+use crate::token_ring::Token;
+use crate::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
+use crate::wire::Msg;
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Tunables of a member. [`MemberConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Display name.
+    pub name: String,
+    /// Random per process start; lets the server tell a restart from a duplicate Hello.
+    pub incarnation: u64,
+    /// Give up joining if no server was heard within this time.
+    pub join_timeout: Duration,
+    /// How often a joining (or leaving) client repeats its Hello (or Leave).
+    pub hello_interval: Duration,
+    /// Most messages stamped per token visit (Totem's per-visit window).
+    pub window: usize,
+    /// How long an idle holder keeps the token before passing it, so an idle ring costs
+    /// almost nothing; a member with something to send wakes the holder at once.
+    pub idle_hold: Duration,
+    /// Records asked for per history request.
+    pub fetch_chunk: u64,
+    /// How long a leaving client waits for its outbox to drain before it leaves anyway.
+    pub drain_timeout: Duration,
+    /// How long a leaving client waits for the view without it.
+    pub leave_timeout: Duration,
+    /// Silence after which the server counts as gone (a notice, not a failure).
+    pub server_silence: Duration,
+}
+
+impl MemberConfig {
+    /// Defaults for a member with this identity.
+    pub fn new(id: NodeId, name: String, incarnation: u64) -> MemberConfig {
+        MemberConfig {
+            id,
+            name,
+            incarnation,
+            join_timeout: Duration::from_secs(10),
+            hello_interval: Duration::from_millis(200),
+            window: 32,
+            idle_hold: Duration::from_millis(100),
+            fetch_chunk: 512,
+            drain_timeout: Duration::from_secs(10),
+            leave_timeout: Duration::from_secs(3),
+            server_silence: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The state a member restarts from (checkpoint plus replica).
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// Highest seq in the replica.
+    pub delivered: Seq,
+    /// Accepted lines not yet delivered, in typing order.
+    pub outbox: Vec<Pending>,
+}
+
+/// Counters shown by `/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberStats {
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Own messages stamped and multicast.
+    pub stamped: u64,
+    /// Token visits.
+    pub tokens_held: u64,
+    /// Token passes sent again because no progress was seen.
+    pub token_retransmits: u64,
+    /// Messages multicast again on request.
+    pub retransmissions: u64,
+    /// Duplicate datagrams ignored.
+    pub duplicates: u64,
+    /// Tokens or messages from a superseded epoch, rejected (G3).
+    pub stale: u64,
+    /// Views installed.
+    pub views: u64,
+}
+
+/// What a leaving member is doing.
+#[derive(Clone, Debug)]
+struct Leaving {
+    /// Leave anyway once this passes, even with lines still in the outbox.
+    drain_deadline: Instant,
+    /// When the first Leave went out; `None` while still draining.
+    announced_at: Option<Instant>,
+    next_leave: Instant,
+}
+
+/// A held token waiting out the idle hold.
+#[derive(Clone, Debug)]
+struct Held {
+    token: Token,
+    pass_at: Instant,
+}
+
+/// An outstanding history request.
+#[derive(Clone, Debug)]
+struct Fetching {
+    /// Fetch up to here (the cut of the current view).
+    target: Seq,
+    /// Last seq of the chunk asked for.
+    asked_to: Seq,
+    retry_at: Instant,
+}
+
+/// A client's protocol state. See the module docs for the driving contract.
+#[derive(Debug)]
+pub struct MemberCore {
+    cfg: MemberConfig,
+    /// The installed view; empty (epoch 0) while joining.
+    view: View,
+    /// Whether this node is a member of `view`. False while joining or after exclusion.
+    admitted: bool,
+    /// Set while the server gathers a new epoch: the old ring is frozen.
+    gathering: Option<Epoch>,
+    /// Highest epoch this incarnation reported for; a view is adopted only if we reported
+    /// for it, which keeps a restarted node from mistaking its old view for admission.
+    reported: Epoch,
+    order: Order,
+    /// Highest `safe` seen on a token of this epoch.
+    safe: Seq,
+    outbox: VecDeque<Pending>,
+    /// Outbox ids stamped in this epoch and not yet delivered; never stamped twice.
+    in_flight: HashSet<Uuid>,
+    /// Highest hop accepted in this epoch (duplicates and retransmits have lower or equal).
+    last_hop: u64,
+    held: Option<Held>,
+    /// Our last pass, until a later hop shows it arrived; sent again when `.1` passes.
+    unconfirmed: Option<(Token, Instant)>,
+    /// A token for an epoch whose view has not arrived yet.
+    early_token: Option<Token>,
+    /// When we last asked an idle holder to pass the token.
+    woke_at: Option<Instant>,
+    /// Server's token timeout (from its view); our retransmit timer derives from it.
+    token_timeout: Duration,
+    started_at: Instant,
+    next_hello: Instant,
+    server_heard_at: Option<Instant>,
+    server_lost: bool,
+    fetching: Option<Fetching>,
+    leaving: Option<Leaving>,
+    stopped: bool,
+    outputs: VecDeque<Output>,
+    stats: MemberStats,
+}
+
+impl MemberCore {
+    /// A member that starts joining at `now`, restored from its files.
+    pub fn new(cfg: MemberConfig, restored: Restored, now: Instant) -> MemberCore {
+        MemberCore {
+            view: View::default(),
+            admitted: false,
+            gathering: None,
+            reported: Epoch(0),
+            order: Order::new(restored.delivered),
+            safe: restored.delivered,
+            outbox: restored.outbox.into(),
+            in_flight: HashSet::new(),
+            last_hop: 0,
+            held: None,
+            unconfirmed: None,
+            early_token: None,
+            woke_at: None,
+            token_timeout: Duration::from_secs(3),
+            started_at: now,
+            next_hello: now,
+            server_heard_at: None,
+            server_lost: false,
+            fetching: None,
+            leaving: None,
+            stopped: false,
+            outputs: VecDeque::new(),
+            stats: MemberStats::default(),
+            cfg,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The installed view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Whether this node is in the installed view.
+    pub fn is_admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// Whether this node holds the token right now.
+    pub fn holds_token(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Highest delivered seq.
+    pub fn delivered(&self) -> Seq {
+        self.order.delivered()
+    }
+
+    /// Accepted lines not yet delivered, in typing order (persisted in the checkpoint).
+    pub fn outbox(&self) -> impl Iterator<Item = &Pending> {
+        self.outbox.iter()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &MemberStats {
+        &self.stats
+    }
+
+    /// Whether the node has stopped (left, refused or timed out).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Next output for the driver, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Adds lines that are already on disk to the outbox; the ring delivers each exactly once.
+    pub fn submit(&mut self, now: Instant, lines: Vec<Pending>) {
+        self.outbox.extend(lines);
+        if let Some(mut held) = self.held.take() {
+            let stamped = self.stamp(&mut held.token);
+            self.hold_or_pass(now, held.token, stamped);
+        } else if self.admitted && self.gathering.is_none() {
+            self.wake(now);
+        }
+    }
+
+    /// Starts a clean leave: drain the outbox (bounded), pass the token on, tell the server.
+    pub fn leave(&mut self, now: Instant) {
+        if self.leaving.is_some() || self.stopped {
+            return;
+        }
+        if !self.admitted {
+            self.stop(StopReason::Left);
+            return;
+        }
+        self.leaving = Some(Leaving {
+            drain_deadline: now + self.cfg.drain_timeout,
+            announced_at: None,
+            next_leave: now,
+        });
+        self.check_leaving(now);
+    }
+
+    /// The earliest instant at which [`MemberCore::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let mut t: Vec<Instant> = Vec::new();
+        if !self.admitted {
+            t.push(self.next_hello);
+            t.push(self.started_at + self.cfg.join_timeout);
+        }
+        t.extend(self.held.as_ref().map(|h| h.pass_at));
+        t.extend(self.unconfirmed.as_ref().map(|u| u.1));
+        t.extend(self.fetching.as_ref().map(|f| f.retry_at));
+        if let Some(heard) = self.server_heard_at.filter(|_| !self.server_lost) {
+            t.push(heard + self.cfg.server_silence);
+        }
+        if let Some(l) = &self.leaving {
+            let drained = self.outbox.is_empty() || !self.admitted;
+            t.push(if drained { l.next_leave } else { l.drain_deadline });
+            t.extend(l.announced_at.map(|a| a + self.cfg.leave_timeout));
+        }
+        t.into_iter().min()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stopped {
+            return;
+        }
+        if !self.admitted && self.leaving.is_none() {
+            self.join_timers(now);
+        }
+        if let Some(held) = self.held.take() {
+            if now >= held.pass_at {
+                self.pass(now, held.token);
+            } else {
+                self.held = Some(held);
+            }
+        }
+        if let Some((token, at)) = self.unconfirmed.clone() {
+            if now >= at {
+                self.stats.token_retransmits += 1;
+                log::debug!("token hop {} unconfirmed; sending it again", token.hop);
+                self.send(Msg::Token(token.clone()));
+                self.unconfirmed = Some((token, now + self.retransmit_interval()));
+            }
+        }
+        if self.fetching.as_ref().is_some_and(|f| now >= f.retry_at) {
+            self.request_history(now);
+        }
+        if let Some(heard) = self.server_heard_at {
+            if !self.server_lost && now >= heard + self.cfg.server_silence {
+                self.server_lost = true;
+                self.notice(
+                    "server unreachable: the ring keeps chatting; joins and token recovery wait \
+                     for it"
+                        .into(),
+                );
+            }
+        }
+        self.check_leaving(now);
+    }
+
+    fn join_timers(&mut self, now: Instant) {
+        if self.server_heard_at.is_none() && now >= self.started_at + self.cfg.join_timeout {
+            self.stop(StopReason::JoinTimeout);
+            return;
+        }
+        if now >= self.next_hello {
+            self.send(Msg::Hello {
+                from: self.cfg.id,
+                incarnation: self.cfg.incarnation,
+                name: self.cfg.name.clone(),
+                delivered: self.order.delivered(),
+            });
+            self.next_hello = now + self.cfg.hello_interval;
+        }
+    }
+
+    /// Handles one decoded datagram.
+    pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        if self.stopped {
+            return;
+        }
+        match msg {
+            Msg::Gather { epoch, members } => self.on_gather(now, epoch, &members),
+            Msg::View {
+                epoch,
+                members,
+                cut,
+                token_timeout_ms,
+                ..
+            } => self.on_view(now, View { epoch, members }, cut, token_timeout_ms),
+            Msg::Token(token) => self.on_token(now, token),
+            Msg::Data { epoch, rec } => self.on_data(epoch, rec),
+            Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
+            Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),
+            Msg::History { to, records } if to == self.cfg.id => self.on_history(now, records),
+            Msg::Refuse { to, reason } if to == self.cfg.id => {
+                self.stop(StopReason::Refused(reason))
+            }
+            _ => {}
+        }
+        self.check_leaving(now);
+    }
+
+    fn heard_server(&mut self, now: Instant) {
+        self.server_heard_at = Some(now);
+        if self.server_lost {
+            self.server_lost = false;
+            self.notice("server is back".into());
+        }
+    }
+
+    fn on_gather(&mut self, now: Instant, epoch: Epoch, members: &[NodeId]) {
+        self.heard_server(now);
+        if !members.contains(&self.cfg.id) {
+            return;
+        }
+        if let Some(l) = &mut self.leaving {
+            // A Leave got lost: say it again rather than report.
+            l.next_leave = now;
+            self.check_leaving(now);
+            return;
+        }
+        if epoch > self.view.epoch && self.admitted {
+            // Totem gather: the old ring stops here; its token is dead to us.
+            self.gathering = Some(self.gathering.map_or(epoch, |g| g.max(epoch)));
+            self.held = None;
+            self.unconfirmed = None;
+        }
+        self.reported = self.reported.max(epoch);
+        self.send(Msg::Report {
+            epoch,
+            from: self.cfg.id,
+            incarnation: self.cfg.incarnation,
+            name: self.cfg.name.clone(),
+            view_epoch: self.view.epoch,
+            aru: self.order.aru(),
+            delivered: self.order.delivered(),
+        });
+    }
+
+    fn on_view(&mut self, now: Instant, view: View, cut: Seq, token_timeout_ms: u64) {
+        self.heard_server(now);
+        self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
+        if view.epoch < self.view.epoch {
+            return;
+        }
+        if view.epoch == self.view.epoch {
+            // The server's heartbeat: make sure we are catching up to the cut.
+            if self.admitted && self.fetching.is_none() && self.order.delivered() < cut {
+                self.start_fetch(now, cut);
+            }
+            return;
+        }
+        let included = view.contains(self.cfg.id);
+        if self.leaving.as_ref().is_some_and(|l| l.announced_at.is_some()) && !included {
+            self.stop(StopReason::Left);
+        } else if included && view.epoch <= self.reported {
+            self.install(now, view, cut);
+        } else if self.admitted {
+            self.admitted = false;
+            self.held = None;
+            self.unconfirmed = None;
+            self.next_hello = now;
+            self.started_at = now;
+            self.notice("left out of the ring by the server; joining again".into());
+        }
+    }
+
+    fn install(&mut self, now: Instant, view: View, cut: Seq) {
+        let joined = !self.admitted;
+        self.describe_change(&view);
+        self.view = view;
+        self.admitted = true;
+        self.gathering = None;
+        self.order.reset_epoch(cut);
+        self.safe = self.safe.max(cut);
+        self.in_flight.clear();
+        self.last_hop = 0;
+        self.held = None;
+        self.unconfirmed = None;
+        self.stats.views += 1;
+        if joined {
+            self.notice(format!(
+                "joined the ring (epoch {}, {} members)",
+                self.view.epoch,
+                self.view.members.len()
+            ));
+        }
+        if self.order.delivered() < cut {
+            self.start_fetch(now, cut);
+        }
+        self.outputs.push_back(Output::Checkpoint);
+        if let Some(token) = self.early_token.take() {
+            self.on_token(now, token);
+        }
+    }
+
+    fn describe_change(&mut self, new: &View) {
+        if !self.admitted {
+            return;
+        }
+        let names = |a: &View, b: &View| -> Vec<String> {
+            a.members
+                .iter()
+                .filter(|m| !b.contains(m.id))
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        for name in names(new, &self.view) {
+            self.notice(format!("{name} joined"));
+        }
+        for name in names(&self.view, new) {
+            self.notice(format!("{name} left"));
+        }
+    }
+
+    fn on_token(&mut self, now: Instant, token: Token) {
+        if token.epoch < self.view.epoch || (self.gathering.is_some() && token.epoch == self.view.epoch) {
+            self.stats.stale += 1;
+            log::debug!("stale token of epoch {} (ours {})", token.epoch, self.view.epoch);
+            return;
+        }
+        if token.epoch > self.view.epoch {
+            if token.to == self.cfg.id && self.early_token.as_ref().is_none_or(|t| t.hop < token.hop) {
+                self.early_token = Some(token);
+            }
+            return;
+        }
+        if !self.admitted {
+            return;
+        }
+        if self.unconfirmed.as_ref().is_some_and(|(t, _)| token.hop > t.hop) {
+            self.unconfirmed = None;
+        }
+        self.raise_safe(token.safe);
+        if token.to != self.cfg.id || token.hop <= self.last_hop {
+            if token.to == self.cfg.id {
+                self.stats.duplicates += 1;
+            }
+            return;
+        }
+        self.last_hop = token.hop;
+        self.unconfirmed = None;
+        self.stats.tokens_held += 1;
+        self.visit(now, token);
+    }
+
+    /// One token visit: retransmit, fold in our aru, ask for gaps, stamp, deliver, then hold or
+    /// pass.
+    fn visit(&mut self, now: Instant, mut token: Token) {
+        self.retransmit_requested(&mut token);
+        let aru = self.order.aru();
+        let first = self.view.members.first().map(|m| m.id) == Some(self.cfg.id);
+        token.record_aru(first, aru);
+        let order = &self.order;
+        token.request_missing(aru, |s| order.has(s));
+        if token.wake == Some(self.cfg.id) {
+            token.wake = None;
+        }
+        self.raise_safe(token.safe);
+        let stamped = self.stamp(&mut token);
+        self.hold_or_pass(now, token, stamped);
+    }
+
+    fn retransmit_requested(&mut self, token: &mut Token) {
+        let epoch = self.view.epoch;
+        let mut still_missing = Vec::new();
+        for seq in std::mem::take(&mut token.rtr) {
+            match self.order.live(seq) {
+                Some(rec) => {
+                    let rec = rec.clone();
+                    self.stats.retransmissions += 1;
+                    self.send(Msg::Data { epoch, rec });
+                }
+                None => still_missing.push(seq),
+            }
+        }
+        token.rtr = still_missing;
+    }
+
+    /// Stamps up to a window of outbox lines with the next seqs and multicasts them.
+    fn stamp(&mut self, token: &mut Token) -> usize {
+        let caught_up = self.order.delivered() >= self.order.base();
+        let draining_done = self.leaving.as_ref().is_some_and(|l| l.announced_at.is_some());
+        if !caught_up || draining_done {
+            return 0;
+        }
+        let ready: Vec<Pending> = self
+            .outbox
+            .iter()
+            .filter(|p| !self.in_flight.contains(&p.id))
+            .take(self.cfg.window)
+            .cloned()
+            .collect();
+        for line in &ready {
+            let rec = ChatRecord {
+                seq: token.allocate(),
+                id: line.id,
+                from: self.cfg.id,
+                name: self.cfg.name.clone(),
+                text: line.text.clone(),
+                sent_at_ms: line.sent_at_ms,
+            };
+            self.in_flight.insert(line.id);
+            self.order.insert_live(rec.clone());
+            self.stats.stamped += 1;
+            self.send(Msg::Data {
+                epoch: self.view.epoch,
+                rec,
+            });
+        }
+        ready.len()
+    }
+
+    /// Passes at once when the ring has work (or we have lines we may not send yet), else
+    /// holds the idle token for `idle_hold`.
+    fn hold_or_pass(&mut self, now: Instant, token: Token, stamped: usize) {
+        let waiting = self.outbox.iter().any(|p| !self.in_flight.contains(&p.id));
+        if stamped > 0 || token.is_busy() || waiting || self.leaving.is_some() {
+            self.pass(now, token);
+        } else {
+            self.held = Some(Held {
+                token,
+                pass_at: now + self.cfg.idle_hold,
+            });
+        }
+    }
+
+    fn pass(&mut self, now: Instant, token: Token) {
+        let Some(next) = self.view.successor(self.cfg.id) else {
+            return;
+        };
+        let passed = token.pass(self.cfg.id, next);
+        self.send(Msg::Token(passed.clone()));
+        self.unconfirmed = Some((passed, now + self.retransmit_interval()));
+    }
+
+    fn retransmit_interval(&self) -> Duration {
+        (self.token_timeout / 4).max(Duration::from_millis(20))
+    }
+
+    fn wake(&mut self, now: Instant) {
+        if self.woke_at.is_some_and(|t| now < t + self.cfg.idle_hold) {
+            return;
+        }
+        self.woke_at = Some(now);
+        self.send(Msg::Wake {
+            epoch: self.view.epoch,
+            from: self.cfg.id,
+        });
+    }
+
+    fn on_wake(&mut self, now: Instant, epoch: Epoch, from: NodeId) {
+        if epoch != self.view.epoch || from == self.cfg.id {
+            return;
+        }
+        if let Some(mut held) = self.held.take() {
+            held.token.wake.get_or_insert(from);
+            self.pass(now, held.token);
+        }
+    }
+
+    fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
+        if epoch < self.view.epoch {
+            self.stats.stale += 1;
+            log::debug!("stale message {} of epoch {epoch}", rec.seq);
+            return;
+        }
+        if epoch > self.view.epoch || !self.admitted {
+            return;
+        }
+        if self.order.insert_live(rec) {
+            self.deliver_ready();
+        } else {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    fn raise_safe(&mut self, safe: Seq) {
+        if safe > self.safe {
+            self.safe = safe;
+        }
+        self.deliver_ready();
+    }
+
+    fn deliver_ready(&mut self) {
+        for rec in self.order.take_deliverable(self.safe) {
+            if rec.from == self.cfg.id {
+                self.outbox.retain(|p| p.id != rec.id);
+                self.in_flight.remove(&rec.id);
+            }
+            self.stats.delivered += 1;
+            self.outputs.push_back(Output::Deliver(rec));
+        }
+    }
+
+    fn start_fetch(&mut self, now: Instant, target: Seq) {
+        self.fetching = Some(Fetching {
+            target,
+            asked_to: Seq(0),
+            retry_at: now,
+        });
+        self.notice(format!(
+            "catching up on history: {} messages",
+            target.0 - self.order.delivered().0
+        ));
+        self.request_history(now);
+    }
+
+    fn request_history(&mut self, now: Instant) {
+        let Some(f) = &mut self.fetching else {
+            return;
+        };
+        let lo = self.order.delivered().next();
+        if lo > f.target {
+            self.fetching = None;
+            return;
+        }
+        let hi = Seq((lo.0 + self.cfg.fetch_chunk - 1).min(f.target.0));
+        f.asked_to = hi;
+        f.retry_at = now + (self.token_timeout / 2).max(Duration::from_millis(50));
+        self.send(Msg::Fetch {
+            from: self.cfg.id,
+            to: NodeId::SERVER,
+            lo,
+            hi,
+        });
+    }
+
+    fn on_history(&mut self, now: Instant, records: Vec<ChatRecord>) {
+        self.heard_server(now);
+        let Some(target) = self.fetching.as_ref().map(|f| f.target) else {
+            return;
+        };
+        for rec in records.into_iter().filter(|r| r.seq <= target) {
+            self.order.insert_final(rec);
+        }
+        self.deliver_ready();
+        let delivered = self.order.delivered();
+        match &self.fetching {
+            Some(f) if delivered >= f.target => {
+                self.fetching = None;
+                self.notice(format!("caught up at #{delivered}"));
+            }
+            Some(f) if delivered >= f.asked_to => self.request_history(now),
+            _ => {}
+        }
+    }
+
+    /// Answers a history request: delivered records from the replica, held ones from memory.
+    fn serve(&mut self, to: NodeId, lo: Seq, hi: Seq) {
+        let delivered = self.order.delivered();
+        if lo <= delivered {
+            self.outputs.push_back(Output::ServeFromReplica {
+                to,
+                lo,
+                hi: hi.min(delivered),
+            });
+        }
+        let held = self.order.live_range(lo.max(delivered.next()), hi);
+        if !held.is_empty() {
+            self.outputs
+                .push_back(Output::SendHistory { to, records: held });
+        }
+    }
+
+    fn check_leaving(&mut self, now: Instant) {
+        let Some(l) = &self.leaving else {
+            return;
+        };
+        let drained = self.outbox.is_empty() || now >= l.drain_deadline || !self.admitted;
+        if !drained {
+            return;
+        }
+        if let Some(at) = l.announced_at {
+            if now >= at + self.cfg.leave_timeout {
+                self.stop(StopReason::Left);
+                return;
+            }
+        }
+        if now < l.next_leave {
+            return;
+        }
+        if let Some(held) = self.held.take() {
+            self.pass(now, held.token);
+        }
+        let interval = self.cfg.hello_interval;
+        if let Some(l) = &mut self.leaving {
+            l.announced_at.get_or_insert(now);
+            l.next_leave = now + interval;
+        }
+        self.send(Msg::Leave {
+            from: self.cfg.id,
+            incarnation: self.cfg.incarnation,
+        });
+    }
+
+    fn stop(&mut self, reason: StopReason) {
+        if !self.stopped {
+            self.stopped = true;
+            self.held = None;
+            self.outputs.push_back(Output::Stop(reason));
+        }
+    }
+
+    fn send(&mut self, msg: Msg) {
+        self.outputs.push_back(Output::Send(msg));
+    }
+
+    fn notice(&mut self, text: String) {
+        self.outputs.push_back(Output::Notice(text));
+    }
+}

@@ -1,1 +1,728 @@
-//! (being written)
+//! The replica store: the delivered history of one node as a JSON Lines file (DESIGN.md §6).
+//!
+//! Each line is one [`ChatRecord`] serialized with `serde_json::to_string` plus `"\n"`, in
+//! `seq` order, starting at 1 with no gaps. Records are always serialized the same way, so the
+//! replicas of caught-up nodes compare byte for byte (G1).
+//!
+//! At open the whole file is validated and an index of line offsets is built. A last line
+//! without its newline is a torn write from a crash and is cut (G5); any other damage is
+//! reported as [`StorageError::Corrupt`] with the file, the line and the fix (G6).
+//!
+//! Durability: appends are not fsynced. A `kill -9` does not lose writes that reached the page
+//! cache; only a power loss or kernel crash can, and then the tail is cut or refilled by the
+//! group. The periodic checkpoint (which does fsync) bounds what such a crash costs.
+//!
+//! This module owns the file format only: no protocol logic here, no decisions about what to
+//! store. It also defines [`StorageError`], shared with `checkpoint.rs`.
+
+use crate::types::{ChatRecord, Seq};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Longest accepted line content (without its newline). Chat lines are far shorter; the cap
+/// keeps a damaged file from making the reader allocate without bound.
+pub const MAX_LINE_BYTES: u64 = 1 << 20;
+
+/// Everything that can go wrong with the files in the data dir. Every variant names the file,
+/// and the `Display` text tells the user what to do.
+#[derive(Debug)]
+pub enum StorageError {
+    /// An operating-system error on `path`.
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A replica line that is complete but invalid (does not parse, breaks the seq order, is
+    /// too long or not UTF-8).
+    Corrupt {
+        /// The replica file.
+        path: PathBuf,
+        /// 1-based line number of the first bad line.
+        line_number: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`Replica::append`] was handed records that do not continue the replica; nothing was
+    /// written. A caller bug, not a damaged file.
+    OutOfOrder {
+        /// The replica file.
+        path: PathBuf,
+        /// The seq that would continue the replica.
+        expected: Seq,
+        /// The seq that was offered instead.
+        found: Seq,
+    },
+    /// A checkpoint written in a format version this build does not know.
+    NewerVersion {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// A checkpoint that cannot be read as one (does not parse, too large).
+    CorruptCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another process holds the lock of this identity.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The data dir.
+        dir: PathBuf,
+        /// The identity, as `Identity` displays it ("server", "client <uuid>").
+        identity: String,
+        /// The holder's pid, if its lock file says so.
+        holder_pid: Option<u32>,
+    },
+}
+
+impl StorageError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: io::Error) -> StorageError {
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn corrupt(path: &Path, line_number: u64, reason: impl Into<String>) -> StorageError {
+        StorageError::Corrupt {
+            path: path.to_path_buf(),
+            line_number,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StorageError::Corrupt {
+                path,
+                line_number,
+                reason,
+            } => write!(
+                f,
+                "replica {} is corrupt at line {line_number} ({reason}): move the file away to \
+                 start with an empty history that the group will refill, or cut it before line \
+                 {line_number} (head -n {})",
+                path.display(),
+                line_number.saturating_sub(1)
+            ),
+            StorageError::OutOfOrder {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "append to replica {} out of order: expected seq {expected}, got {found}; \
+                 nothing was written",
+                path.display()
+            ),
+            StorageError::NewerVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "checkpoint {} has format version {found}, but this build reads only up to \
+                 {supported}: it was written by a newer mcast-chat; upgrade",
+                path.display()
+            ),
+            StorageError::CorruptCheckpoint { path, reason } => write!(
+                f,
+                "checkpoint {} is corrupt ({reason}): delete it; the replica is the history and \
+                 the group refills the rest",
+                path.display()
+            ),
+            StorageError::Locked {
+                path,
+                dir,
+                identity,
+                holder_pid,
+            } => {
+                let holder = match holder_pid {
+                    Some(pid) => format!("another process (pid {pid})"),
+                    None => "another process".to_string(),
+                };
+                write!(
+                    f,
+                    "{holder} is using identity {identity} in {} (lock file {} is held); stop \
+                     it, or use another --data-dir",
+                    dir.display(),
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Replica::open`] found and repaired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Complete, valid records kept.
+    pub records: u64,
+    /// Bytes of a torn last line (no newline) that were cut; 0 if the file ended cleanly.
+    pub torn_tail_bytes_cut: u64,
+}
+
+/// An open replica file: appends at the end, reads any range by seq.
+///
+/// Invariant: the file holds exactly `offsets.len()` complete lines, record `seq` starts at
+/// `offsets[seq - 1]`, and the file is `len_bytes` long.
+#[derive(Debug)]
+pub struct Replica {
+    /// Where the file lives, for error messages.
+    path: PathBuf,
+    /// Opened in append mode: every write lands at the end, whatever a reader does.
+    writer: File,
+    /// A separate handle for positioned reads, so reads never move the writer.
+    reader: File,
+    /// Byte offset of the start of each record; index `i` holds seq `i + 1`. 8 bytes a record.
+    offsets: Vec<u64>,
+    /// Length of the file: the end of the last complete line.
+    len_bytes: u64,
+    /// Set when a failed append left bytes that could not be cut off again; appending after
+    /// them would corrupt the middle of the file, so all further appends fail.
+    broken: bool,
+}
+
+/// Result of scanning a file at open.
+struct Scan {
+    offsets: Vec<u64>,
+    complete_len: u64,
+    torn_tail: u64,
+}
+
+impl Replica {
+    /// Opens (creating if missing) and validates the whole file, building the offset index.
+    ///
+    /// A torn last line is cut with a warning; any other damage is [`StorageError::Corrupt`].
+    pub fn open(path: &Path) -> Result<(Replica, OpenReport), StorageError> {
+        let writer = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| StorageError::io(path, e))?;
+        let reader = File::open(path).map_err(|e| StorageError::io(path, e))?;
+        let scan = scan(path, &reader)?;
+        if scan.torn_tail > 0 {
+            cut_torn_tail(path, &writer, &scan)?;
+        }
+        let report = OpenReport {
+            records: scan.offsets.len() as u64,
+            torn_tail_bytes_cut: scan.torn_tail,
+        };
+        let replica = Replica {
+            path: path.to_path_buf(),
+            writer,
+            reader,
+            offsets: scan.offsets,
+            len_bytes: scan.complete_len,
+            broken: false,
+        };
+        Ok((replica, report))
+    }
+
+    /// The replica file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The highest stored seq; `Seq(0)` when empty.
+    pub fn last_seq(&self) -> Seq {
+        Seq(self.offsets.len() as u64)
+    }
+
+    /// Length of the file in bytes.
+    pub fn len_bytes(&self) -> u64 {
+        self.len_bytes
+    }
+
+    /// Appends records whose seqs continue [`Replica::last_seq`] exactly; otherwise returns
+    /// [`StorageError::OutOfOrder`] and writes nothing.
+    ///
+    /// All records go out in one `write_all` (group commit). No fsync: see the module docs.
+    pub fn append(&mut self, records: &[ChatRecord]) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.broken {
+            return Err(StorageError::io(
+                &self.path,
+                io::Error::other(
+                    "an earlier append failed and its partial write could not be cut; restart \
+                     to repair the replica",
+                ),
+            ));
+        }
+        self.check_order(records)?;
+        let (bytes, starts) = self.encode(records)?;
+        if let Err(e) = self.writer.write_all(&bytes) {
+            self.undo_partial_write();
+            return Err(StorageError::io(&self.path, e));
+        }
+        self.offsets.extend(starts);
+        self.len_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Records `lo..=hi`, clamped to `1..=last_seq`; empty when `lo > last_seq` or `lo > hi`.
+    ///
+    /// Reads exactly the bytes of the range through the offset index.
+    pub fn read_range(&self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, StorageError> {
+        let lo = lo.0.max(1);
+        let hi = hi.0.min(self.last_seq().0);
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        // In range by the clamping above and the struct invariant.
+        let start = self.offsets[(lo - 1) as usize];
+        let end = self.end_of(hi);
+        let len = usize::try_from(end - start).map_err(|_| {
+            StorageError::io(&self.path, io::Error::other("range too large for memory"))
+        })?;
+        let mut buf = vec![0u8; len];
+        self.reader
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        let count = (hi - lo + 1) as usize;
+        let mut records = Vec::with_capacity(count);
+        // Every line in `buf` ends with '\n', so the piece after the last one is empty.
+        for (i, line) in buf.split(|&b| b == b'\n').take(count).enumerate() {
+            let seq = lo + i as u64;
+            records.push(parse_line(&self.path, seq, line)?);
+        }
+        Ok(records)
+    }
+
+    /// Byte offset just past record `seq` (which must be stored).
+    fn end_of(&self, seq: u64) -> u64 {
+        match self.offsets.get(seq as usize) {
+            Some(&next_start) => next_start,
+            None => self.len_bytes,
+        }
+    }
+
+    fn check_order(&self, records: &[ChatRecord]) -> Result<(), StorageError> {
+        let mut expected = self.last_seq().next();
+        for record in records {
+            if record.seq != expected {
+                return Err(StorageError::OutOfOrder {
+                    path: self.path.clone(),
+                    expected,
+                    found: record.seq,
+                });
+            }
+            expected = expected.next();
+        }
+        Ok(())
+    }
+
+    /// Serializes `records` into one buffer and returns it with each record's file offset.
+    fn encode(&self, records: &[ChatRecord]) -> Result<(Vec<u8>, Vec<u64>), StorageError> {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::with_capacity(records.len());
+        for record in records {
+            let line = serde_json::to_string(record)
+                .map_err(|e| StorageError::io(&self.path, io::Error::other(e)))?;
+            if line.len() as u64 > MAX_LINE_BYTES {
+                let msg = format!(
+                    "record seq {} is {} bytes, over the {MAX_LINE_BYTES}-byte line limit; \
+                     nothing was written",
+                    record.seq,
+                    line.len()
+                );
+                return Err(StorageError::io(
+                    &self.path,
+                    io::Error::new(io::ErrorKind::InvalidInput, msg),
+                ));
+            }
+            starts.push(self.len_bytes + bytes.len() as u64);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        Ok((bytes, starts))
+    }
+
+    /// After a failed write, cut whatever part of it reached the file, so that the next
+    /// append does not follow a partial line.
+    fn undo_partial_write(&mut self) {
+        if let Err(e) = self.writer.set_len(self.len_bytes) {
+            log::error!(
+                "replica {}: could not cut a failed append back to {} bytes: {e}",
+                self.path.display(),
+                self.len_bytes
+            );
+            self.broken = true;
+        }
+    }
+}
+
+/// Reads the whole file once, validating every complete line.
+fn scan(path: &Path, file: &File) -> Result<Scan, StorageError> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut offsets = Vec::new();
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| StorageError::io(path, e))? as u64;
+        let line_number = offsets.len() as u64 + 1;
+        match buf.split_last() {
+            None => break,
+            Some((b'\n', content)) => {
+                parse_line(path, line_number, content)?;
+            }
+            Some(_) if n > MAX_LINE_BYTES => {
+                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+                return Err(StorageError::corrupt(path, line_number, reason));
+            }
+            // Fewer bytes than the limit and no newline: the read hit the end of the file.
+            Some(_) => {
+                return Ok(Scan {
+                    offsets,
+                    complete_len: pos,
+                    torn_tail: n,
+                })
+            }
+        }
+        offsets.push(pos);
+        pos += n;
+    }
+    Ok(Scan {
+        offsets,
+        complete_len: pos,
+        torn_tail: 0,
+    })
+}
+
+/// Parses one line (without its newline) that must hold record `seq`, which is also its
+/// 1-based line number.
+fn parse_line(path: &Path, seq: u64, content: &[u8]) -> Result<ChatRecord, StorageError> {
+    let text = std::str::from_utf8(content)
+        .map_err(|e| StorageError::corrupt(path, seq, format!("not UTF-8: {e}")))?;
+    let record: ChatRecord = serde_json::from_str(text)
+        .map_err(|e| StorageError::corrupt(path, seq, format!("not a chat record: {e}")))?;
+    if record.seq != Seq(seq) {
+        let reason = format!("expected seq {seq}, found {}", record.seq);
+        return Err(StorageError::corrupt(path, seq, reason));
+    }
+    Ok(record)
+}
+
+/// Truncates the file to the end of its last complete line (G5).
+fn cut_torn_tail(path: &Path, writer: &File, scan: &Scan) -> Result<(), StorageError> {
+    log::warn!(
+        "replica {}: cutting a torn last line of {} bytes (a write interrupted by a crash); \
+         keeping {} complete records",
+        path.display(),
+        scan.torn_tail,
+        scan.offsets.len()
+    );
+    writer
+        .set_len(scan.complete_len)
+        .and_then(|()| writer.sync_all())
+        .map_err(|e| StorageError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::NodeId;
+    use std::fs;
+    use uuid::Uuid;
+
+    fn record(seq: u64) -> ChatRecord {
+        ChatRecord {
+            seq: Seq(seq),
+            id: Uuid::from_u128(seq as u128),
+            from: NodeId(Uuid::from_u128(7)),
+            name: "alice".into(),
+            text: format!("message number {seq} with \"quotes\", ünïcödé and a \\ backslash"),
+            sent_at_ms: 1_700_000_000_000 + seq,
+        }
+    }
+
+    fn records(lo: u64, hi: u64) -> Vec<ChatRecord> {
+        (lo..=hi).map(record).collect()
+    }
+
+    fn line(seq: u64) -> String {
+        serde_json::to_string(&record(seq)).unwrap() + "\n"
+    }
+
+    fn temp_replica() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replica_test.jsonl");
+        (dir, path)
+    }
+
+    #[test]
+    fn g5_append_then_reopen_gives_the_same_records_and_bytes() {
+        let (_dir, path) = temp_replica();
+        let (mut replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report, OpenReport::default());
+        assert_eq!(replica.last_seq(), Seq(0));
+        replica.append(&records(1, 3)).unwrap();
+        replica.append(&records(4, 4)).unwrap();
+        replica.append(&[]).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(replica.len_bytes(), bytes.len() as u64);
+        let expected: String = (1..=4).map(line).collect();
+        assert_eq!(bytes, expected.as_bytes());
+        drop(replica);
+
+        let (replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.records, 4);
+        assert_eq!(report.torn_tail_bytes_cut, 0);
+        assert_eq!(replica.last_seq(), Seq(4));
+        assert_eq!(replica.len_bytes(), bytes.len() as u64);
+        assert_eq!(replica.read_range(Seq(1), Seq(4)).unwrap(), records(1, 4));
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn g1_two_replicas_of_the_same_records_are_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let a_path = dir.path().join("a.jsonl");
+        let b_path = dir.path().join("b.jsonl");
+        let (mut a, _) = Replica::open(&a_path).unwrap();
+        let (mut b, _) = Replica::open(&b_path).unwrap();
+        // Different batching, same content.
+        a.append(&records(1, 5)).unwrap();
+        for seq in 1..=5 {
+            b.append(&[record(seq)]).unwrap();
+        }
+        assert_eq!(fs::read(&a_path).unwrap(), fs::read(&b_path).unwrap());
+        assert_eq!(a.len_bytes(), b.len_bytes());
+    }
+
+    #[test]
+    fn g5_torn_tail_is_cut_and_appending_continues() {
+        let (_dir, path) = temp_replica();
+        let whole: String = (1..=3).map(line).collect();
+        let half = &line(4)[..20];
+        fs::write(&path, format!("{whole}{half}")).unwrap();
+
+        let (mut replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.records, 3);
+        assert_eq!(report.torn_tail_bytes_cut, 20);
+        assert_eq!(replica.last_seq(), Seq(3));
+        assert_eq!(fs::read(&path).unwrap(), whole.as_bytes());
+
+        replica.append(&records(4, 5)).unwrap();
+        drop(replica);
+        let (replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.torn_tail_bytes_cut, 0);
+        assert_eq!(replica.read_range(Seq(1), Seq(5)).unwrap(), records(1, 5));
+    }
+
+    #[test]
+    fn g5_complete_record_without_newline_is_also_a_torn_tail() {
+        let (_dir, path) = temp_replica();
+        let two = line(2);
+        fs::write(&path, format!("{}{}", line(1), two.trim_end())).unwrap();
+        let (replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.records, 1);
+        assert_eq!(report.torn_tail_bytes_cut, two.len() as u64 - 1);
+        assert_eq!(replica.len_bytes(), line(1).len() as u64);
+    }
+
+    fn assert_corrupt(path: &Path, want_line: u64, reason_part: &str) {
+        let err = Replica::open(path).unwrap_err();
+        let msg = err.to_string();
+        match err {
+            StorageError::Corrupt {
+                path: p,
+                line_number,
+                reason,
+            } => {
+                assert_eq!(p, path);
+                assert_eq!(line_number, want_line, "{msg}");
+                assert!(reason.contains(reason_part), "{msg}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains(&format!("line {want_line}")), "{msg}");
+        assert!(msg.contains(&format!("head -n {}", want_line - 1)), "{msg}");
+    }
+
+    #[test]
+    fn g6_corrupt_middle_line_names_file_and_line() {
+        let (_dir, path) = temp_replica();
+        let content = format!("{}{}{{\"seq\":3,\"oops\n{}", line(1), line(2), line(4));
+        fs::write(&path, &content).unwrap();
+        assert_corrupt(&path, 3, "not a chat record");
+        // The file is left alone for the user to inspect.
+        assert_eq!(fs::read_to_string(&path).unwrap(), content);
+    }
+
+    #[test]
+    fn g6_seq_gap_is_corrupt() {
+        let (_dir, path) = temp_replica();
+        fs::write(&path, format!("{}{}{}", line(1), line(2), line(4))).unwrap();
+        assert_corrupt(&path, 3, "expected seq 3, found 4");
+    }
+
+    #[test]
+    fn g6_first_line_must_be_seq_1() {
+        let (_dir, path) = temp_replica();
+        fs::write(&path, line(2)).unwrap();
+        assert_corrupt(&path, 1, "expected seq 1, found 2");
+    }
+
+    #[test]
+    fn g6_non_utf8_garbage_is_an_error_not_a_panic() {
+        let (_dir, path) = temp_replica();
+        let mut bytes = line(1).into_bytes();
+        bytes.extend_from_slice(&[0xff, 0xfe, 0x00, 0x80, b'{', b'\n']);
+        bytes.extend_from_slice(line(3).as_bytes());
+        fs::write(&path, bytes).unwrap();
+        assert_corrupt(&path, 2, "not UTF-8");
+
+        // Binary junk without any newline is a torn tail of an empty replica, and is cut.
+        fs::write(&path, [0u8, 0xff, 0x13, 0x37]).unwrap();
+        let (replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.torn_tail_bytes_cut, 4);
+        assert_eq!(replica.last_seq(), Seq(0));
+    }
+
+    #[test]
+    fn g6_blank_line_is_corrupt() {
+        let (_dir, path) = temp_replica();
+        fs::write(&path, format!("{}\n{}", line(1), line(2))).unwrap();
+        assert_corrupt(&path, 2, "not a chat record");
+    }
+
+    #[test]
+    fn g6_overlong_line_is_corrupt_with_or_without_newline() {
+        let (_dir, path) = temp_replica();
+        let long = "x".repeat(MAX_LINE_BYTES as usize + 10);
+        fs::write(&path, format!("{}{long}\n", line(1))).unwrap();
+        assert_corrupt(&path, 2, "longer than");
+        fs::write(&path, format!("{}{long}", line(1))).unwrap();
+        assert_corrupt(&path, 2, "longer than");
+    }
+
+    #[test]
+    fn append_with_wrong_seq_is_out_of_order_and_writes_nothing() {
+        let (_dir, path) = temp_replica();
+        let (mut replica, _) = Replica::open(&path).unwrap();
+        replica.append(&records(1, 2)).unwrap();
+        let before = fs::read(&path).unwrap();
+
+        // The error names the first record that breaks the order, even mid-batch.
+        let cases = [
+            (vec![record(4)], 3, 4),
+            (vec![record(2)], 3, 2),
+            (vec![record(3), record(5)], 4, 5),
+        ];
+        for (bad, expected, found) in cases {
+            let err = replica.append(&bad).unwrap_err();
+            match &err {
+                StorageError::OutOfOrder {
+                    expected: e,
+                    found: f,
+                    ..
+                } => assert_eq!((e.0, f.0), (expected, found)),
+                other => panic!("expected OutOfOrder, got {other:?}"),
+            }
+            assert!(err.to_string().contains("nothing was written"), "{err}");
+        }
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!(replica.last_seq(), Seq(2));
+        assert_eq!(replica.len_bytes(), before.len() as u64);
+        replica.append(&records(3, 3)).unwrap();
+    }
+
+    #[test]
+    fn append_refuses_a_record_over_the_line_limit() {
+        let (_dir, path) = temp_replica();
+        let (mut replica, _) = Replica::open(&path).unwrap();
+        let mut huge = record(1);
+        huge.text = "y".repeat(MAX_LINE_BYTES as usize);
+        assert!(replica.append(&[huge]).is_err());
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+        assert_eq!(replica.last_seq(), Seq(0));
+    }
+
+    #[test]
+    fn read_range_clamps_and_works_after_reopen() {
+        let (_dir, path) = temp_replica();
+        let (mut replica, _) = Replica::open(&path).unwrap();
+        assert!(replica.read_range(Seq(1), Seq(10)).unwrap().is_empty());
+        replica.append(&records(1, 10)).unwrap();
+
+        let check = |r: &Replica| {
+            assert_eq!(r.read_range(Seq(0), Seq(100)).unwrap(), records(1, 10));
+            assert_eq!(r.read_range(Seq(3), Seq(5)).unwrap(), records(3, 5));
+            assert_eq!(r.read_range(Seq(10), Seq(10)).unwrap(), records(10, 10));
+            assert_eq!(r.read_range(Seq(1), Seq(1)).unwrap(), records(1, 1));
+            assert_eq!(r.read_range(Seq(8), Seq(u64::MAX)).unwrap(), records(8, 10));
+            assert!(r.read_range(Seq(11), Seq(20)).unwrap().is_empty());
+            assert!(r.read_range(Seq(5), Seq(4)).unwrap().is_empty());
+            assert!(r.read_range(Seq(0), Seq(0)).unwrap().is_empty());
+        };
+        check(&replica);
+        drop(replica);
+        let (replica, _) = Replica::open(&path).unwrap();
+        check(&replica);
+    }
+
+    #[test]
+    fn a_line_with_only_the_six_fields_or_an_extra_field_is_accepted() {
+        let (_dir, path) = temp_replica();
+        let from = Uuid::from_u128(9);
+        let hand_written = format!(
+            "{{\"seq\":1,\"id\":\"{}\",\"from\":\"{from}\",\"name\":\"bob\",\"text\":\"hi\",\
+             \"sent_at_ms\":5}}\n\
+             {{\"sent_at_ms\":6,\"text\":\"yo\",\"name\":\"bob\",\"from\":\"{from}\",\
+             \"id\":\"{}\",\"seq\":2,\"future_field\":{{\"x\":[1,2]}}}}\n",
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+        );
+        fs::write(&path, &hand_written).unwrap();
+        let (mut replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.records, 2);
+        let got = replica.read_range(Seq(1), Seq(2)).unwrap();
+        assert_eq!(got[1].text, "yo");
+        assert_eq!(got[1].seq, Seq(2));
+        replica.append(&records(3, 3)).unwrap();
+        assert_eq!(replica.read_range(Seq(3), Seq(3)).unwrap(), records(3, 3));
+    }
+
+    #[test]
+    fn error_source_is_the_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing_dir").join("replica.jsonl");
+        let err = Replica::open(&path).unwrap_err();
+        assert!(matches!(err, StorageError::Io { .. }));
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.to_string().contains("missing_dir"), "{err}");
+    }
+}

@@ -47,6 +47,9 @@ impl fmt::Display for Epoch {
 pub struct NodeId(pub Uuid);
 
 impl NodeId {
+    /// The server's id. There is one server per group, so it needs no identity of its own.
+    pub const SERVER: NodeId = NodeId(Uuid::nil());
+
     /// A fresh random identity.
     pub fn random() -> NodeId {
         NodeId(Uuid::new_v4())
