@@ -1,1 +1,758 @@
-//! (being written)
+//! The server's protocol state machine: joins and leaves, the view, token-loss detection,
+//! recovery (gather, fix the cut, install, fresh token), the archive and reconciliation.
+//!
+//! Sans-IO like [`crate::member`]: `handle_*(now, ...)` in, [`Coordinator::poll_output`] out.
+//! It never reads the clock, a socket or a file.
+//!
+//! # Recovery, after Totem's membership protocol
+//! Every view change (a join, a leave, a lost token) runs the same three steps:
+//! 1. **Gather.** Open epoch `e+1` and ask the proposed members to report. A member that
+//!    reports stops using the old ring, so the old epoch can no longer make anything safe.
+//! 2. **Fix the cut.** The cut is the highest `seq` up to which some reporter (or the archive)
+//!    holds everything. Anything delivered anywhere was safe, so every member of the old view
+//!    held it: the cut covers it. The server fetches what it lacks up to the cut and archives
+//!    it *before* it installs the view (persist before send).
+//! 3. **Install.** Multicast the view with the cut and issue a fresh token. Members fetch what
+//!    they lack up to the cut; lines above it return to their authors' outboxes.
+
+use crate::order::Order;
+use crate::output::Output;
+use crate::token_ring::Token;
+use crate::types::{ChatRecord, Epoch, Member, NodeId, Seq, View};
+use crate::wire::{self, Msg, MAX_MEMBERS, MAX_NAME_BYTES};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Tunables of the server.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// No token progress for this long means the token is lost: recover.
+    pub token_timeout: Duration,
+    /// How often the view goes out as a heartbeat (with the archive's high-water mark).
+    pub beacon_interval: Duration,
+    /// How often a gather is repeated while reports are missing.
+    pub gather_resend: Duration,
+    /// Proposed members that have not reported by then are left out of the view.
+    pub report_timeout: Duration,
+    /// Records asked for per history request.
+    pub fetch_chunk: u64,
+    /// How long the old ring must have been silent before a view may leave out every one of
+    /// its members (see [`Coordinator`] on partitions).
+    pub abandon_timeout: Duration,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for a given token timeout.
+    pub fn new(token_timeout: Duration) -> CoordinatorConfig {
+        CoordinatorConfig {
+            token_timeout,
+            beacon_interval: Duration::from_secs(1),
+            gather_resend: Duration::from_millis(200),
+            report_timeout: token_timeout,
+            fetch_chunk: 512,
+            abandon_timeout: token_timeout * 10,
+        }
+    }
+}
+
+/// Counters shown in the server's log and by tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Views installed.
+    pub views: u64,
+    /// Recoveries started because the token made no progress.
+    pub token_losses: u64,
+    /// Records archived.
+    pub archived: u64,
+    /// Stale tokens or messages seen (older epoch).
+    pub stale: u64,
+    /// Joins refused.
+    pub refused: u64,
+}
+
+#[derive(Clone, Debug)]
+struct ReportInfo {
+    incarnation: u64,
+    view_epoch: Epoch,
+    aru: Seq,
+    delivered: Seq,
+}
+
+#[derive(Clone, Debug)]
+struct Joiner {
+    member: Member,
+    incarnation: u64,
+}
+
+/// Step 1: waiting for reports.
+#[derive(Clone, Debug)]
+struct Gathering {
+    epoch: Epoch,
+    proposed: Vec<Member>,
+    reports: HashMap<NodeId, ReportInfo>,
+    deadline: Instant,
+    next_send: Instant,
+}
+
+/// Step 2: fetching what the archive lacks up to the cut.
+#[derive(Clone, Debug)]
+struct Collecting {
+    epoch: Epoch,
+    members: Vec<Member>,
+    incarnations: HashMap<NodeId, u64>,
+    cut: Seq,
+    /// Reporters and how far each holds everything, best first.
+    sources: Vec<(NodeId, Seq)>,
+    asked_to: Seq,
+    retry_at: Instant,
+    retries: u32,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Normal,
+    Gathering(Gathering),
+    Collecting(Collecting),
+}
+
+/// Reconciliation: pulling final records the archive lacks from a member.
+#[derive(Clone, Debug)]
+struct Pull {
+    target: Seq,
+    asked_to: Seq,
+    retry_at: Instant,
+}
+
+/// The server's protocol state.
+///
+/// # Partitions
+/// A ring keeps chatting while the server is away, so a ring cut off from the server looks
+/// exactly like a dead one. The old ring can make nothing safe once one of its members has
+/// reported to a new epoch (it stops) or restarted (it forgot the old ring). A view change
+/// that hears from *no* old member therefore waits until the old ring has been silent for
+/// `abandon_timeout` before it installs a ring without them. A partition that hides a whole
+/// live ring from the server for longer than that can fork the history: the limit of G1.
+#[derive(Debug)]
+pub struct Coordinator {
+    cfg: CoordinatorConfig,
+    view: View,
+    /// Cut of the installed view.
+    cut: Seq,
+    incarnations: HashMap<NodeId, u64>,
+    /// Highest epoch used or seen; a new epoch is always above it.
+    max_epoch: Epoch,
+    /// The archive's hold-back queue; `delivered` is the archive's high-water mark.
+    order: Order,
+    /// Whether live messages of the installed epoch are archived; false once a cut is being
+    /// fixed, so nothing above the cut slips into the archive.
+    archiving: bool,
+    phase: Phase,
+    joins: Vec<Joiner>,
+    leaves: HashSet<NodeId>,
+    last_hop: u64,
+    last_progress: Instant,
+    /// Highest `safe` seen on a token of the installed epoch.
+    safe_seen: Seq,
+    /// `safe_seen` at the previous beacon: if the archive is still below it, pull.
+    safe_at_last_beacon: Seq,
+    /// The first token of the view, sent again until the ring shows a later hop.
+    first_token: Option<(Token, Instant)>,
+    next_beacon: Instant,
+    pull: Option<Pull>,
+    /// Pulls started, to pick members in turn.
+    pulls: usize,
+    outputs: VecDeque<Output>,
+    stats: CoordinatorStats,
+}
+
+impl Coordinator {
+    /// A server whose archive holds everything up to `archived`, last in `view`.
+    pub fn new(cfg: CoordinatorConfig, view: View, archived: Seq, now: Instant) -> Coordinator {
+        Coordinator {
+            max_epoch: view.epoch,
+            cut: archived,
+            view,
+            incarnations: HashMap::new(),
+            order: Order::new(archived),
+            archiving: true,
+            phase: Phase::Normal,
+            joins: Vec::new(),
+            leaves: HashSet::new(),
+            last_hop: 0,
+            last_progress: now,
+            safe_seen: archived,
+            safe_at_last_beacon: archived,
+            first_token: None,
+            next_beacon: now,
+            pull: None,
+            pulls: 0,
+            outputs: VecDeque::new(),
+            stats: CoordinatorStats::default(),
+            cfg,
+        }
+    }
+
+    /// The installed view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The archive's high-water mark.
+    pub fn archived(&self) -> Seq {
+        self.order.delivered()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &CoordinatorStats {
+        &self.stats
+    }
+
+    /// Whether a view change is under way.
+    pub fn is_recovering(&self) -> bool {
+        !matches!(self.phase, Phase::Normal)
+    }
+
+    /// Next output for the driver, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest instant at which [`Coordinator::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = Vec::new();
+        match &self.phase {
+            Phase::Normal => {
+                t.push(self.next_beacon);
+                if !self.view.members.is_empty() {
+                    t.push(self.last_progress + self.cfg.token_timeout);
+                }
+            }
+            Phase::Gathering(g) => t.extend([g.next_send, g.deadline]),
+            Phase::Collecting(c) => t.push(c.retry_at),
+        }
+        t.extend(self.first_token.as_ref().map(|f| f.1));
+        t.extend(self.pull.as_ref().map(|p| p.retry_at));
+        t.into_iter().min()
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase.clone() {
+            Phase::Normal => self.normal_timers(now),
+            Phase::Gathering(g) => {
+                if now >= g.deadline {
+                    self.finish_gather(now);
+                } else if now >= g.next_send {
+                    self.send_gather(now);
+                }
+            }
+            Phase::Collecting(c) if now >= c.retry_at => self.retry_collect(now),
+            Phase::Collecting(_) => {}
+        }
+        if self.pull.as_ref().is_some_and(|p| now >= p.retry_at) {
+            self.pull = None;
+            self.start_pull(now);
+        }
+    }
+
+    fn normal_timers(&mut self, now: Instant) {
+        if now >= self.next_beacon {
+            self.beacon(now);
+            if self.safe_at_last_beacon > self.archived() && self.pull.is_none() {
+                self.start_pull(now);
+            }
+            self.safe_at_last_beacon = self.safe_seen;
+        }
+        if !self.view.members.is_empty() && now >= self.last_progress + self.cfg.token_timeout {
+            log::info!(
+                "token lost: no progress in epoch {} for {:?}; recovering",
+                self.view.epoch,
+                self.cfg.token_timeout
+            );
+            self.stats.token_losses += 1;
+            self.start_gather(now);
+            return;
+        }
+        if let Some((token, at)) = self.first_token.clone() {
+            if now >= at {
+                self.send(Msg::Token(token.clone()));
+                self.first_token = Some((token, now + self.retransmit_interval()));
+            }
+        }
+    }
+
+    /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
+    /// and pull anything final that the archive lacks.
+    pub fn handle_sync(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Normal) {
+            self.beacon(now);
+            if self.safe_seen > self.archived() && self.pull.is_none() {
+                self.start_pull(now);
+            }
+        }
+    }
+
+    /// Handles one decoded datagram.
+    pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        match msg {
+            Msg::Hello {
+                from,
+                incarnation,
+                name,
+                ..
+            } => self.on_hello(now, from, incarnation, name),
+            Msg::Leave { from, incarnation } => self.on_leave(now, from, incarnation),
+            Msg::Report {
+                epoch,
+                from,
+                incarnation,
+                name,
+                view_epoch,
+                aru,
+                delivered,
+            } => {
+                let info = ReportInfo {
+                    incarnation,
+                    view_epoch,
+                    aru,
+                    delivered,
+                };
+                self.on_report(now, epoch, from, name, info)
+            }
+            Msg::Token(token) => self.on_token(now, token),
+            Msg::Data { epoch, rec } => self.on_data(epoch, rec),
+            Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
+            Msg::History { to, records } if to == NodeId::SERVER => {
+                self.on_history(now, records)
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes an epoch seen on the wire. One above the installed view means this server's
+    /// state is older than the ring's (it restarted from an old checkpoint): recover.
+    fn observe_epoch(&mut self, now: Instant, epoch: Epoch) {
+        if epoch > self.max_epoch {
+            self.max_epoch = epoch;
+            if matches!(self.phase, Phase::Normal) {
+                log::info!("seen epoch {epoch} above ours ({}); recovering", self.view.epoch);
+                self.start_gather(now);
+            }
+        }
+    }
+
+    fn on_hello(&mut self, now: Instant, from: NodeId, incarnation: u64, name: String) {
+        let known = |inc: Option<&u64>| inc == Some(&incarnation);
+        if self.view.contains(from) && known(self.incarnations.get(&from)) {
+            return; // a delayed duplicate of a Hello that already got in
+        }
+        if self.joins.iter().any(|j| j.member.id == from && j.incarnation == incarnation) {
+            return;
+        }
+        if let Err(reason) = self.admissible(from, &name) {
+            self.stats.refused += 1;
+            log::info!("refusing {} ({name}): {reason}", from.short());
+            self.send(Msg::Refuse { to: from, reason });
+            return;
+        }
+        log::info!("{name} ({}) asks to join", from.short());
+        self.joins.retain(|j| j.member.id != from);
+        let member = Member { id: from, name };
+        self.joins.push(Joiner {
+            member: member.clone(),
+            incarnation,
+        });
+        match &mut self.phase {
+            Phase::Normal => self.start_gather(now),
+            Phase::Gathering(g) => {
+                g.reports.remove(&from);
+                g.proposed.retain(|m| m.id != from);
+                g.proposed.push(member);
+                self.send_gather(now);
+            }
+            Phase::Collecting(_) => {} // joins right after this install
+        }
+    }
+
+    /// Whether a join keeps the ring within its limits (and its view within one datagram).
+    fn admissible(&self, from: NodeId, name: &str) -> Result<(), String> {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(format!("name longer than {MAX_NAME_BYTES} bytes"));
+        }
+        let mut members = self.gather_members();
+        members.retain(|m| m.id != from && !self.leaves.contains(&m.id));
+        if members.len() >= MAX_MEMBERS {
+            return Err(format!("the ring is full ({MAX_MEMBERS} members)"));
+        }
+        members.push(Member {
+            id: from,
+            name: name.to_string(),
+        });
+        let view = self.view_msg(Epoch(u64::MAX), members, Seq(u64::MAX));
+        wire::encode(&view)
+            .map(|_| ())
+            .map_err(|_| "the members' names are too long to fit the view in one datagram".into())
+    }
+
+    fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: u64) {
+        self.joins.retain(|j| j.member.id != from);
+        if !self.view.contains(from) || self.incarnations.get(&from) != Some(&incarnation) {
+            self.beacon(now); // it is not a member: the view tells it so
+            return;
+        }
+        if !self.leaves.insert(from) {
+            return;
+        }
+        log::info!("{} leaves", from.short());
+        match &self.phase {
+            Phase::Normal => self.start_gather(now),
+            // The gather under way asks the leaver to report; the view will leave it out.
+            Phase::Gathering(_) | Phase::Collecting(_) => {}
+        }
+    }
+
+    /// Who takes part in the next gather: the current members (leavers too: they report, so
+    /// the cut covers what they hold), then the joiners.
+    fn gather_members(&self) -> Vec<Member> {
+        let current = self.view.members.iter();
+        let joining = self.joins.iter().map(|j| &j.member);
+        let mut out: Vec<Member> = Vec::new();
+        for m in current.chain(joining) {
+            if !out.iter().any(|o| o.id == m.id) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
+
+    fn start_gather(&mut self, now: Instant) {
+        let epoch = Epoch(self.max_epoch.0 + 1);
+        self.max_epoch = epoch;
+        self.first_token = None;
+        self.pull = None;
+        let proposed = self.gather_members();
+        log::info!("gathering epoch {epoch} with {} proposed members", proposed.len());
+        self.phase = Phase::Gathering(Gathering {
+            epoch,
+            proposed,
+            reports: HashMap::new(),
+            deadline: now + self.cfg.report_timeout,
+            next_send: now,
+        });
+        self.maybe_finish_gather(now);
+        if matches!(self.phase, Phase::Gathering(_)) {
+            self.send_gather(now);
+        }
+    }
+
+    fn send_gather(&mut self, now: Instant) {
+        let resend = self.cfg.gather_resend;
+        let Phase::Gathering(g) = &mut self.phase else {
+            return;
+        };
+        g.next_send = now + resend;
+        let msg = Msg::Gather {
+            epoch: g.epoch,
+            members: g.proposed.iter().map(|m| m.id).collect(),
+        };
+        self.send(msg);
+    }
+
+    fn on_report(&mut self, now: Instant, epoch: Epoch, from: NodeId, name: String, r: ReportInfo) {
+        if r.view_epoch > self.max_epoch {
+            self.observe_epoch(now, r.view_epoch);
+        }
+        let Phase::Gathering(g) = &mut self.phase else {
+            return;
+        };
+        if r.view_epoch >= g.epoch {
+            // The member has seen a later view than this gather: gather above it.
+            self.start_gather(now);
+            return;
+        }
+        if epoch != g.epoch {
+            return;
+        }
+        let Some(m) = g.proposed.iter_mut().find(|m| m.id == from) else {
+            return;
+        };
+        m.name = name;
+        g.reports.insert(from, r);
+        self.maybe_finish_gather(now);
+    }
+
+    fn maybe_finish_gather(&mut self, now: Instant) {
+        let Phase::Gathering(g) = &self.phase else {
+            return;
+        };
+        if g.proposed.iter().all(|m| g.reports.contains_key(&m.id)) || g.proposed.is_empty() {
+            self.finish_gather(now);
+        }
+    }
+
+    /// Whether the old ring cannot make progress any more (see the type's docs).
+    fn old_ring_stopped(&self, g: &Gathering, now: Instant) -> bool {
+        self.view.members.is_empty()
+            || self.view.members.iter().any(|m| g.reports.contains_key(&m.id))
+            || now >= self.last_progress + self.cfg.abandon_timeout
+    }
+
+    /// Step 2: fix the cut from the reports; fetch what the archive lacks, then install.
+    fn finish_gather(&mut self, now: Instant) {
+        let wait = match &self.phase {
+            Phase::Gathering(g) => !self.old_ring_stopped(g, now),
+            _ => return,
+        };
+        if wait {
+            // No old member answered: it may be alive behind a partition. Keep asking.
+            let report_timeout = self.cfg.report_timeout;
+            if let Phase::Gathering(g) = &mut self.phase {
+                g.deadline = now + report_timeout;
+            }
+            return;
+        }
+        let Phase::Gathering(g) = std::mem::replace(&mut self.phase, Phase::Normal) else {
+            return;
+        };
+        // Leavers report (their messages count for the cut) but are not in the new view.
+        let reporters: Vec<Member> = g
+            .proposed
+            .iter()
+            .filter(|m| g.reports.contains_key(&m.id) && !self.leaves.contains(&m.id))
+            .cloned()
+            .collect();
+        // Only an aru collected in the installed view is trusted; otherwise what the member
+        // delivered (final) is all it surely holds.
+        let holds = |r: &ReportInfo| {
+            if r.view_epoch == self.view.epoch {
+                r.aru.max(r.delivered)
+            } else {
+                r.delivered
+            }
+        };
+        let mut sources: Vec<(NodeId, Seq)> =
+            g.reports.iter().map(|(id, r)| (*id, holds(r))).collect();
+        sources.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let archived = self.archived();
+        let cut = sources.first().map_or(archived, |s| s.1).max(archived);
+        let incarnations = g.reports.iter().map(|(id, r)| (*id, r.incarnation)).collect();
+        // From here on nothing of the old epoch may enter the archive: the cut is fixed.
+        self.archiving = false;
+        self.order.reset_epoch(archived);
+        log::info!(
+            "epoch {}: {} of {} proposed reported; cut at #{cut} (archive #{archived})",
+            g.epoch,
+            reporters.len(),
+            g.proposed.len()
+        );
+        let collecting = Collecting {
+            epoch: g.epoch,
+            members: reporters,
+            incarnations,
+            cut,
+            sources,
+            asked_to: Seq(0),
+            retry_at: now,
+            retries: 0,
+        };
+        if cut > archived {
+            self.phase = Phase::Collecting(collecting);
+            self.request_collect(now);
+        } else {
+            self.install(now, collecting);
+        }
+    }
+
+    fn request_collect(&mut self, now: Instant) {
+        let chunk = self.cfg.fetch_chunk;
+        let retry = self.retransmit_interval() * 2;
+        let lo = self.archived().next();
+        let Phase::Collecting(c) = &mut self.phase else {
+            return;
+        };
+        let hi = Seq((lo.0 + chunk - 1).min(c.cut.0));
+        let candidates: Vec<NodeId> =
+            c.sources.iter().filter(|s| s.1 >= lo).map(|s| s.0).collect();
+        let Some(&to) = candidates.get(c.retries as usize % candidates.len().max(1)) else {
+            return;
+        };
+        c.asked_to = hi;
+        c.retry_at = now + retry;
+        self.send(Msg::Fetch {
+            from: NodeId::SERVER,
+            to,
+            lo,
+            hi,
+        });
+    }
+
+    fn retry_collect(&mut self, now: Instant) {
+        let Phase::Collecting(c) = &mut self.phase else {
+            return;
+        };
+        c.retries += 1;
+        if c.retries > 3 * c.sources.len().max(1) as u32 {
+            log::info!("epoch {}: sources stopped answering; gathering again", c.epoch);
+            self.start_gather(now);
+        } else {
+            self.request_collect(now);
+        }
+    }
+
+    /// Step 3: install the view and issue a fresh token.
+    fn install(&mut self, now: Instant, c: Collecting) {
+        self.view = View {
+            epoch: c.epoch,
+            members: c.members,
+        };
+        self.cut = c.cut;
+        self.incarnations = c.incarnations;
+        self.joins.retain(|j| !self.view.contains(j.member.id));
+        let view = &self.view;
+        self.leaves.retain(|id| view.contains(*id));
+        self.order.reset_epoch(c.cut);
+        self.archiving = true;
+        self.phase = Phase::Normal;
+        self.last_hop = 0;
+        self.last_progress = now;
+        self.safe_seen = self.safe_seen.max(c.cut);
+        self.stats.views += 1;
+        self.outputs.push_back(Output::Checkpoint);
+        self.outputs.push_back(Output::Notice(format!(
+            "view {}: {} members, cut at #{}",
+            self.view.epoch,
+            self.view.members.len(),
+            self.cut
+        )));
+        self.beacon(now);
+        if let Some(first) = self.view.members.first() {
+            let token = Token::first(self.view.epoch, NodeId::SERVER, first.id, self.cut);
+            self.send(Msg::Token(token.clone()));
+            self.first_token = Some((token, now + self.retransmit_interval()));
+        }
+        if !self.joins.is_empty() || !self.leaves.is_empty() {
+            self.start_gather(now);
+        }
+    }
+
+    fn on_token(&mut self, now: Instant, token: Token) {
+        self.observe_epoch(now, token.epoch);
+        if token.epoch < self.view.epoch {
+            self.stats.stale += 1;
+            return;
+        }
+        if token.epoch == self.view.epoch && token.hop > self.last_hop {
+            self.last_hop = token.hop;
+            self.last_progress = now;
+            self.safe_seen = self.safe_seen.max(token.safe);
+            if token.hop > 1 {
+                self.first_token = None;
+            }
+        }
+    }
+
+    fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
+        if epoch < self.view.epoch {
+            self.stats.stale += 1;
+            return;
+        }
+        if epoch == self.view.epoch && self.archiving && self.order.insert_live(rec) {
+            self.archive_ready();
+        }
+    }
+
+    /// The archive keeps whatever is contiguous: its own cut decisions never go below it.
+    fn archive_ready(&mut self) {
+        for rec in self.order.take_deliverable(Seq(u64::MAX)) {
+            self.stats.archived += 1;
+            self.outputs.push_back(Output::Deliver(rec));
+        }
+    }
+
+    fn serve(&mut self, to: NodeId, lo: Seq, hi: Seq) {
+        let hi = hi.min(self.archived());
+        if lo <= hi && lo > Seq(0) {
+            self.outputs.push_back(Output::ServeFromReplica { to, lo, hi });
+        }
+    }
+
+    fn on_history(&mut self, now: Instant, records: Vec<ChatRecord>) {
+        let limit = match (&self.phase, &self.pull) {
+            (Phase::Collecting(c), _) => c.cut,
+            (Phase::Normal, Some(p)) => p.target,
+            _ => return,
+        };
+        for rec in records.into_iter().filter(|r| r.seq <= limit) {
+            self.order.insert_final(rec);
+        }
+        self.archive_ready();
+        let archived = self.archived();
+        if let Phase::Collecting(c) = &self.phase {
+            if archived >= c.cut {
+                let Phase::Collecting(c) = std::mem::replace(&mut self.phase, Phase::Normal) else {
+                    return;
+                };
+                self.install(now, c);
+            } else if archived >= c.asked_to {
+                self.request_collect(now);
+            }
+            return;
+        }
+        match &self.pull {
+            Some(p) if archived >= p.target => self.pull = None,
+            Some(p) if archived >= p.asked_to => {
+                self.pull = None;
+                self.start_pull(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Reconciliation pull: ask a member for final records between the archive and `safe`.
+    fn start_pull(&mut self, now: Instant) {
+        let lo = self.archived().next();
+        if lo > self.safe_seen || self.view.members.is_empty() {
+            return;
+        }
+        // Round robin, so one unresponsive member cannot stall reconciliation.
+        self.pulls += 1;
+        let from = self.view.members[self.pulls % self.view.members.len()].id;
+        let hi = Seq((lo.0 + self.cfg.fetch_chunk - 1).min(self.safe_seen.0));
+        self.pull = Some(Pull {
+            target: self.safe_seen,
+            asked_to: hi,
+            retry_at: now + self.retransmit_interval() * 2,
+        });
+        log::debug!("pulling #{lo}..=#{hi} from {}", from.short());
+        self.send(Msg::Fetch {
+            from: NodeId::SERVER,
+            to: from,
+            lo,
+            hi,
+        });
+    }
+
+    fn beacon(&mut self, now: Instant) {
+        self.next_beacon = now + self.cfg.beacon_interval;
+        let msg = self.view_msg(self.view.epoch, self.view.members.clone(), self.cut);
+        self.send(msg);
+    }
+
+    fn view_msg(&self, epoch: Epoch, members: Vec<Member>, cut: Seq) -> Msg {
+        Msg::View {
+            epoch,
+            members,
+            cut,
+            high: self.archived(),
+            token_timeout_ms: self.cfg.token_timeout.as_millis() as u64,
+        }
+    }
+
+    fn retransmit_interval(&self) -> Duration {
+        (self.cfg.token_timeout / 4).max(Duration::from_millis(20))
+    }
+
+    fn send(&mut self, msg: Msg) {
+        self.outputs.push_back(Output::Send(msg));
+    }
+}

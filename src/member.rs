@@ -258,13 +258,10 @@ impl MemberCore {
         }
     }
 
-    /// Starts a clean leave: drain the outbox (bounded), pass the token on, tell the server.
+    /// Starts a clean leave: drain the outbox (bounded; joining first if need be), pass the
+    /// token on, tell the server.
     pub fn leave(&mut self, now: Instant) {
         if self.leaving.is_some() || self.stopped {
-            return;
-        }
-        if !self.admitted {
-            self.stop(StopReason::Left);
             return;
         }
         self.leaving = Some(Leaving {
@@ -281,7 +278,7 @@ impl MemberCore {
             return None;
         }
         let mut t: Vec<Instant> = Vec::new();
-        if !self.admitted {
+        if self.joining() {
             t.push(self.next_hello);
             t.push(self.started_at + self.cfg.join_timeout);
         }
@@ -292,9 +289,11 @@ impl MemberCore {
             t.push(heard + self.cfg.server_silence);
         }
         if let Some(l) = &self.leaving {
-            let drained = self.outbox.is_empty() || !self.admitted;
-            t.push(if drained { l.next_leave } else { l.drain_deadline });
-            t.extend(l.announced_at.map(|a| a + self.cfg.leave_timeout));
+            match l.announced_at {
+                Some(at) => t.extend([l.next_leave, at + self.cfg.leave_timeout]),
+                None if self.outbox.is_empty() => t.push(l.next_leave),
+                None => t.push(l.drain_deadline.max(l.next_leave)),
+            }
         }
         t.into_iter().min()
     }
@@ -304,7 +303,7 @@ impl MemberCore {
         if self.stopped {
             return;
         }
-        if !self.admitted && self.leaving.is_none() {
+        if self.joining() {
             self.join_timers(now);
         }
         if let Some(held) = self.held.take() {
@@ -336,6 +335,12 @@ impl MemberCore {
             }
         }
         self.check_leaving(now);
+    }
+
+    /// Not in the view and asking to be: at start, after exclusion, or excluded while still
+    /// draining before a leave.
+    fn joining(&self) -> bool {
+        !self.admitted && self.leaving.as_ref().is_none_or(|l| l.announced_at.is_none())
     }
 
     fn join_timers(&mut self, now: Instant) {
@@ -394,12 +399,8 @@ impl MemberCore {
         if !members.contains(&self.cfg.id) {
             return;
         }
-        if let Some(l) = &mut self.leaving {
-            // A Leave got lost: say it again rather than report.
-            l.next_leave = now;
-            self.check_leaving(now);
-            return;
-        }
+        // A leaver reports too (the cut must cover what it holds); it keeps repeating its
+        // Leave until a view without it arrives.
         if epoch > self.view.epoch && self.admitted {
             // Totem gather: the old ring stops here; its token is dead to us.
             self.gathering = Some(self.gathering.map_or(epoch, |g| g.max(epoch)));
@@ -434,7 +435,9 @@ impl MemberCore {
         let included = view.contains(self.cfg.id);
         if self.leaving.as_ref().is_some_and(|l| l.announced_at.is_some()) && !included {
             self.stop(StopReason::Left);
-        } else if included && view.epoch <= self.reported {
+        } else if included && view.epoch == self.reported {
+            // Only the view we last reported for: once we reported for a gather, an older
+            // view that arrives late must not revive a ring we promised to stop.
             self.install(now, view, cut);
         } else if self.admitted {
             self.admitted = false;
@@ -615,8 +618,9 @@ impl MemberCore {
         self.unconfirmed = Some((passed, now + self.retransmit_interval()));
     }
 
+    /// The successor may hold an idle token for `idle_hold` before its pass shows progress.
     fn retransmit_interval(&self) -> Duration {
-        (self.token_timeout / 4).max(Duration::from_millis(20))
+        self.cfg.idle_hold + (self.token_timeout / 4).max(Duration::from_millis(20))
     }
 
     fn wake(&mut self, now: Instant) {
@@ -748,8 +752,12 @@ impl MemberCore {
         let Some(l) = &self.leaving else {
             return;
         };
-        let drained = self.outbox.is_empty() || now >= l.drain_deadline || !self.admitted;
+        let drained = self.outbox.is_empty() || now >= l.drain_deadline;
         if !drained {
+            return;
+        }
+        if !self.admitted && l.announced_at.is_none() {
+            self.stop(StopReason::Left); // not in a ring: nobody to hand anything over to
             return;
         }
         if let Some(at) = l.announced_at {
