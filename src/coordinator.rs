@@ -125,13 +125,18 @@ struct Pull {
 
 /// The server's protocol state.
 ///
-/// # Partitions
-/// A ring keeps chatting while the server is away, so a ring cut off from the server looks
-/// exactly like a dead one. The old ring can make nothing safe once one of its members has
-/// reported to a new epoch (it stops) or restarted (it forgot the old ring). A view change
-/// that hears from *no* old member therefore waits until the old ring has been silent for
-/// `abandon_timeout` before it installs a ring without them. A partition that hides a whole
-/// live ring from the server for longer than that can fork the history: the limit of G1.
+/// # When is a cut complete?
+/// Anything delivered anywhere was safe, so every member of the old view received it. A
+/// member that reports an `aru` collected in the installed view (it did not restart) holds
+/// all of it, and its report also stops the old ring. A member that restarted lost what it
+/// had received but not delivered; only its replica's high counts. So the cut is complete
+/// once one old member reports a trusted `aru`, or every old member reports. Otherwise a
+/// member that is silent (down, or alive behind a partition while its ring keeps chatting
+/// without the server) may hold delivered messages above any cut we could fix: the gather
+/// waits for it, up to `abandon_timeout` of silence from the old ring. Past that, a view
+/// without it is installed; should that member come back holding more, the history would
+/// fork there. That is the limit of G1, and it takes a server outage or partition plus the
+/// loss of every other member of the ring.
 #[derive(Debug)]
 pub struct Coordinator {
     cfg: CoordinatorConfig,
@@ -490,21 +495,29 @@ impl Coordinator {
         }
     }
 
-    /// Whether the old ring cannot make progress any more (see the type's docs).
-    fn old_ring_stopped(&self, g: &Gathering, now: Instant) -> bool {
-        self.view.members.is_empty()
-            || self.view.members.iter().any(|m| g.reports.contains_key(&m.id))
+    /// Whether the reports fix a cut that covers everything the old ring delivered (see the
+    /// type's docs).
+    fn cut_is_complete(&self, g: &Gathering, now: Instant) -> bool {
+        let old = &self.view.members;
+        let trusted = |id: &NodeId| {
+            g.reports
+                .get(id)
+                .is_some_and(|r| r.view_epoch == self.view.epoch)
+        };
+        old.is_empty()
+            || old.iter().any(|m| trusted(&m.id))
+            || old.iter().all(|m| g.reports.contains_key(&m.id))
             || now >= self.last_progress + self.cfg.abandon_timeout
     }
 
     /// Step 2: fix the cut from the reports; fetch what the archive lacks, then install.
     fn finish_gather(&mut self, now: Instant) {
         let wait = match &self.phase {
-            Phase::Gathering(g) => !self.old_ring_stopped(g, now),
+            Phase::Gathering(g) => !self.cut_is_complete(g, now),
             _ => return,
         };
         if wait {
-            // No old member answered: it may be alive behind a partition. Keep asking.
+            // A silent old member may hold what the ring delivered: keep asking.
             let report_timeout = self.cfg.report_timeout;
             if let Phase::Gathering(g) = &mut self.phase {
                 g.deadline = now + report_timeout;
