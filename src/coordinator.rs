@@ -327,9 +327,7 @@ impl Coordinator {
             Msg::Token(token) => self.on_token(now, token),
             Msg::Data { epoch, rec } => self.on_data(epoch, rec),
             Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
-            Msg::History { to, records } if to == NodeId::SERVER => {
-                self.on_history(now, records)
-            }
+            Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
             _ => {}
         }
     }
@@ -340,7 +338,10 @@ impl Coordinator {
         if epoch > self.max_epoch {
             self.max_epoch = epoch;
             if matches!(self.phase, Phase::Normal) {
-                log::info!("seen epoch {epoch} above ours ({}); recovering", self.view.epoch);
+                log::info!(
+                    "seen epoch {epoch} above ours ({}); recovering",
+                    self.view.epoch
+                );
                 self.start_gather(now);
             }
         }
@@ -351,7 +352,11 @@ impl Coordinator {
         if self.view.contains(from) && known(self.incarnations.get(&from)) {
             return; // a delayed duplicate of a Hello that already got in
         }
-        if self.joins.iter().any(|j| j.member.id == from && j.incarnation == incarnation) {
+        if self
+            .joins
+            .iter()
+            .any(|j| j.member.id == from && j.incarnation == incarnation)
+        {
             return;
         }
         if let Err(reason) = self.admissible(from, &name) {
@@ -436,7 +441,10 @@ impl Coordinator {
         self.first_token = None;
         self.pull = None;
         let proposed = self.gather_members();
-        log::info!("gathering epoch {epoch} with {} proposed members", proposed.len());
+        log::info!(
+            "gathering epoch {epoch} with {} proposed members",
+            proposed.len()
+        );
         self.phase = Phase::Gathering(Gathering {
             epoch,
             proposed,
@@ -548,15 +556,20 @@ impl Coordinator {
         sources.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let archived = self.archived();
         let cut = sources.first().map_or(archived, |s| s.1).max(archived);
-        let incarnations = g.reports.iter().map(|(id, r)| (*id, r.incarnation)).collect();
+        let incarnations = g
+            .reports
+            .iter()
+            .map(|(id, r)| (*id, r.incarnation))
+            .collect();
         // From here on nothing of the old epoch may enter the archive: the cut is fixed.
         self.archiving = false;
         self.order.reset_epoch(archived);
         log::info!(
-            "epoch {}: {} of {} proposed reported; cut at #{cut} (archive #{archived})",
+            "epoch {}: {} of {} asked reported; view of {}; cut at #{cut} (archive #{archived})",
             g.epoch,
-            reporters.len(),
-            g.proposed.len()
+            g.reports.len(),
+            g.proposed.len(),
+            reporters.len()
         );
         let collecting = Collecting {
             epoch: g.epoch,
@@ -584,8 +597,12 @@ impl Coordinator {
             return;
         };
         let hi = Seq((lo.0 + chunk - 1).min(c.cut.0));
-        let candidates: Vec<NodeId> =
-            c.sources.iter().filter(|s| s.1 >= lo).map(|s| s.0).collect();
+        let candidates: Vec<NodeId> = c
+            .sources
+            .iter()
+            .filter(|s| s.1 >= lo)
+            .map(|s| s.0)
+            .collect();
         let Some(&to) = candidates.get(c.retries as usize % candidates.len().max(1)) else {
             return;
         };
@@ -605,7 +622,10 @@ impl Coordinator {
         };
         c.retries += 1;
         if c.retries > 3 * c.sources.len().max(1) as u32 {
-            log::info!("epoch {}: sources stopped answering; gathering again", c.epoch);
+            log::info!(
+                "epoch {}: sources stopped answering; gathering again",
+                c.epoch
+            );
             self.start_gather(now);
         } else {
             self.request_collect(now);
@@ -685,7 +705,8 @@ impl Coordinator {
     fn serve(&mut self, to: NodeId, lo: Seq, hi: Seq) {
         let hi = hi.min(self.archived());
         if lo <= hi && lo > Seq(0) {
-            self.outputs.push_back(Output::ServeFromReplica { to, lo, hi });
+            self.outputs
+                .push_back(Output::ServeFromReplica { to, lo, hi });
         }
     }
 

@@ -289,9 +289,10 @@ impl MemberCore {
             t.push(heard + self.cfg.server_silence);
         }
         if let Some(l) = &self.leaving {
+            let settled = self.admitted && self.outbox.is_empty() && self.fetching.is_none();
             match l.announced_at {
                 Some(at) => t.extend([l.next_leave, at + self.cfg.leave_timeout]),
-                None if self.outbox.is_empty() => t.push(l.next_leave),
+                None if settled => t.push(l.next_leave),
                 None => t.push(l.drain_deadline.max(l.next_leave)),
             }
         }
@@ -340,7 +341,11 @@ impl MemberCore {
     /// Not in the view and asking to be: at start, after exclusion, or excluded while still
     /// draining before a leave.
     fn joining(&self) -> bool {
-        !self.admitted && self.leaving.as_ref().is_none_or(|l| l.announced_at.is_none())
+        !self.admitted
+            && self
+                .leaving
+                .as_ref()
+                .is_none_or(|l| l.announced_at.is_none())
     }
 
     fn join_timers(&mut self, now: Instant) {
@@ -433,7 +438,12 @@ impl MemberCore {
             return;
         }
         let included = view.contains(self.cfg.id);
-        if self.leaving.as_ref().is_some_and(|l| l.announced_at.is_some()) && !included {
+        if self
+            .leaving
+            .as_ref()
+            .is_some_and(|l| l.announced_at.is_some())
+            && !included
+        {
             self.stop(StopReason::Left);
         } else if included && view.epoch == self.reported {
             // Only the view we last reported for: once we reported for a gather, an older
@@ -498,13 +508,21 @@ impl MemberCore {
     }
 
     fn on_token(&mut self, now: Instant, token: Token) {
-        if token.epoch < self.view.epoch || (self.gathering.is_some() && token.epoch == self.view.epoch) {
+        if token.epoch < self.view.epoch
+            || (self.gathering.is_some() && token.epoch == self.view.epoch)
+        {
             self.stats.stale += 1;
-            log::debug!("stale token of epoch {} (ours {})", token.epoch, self.view.epoch);
+            log::debug!(
+                "stale token of epoch {} (ours {})",
+                token.epoch,
+                self.view.epoch
+            );
             return;
         }
         if token.epoch > self.view.epoch {
-            if token.to == self.cfg.id && self.early_token.as_ref().is_none_or(|t| t.hop < token.hop) {
+            if token.to == self.cfg.id
+                && self.early_token.as_ref().is_none_or(|t| t.hop < token.hop)
+            {
                 self.early_token = Some(token);
             }
             return;
@@ -512,7 +530,11 @@ impl MemberCore {
         if !self.admitted {
             return;
         }
-        if self.unconfirmed.as_ref().is_some_and(|(t, _)| token.hop > t.hop) {
+        if self
+            .unconfirmed
+            .as_ref()
+            .is_some_and(|(t, _)| token.hop > t.hop)
+        {
             self.unconfirmed = None;
         }
         self.raise_safe(token.safe);
@@ -564,7 +586,10 @@ impl MemberCore {
     /// Stamps up to a window of outbox lines with the next seqs and multicasts them.
     fn stamp(&mut self, token: &mut Token) -> usize {
         let caught_up = self.order.delivered() >= self.order.base();
-        let draining_done = self.leaving.as_ref().is_some_and(|l| l.announced_at.is_some());
+        let draining_done = self
+            .leaving
+            .as_ref()
+            .is_some_and(|l| l.announced_at.is_some());
         if !caught_up || draining_done {
             return 0;
         }
@@ -752,9 +777,9 @@ impl MemberCore {
         let Some(l) = &self.leaving else {
             return;
         };
-        let drained = self.outbox.is_empty() || now >= l.drain_deadline;
-        if !drained {
-            return;
+        let settled = self.admitted && self.outbox.is_empty() && self.fetching.is_none();
+        if !settled && now < l.drain_deadline {
+            return; // join, catch up and drain first; the join can still time out
         }
         if !self.admitted && l.announced_at.is_none() {
             self.stop(StopReason::Left); // not in a ring: nobody to hand anything over to

@@ -17,7 +17,10 @@ pub enum Output {
     /// Read final records `lo..=hi` from the replica and send them to `to` as history.
     ServeFromReplica { to: NodeId, lo: Seq, hi: Seq },
     /// Send these records (held in memory, in order) to `to` as history.
-    SendHistory { to: NodeId, records: Vec<ChatRecord> },
+    SendHistory {
+        to: NodeId,
+        records: Vec<ChatRecord>,
+    },
     /// A line for the user (shown as `* text`).
     Notice(String),
     /// Write a checkpoint now (the view changed).

@@ -1,1 +1,490 @@
-//! (being written)
+//! Drives a protocol state machine over the network and the disk with threads:
+//! - **receive**: reads datagrams, decodes them (outside any lock), hands them to the core;
+//! - **io** (the sending worker): runs due timers, drains the core's outputs and performs them
+//!   in order: replica appends (group commit), then datagrams; it alone touches the replica
+//!   for writing, which keeps appends in `seq` order;
+//! - **checkpoint**: writes the checkpoint every interval, and when asked.
+//!
+//! The core sits behind a `Mutex` held only around core calls, never across socket or file
+//! I/O. Lock order, where more than one is taken: `checkpoint_writer`, then `storage`, then
+//! `core`. No protocol decisions here.
+
+use crate::checkpoint::{self, Checkpoint, DirLock, Identity, CHECKPOINT_VERSION};
+use crate::coordinator::Coordinator;
+use crate::member::MemberCore;
+use crate::net::Transport;
+use crate::output::{Output, StopReason};
+use crate::replica::{Replica, StorageError};
+use crate::types::{ChatRecord, NodeId, Pending, Seq, View};
+use crate::wire::{self, DecodeError, Msg};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the driver needs from a state machine (member or coordinator).
+pub trait Machine: Send + 'static {
+    /// A decoded datagram arrived.
+    fn handle_datagram(&mut self, now: Instant, msg: Msg);
+    /// Timers may be due.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next instant at which timers are due.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The next output, in order.
+    fn poll_output(&mut self) -> Option<Output>;
+    /// The state a checkpoint records: view, delivered seq, outbox.
+    fn snapshot(&self) -> (View, Seq, Vec<Pending>);
+}
+
+impl Machine for MemberCore {
+    fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        MemberCore::handle_datagram(self, now, msg)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        MemberCore::handle_timeout(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        MemberCore::poll_timeout(self)
+    }
+    fn poll_output(&mut self) -> Option<Output> {
+        MemberCore::poll_output(self)
+    }
+    fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
+        (
+            self.view().clone(),
+            self.delivered(),
+            self.outbox().cloned().collect(),
+        )
+    }
+}
+
+impl Machine for Coordinator {
+    fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        Coordinator::handle_datagram(self, now, msg)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Coordinator::handle_timeout(self, now)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Coordinator::poll_timeout(self)
+    }
+    fn poll_output(&mut self) -> Option<Output> {
+        Coordinator::poll_output(self)
+    }
+    fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
+        (self.view().clone(), self.archived(), Vec::new())
+    }
+}
+
+/// Where delivered messages and notices go (the terminal, or JSON lines).
+pub trait Sink: Send + 'static {
+    /// A delivered message.
+    fn message(&mut self, rec: &ChatRecord);
+    /// A notice for the user.
+    fn notice(&mut self, text: &str);
+}
+
+/// Counters of datagrams dropped before they reached the core (G6).
+#[derive(Debug, Default)]
+pub struct DropStats {
+    /// Not JSON of ours: bad bytes, wrong types, unknown kinds.
+    pub malformed: AtomicU64,
+    /// Larger than the datagram limit.
+    pub oversize: AtomicU64,
+    /// Another protocol version.
+    pub wrong_version: AtomicU64,
+}
+
+impl DropStats {
+    fn count(&self, e: &DecodeError) {
+        let counter = match e {
+            DecodeError::Malformed(_) => &self.malformed,
+            DecodeError::Oversize(_) => &self.oversize,
+            DecodeError::WrongVersion(_) => &self.wrong_version,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `malformed N, oversize N, wrong version N`.
+    pub fn summary(&self) -> String {
+        format!(
+            "malformed {}, oversize {}, wrong version {}",
+            self.malformed.load(Ordering::Relaxed),
+            self.oversize.load(Ordering::Relaxed),
+            self.wrong_version.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// The node's files: the replica (appended by the io thread only) and where its checkpoint
+/// goes.
+pub struct Storage {
+    /// The replica.
+    pub replica: Replica,
+    /// Held for the life of the node so no other process shares this identity.
+    _lock: DirLock,
+}
+
+/// Static facts about the node.
+pub struct NodeInfo {
+    /// Whose files.
+    pub identity: Identity,
+    /// Node id.
+    pub id: NodeId,
+    /// Display name.
+    pub name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Periodic checkpoint interval.
+    pub checkpoint_interval: Duration,
+}
+
+/// Everything the threads share.
+pub struct Node<M: Machine> {
+    /// The protocol state machine.
+    pub core: Mutex<M>,
+    /// The replica; its lock also orders appends against checkpoint snapshots.
+    pub storage: Mutex<Storage>,
+    /// Serialises checkpoint writers, so an older snapshot never overwrites a newer one.
+    checkpoint_writer: Mutex<()>,
+    /// Wakes the io thread: there are outputs, or the stop flag changed.
+    wake: (Mutex<bool>, Condvar),
+    /// Asks the checkpoint thread to write now.
+    checkpoint_due: (Mutex<bool>, Condvar),
+    /// The multicast socket.
+    pub transport: Transport,
+    /// Where messages and notices go.
+    pub sink: Mutex<Box<dyn Sink>>,
+    /// Facts about the node.
+    pub info: NodeInfo,
+    /// Datagrams dropped before the core.
+    pub drops: DropStats,
+    stopped: AtomicBool,
+    outcome: Mutex<Option<Result<StopReason, String>>>,
+}
+
+/// Locks a mutex; a poisoned one means another thread panicked mid-update, and the process
+/// cannot continue safely, so this is the one place we give up.
+pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().expect("a thread panicked while holding a lock")
+}
+
+/// Milliseconds since the Unix epoch by the wall clock (for `sent_at_ms`, `saved_at_ms`).
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl<M: Machine> Node<M> {
+    /// Wraps a core with its storage, socket and sink.
+    pub fn new(
+        core: M,
+        storage: Storage,
+        transport: Transport,
+        sink: Box<dyn Sink>,
+        info: NodeInfo,
+    ) -> Arc<Node<M>> {
+        Arc::new(Node {
+            core: Mutex::new(core),
+            storage: Mutex::new(storage),
+            checkpoint_writer: Mutex::new(()),
+            wake: (Mutex::new(false), Condvar::new()),
+            checkpoint_due: (Mutex::new(false), Condvar::new()),
+            transport,
+            sink: Mutex::new(sink),
+            info,
+            drops: DropStats::default(),
+            stopped: AtomicBool::new(false),
+            outcome: Mutex::new(None),
+        })
+    }
+
+    /// Starts the receive, io and checkpoint threads.
+    pub fn spawn_workers(self: &Arc<Self>) -> std::io::Result<()> {
+        let node = Arc::clone(self);
+        spawn("receive", move || node.receive_loop())?;
+        let node = Arc::clone(self);
+        spawn("io", move || node.io_loop())?;
+        let node = Arc::clone(self);
+        spawn("checkpoint", move || node.checkpoint_loop())?;
+        Ok(())
+    }
+
+    /// Runs `f` on the core, then wakes the io thread to perform what it produced.
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut M, Instant) -> R) -> R {
+        let result = f(&mut lock(&self.core), Instant::now());
+        self.wake_io();
+        result
+    }
+
+    /// Wakes the io thread.
+    pub fn wake_io(&self) {
+        let (flag, cv) = &self.wake;
+        *lock(flag) = true;
+        cv.notify_one();
+    }
+
+    /// Blocks until the node stops; returns why.
+    pub fn wait(&self) -> Result<StopReason, String> {
+        let (flag, cv) = &self.wake;
+        let mut guard = lock(flag);
+        loop {
+            if let Some(outcome) = lock(&self.outcome).clone() {
+                return outcome;
+            }
+            guard = cv
+                .wait_timeout(guard, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Whether the node has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Stops the node with an outcome; the first outcome wins.
+    pub fn finish(&self, outcome: Result<StopReason, String>) {
+        let mut slot = lock(&self.outcome);
+        if slot.is_none() {
+            *slot = Some(outcome);
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+        let (_, cv) = &self.wake;
+        cv.notify_all();
+    }
+
+    fn receive_loop(self: Arc<Self>) {
+        let mut buf = vec![0u8; 65_536];
+        while !self.is_stopped() {
+            let n = match self
+                .transport
+                .recv(&mut buf, Some(Duration::from_millis(100)))
+            {
+                Ok(Some((n, _))) => n,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("receive failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            match wire::decode(&buf[..n]) {
+                Ok(msg) => self.with_core(|core, now| core.handle_datagram(now, msg)),
+                Err(e) => {
+                    log::debug!("dropped datagram of {n} bytes: {e}");
+                    self.drops.count(&e);
+                }
+            }
+        }
+    }
+
+    fn io_loop(self: Arc<Self>) {
+        while !self.is_stopped() {
+            self.wait_for_work();
+            let mut storage = lock(&self.storage);
+            let outputs = {
+                let mut core = lock(&self.core);
+                let now = Instant::now();
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
+                std::iter::from_fn(|| core.poll_output()).collect::<Vec<_>>()
+            };
+            if let Err(e) = self.perform(&mut storage, outputs) {
+                self.finish(Err(e.to_string()));
+            }
+        }
+    }
+
+    /// Sleeps until woken or until the core's next timer, at most 100 ms.
+    fn wait_for_work(&self) {
+        let deadline = lock(&self.core).poll_timeout();
+        let now = Instant::now();
+        let max = Duration::from_millis(100);
+        let timeout = deadline.map_or(max, |d| d.saturating_duration_since(now).min(max));
+        let (flag, cv) = &self.wake;
+        let mut woken = lock(flag);
+        if !*woken && !timeout.is_zero() {
+            woken = cv
+                .wait_timeout(woken, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        *woken = false;
+    }
+
+    /// Performs outputs in order; consecutive deliveries are appended in one write.
+    fn perform(&self, storage: &mut Storage, outputs: Vec<Output>) -> Result<(), StorageError> {
+        let mut batch: Vec<ChatRecord> = Vec::new();
+        for out in outputs {
+            if let Output::Deliver(rec) = out {
+                batch.push(rec);
+                continue;
+            }
+            self.flush(storage, &mut batch)?;
+            match out {
+                Output::Deliver(_) => {}
+                Output::Send(msg) => self.send(&msg),
+                Output::ServeFromReplica { to, lo, hi } => {
+                    let records = storage.replica.read_range(lo, hi)?;
+                    self.send_history(to, records);
+                }
+                Output::SendHistory { to, records } => self.send_history(to, records),
+                Output::Notice(text) => lock(&self.sink).notice(&text),
+                Output::Checkpoint => self.request_checkpoint(),
+                Output::Stop(reason) => self.finish(Ok(reason)),
+            }
+        }
+        self.flush(storage, &mut batch)
+    }
+
+    fn flush(
+        &self,
+        storage: &mut Storage,
+        batch: &mut Vec<ChatRecord>,
+    ) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        storage.replica.append(batch)?;
+        let mut sink = lock(&self.sink);
+        for rec in batch.drain(..) {
+            sink.message(&rec);
+        }
+        Ok(())
+    }
+
+    fn send(&self, msg: &Msg) {
+        match wire::encode(msg) {
+            Ok(bytes) => {
+                if let Err(e) = self.transport.send(&bytes) {
+                    log::debug!("send failed: {e}");
+                }
+            }
+            Err(e) => log::warn!("not sent: {e}"),
+        }
+    }
+
+    fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
+        for datagram in wire::pack_history(to, records) {
+            if let Err(e) = self.transport.send(&datagram) {
+                log::debug!("send failed: {e}");
+            }
+        }
+    }
+
+    /// Asks the checkpoint thread for a checkpoint now.
+    pub fn request_checkpoint(&self) {
+        let (flag, cv) = &self.checkpoint_due;
+        *lock(flag) = true;
+        cv.notify_one();
+    }
+
+    fn checkpoint_loop(self: Arc<Self>) {
+        while !self.is_stopped() {
+            let (flag, cv) = &self.checkpoint_due;
+            let mut due = lock(flag);
+            if !*due {
+                due = cv
+                    .wait_timeout(due, self.info.checkpoint_interval)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            *due = false;
+            drop(due);
+            if let Err(e) = self.write_checkpoint() {
+                log::warn!("checkpoint failed: {e}");
+            }
+        }
+    }
+
+    /// Writes a checkpoint of the current state.
+    pub fn write_checkpoint(&self) -> Result<(), StorageError> {
+        self.checkpoint_then(Vec::new(), |_, _, _| {})
+    }
+
+    /// Writes a checkpoint whose outbox also holds `extra` lines, then hands them to `then`
+    /// (which submits them to the core) before any other checkpoint can be written: a line
+    /// is on disk before the core may send it, and stays on disk (G2).
+    pub fn checkpoint_then(
+        &self,
+        extra: Vec<Pending>,
+        then: impl FnOnce(&mut M, Instant, Vec<Pending>),
+    ) -> Result<(), StorageError> {
+        let _writer = lock(&self.checkpoint_writer);
+        let (view, delivered, mut outbox, replica_len_bytes) = {
+            let storage = lock(&self.storage);
+            let (view, delivered, outbox) = lock(&self.core).snapshot();
+            (view, delivered, outbox, storage.replica.len_bytes())
+        };
+        outbox.extend(extra.iter().cloned());
+        let cp = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            node: self.info.id,
+            name: self.info.name.clone(),
+            view,
+            delivered,
+            replica_len_bytes,
+            outbox,
+            saved_at_ms: wall_ms(),
+        };
+        checkpoint::save(
+            &self.info.identity.checkpoint_path(&self.info.data_dir),
+            &cp,
+        )?;
+        if !extra.is_empty() {
+            self.with_core(|core, now| then(core, now, extra));
+        }
+        Ok(())
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map(|_| ())
+}
+
+/// Opens the node's files: takes the identity's lock, opens (and if need be repairs) the
+/// replica, and loads the checkpoint if there is one.
+pub fn open_storage(
+    data_dir: &std::path::Path,
+    identity: Identity,
+) -> Result<(Storage, Option<Checkpoint>), StorageError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+    let lock = DirLock::acquire(data_dir, identity)?;
+    let (replica, report) = Replica::open(&identity.replica_path(data_dir))?;
+    if report.torn_tail_bytes_cut > 0 {
+        log::warn!(
+            "{}: cut a torn last line ({} bytes) left by a crash; kept {} records",
+            replica.path().display(),
+            report.torn_tail_bytes_cut,
+            report.records
+        );
+    }
+    let cp = checkpoint::load(&identity.checkpoint_path(data_dir))?;
+    Ok((
+        Storage {
+            replica,
+            _lock: lock,
+        },
+        cp,
+    ))
+}
+
+/// Shared shutdown flag set by SIGINT/SIGTERM (a second signal exits at once).
+pub fn shutdown_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled exits at once, like most tools.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&flag)) {
+            log::warn!("cannot handle signal {sig}: {e}");
+        }
+    }
+    flag
+}

@@ -145,8 +145,14 @@ mod tests {
         let view = View {
             epoch: Epoch(1),
             members: vec![
-                Member { id: a, name: "a".into() },
-                Member { id: b, name: "b".into() },
+                Member {
+                    id: a,
+                    name: "a".into(),
+                },
+                Member {
+                    id: b,
+                    name: "b".into(),
+                },
             ],
         };
         assert_eq!(view.successor(a), Some(b));

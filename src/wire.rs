@@ -79,7 +79,10 @@ pub enum Msg {
         hi: Seq,
     },
     /// Final records for `to`, in seq order (a reply to [`Msg::Fetch`]).
-    History { to: NodeId, records: Vec<ChatRecord> },
+    History {
+        to: NodeId,
+        records: Vec<ChatRecord>,
+    },
 }
 
 #[derive(Serialize)]
@@ -367,7 +370,10 @@ mod tests {
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
         assert!(matches!(decode(b""), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode(b"\xff\x00garbage"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(b"\xff\x00garbage"),
+            Err(DecodeError::Malformed(_))
+        ));
         assert!(matches!(
             decode(br#"{"v":1,"type":"nonsense"}"#),
             Err(DecodeError::Malformed(_))
@@ -396,7 +402,10 @@ mod tests {
                 bytes: MAX_LINE_BYTES + 1
             })
         );
-        assert_eq!(check_line("a", "bell\x07"), Err(LineError::ControlCharacters));
+        assert_eq!(
+            check_line("a", "bell\x07"),
+            Err(LineError::ControlCharacters)
+        );
         assert!(matches!(
             check_line("a", &"\"".repeat(MAX_LINE_BYTES)),
             Err(LineError::TooLargeEncoded { .. })
@@ -406,7 +415,9 @@ mod tests {
 
     #[test]
     fn history_packs_into_datagrams_under_the_limit_in_order() {
-        let records: Vec<_> = (1..=200).map(|s| rec(s, &"y".repeat(s as usize % 300))).collect();
+        let records: Vec<_> = (1..=200)
+            .map(|s| rec(s, &"y".repeat(s as usize % 300)))
+            .collect();
         let to = NodeId::random();
         let datagrams = pack_history(to, records.clone());
         assert!(datagrams.len() > 1);
@@ -439,6 +450,9 @@ mod tests {
             high: Seq(u64::MAX),
             token_timeout_ms: u64::MAX,
         };
-        assert!(encode(&view).is_err(), "names this long do not fit 16 members");
+        assert!(
+            encode(&view).is_err(),
+            "names this long do not fit 16 members"
+        );
     }
 }

@@ -13,8 +13,8 @@ use mcast_chat::types::{ChatRecord, NodeId, Pending, Seq, View};
 use mcast_chat::wire::{self, Msg};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -41,8 +41,8 @@ struct Disk {
 }
 
 enum Core {
-    Server(Coordinator),
-    Member(MemberCore),
+    Server(Box<Coordinator>),
+    Member(Box<MemberCore>),
 }
 
 struct Node {
@@ -261,7 +261,10 @@ impl Sim {
                     None => false,
                 })
                 .collect();
-            self.fail(&format!("livelock: timers of nodes {due:?} stay due\n{}", self.summary()));
+            self.fail(&format!(
+                "livelock: timers of nodes {due:?} stay due\n{}",
+                self.summary()
+            ));
         }
     }
 
@@ -299,7 +302,12 @@ impl Sim {
         let delivered = Seq(node.disk.replica.len() as u64);
         let core = if who == SERVER {
             let cfg = CoordinatorConfig::new(self.token_timeout);
-            Core::Server(Coordinator::new(cfg, node.disk.view.clone(), delivered, self.now))
+            Core::Server(Box::new(Coordinator::new(
+                cfg,
+                node.disk.view.clone(),
+                delivered,
+                self.now,
+            )))
         } else {
             // Restart: the outbox as persisted, minus lines the replica already holds.
             let in_replica: HashSet<Uuid> = node.disk.replica.iter().map(|r| r.id).collect();
@@ -316,7 +324,11 @@ impl Sim {
                 cfg.server_silence = Duration::from_millis(500);
                 cfg.leave_timeout = Duration::from_millis(300);
             }
-            Core::Member(MemberCore::new(cfg, Restored { delivered, outbox }, self.now))
+            Core::Member(Box::new(MemberCore::new(
+                cfg,
+                Restored { delivered, outbox },
+                self.now,
+            )))
         };
         self.nodes[who].core = Some(core);
     }
@@ -413,14 +425,23 @@ impl Sim {
     }
 
     fn deliver(&mut self, i: usize, rec: ChatRecord) {
-        self.trace(&format!("{} DELIVERS #{} {}", self.nodes[i].name, rec.seq, rec.text));
+        self.trace(&format!(
+            "{} DELIVERS #{} {}",
+            self.nodes[i].name, rec.seq, rec.text
+        ));
         let node = &mut self.nodes[i];
         let expected = Seq(node.disk.replica.len() as u64 + 1);
         if rec.seq != expected {
-            self.fail(&format!("node {i} delivered #{} but expected #{expected}", rec.seq));
+            self.fail(&format!(
+                "node {i} delivered #{} but expected #{expected}",
+                rec.seq
+            ));
         }
         if node.disk.replica.iter().any(|r| r.id == rec.id) {
-            self.fail(&format!("node {i} delivered line {} twice (#{})", rec.text, rec.seq));
+            self.fail(&format!(
+                "node {i} delivered line {} twice (#{})",
+                rec.text, rec.seq
+            ));
         }
         match self.history.get(&rec.seq) {
             Some(id) if *id != rec.id => self.fail(&format!(
@@ -447,15 +468,17 @@ impl Sim {
 
     fn multicast_bytes(&mut self, from: usize, bytes: Vec<u8>) {
         for to in 0..self.nodes.len() {
-            if self.is_cut(from) || self.is_cut(to) {
-                if from != to {
-                    continue;
-                }
+            if (self.is_cut(from) || self.is_cut(to)) && from != to {
+                continue;
             }
             if from != to && self.rng.gen_bool(self.faults.loss) {
                 continue;
             }
-            let copies = if self.rng.gen_bool(self.faults.dup) { 2 } else { 1 };
+            let copies = if self.rng.gen_bool(self.faults.dup) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 let (lo, hi) = self.faults.delay_ms;
                 let delay = Duration::from_micros(self.rng.gen_range(lo * 1000..=hi * 1000));
@@ -482,7 +505,7 @@ impl Sim {
             .nodes
             .iter()
             .filter_map(|n| match &n.core {
-                Some(Core::Member(m)) if m.is_admitted() => Some(m),
+                Some(Core::Member(m)) if m.is_admitted() => Some(m.as_ref()),
                 _ => None,
             })
             .collect();
@@ -517,7 +540,11 @@ impl Sim {
     }
 
     fn summary(&self) -> String {
-        let mut s = format!("typed {} lines, history {} long\n", self.typed.len(), self.history.len());
+        let mut s = format!(
+            "typed {} lines, history {} long\n",
+            self.typed.len(),
+            self.history.len()
+        );
         for (i, n) in self.nodes.iter().enumerate() {
             let state = match &n.core {
                 Some(Core::Server(c)) => format!(
@@ -538,7 +565,11 @@ impl Sim {
                 ),
                 None => "down".into(),
             };
-            s += &format!("  node {i} ({}): replica {} | {state}\n", n.name, n.disk.replica.len());
+            s += &format!(
+                "  node {i} ({}): replica {} | {state}\n",
+                n.name,
+                n.disk.replica.len()
+            );
         }
         s
     }

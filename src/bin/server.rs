@@ -1,0 +1,14 @@
+//! `server`: coordinates the ring and archives the chat. See `--help`.
+
+use clap::Parser;
+use mcast_chat::cli::ServerCli;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = ServerCli::parse();
+    mcast_chat::init_logging("info");
+    match mcast_chat::server::run(cli.into_config()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => mcast_chat::report_error(&e),
+    }
+}

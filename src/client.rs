@@ -1,0 +1,376 @@
+//! The client program: picks or resumes an identity, restores the outbox and history from the
+//! data dir, joins the ring, reads lines and commands from stdin, prints what is delivered,
+//! and leaves cleanly at EOF, `/quit`, SIGINT or SIGTERM.
+//!
+//! Wiring only: the protocol is in [`crate::member`], the threads in [`crate::runtime`].
+
+use crate::checkpoint::{self, Checkpoint, Identity};
+use crate::cli::{ClientConfig, Resume};
+use crate::display::Printer;
+use crate::member::{MemberConfig, MemberCore, Restored};
+use crate::net::{NetConfig, NetError, Transport};
+use crate::output::StopReason;
+use crate::replica::{Replica, StorageError};
+use crate::runtime::{self, lock, Node, NodeInfo};
+use crate::types::{NodeId, Pending, Seq};
+use crate::wire;
+use std::collections::HashSet;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Why the client could not run or stopped with a failure.
+#[derive(Debug)]
+pub enum ClientError {
+    /// A file in the data dir could not be used.
+    Storage(StorageError),
+    /// The multicast socket could not be set up.
+    Net(NetError),
+    /// `--resume` could not pick an identity.
+    Identity(String),
+    /// No server answered the join.
+    JoinTimeout { net: NetConfig, after: Duration },
+    /// The server refused the join.
+    Refused(String),
+    /// Something failed while running.
+    Runtime(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Storage(e) => write!(f, "{e}"),
+            ClientError::Net(e) => write!(f, "{e}"),
+            ClientError::Identity(why) => write!(f, "{why}"),
+            ClientError::JoinTimeout { net, after } => write!(
+                f,
+                "no server answered on {}:{} via {} within {}; start `server` with the same \
+                 --group/--port/--interface (and check that multicast reaches this host)",
+                net.group,
+                net.port,
+                net.interface,
+                humantime::format_duration(*after)
+            ),
+            ClientError::Refused(why) => write!(f, "the server refused the join: {why}"),
+            ClientError::Runtime(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for ClientError {
+    fn from(e: StorageError) -> Self {
+        ClientError::Storage(e)
+    }
+}
+
+/// Runs a client until it leaves. Reads stdin, writes stdout.
+pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
+    let dir = cfg.common.data_dir.clone();
+    let uuid = resolve_identity(&cfg.resume, &dir)?;
+    let identity = Identity::Client(uuid);
+    let (storage, cp) = runtime::open_storage(&dir, identity)?;
+    let restored = restore(&storage.replica, cp.as_ref(), uuid)?;
+    let transport = Transport::open(&cfg.common.net).map_err(ClientError::Net)?;
+    let id = NodeId(uuid);
+    let mut member_cfg = MemberConfig::new(id, cfg.name.clone(), rand::random());
+    member_cfg.join_timeout = cfg.join_timeout;
+    let pending = restored.outbox.len();
+    let core = MemberCore::new(member_cfg, restored, std::time::Instant::now());
+    let info = NodeInfo {
+        identity,
+        id,
+        name: cfg.name.clone(),
+        data_dir: dir,
+        checkpoint_interval: cfg.common.checkpoint_interval,
+    };
+    let printer = Printer::new(cfg.json, Box::new(std::io::stdout()));
+    let node = Node::new(core, storage, transport, Box::new(printer), info);
+    {
+        let mut sink = lock(&node.sink);
+        sink.notice(&format!(
+            "you are {} ({uuid}); continue later with --resume {uuid}",
+            cfg.name
+        ));
+        if pending > 0 {
+            sink.notice(&format!(
+                "{pending} lines from last time are waiting to be sent"
+            ));
+        }
+        sink.notice(&format!("joining {} ...", cfg.common.net));
+    }
+    node.spawn_workers()
+        .map_err(|e| ClientError::Runtime(format!("cannot start threads: {e}")))?;
+    spawn_input(&node, cfg.name.clone())?;
+    spawn_signal_watch(&node)?;
+    let outcome = node.wait();
+    if let Err(e) = node.write_checkpoint() {
+        log::warn!("final checkpoint failed: {e}");
+    }
+    node.transport.shutdown();
+    match outcome {
+        Ok(StopReason::Left) => Ok(()),
+        Ok(StopReason::JoinTimeout) => Err(ClientError::JoinTimeout {
+            net: cfg.common.net,
+            after: cfg.join_timeout,
+        }),
+        Ok(StopReason::Refused(why)) => Err(ClientError::Refused(why)),
+        Err(why) => Err(ClientError::Runtime(why)),
+    }
+}
+
+/// The uuid to run as: a new one, the only one in the data dir, or the one named.
+fn resolve_identity(resume: &Resume, dir: &std::path::Path) -> Result<Uuid, ClientError> {
+    match resume {
+        Resume::New => Ok(Uuid::new_v4()),
+        Resume::Id(uuid) => {
+            let id = Identity::Client(*uuid);
+            if id.replica_path(dir).exists() || id.checkpoint_path(dir).exists() {
+                Ok(*uuid)
+            } else {
+                Err(ClientError::Identity(format!(
+                    "nothing to resume: no files of identity {uuid} in {}",
+                    dir.display()
+                )))
+            }
+        }
+        Resume::Only => match checkpoint::find_client_identities(dir)?.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ClientError::Identity(format!(
+                "nothing to resume: no client identity in {}; start without --resume",
+                dir.display()
+            ))),
+            many => Err(ClientError::Identity(format!(
+                "{} identities in {}; name one with --resume UUID: {}",
+                many.len(),
+                dir.display(),
+                many.iter()
+                    .map(Uuid::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        },
+    }
+}
+
+/// The outbox as last persisted, minus lines the replica already holds (delivered after that
+/// checkpoint was written).
+fn restore(
+    replica: &Replica,
+    cp: Option<&Checkpoint>,
+    uuid: Uuid,
+) -> Result<Restored, StorageError> {
+    let delivered = replica.last_seq();
+    let Some(cp) = cp.filter(|cp| cp.node == NodeId(uuid)) else {
+        return Ok(Restored {
+            delivered,
+            outbox: Vec::new(),
+        });
+    };
+    let from = cp.delivered.min(delivered).next();
+    let seen: HashSet<Uuid> = replica
+        .read_range(from, delivered)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let outbox = cp
+        .outbox
+        .iter()
+        .filter(|p| !seen.contains(&p.id))
+        .cloned()
+        .collect();
+    Ok(Restored { delivered, outbox })
+}
+
+fn spawn_input(node: &Arc<Node<MemberCore>>, name: String) -> Result<(), ClientError> {
+    let node = Arc::clone(node);
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
+            input_loop(&node, &name, stdin)
+        })
+        .map(|_| ())
+        .map_err(|e| ClientError::Runtime(format!("cannot start the input thread: {e}")))
+}
+
+/// SIGINT or SIGTERM: leave cleanly (a second one exits at once).
+fn spawn_signal_watch(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
+    let flag = runtime::shutdown_flag();
+    let node = Arc::clone(node);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while !node.is_stopped() {
+                if flag.load(Ordering::SeqCst) {
+                    node.with_core(|core, now| core.leave(now));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ClientError::Runtime(format!("cannot start the signal thread: {e}")))
+}
+
+/// Reads stdin: lines are accepted in batches (one checkpoint per batch), commands run here.
+fn input_loop(node: &Node<MemberCore>, name: &str, mut input: BufReader<impl Read>) {
+    let mut batch: Vec<Pending> = Vec::new();
+    loop {
+        let line = match read_line(&mut input) {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                lock(&node.sink).notice(&format!("cannot read input: {e}"));
+                break;
+            }
+        };
+        if let Some(command) = line.strip_prefix('/') {
+            if command.trim() == "quit" {
+                break;
+            }
+            run_command(node, command);
+        } else if let Err(e) = wire::check_line(name, &line) {
+            lock(&node.sink).notice(&e.to_string());
+        } else {
+            batch.push(Pending {
+                id: Uuid::new_v4(),
+                text: line,
+                sent_at_ms: runtime::wall_ms(),
+            });
+        }
+        // More lines already buffered (a paste, a pipe): take them into the same batch.
+        if !batch.is_empty() && (!input.buffer().contains(&b'\n') || batch.len() >= 1024) {
+            accept(node, std::mem::take(&mut batch));
+        }
+    }
+    accept(node, batch);
+    node.with_core(|core, now| core.leave(now));
+}
+
+/// One line without its ending; invalid UTF-8 is replaced rather than fatal.
+fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    if input.read_until(b'\n', &mut buf)? == 0 {
+        return Ok(None);
+    }
+    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buf.pop();
+    }
+    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// Puts lines on disk (the outbox in the checkpoint), then into the ring.
+fn accept(node: &Node<MemberCore>, lines: Vec<Pending>) {
+    if lines.is_empty() {
+        return;
+    }
+    let n = lines.len();
+    if let Err(e) = node.checkpoint_then(lines, |core, now, lines| core.submit(now, lines)) {
+        lock(&node.sink).notice(&format!(
+            "{n} lines not accepted: cannot write the outbox: {e}"
+        ));
+    }
+}
+
+fn run_command(node: &Node<MemberCore>, command: &str) {
+    let mut words = command.split_whitespace();
+    let text = match (words.next().unwrap_or(""), words.next()) {
+        ("help", _) => "commands: /help, /who, /history [N], /stats, /quit; \
+                        anything else is a message"
+            .to_string(),
+        ("who", _) => who(node),
+        ("stats", _) => stats(node),
+        ("history", n) => match n.map_or(Ok(20), str::parse::<u64>) {
+            Ok(n) => return history(node, n),
+            Err(_) => "usage: /history [N]".into(),
+        },
+        (other, _) => format!("unknown command /{other}; try /help"),
+    };
+    lock(&node.sink).notice(&text);
+}
+
+fn who(node: &Node<MemberCore>) -> String {
+    let core = lock(&node.core);
+    if !core.is_admitted() {
+        return "not in the ring yet".into();
+    }
+    let names: Vec<String> = core
+        .view()
+        .members
+        .iter()
+        .map(|m| {
+            let mut s = m.name.clone();
+            if m.id == core.id() {
+                s += if core.holds_token() {
+                    " (you, holding the token)"
+                } else {
+                    " (you)"
+                };
+            }
+            s
+        })
+        .collect();
+    format!(
+        "{} members in epoch {}: {}",
+        names.len(),
+        core.view().epoch,
+        names.join(", ")
+    )
+}
+
+fn stats(node: &Node<MemberCore>) -> String {
+    let (s, delivered, outbox) = {
+        let core = lock(&node.core);
+        (
+            core.stats().clone(),
+            core.delivered(),
+            core.outbox().count(),
+        )
+    };
+    let net = node.transport.stats().snapshot();
+    format!(
+        "delivered up to #{delivered} ({} this run), outbox {outbox}, stamped {}, token visits \
+         {}, token resends {}, retransmissions {}, duplicates {}, stale {}, views {}; network: \
+         sent {}, received {}, simulated drops {}, simulated duplicates {}; dropped datagrams: {}",
+        s.delivered,
+        s.stamped,
+        s.tokens_held,
+        s.token_retransmits,
+        s.retransmissions,
+        s.duplicates,
+        s.stale,
+        s.views,
+        net.sent,
+        net.received,
+        net.sim_dropped,
+        net.sim_duplicated,
+        node.drops.summary()
+    )
+}
+
+fn history(node: &Node<MemberCore>, n: u64) {
+    let records = {
+        let storage = lock(&node.storage);
+        let last = storage.replica.last_seq();
+        let lo = Seq(last.0.saturating_sub(n.saturating_sub(1)).max(1));
+        storage.replica.read_range(lo, last)
+    };
+    let mut sink = lock(&node.sink);
+    match records {
+        Ok(records) if records.is_empty() => sink.notice("no history yet"),
+        Ok(records) => records.iter().for_each(|r| sink.message(r)),
+        Err(e) => sink.notice(&format!("cannot read history: {e}")),
+    }
+}

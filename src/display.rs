@@ -1,0 +1,146 @@
+//! How delivered messages and notices look on stdout: `[#SEQ HH:MM:SS] NAME: TEXT` and
+//! `* notice`, or one JSON object per line with `--json`.
+//!
+//! Formatting only: no protocol, no files.
+
+use crate::runtime::Sink;
+use crate::types::ChatRecord;
+use chrono::{Local, TimeZone};
+use serde::Serialize;
+use std::io::Write;
+
+/// Writes messages and notices to a stream (stdout in the binaries).
+pub struct Printer {
+    json: bool,
+    out: Box<dyn Write + Send>,
+}
+
+impl Printer {
+    /// A printer in the human format, or JSON lines with `json`.
+    pub fn new(json: bool, out: Box<dyn Write + Send>) -> Printer {
+        Printer { json, out }
+    }
+
+    fn line(&mut self, line: &str) {
+        // A closed stdout (a pipe whose reader went away) must not kill the node.
+        let _ = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+    }
+}
+
+#[derive(Serialize)]
+struct MessageEvent<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    rec: &'a ChatRecord,
+}
+
+#[derive(Serialize)]
+struct NoticeEvent<'a> {
+    event: &'static str,
+    text: &'a str,
+}
+
+/// `[#SEQ HH:MM:SS] NAME: TEXT`, the time being the author's local clock reading.
+pub fn format_message(rec: &ChatRecord) -> String {
+    format!(
+        "[#{} {}] {}: {}",
+        rec.seq,
+        clock(rec.sent_at_ms),
+        rec.name,
+        rec.text
+    )
+}
+
+/// `HH:MM:SS` in local time.
+pub fn clock(ms: u64) -> String {
+    Local
+        .timestamp_millis_opt(ms as i64)
+        .single()
+        .map_or_else(|| "--:--:--".into(), |t| t.format("%H:%M:%S").to_string())
+}
+
+impl Sink for Printer {
+    fn message(&mut self, rec: &ChatRecord) {
+        let line = if self.json {
+            serde_json::to_string(&MessageEvent {
+                event: "message",
+                rec,
+            })
+            .unwrap_or_default()
+        } else {
+            format_message(rec)
+        };
+        self.line(&line);
+    }
+
+    fn notice(&mut self, text: &str) {
+        let line = if self.json {
+            serde_json::to_string(&NoticeEvent {
+                event: "notice",
+                text,
+            })
+            .unwrap_or_default()
+        } else {
+            format!("* {text}")
+        };
+        self.line(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{NodeId, Seq};
+    use std::sync::{Arc, Mutex};
+    use uuid::Uuid;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn rec() -> ChatRecord {
+        ChatRecord {
+            seq: Seq(7),
+            id: Uuid::nil(),
+            from: NodeId(Uuid::nil()),
+            name: "alice".into(),
+            text: "hi there".into(),
+            sent_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn human_format_has_seq_time_name_and_text() {
+        let line = format_message(&rec());
+        assert!(line.starts_with("[#7 "), "{line}");
+        assert!(line.ends_with("] alice: hi there"), "{line}");
+        assert_eq!(line.len(), "[#7 00:00:00] alice: hi there".len());
+    }
+
+    #[test]
+    fn json_lines_carry_the_event_and_the_replica_fields() {
+        let buf = Shared::default();
+        let mut p = Printer::new(true, Box::new(buf.clone()));
+        p.message(&rec());
+        p.notice("joined");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["event"], "message");
+        assert_eq!(lines[0]["seq"], 7);
+        assert_eq!(lines[0]["text"], "hi there");
+        assert_eq!(lines[1]["event"], "notice");
+        assert_eq!(lines[1]["text"], "joined");
+    }
+}

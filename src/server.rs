@@ -1,0 +1,117 @@
+//! The server program: restores the archive and view from the data dir, coordinates the ring,
+//! archives every message, reconciles every `--sync-interval`, and stops on SIGINT/SIGTERM
+//! after a final checkpoint.
+//!
+//! Wiring only: the protocol is in [`crate::coordinator`], the threads in [`crate::runtime`].
+
+use crate::checkpoint::Identity;
+use crate::cli::ServerConfig;
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::display::Printer;
+use crate::net::{NetError, Transport};
+use crate::output::StopReason;
+use crate::replica::StorageError;
+use crate::runtime::{self, lock, Node, NodeInfo};
+use crate::types::NodeId;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why the server could not run.
+#[derive(Debug)]
+pub enum ServerError {
+    /// A file in the data dir could not be used.
+    Storage(StorageError),
+    /// The multicast socket could not be set up.
+    Net(NetError),
+    /// Something failed while running.
+    Runtime(String),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Storage(e) => write!(f, "{e}"),
+            ServerError::Net(e) => write!(f, "{e}"),
+            ServerError::Runtime(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
+    let dir = cfg.common.data_dir.clone();
+    let (storage, cp) =
+        runtime::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
+    let view = cp.map(|cp| cp.view).unwrap_or_default();
+    let archived = storage.replica.last_seq();
+    let transport = Transport::open(&cfg.common.net).map_err(ServerError::Net)?;
+    let core = Coordinator::new(
+        CoordinatorConfig::new(cfg.token_timeout),
+        view,
+        archived,
+        Instant::now(),
+    );
+    let info = NodeInfo {
+        identity: Identity::Server,
+        id: NodeId::SERVER,
+        name: "server".into(),
+        data_dir: dir.clone(),
+        checkpoint_interval: cfg.common.checkpoint_interval,
+    };
+    let printer = Printer::new(false, Box::new(std::io::stdout()));
+    let node = Node::new(core, storage, transport, Box::new(printer), info);
+    lock(&node.sink).notice(&format!(
+        "server on {}, archive {} ({} messages), sync every {}",
+        cfg.common.net,
+        Identity::Server.replica_path(&dir).display(),
+        archived,
+        humantime::format_duration(cfg.sync_interval)
+    ));
+    node.spawn_workers()
+        .map_err(|e| ServerError::Runtime(format!("cannot start threads: {e}")))?;
+    spawn_reconciliation(&node, cfg.sync_interval)?;
+    let flag = runtime::shutdown_flag();
+    while !node.is_stopped() {
+        if flag.load(Ordering::SeqCst) {
+            node.finish(Ok(StopReason::Left));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let outcome = node.wait();
+    if let Err(e) = node.write_checkpoint() {
+        log::warn!("final checkpoint failed: {e}");
+    }
+    node.transport.shutdown();
+    outcome.map(|_| ()).map_err(ServerError::Runtime)
+}
+
+/// Every `sync_interval`: announce the archive's high-water mark, pull what it lacks.
+fn spawn_reconciliation(node: &Arc<Node<Coordinator>>, every: Duration) -> Result<(), ServerError> {
+    let node = Arc::clone(node);
+    std::thread::Builder::new()
+        .name("reconcile".into())
+        .spawn(move || {
+            let mut next = Instant::now() + every;
+            while !node.is_stopped() {
+                let now = Instant::now();
+                if now >= next {
+                    node.with_core(|core, now| core.handle_sync(now));
+                    next = now + every;
+                }
+                std::thread::sleep((next - now.min(next)).min(Duration::from_millis(100)));
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ServerError::Runtime(format!("cannot start the reconciliation thread: {e}")))
+}

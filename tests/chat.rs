@@ -1,0 +1,144 @@
+//! End-to-end tests of the real binaries on loopback (each on its own port, in temp dirs).
+
+mod common;
+
+use common::{check_replica, client, count_messages, server, Proc};
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+/// Three clients each type `lines` lines; each keeps stdin open until it has seen every
+/// message, then leaves. Returns the processes (exited) for inspection.
+fn chat(port: u16, extra: &[&str], lines: usize, timeout: Duration) -> (Proc, Vec<Proc>) {
+    let root = tempfile::tempdir().unwrap().keep();
+    let mut srv = server(port, &root.join("server"), extra);
+    srv.wait_for("server start", Duration::from_secs(10), |l| !l.is_empty());
+    let names = ["alice", "bob", "carol"];
+    let mut clients: Vec<Proc> = names
+        .iter()
+        .map(|n| client(port, &root.join(n), n, extra))
+        .collect();
+    for (c, name) in clients.iter_mut().zip(names) {
+        for i in 0..lines {
+            c.send_line(&format!("{name} says {i}"));
+        }
+    }
+    let total = lines * names.len();
+    for c in &mut clients {
+        c.wait_for("every message", timeout, |l| count_messages(l) >= total);
+        c.close_stdin();
+    }
+    for c in &mut clients {
+        assert!(
+            c.wait_exit(Duration::from_secs(30)).success(),
+            "clean leave exits 0"
+        );
+    }
+    (srv, clients)
+}
+
+/// All replicas byte-identical, gapless, every line exactly once, each author's in order.
+fn assert_converged(srv: &mut Proc, clients: &[Proc], expected: usize) {
+    let first = clients[0].replica();
+    for c in clients {
+        assert_eq!(c.replica(), first, "replica of {} differs", c.dir.display());
+    }
+    common::eventually("server archive", Duration::from_secs(20), || {
+        srv.replica() == first
+    });
+    let texts = check_replica(&first);
+    assert_eq!(texts.len(), expected);
+    let unique: HashSet<&String> = texts.iter().collect();
+    assert_eq!(unique.len(), expected, "every line exactly once");
+    for name in ["alice", "bob", "carol"] {
+        let own: Vec<usize> = texts
+            .iter()
+            .filter(|t| t.starts_with(name))
+            .map(|t| t.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            own.windows(2).all(|w| w[0] < w[1]),
+            "{name}'s lines in typing order"
+        );
+    }
+}
+
+#[test]
+fn three_clients_exchange_lines_and_end_with_identical_replicas() {
+    let (mut srv, clients) = chat(45101, &[], 20, Duration::from_secs(30));
+    assert_converged(&mut srv, &clients, 60);
+}
+
+#[test]
+fn the_original_100ms_to_1s_delays_on_every_node_still_converge() {
+    let delay = ["--delay", "100ms..1s"];
+    let (mut srv, clients) = chat(45102, &delay, 20, Duration::from_secs(90));
+    assert_converged(&mut srv, &clients, 60);
+}
+
+#[test]
+fn a_late_joiner_receives_the_whole_history() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = 45103;
+    let srv = server(port, &root.join("server"), &[]);
+    let mut alice = client(port, &root.join("alice"), "alice", &[]);
+    for i in 0..50 {
+        alice.send_line(&format!("early {i}"));
+    }
+    alice.wait_for("own lines", Duration::from_secs(30), |l| {
+        count_messages(l) >= 50
+    });
+    let mut late = client(port, &root.join("late"), "late", &[]);
+    late.wait_for("the history", Duration::from_secs(30), |l| {
+        count_messages(l) >= 50
+    });
+    late.send_line("hello, I am new");
+    for p in [&mut alice, &mut late] {
+        p.wait_for("the new line", Duration::from_secs(30), |l| {
+            count_messages(l) >= 51
+        });
+        p.close_stdin();
+    }
+    for p in [&mut alice, &mut late] {
+        assert!(p.wait_exit(Duration::from_secs(30)).success());
+    }
+    assert_eq!(alice.replica(), late.replica());
+    common::eventually("server archive", Duration::from_secs(20), || {
+        srv.replica() == late.replica()
+    });
+    assert_eq!(check_replica(&late.replica()).len(), 51);
+}
+
+#[test]
+fn bad_flags_exit_2_with_clap_message() {
+    for (bin, args) in [
+        (env!("CARGO_BIN_EXE_client"), vec!["--port", "x"]),
+        (env!("CARGO_BIN_EXE_client"), vec!["--loss", "1.5"]),
+        (env!("CARGO_BIN_EXE_server"), vec!["--delay", "1s..100ms"]),
+        (env!("CARGO_BIN_EXE_server"), vec!["--no-such-flag"]),
+    ] {
+        let out = Command::new(bin).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_client_without_a_server_exits_1_naming_group_port_and_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["--port", "45105", "--join-timeout", "500ms", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("224.1.1.1") && err.contains("45105") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+}
