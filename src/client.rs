@@ -370,7 +370,10 @@ fn history(node: &Node<MemberCore>, n: u64) {
     let mut sink = lock(&node.sink);
     match records {
         Ok(records) if records.is_empty() => sink.notice("no history yet"),
-        Ok(records) => records.iter().for_each(|r| sink.message(r)),
+        Ok(records) => {
+            sink.notice(&format!("the last {} messages:", records.len()));
+            records.iter().for_each(|r| sink.message(r));
+        }
         Err(e) => sink.notice(&format!("cannot read history: {e}")),
     }
 }

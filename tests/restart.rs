@@ -1,0 +1,128 @@
+//! Restarts of real processes: `--resume` after `kill -9`, the server catching up after its
+//! own restart (reconciliation), and SIGTERM leaving cleanly.
+
+mod common;
+
+use common::{check_replica, client, count_messages, eventually, server};
+use std::process::Command;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// G2 and --resume: lines accepted while no server runs are on disk; a client killed with
+/// -9 comes back with the same identity and sends them exactly once.
+#[test]
+fn resume_after_kill_9_keeps_identity_outbox_and_history() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = 45111;
+    let dir = root.join("alice");
+    let mut alice = client(port, &dir, "alice", &["--join-timeout", "60s"]);
+    for i in 0..3 {
+        alice.send_line(&format!("typed offline {i}"));
+    }
+    eventually("all three lines in the outbox on disk", LONG, || {
+        checkpoint_text(&dir).contains("typed offline 2")
+    });
+    alice.kill();
+
+    let _srv = server(port, &root.join("server"), &[]);
+    let mut again = client(port, &dir, "alice", &["--resume"]);
+    again.wait_for("the offline lines", LONG, |l| count_messages(l) >= 3);
+    assert!(again
+        .seen
+        .iter()
+        .any(|l| l.contains("3 lines from last time")));
+    again.send_line("back online");
+    again.wait_for("the new line", LONG, |l| count_messages(l) >= 4);
+    again.close_stdin();
+    assert!(again.wait_exit(LONG).success());
+    let texts = check_replica(&again.replica());
+    assert_eq!(
+        texts,
+        [
+            "typed offline 0",
+            "typed offline 1",
+            "typed offline 2",
+            "back online"
+        ]
+    );
+}
+
+/// Whether the notices show that `name` is in our ring: it joined after us, or we joined a
+/// ring of two that already had it.
+fn in_ring_with(lines: &[String], name: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.contains(&format!("{name} joined")) || l.contains(", 2 members)"))
+}
+
+/// The text of the client checkpoints in `dir`.
+fn checkpoint_text(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("checkpoint_")
+        })
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// With the server down the ring keeps chatting; the restarted server catches up from the
+/// members (reconciliation), and every replica converges.
+#[test]
+fn the_ring_chats_without_the_server_and_the_server_catches_up() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = 45112;
+    let sync = ["--sync-interval", "1s"];
+    let mut srv = server(port, &root.join("server"), &sync);
+    let mut alice = client(port, &root.join("alice"), "alice", &[]);
+    let mut bob = client(port, &root.join("bob"), "bob", &[]);
+    alice.wait_for("bob", LONG, |l| in_ring_with(l, "bob"));
+    alice.send_line("before the outage");
+    bob.wait_for("first line", LONG, |l| count_messages(l) >= 1);
+    srv.kill();
+    for i in 0..5 {
+        bob.send_line(&format!("during the outage {i}"));
+    }
+    alice.wait_for("lines sent while the server is down", LONG, |l| {
+        count_messages(l) >= 6
+    });
+    let srv = server(port, &root.join("server"), &sync);
+    alice.send_line("after the restart");
+    for p in [&mut alice, &mut bob] {
+        p.wait_for("every line", LONG, |l| count_messages(l) >= 7);
+    }
+    eventually("the server's archive to catch up", LONG, || {
+        srv.replica() == alice.replica()
+    });
+    assert_eq!(alice.replica(), bob.replica());
+    assert_eq!(check_replica(&alice.replica()).len(), 7);
+}
+
+/// SIGTERM: the client leaves cleanly (exit 0) and the others see it go.
+#[test]
+fn sigterm_leaves_the_ring_cleanly() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = 45113;
+    let _srv = server(port, &root.join("server"), &[]);
+    let mut alice = client(port, &root.join("alice"), "alice", &[]);
+    let mut bob = client(port, &root.join("bob"), "bob", &[]);
+    alice.wait_for("bob", LONG, |l| in_ring_with(l, "bob"));
+    bob.send_line("bye for now");
+    alice.wait_for("bob's line", LONG, |l| count_messages(l) >= 1);
+    let pid = bob.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(bob.wait_exit(LONG).success(), "SIGTERM exits 0");
+    alice.wait_for("bob to leave", LONG, |l| {
+        l.iter().any(|l| l.contains("bob left"))
+    });
+    assert_eq!(alice.replica(), bob.replica());
+}
