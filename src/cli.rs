@@ -7,6 +7,7 @@
 //! What this module must not do: no I/O beyond reading `$USER` for a default name, no protocol
 //! logic, and no checks that need the data dir (such as which identities exist there).
 
+use crate::wire::MAX_NAME_BYTES;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,9 +19,6 @@ use crate::net::{NetConfig, SimConfig};
 
 /// Longest duration any flag accepts: larger values are typos, and would overflow timers.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Longest user name, in characters.
-const MAX_NAME_CHARS: usize = 32;
 
 /// Flags shared by `server` and `client`.
 #[derive(Args, Clone, Debug)]
@@ -101,9 +99,10 @@ pub struct ClientCli {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Name shown with your messages (1 to 32 characters)
-    #[arg(long, value_name = "NAME", default_value_t = default_name(), value_parser = parse_name)]
-    pub name: String,
+    /// Name shown with your messages (1 to 32 bytes) [default: the resumed identity's name,
+    /// else $USER]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
 
     /// Continue an identity whose files are in the data dir; without UUID, the only one there
     #[arg(long, value_name = "UUID", num_args = 0..=1)]
@@ -150,8 +149,8 @@ pub enum Resume {
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub common: CommonConfig,
-    /// 1 to 32 characters, no control characters, no surrounding whitespace.
-    pub name: String,
+    /// 1 to 32 bytes, no control characters, no surrounding whitespace; `None` when not given.
+    pub name: Option<String>,
     pub resume: Resume,
     /// Output one JSON object per line.
     pub json: bool,
@@ -211,7 +210,7 @@ impl ClientCli {
 }
 
 /// `$USER` when it is a valid name, else `anon`: a bad environment must not break the default.
-fn default_name() -> String {
+pub fn default_name() -> String {
     std::env::var("USER")
         .ok()
         .and_then(|user| parse_name(&user).ok())
@@ -220,10 +219,10 @@ fn default_name() -> String {
 
 fn parse_name(s: &str) -> Result<String, String> {
     let name = s.trim();
-    let chars = name.chars().count();
-    if !(1..=MAX_NAME_CHARS).contains(&chars) {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(format!(
-            "must be 1 to {MAX_NAME_CHARS} characters, got {chars}"
+            "must be 1 to {MAX_NAME_BYTES} bytes, got {}",
+            name.len()
         ));
     }
     if name.chars().any(char::is_control) {
@@ -346,7 +345,11 @@ mod tests {
         assert_eq!(cfg.resume, Resume::New);
         assert!(!cfg.json);
         assert_eq!(cfg.join_timeout, secs(10));
-        assert!(parse_name(&cfg.name).is_ok(), "{:?}", cfg.name);
+        assert_eq!(
+            cfg.name, None,
+            "the name comes from the checkpoint or $USER later"
+        );
+        assert!(parse_name(&default_name()).is_ok());
     }
 
     #[test]
@@ -440,12 +443,16 @@ mod tests {
         }
         let cfg = client(&["--name", " alice ", "--json", "--join-timeout", "2s"]).expect("ok");
         assert_eq!(
-            (cfg.name.as_str(), cfg.json, cfg.join_timeout),
-            ("alice", true, secs(2))
+            (cfg.name.as_deref(), cfg.json, cfg.join_timeout),
+            (Some("alice"), true, secs(2))
         );
         assert!(
-            client(&["--name", &"é".repeat(32)]).is_ok(),
-            "32 chars, 64 bytes"
+            client(&["--name", &"é".repeat(16)]).is_ok(),
+            "16 chars, 32 bytes"
+        );
+        assert!(
+            client(&["--name", &"é".repeat(17)]).is_err(),
+            "the limit is in bytes, as on the wire"
         );
     }
 

@@ -60,14 +60,8 @@ impl fmt::Display for ClientError {
     }
 }
 
-impl std::error::Error for ClientError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ClientError::Storage(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// The variants print their cause themselves; `source` would repeat it.
+impl std::error::Error for ClientError {}
 
 impl From<StorageError> for ClientError {
     fn from(e: StorageError) -> Self {
@@ -82,16 +76,21 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let identity = Identity::Client(uuid);
     let (storage, cp) = runtime::open_storage(&dir, identity)?;
     let restored = restore(&storage.replica, cp.as_ref(), uuid)?;
+    let name = cfg
+        .name
+        .clone()
+        .or_else(|| cp.map(|cp| cp.name).filter(|n| !n.is_empty()))
+        .unwrap_or_else(crate::cli::default_name);
     let transport = Transport::open(&cfg.common.net).map_err(ClientError::Net)?;
     let id = NodeId(uuid);
-    let mut member_cfg = MemberConfig::new(id, cfg.name.clone(), rand::random());
+    let mut member_cfg = MemberConfig::new(id, name.clone(), rand::random());
     member_cfg.join_timeout = cfg.join_timeout;
     let pending = restored.outbox.len();
     let core = MemberCore::new(member_cfg, restored, std::time::Instant::now());
     let info = NodeInfo {
         identity,
         id,
-        name: cfg.name.clone(),
+        name: name.clone(),
         data_dir: dir,
         checkpoint_interval: cfg.common.checkpoint_interval,
     };
@@ -100,8 +99,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     {
         let mut sink = lock(&node.sink);
         sink.notice(&format!(
-            "you are {} ({uuid}); continue later with --resume {uuid}",
-            cfg.name
+            "you are {name} ({uuid}); continue later with --resume {uuid}"
         ));
         if pending > 0 {
             sink.notice(&format!(
@@ -112,7 +110,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     }
     node.spawn_workers()
         .map_err(|e| ClientError::Runtime(format!("cannot start threads: {e}")))?;
-    spawn_input(&node, cfg.name.clone())?;
+    spawn_input(&node, name)?;
     spawn_signal_watch(&node)?;
     let outcome = node.wait();
     if let Err(e) = node.write_checkpoint() {
@@ -323,8 +321,8 @@ fn who(node: &Node<MemberCore>) -> String {
         })
         .collect();
     format!(
-        "{} members in epoch {}: {}",
-        names.len(),
+        "{} in epoch {}: {}",
+        crate::types::count(names.len(), "member"),
         core.view().epoch,
         names.join(", ")
     )

@@ -652,9 +652,9 @@ impl Coordinator {
         self.stats.views += 1;
         self.outputs.push_back(Output::Checkpoint);
         self.outputs.push_back(Output::Notice(format!(
-            "view {}: {} members, cut at #{}",
+            "view {}: {}, cut at #{}",
             self.view.epoch,
-            self.view.members.len(),
+            crate::types::count(self.view.members.len(), "member"),
             self.cut
         )));
         self.beacon(now);

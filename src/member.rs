@@ -474,9 +474,9 @@ impl MemberCore {
         self.stats.views += 1;
         if joined {
             self.notice(format!(
-                "joined the ring (epoch {}, {} members)",
+                "joined the ring (epoch {}, {})",
                 self.view.epoch,
-                self.view.members.len()
+                crate::types::count(self.view.members.len(), "member")
             ));
         }
         if self.order.delivered() < cut {
@@ -777,16 +777,23 @@ impl MemberCore {
         let Some(l) = &self.leaving else {
             return;
         };
-        let settled = self.admitted && self.outbox.is_empty() && self.fetching.is_none();
-        if !settled && now < l.drain_deadline {
-            return; // join, catch up and drain first; the join can still time out
-        }
-        if !self.admitted && l.announced_at.is_none() {
-            self.stop(StopReason::Left); // not in a ring: nobody to hand anything over to
-            return;
+        if l.announced_at.is_none() {
+            let settled = self.admitted && self.outbox.is_empty() && self.fetching.is_none();
+            if !settled && now < l.drain_deadline {
+                return; // join, catch up and drain first; the join can still time out
+            }
+            if !self.admitted {
+                self.stop(StopReason::Left); // not in a ring: nobody to hand anything over to
+                return;
+            }
         }
         if let Some(at) = l.announced_at {
             if now >= at + self.cfg.leave_timeout {
+                self.notice(
+                    "the server did not confirm the leave; what only this node holds reaches \
+                     the group when it comes back with --resume"
+                        .into(),
+                );
                 self.stop(StopReason::Left);
                 return;
             }
@@ -822,5 +829,135 @@ impl MemberCore {
 
     fn notice(&mut self, text: String) {
         self.outputs.push_back(Output::Notice(text));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Member;
+
+    fn member(now: Instant) -> MemberCore {
+        let cfg = MemberConfig::new(NodeId::random(), "me".into(), 1);
+        MemberCore::new(cfg, Restored::default(), now)
+    }
+
+    fn drain(m: &mut MemberCore) -> Vec<Output> {
+        std::iter::from_fn(|| m.poll_output()).collect()
+    }
+
+    fn line(text: &str) -> Pending {
+        Pending {
+            id: Uuid::new_v4(),
+            text: text.into(),
+            sent_at_ms: 0,
+        }
+    }
+
+    /// Reports for `epoch` and installs a view of `me` alone; returns the first token.
+    fn admit(m: &mut MemberCore, now: Instant, epoch: u64) -> Token {
+        let me = m.id();
+        m.handle_datagram(
+            now,
+            Msg::Gather {
+                epoch: Epoch(epoch),
+                members: vec![me],
+            },
+        );
+        let view = vec![Member {
+            id: me,
+            name: "me".into(),
+        }];
+        m.handle_datagram(
+            now,
+            Msg::View {
+                epoch: Epoch(epoch),
+                members: view,
+                cut: Seq(0),
+                high: Seq(0),
+                token_timeout_ms: 3000,
+            },
+        );
+        Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0))
+    }
+
+    #[test]
+    fn g3_a_token_of_a_superseded_epoch_is_rejected_and_counted() {
+        let now = Instant::now();
+        let mut m = member(now);
+        let old = admit(&mut m, now, 1);
+        admit(&mut m, now, 2);
+        m.handle_datagram(now, Msg::Token(old));
+        assert!(!m.holds_token());
+        assert_eq!(m.stats().stale, 1);
+    }
+
+    #[test]
+    fn a_view_is_adopted_only_for_the_epoch_we_reported_for() {
+        let now = Instant::now();
+        let mut m = member(now);
+        let me = m.id();
+        let view = |e| Msg::View {
+            epoch: Epoch(e),
+            members: vec![Member {
+                id: me,
+                name: "me".into(),
+            }],
+            cut: Seq(0),
+            high: Seq(0),
+            token_timeout_ms: 3000,
+        };
+        // A restarted node sees its old view: not admission.
+        m.handle_datagram(now, view(1));
+        assert!(!m.is_admitted());
+        m.handle_datagram(
+            now,
+            Msg::Gather {
+                epoch: Epoch(3),
+                members: vec![me],
+            },
+        );
+        // A late view of an epoch below the gather we reported for must not revive it.
+        m.handle_datagram(now, view(2));
+        assert!(!m.is_admitted());
+        m.handle_datagram(now, view(3));
+        assert!(m.is_admitted());
+    }
+
+    #[test]
+    fn g2_lines_are_stamped_in_typing_order_and_delivered_once_safe() {
+        let now = Instant::now();
+        let mut m = member(now);
+        let token = admit(&mut m, now, 1);
+        m.submit(now, vec![line("one"), line("two")]);
+        drain(&mut m);
+        m.handle_datagram(now, Msg::Token(token));
+        let sent: Vec<(Seq, String)> = drain(&mut m)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Send(Msg::Data { rec, .. }) => Some((rec.seq, rec.text)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![(Seq(1), "one".into()), (Seq(2), "two".into())]);
+        assert_eq!(
+            m.delivered(),
+            Seq(0),
+            "not safe before a rotation completes"
+        );
+        assert_eq!(m.outbox().count(), 2, "still in the outbox until delivered");
+    }
+
+    #[test]
+    fn a_client_without_a_server_times_out_its_join() {
+        let now = Instant::now();
+        let mut m = member(now);
+        m.handle_timeout(now);
+        assert!(matches!(
+            drain(&mut m)[..],
+            [Output::Send(Msg::Hello { .. })]
+        ));
+        m.handle_timeout(now + Duration::from_secs(11));
+        assert!(drain(&mut m).contains(&Output::Stop(StopReason::JoinTimeout)));
     }
 }

@@ -39,14 +39,8 @@ impl fmt::Display for ServerError {
     }
 }
 
-impl std::error::Error for ServerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ServerError::Storage(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// The variants print their cause themselves; `source` would repeat it.
+impl std::error::Error for ServerError {}
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {

@@ -41,6 +41,15 @@ impl fmt::Display for Epoch {
     }
 }
 
+/// `1 member`, `2 members`: a count with its noun.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Identity of a node (server or client). Stable across restarts with `--resume`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

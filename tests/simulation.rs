@@ -261,6 +261,13 @@ impl Sim {
                     None => false,
                 })
                 .collect();
+            if std::env::var("MCAST_SIM_TRACE").is_ok() {
+                for &i in &due {
+                    if let Some(Core::Member(m)) = &self.nodes[i].core {
+                        eprintln!("node {i}: {m:#?}");
+                    }
+                }
+            }
             self.fail(&format!(
                 "livelock: timers of nodes {due:?} stay due\n{}",
                 self.summary()
@@ -322,7 +329,9 @@ impl Sim {
             cfg.join_timeout = Duration::from_secs(3600);
             if self.faults.delay_ms.1 < 100 {
                 cfg.server_silence = Duration::from_millis(500);
-                cfg.leave_timeout = Duration::from_millis(300);
+                // Longer than any partition: a leaver cut off from the server may hold lines
+                // nobody else has, and stays until the server confirms.
+                cfg.leave_timeout = Duration::from_secs(5);
             }
             Core::Member(Box::new(MemberCore::new(
                 cfg,
