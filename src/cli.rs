@@ -66,6 +66,11 @@ pub struct CommonArgs {
     /// Seed of the simulated network (random when absent; the seed used is logged)
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// Shared secret (a file of at least 16 bytes, the same on every node): seal and
+    /// authenticate every datagram. Without it anyone who reaches the group can read and post
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `server`: coordinates membership and token recovery, archives and reconciles the history.
@@ -124,6 +129,8 @@ pub struct CommonConfig {
     pub net: NetConfig,
     pub data_dir: PathBuf,
     pub checkpoint_interval: Duration,
+    /// `--key-file`, read by `run` (a missing or short file is a runtime error, exit 1).
+    pub key_file: Option<PathBuf>,
 }
 
 /// Validated settings of `server`.
@@ -176,6 +183,7 @@ impl CommonArgs {
             },
             data_dir: self.data_dir,
             checkpoint_interval: self.checkpoint_interval,
+            key_file: self.key_file,
         }
     }
 }
@@ -217,7 +225,8 @@ pub fn default_name() -> String {
         .unwrap_or_else(|| "anon".to_string())
 }
 
-fn parse_name(s: &str) -> Result<String, String> {
+/// A display name as `--name` accepts it: trimmed, 1 to 32 bytes, no control characters.
+pub fn parse_name(s: &str) -> Result<String, String> {
     let name = s.trim();
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(format!(
@@ -335,6 +344,7 @@ mod tests {
         assert_eq!(net.sim.seed, None);
         assert_eq!(cfg.common.data_dir, PathBuf::from("."));
         assert_eq!(cfg.common.checkpoint_interval, secs(5));
+        assert_eq!(cfg.common.key_file, None);
         assert_eq!(cfg.sync_interval, secs(10));
         assert_eq!(cfg.token_timeout, secs(3));
     }
@@ -365,6 +375,7 @@ mod tests {
             "--loss=0.25",
             "--dup=1",
             "--seed=9",
+            "--key-file=/tmp/k",
             "--sync-interval=2s",
             "--token-timeout=500ms",
         ])
@@ -381,6 +392,7 @@ mod tests {
         );
         assert_eq!(cfg.common.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(cfg.common.checkpoint_interval, Duration::from_millis(250));
+        assert_eq!(cfg.common.key_file, Some(PathBuf::from("/tmp/k")));
         assert_eq!(
             (cfg.sync_interval, cfg.token_timeout),
             (secs(2), Duration::from_millis(500))

@@ -11,7 +11,8 @@ use crate::member::{MemberConfig, MemberCore, Restored};
 use crate::net::{NetConfig, NetError, Transport};
 use crate::output::StopReason;
 use crate::replica::{Replica, StorageError};
-use crate::runtime::{self, lock, Node, NodeInfo};
+use crate::runtime::{self, lock, DropStats, Node, NodeInfo};
+use crate::seal::{Key, KeyError};
 use crate::types::{NodeId, Pending, Seq};
 use crate::wire;
 use std::collections::HashSet;
@@ -31,8 +32,16 @@ pub enum ClientError {
     Net(NetError),
     /// `--resume` could not pick an identity.
     Identity(String),
+    /// The `--key-file` cannot be used.
+    Key(KeyError),
     /// No server answered the join.
-    JoinTimeout { net: NetConfig, after: Duration },
+    JoinTimeout {
+        net: NetConfig,
+        after: Duration,
+        /// Datagrams from the group that could not be read meanwhile: a hint that the
+        /// server is there but uses another key (or none).
+        unreadable: Unreadable,
+    },
     /// The server refused the join.
     Refused(String),
     /// Something failed while running.
@@ -45,15 +54,29 @@ impl fmt::Display for ClientError {
             ClientError::Storage(e) => write!(f, "{e}"),
             ClientError::Net(e) => write!(f, "{e}"),
             ClientError::Identity(why) => write!(f, "{why}"),
-            ClientError::JoinTimeout { net, after } => write!(
-                f,
-                "no server answered on {}:{} via {} within {}; start `server` with the same \
-                 --group/--port/--interface (and check that multicast reaches this host)",
-                net.group,
-                net.port,
-                net.interface,
-                humantime::format_duration(*after)
-            ),
+            ClientError::Key(e) => write!(f, "{e}"),
+            ClientError::JoinTimeout {
+                net,
+                after,
+                unreadable,
+            } => {
+                write!(
+                    f,
+                    "no server answered on {}:{} via {} within {}",
+                    net.group,
+                    net.port,
+                    net.interface,
+                    humantime::format_duration(*after)
+                )?;
+                match unreadable.hint() {
+                    Some(hint) => write!(f, "; {hint}"),
+                    None => write!(
+                        f,
+                        "; start `server` with the same --group/--port/--interface (and check \
+                         that multicast reaches this host)"
+                    ),
+                }
+            }
             ClientError::Refused(why) => write!(f, "the server refused the join: {why}"),
             ClientError::Runtime(why) => write!(f, "{why}"),
         }
@@ -63,6 +86,46 @@ impl fmt::Display for ClientError {
 /// The variants print their cause themselves; `source` would repeat it.
 impl std::error::Error for ClientError {}
 
+/// Datagrams dropped while joining, and whether this client has a key: together they tell a
+/// missing server from one that speaks with another key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Did not open with our key (plaintext, or another key).
+    pub unauthenticated: u64,
+    /// Did not decode (without a key: sealed datagrams look like this).
+    pub malformed: u64,
+    /// Whether this client runs with `--key-file`.
+    pub keyed: bool,
+}
+
+impl Unreadable {
+    fn from_drops(drops: &DropStats, keyed: bool) -> Unreadable {
+        Unreadable {
+            unauthenticated: drops.unauthenticated.load(Ordering::Relaxed),
+            malformed: drops.malformed.load(Ordering::Relaxed),
+            keyed,
+        }
+    }
+
+    /// What to add to the "no server answered" message, if anything.
+    fn hint(&self) -> Option<String> {
+        if self.unauthenticated > 0 {
+            return Some(format!(
+                "{} from the group failed authentication: is --key-file the same as the \
+                 server's?",
+                crate::types::count(self.unauthenticated as usize, "datagram")
+            ));
+        }
+        if self.malformed > 0 && !self.keyed {
+            return Some(format!(
+                "{} from the group could not be read: does the server use a --key-file?",
+                crate::types::count(self.malformed as usize, "datagram")
+            ));
+        }
+        None
+    }
+}
+
 impl From<StorageError> for ClientError {
     fn from(e: StorageError) -> Self {
         ClientError::Storage(e)
@@ -71,6 +134,7 @@ impl From<StorageError> for ClientError {
 
 /// Runs a client until it leaves. Reads stdin, writes stdout.
 pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
+    let key = Key::load(cfg.common.key_file.as_deref()).map_err(ClientError::Key)?;
     let dir = cfg.common.data_dir.clone();
     let uuid = resolve_identity(&cfg.resume, &dir)?;
     let identity = Identity::Client(uuid);
@@ -79,7 +143,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let name = cfg
         .name
         .clone()
-        .or_else(|| cp.map(|cp| cp.name).filter(|n| !n.is_empty()))
+        .or_else(|| cp.and_then(|cp| resumed_name(&cp.name)))
         .unwrap_or_else(crate::cli::default_name);
     let transport = Transport::open(&cfg.common.net).map_err(ClientError::Net)?;
     let id = NodeId(uuid);
@@ -93,6 +157,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         name: name.clone(),
         data_dir: dir,
         checkpoint_interval: cfg.common.checkpoint_interval,
+        key,
     };
     let printer = Printer::new(cfg.json, Box::new(std::io::stdout()));
     let node = Node::new(core, storage, transport, Box::new(printer), info);
@@ -122,9 +187,24 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         Ok(StopReason::JoinTimeout) => Err(ClientError::JoinTimeout {
             net: cfg.common.net,
             after: cfg.join_timeout,
+            unreadable: Unreadable::from_drops(&node.drops, node.info.key.is_some()),
         }),
         Ok(StopReason::Refused(why)) => Err(ClientError::Refused(why)),
+        Ok(StopReason::AnotherServer) => Err(ClientError::Runtime("unexpected stop".into())),
         Err(why) => Err(ClientError::Runtime(why)),
+    }
+}
+
+/// The name kept in the checkpoint, if it is still a valid name (the file may have been
+/// edited): an invalid one would make every line of ours fail to decode elsewhere.
+fn resumed_name(saved: &str) -> Option<String> {
+    match crate::cli::parse_name(saved) {
+        Ok(name) => Some(name),
+        Err(why) if !saved.is_empty() => {
+            log::warn!("ignoring the name in the checkpoint ({why}); give one with --name");
+            None
+        }
+        Err(_) => None,
     }
 }
 

@@ -16,7 +16,7 @@
 //!    they lack up to the cut; lines above it return to their authors' outboxes.
 
 use crate::order::Order;
-use crate::output::Output;
+use crate::output::{Output, StopReason};
 use crate::token_ring::Token;
 use crate::types::{ChatRecord, Epoch, Member, NodeId, Seq, View};
 use crate::wire::{self, Msg, MAX_MEMBERS, MAX_NAME_BYTES};
@@ -39,6 +39,8 @@ pub struct CoordinatorConfig {
     /// How long the old ring must have been silent before a view may leave out every one of
     /// its members (see [`Coordinator`] on partitions).
     pub abandon_timeout: Duration,
+    /// At start-up, listen this long before coordinating: one server per group.
+    pub probe: Duration,
 }
 
 impl CoordinatorConfig {
@@ -51,6 +53,7 @@ impl CoordinatorConfig {
             report_timeout: token_timeout,
             fetch_chunk: 512,
             abandon_timeout: token_timeout * 10,
+            probe: Duration::from_millis(2500),
         }
     }
 }
@@ -154,6 +157,8 @@ pub struct Coordinator {
     phase: Phase,
     joins: Vec<Joiner>,
     leaves: HashSet<NodeId>,
+    /// Incarnations that left the ring cleanly: their hellos are stale (replays, duplicates).
+    departed: HashSet<(NodeId, u64)>,
     last_hop: u64,
     last_progress: Instant,
     /// Highest `safe` seen on a token of the installed epoch.
@@ -164,6 +169,9 @@ pub struct Coordinator {
     first_token: Option<(Token, Instant)>,
     next_beacon: Instant,
     pull: Option<Pull>,
+    /// Until then the server only listens: a view or gather heard after the first second of
+    /// it comes from another live server (a dead one's delayed datagrams arrive sooner).
+    probing: Option<(Instant, Instant)>,
     /// Pulls started, to pick members in turn.
     pulls: usize,
     outputs: VecDeque<Output>,
@@ -183,6 +191,7 @@ impl Coordinator {
             phase: Phase::Normal,
             joins: Vec::new(),
             leaves: HashSet::new(),
+            departed: HashSet::new(),
             last_hop: 0,
             last_progress: now,
             safe_seen: archived,
@@ -190,6 +199,7 @@ impl Coordinator {
             first_token: None,
             next_beacon: now,
             pull: None,
+            probing: (!cfg.probe.is_zero()).then(|| (now + cfg.probe / 2, now + cfg.probe)),
             pulls: 0,
             outputs: VecDeque::new(),
             stats: CoordinatorStats::default(),
@@ -224,6 +234,9 @@ impl Coordinator {
 
     /// The earliest instant at which [`Coordinator::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some((_, until)) = self.probing {
+            return Some(until);
+        }
         let mut t = Vec::new();
         match &self.phase {
             Phase::Normal => {
@@ -242,6 +255,18 @@ impl Coordinator {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some((_, until)) = self.probing {
+            if now < until {
+                return;
+            }
+            self.probing = None;
+            self.last_progress = now;
+            self.next_beacon = now;
+            if self.max_epoch > self.view.epoch {
+                self.start_gather(now); // the ring moved on while we were away
+                return;
+            }
+        }
         match self.phase.clone() {
             Phase::Normal => self.normal_timers(now),
             Phase::Gathering(g) => {
@@ -289,7 +314,7 @@ impl Coordinator {
     /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
     /// and pull anything final that the archive lacks.
     pub fn handle_sync(&mut self, now: Instant) {
-        if matches!(self.phase, Phase::Normal) {
+        if self.probing.is_none() && matches!(self.phase, Phase::Normal) {
             self.beacon(now);
             if self.safe_seen > self.archived() && self.pull.is_none() {
                 self.start_pull(now);
@@ -299,6 +324,10 @@ impl Coordinator {
 
     /// Handles one decoded datagram.
     pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        if let Some((listen_from, _)) = self.probing {
+            self.probe(now, listen_from, msg);
+            return;
+        }
         match msg {
             Msg::Hello {
                 from,
@@ -332,6 +361,24 @@ impl Coordinator {
         }
     }
 
+    /// While probing: only a live server sends views and gathers; tokens and messages are
+    /// still archived, everything else waits until we coordinate.
+    fn probe(&mut self, now: Instant, listen_from: Instant, msg: Msg) {
+        match msg {
+            Msg::View { .. } | Msg::Gather { .. } if now >= listen_from => {
+                self.probing = None;
+                self.outputs
+                    .push_back(Output::Stop(StopReason::AnotherServer));
+            }
+            Msg::Token(token) => {
+                self.max_epoch = self.max_epoch.max(token.epoch);
+                self.note_progress(now, &token);
+            }
+            Msg::Data { epoch, rec } => self.on_data(epoch, rec),
+            _ => {}
+        }
+    }
+
     /// Notes an epoch seen on the wire. One above the installed view means this server's
     /// state is older than the ring's (it restarted from an old checkpoint): recover.
     fn observe_epoch(&mut self, now: Instant, epoch: Epoch) {
@@ -352,6 +399,9 @@ impl Coordinator {
         if self.view.contains(from) && known(self.incarnations.get(&from)) {
             return; // a delayed duplicate of a Hello that already got in
         }
+        if self.departed.contains(&(from, incarnation)) {
+            return; // a replay or late duplicate from a process that has left or died
+        }
         if self
             .joins
             .iter()
@@ -362,7 +412,11 @@ impl Coordinator {
         if let Err(reason) = self.admissible(from, &name) {
             self.stats.refused += 1;
             log::info!("refusing {} ({name}): {reason}", from.short());
-            self.send(Msg::Refuse { to: from, reason });
+            self.send(Msg::Refuse {
+                to: from,
+                incarnation,
+                reason,
+            });
             return;
         }
         log::info!("{name} ({}) asks to join", from.short());
@@ -561,6 +615,11 @@ impl Coordinator {
             .iter()
             .map(|(id, r)| (*id, r.incarnation))
             .collect();
+        // A joiner that was asked and did not report is forgotten; if it is alive, its next
+        // hello brings it back. Otherwise it would start a new gather after every install.
+        let asked_silent =
+            |id: NodeId| g.proposed.iter().any(|m| m.id == id) && !g.reports.contains_key(&id);
+        self.joins.retain(|j| !asked_silent(j.member.id));
         // From here on nothing of the old epoch may enter the archive: the cut is fixed.
         self.archiving = false;
         self.order.reset_epoch(archived);
@@ -634,6 +693,21 @@ impl Coordinator {
 
     /// Step 3: install the view and issue a fresh token.
     fn install(&mut self, now: Instant, c: Collecting) {
+        // A clean leave ends an incarnation (a member left out alive keeps its own and may
+        // come back with it, so exclusions are not recorded).
+        for m in &self.view.members {
+            let gone = !c.members.iter().any(|n| n.id == m.id);
+            if let (true, true, Some(inc)) = (
+                gone,
+                self.leaves.contains(&m.id),
+                self.incarnations.get(&m.id),
+            ) {
+                self.departed.insert((m.id, *inc));
+            }
+        }
+        if self.departed.len() > 4096 {
+            self.departed.clear(); // bounded memory; a rare extra view is harmless
+        }
         self.view = View {
             epoch: c.epoch,
             members: c.members,
@@ -674,6 +748,11 @@ impl Coordinator {
             self.stats.stale += 1;
             return;
         }
+        self.note_progress(now, &token);
+    }
+
+    /// A later hop of the installed epoch's token: the ring is alive.
+    fn note_progress(&mut self, now: Instant, token: &Token) {
         if token.epoch == self.view.epoch && token.hop > self.last_hop {
             self.last_hop = token.hop;
             self.last_progress = now;

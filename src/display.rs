@@ -1,30 +1,45 @@
 //! How delivered messages and notices look on stdout: `[#SEQ HH:MM:SS] NAME: TEXT` and
-//! `* notice`, or one JSON object per line with `--json`.
+//! `* notice`, or one JSON object per line with `--json`. On a terminal each author's name
+//! gets its own colour (never with `NO_COLOR` or when stdout is not a terminal).
 //!
 //! Formatting only: no protocol, no files.
 
 use crate::runtime::Sink;
+use crate::terminal::LineOut;
 use crate::types::ChatRecord;
 use chrono::{Local, TimeZone};
 use serde::Serialize;
 use std::io::Write;
 
-/// Writes messages and notices to a stream (stdout in the binaries).
+/// Writes messages and notices to stdout, or above the prompt of a line editor.
 pub struct Printer {
     json: bool,
-    out: Box<dyn Write + Send>,
+    color: bool,
+    out: LineOut,
 }
 
 impl Printer {
-    /// A printer in the human format, or JSON lines with `json`.
+    /// A printer in the human format, or JSON lines with `json`, to a stream.
     pub fn new(json: bool, out: Box<dyn Write + Send>) -> Printer {
-        Printer { json, out }
+        Printer::to(json, false, LineOut::Stream(out))
+    }
+
+    /// A printer to `out`, with coloured names when `color` (ignored for JSON).
+    pub fn to(json: bool, color: bool, out: LineOut) -> Printer {
+        Printer { json, color, out }
     }
 
     fn line(&mut self, line: &str) {
-        // A closed stdout (a pipe whose reader went away) must not kill the node.
-        let _ = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+        self.out.line(line);
     }
+}
+
+/// The colour of a name: one of six, the same for a name on every node.
+fn paint(name: &str) -> String {
+    let hash = name
+        .bytes()
+        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
+    format!("\x1b[1;{}m{name}\x1b[0m", 31 + hash % 6)
 }
 
 #[derive(Serialize)]
@@ -67,6 +82,11 @@ impl Sink for Printer {
                 rec,
             })
             .unwrap_or_default()
+        } else if self.color {
+            format_message(&ChatRecord {
+                name: paint(&rec.name),
+                ..rec.clone()
+            })
         } else {
             format_message(rec)
         };
@@ -124,6 +144,20 @@ mod tests {
         assert!(line.starts_with("[#7 "), "{line}");
         assert!(line.ends_with("] alice: hi there"), "{line}");
         assert_eq!(line.len(), "[#7 00:00:00] alice: hi there".len());
+    }
+
+    #[test]
+    fn names_get_a_stable_colour_only_when_asked() {
+        let buf = Shared::default();
+        let mut p = Printer::to(false, true, LineOut::Stream(Box::new(buf.clone())));
+        p.message(&rec());
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains(&format!("{}: hi there", paint("alice"))),
+            "{text:?}"
+        );
+        assert_eq!(paint("alice"), paint("alice"));
+        assert!(!format_message(&rec()).contains('\x1b'));
     }
 
     #[test]

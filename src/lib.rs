@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`types`]: the vocabulary (`Seq`, `Epoch`, `NodeId`, `ChatRecord`, `View`).
 //! - [`wire`]: the datagram format, its limits, and history packing.
+//! - [`seal`]: `--key-file`: the key derived from a shared secret; sealing and opening datagrams.
 //! - [`token_ring`]: the token and the holder's rules (allocation, safe delivery, requests).
 //! - [`order`]: the hold-back queue that delivers strictly by `seq`.
 //! - [`member`]: a client's protocol state machine (sans-IO).
@@ -13,7 +14,8 @@
 //! - [`replica`], [`checkpoint`]: the files (JSON Lines replica, atomic checkpoint, lock).
 //! - [`net`]: the multicast socket and the simulated network.
 //! - [`runtime`]: threads, the `Mutex`, timers; drives a state machine over net and disk.
-//! - [`client`], [`server`], [`display`], [`cli`]: the two programs and their flags.
+//! - [`client`], [`server`], [`display`], [`terminal`], [`cli`]: the two programs, their
+//!   output and input, and their flags.
 //!
 //! The state machines never touch the clock, a socket or a file: `tests/simulation.rs` drives
 //! them over a simulated network and checks the guarantees of DESIGN.md after every step.
@@ -29,7 +31,9 @@ pub mod order;
 pub mod output;
 pub mod replica;
 pub mod runtime;
+pub mod seal;
 pub mod server;
+pub mod terminal;
 pub mod token_ring;
 pub mod types;
 pub mod wire;

@@ -21,6 +21,9 @@ use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Catch-ups shorter than this report only their start and end.
+const PROGRESS_MIN: u64 = 5_000;
+
 /// Tunables of a member. [`MemberConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct MemberConfig {
@@ -123,6 +126,8 @@ struct Fetching {
     /// Last seq of the chunk asked for.
     asked_to: Seq,
     retry_at: Instant,
+    /// Next delivered seq at which to report progress (long catch-ups only).
+    report_at: Seq,
 }
 
 /// A client's protocol state. See the module docs for the driving contract.
@@ -383,7 +388,11 @@ impl MemberCore {
             Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
             Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),
             Msg::History { to, records } if to == self.cfg.id => self.on_history(now, records),
-            Msg::Refuse { to, reason } if to == self.cfg.id => {
+            Msg::Refuse {
+                to,
+                incarnation,
+                reason,
+            } if to == self.cfg.id && incarnation == self.cfg.incarnation && !self.admitted => {
                 self.stop(StopReason::Refused(reason))
             }
             _ => {}
@@ -426,10 +435,10 @@ impl MemberCore {
 
     fn on_view(&mut self, now: Instant, view: View, cut: Seq, token_timeout_ms: u64) {
         self.heard_server(now);
-        self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
         if view.epoch < self.view.epoch {
             return;
         }
+        self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
         if view.epoch == self.view.epoch {
             // The server's heartbeat: make sure we are catching up to the cut.
             if self.admitted && self.fetching.is_none() && self.order.delivered() < cut {
@@ -704,10 +713,12 @@ impl MemberCore {
     }
 
     fn start_fetch(&mut self, now: Instant, target: Seq) {
+        let missing = target.0 - self.order.delivered().0;
         self.fetching = Some(Fetching {
             target,
             asked_to: Seq(0),
             retry_at: now,
+            report_at: Seq(self.order.delivered().0 + (missing / 10).max(PROGRESS_MIN)),
         });
         self.notice(format!(
             "catching up on history: {} messages",
@@ -746,6 +757,7 @@ impl MemberCore {
         }
         self.deliver_ready();
         let delivered = self.order.delivered();
+        self.report_progress(delivered);
         match &self.fetching {
             Some(f) if delivered >= f.target => {
                 self.fetching = None;
@@ -754,6 +766,19 @@ impl MemberCore {
             Some(f) if delivered >= f.asked_to => self.request_history(now),
             _ => {}
         }
+    }
+
+    fn report_progress(&mut self, delivered: Seq) {
+        let Some(f) = &mut self.fetching else {
+            return;
+        };
+        if delivered < f.report_at || delivered >= f.target {
+            return;
+        }
+        let step = (f.target.0 / 10).max(PROGRESS_MIN);
+        f.report_at = Seq(delivered.0 + step);
+        let text = format!("catching up: #{delivered} of #{}", f.target);
+        self.notice(text);
     }
 
     /// Answers a history request: delivered records from the replica, held ones from memory.

@@ -38,4 +38,6 @@ pub enum StopReason {
     JoinTimeout,
     /// The server refused the join.
     Refused(String),
+    /// Another server already coordinates this group (a server at start-up heard it).
+    AnotherServer,
 }

@@ -1,8 +1,10 @@
 //! Drives a protocol state machine over the network and the disk with threads:
-//! - **receive**: reads datagrams, decodes them (outside any lock), hands them to the core;
+//! - **receive**: reads datagrams, opens them (with `--key-file`) and decodes them (outside
+//!   any lock), hands them to the core; what fails is logged at debug level and counted in
+//!   [`DropStats`];
 //! - **io** (the sending worker): runs due timers, drains the core's outputs and performs them
-//!   in order: replica appends (group commit), then datagrams; it alone touches the replica
-//!   for writing, which keeps appends in `seq` order;
+//!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`); it
+//!   alone touches the replica for writing, which keeps appends in `seq` order;
 //! - **checkpoint**: writes the checkpoint every interval, and when asked.
 //!
 //! The core sits behind a `Mutex` held only around core calls, never across socket or file
@@ -15,6 +17,7 @@ use crate::member::MemberCore;
 use crate::net::Transport;
 use crate::output::{Output, StopReason};
 use crate::replica::{Replica, StorageError};
+use crate::seal::{Key, SealError};
 use crate::types::{ChatRecord, NodeId, Pending, Seq, View};
 use crate::wire::{self, DecodeError, Msg};
 use std::path::PathBuf;
@@ -87,33 +90,107 @@ pub trait Sink: Send + 'static {
 /// Counters of datagrams dropped before they reached the core (G6).
 #[derive(Debug, Default)]
 pub struct DropStats {
-    /// Not JSON of ours: bad bytes, wrong types, unknown kinds.
+    /// Not JSON of ours: bad bytes, wrong types, unknown kinds (and, without a key, sealed
+    /// datagrams).
     pub malformed: AtomicU64,
     /// Larger than the datagram limit.
     pub oversize: AtomicU64,
     /// Another protocol version.
     pub wrong_version: AtomicU64,
+    /// Well-formed, with values no honest node sends (absurd counters, overlong names).
+    pub out_of_range: AtomicU64,
+    /// With a key: did not open (plaintext, another key, altered on the way).
+    pub unauthenticated: AtomicU64,
+}
+
+/// Why a received datagram was dropped.
+#[derive(Debug)]
+pub enum Dropped {
+    /// It did not decode.
+    Decode(DecodeError),
+    /// It did not open with our key.
+    Seal(SealError),
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dropped::Decode(e) => write!(f, "{e}"),
+            Dropped::Seal(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Opens (with a key) and decodes one received datagram. An oversize datagram is dropped
+/// before any work is spent on it.
+pub fn unwrap_datagram(key: Option<&Key>, bytes: &[u8]) -> Result<Msg, Dropped> {
+    if bytes.len() > wire::MAX_DATAGRAM_BYTES {
+        return Err(Dropped::Decode(DecodeError::Oversize(bytes.len())));
+    }
+    match key {
+        None => wire::decode(bytes).map_err(Dropped::Decode),
+        Some(key) => {
+            let plain = key.open(bytes).map_err(Dropped::Seal)?;
+            wire::decode(&plain).map_err(Dropped::Decode)
+        }
+    }
+}
+
+/// Encodes one message and seals it with a key: the bytes to send.
+pub fn wrap_datagram(key: Option<&Key>, msg: &Msg) -> Result<Vec<u8>, wire::EncodeError> {
+    let bytes = wire::encode(msg)?;
+    Ok(seal_bytes(key, bytes))
+}
+
+fn seal_bytes(key: Option<&Key>, bytes: Vec<u8>) -> Vec<u8> {
+    match key {
+        Some(key) => key.seal(&bytes),
+        None => bytes,
+    }
 }
 
 impl DropStats {
-    fn count(&self, e: &DecodeError) {
-        let counter = match e {
-            DecodeError::Malformed(_) => &self.malformed,
-            DecodeError::Oversize(_) => &self.oversize,
-            DecodeError::WrongVersion(_) => &self.wrong_version,
+    /// Counts one dropped datagram under its reason.
+    pub fn count(&self, why: &Dropped) {
+        let counter = match why {
+            Dropped::Decode(DecodeError::Malformed(_)) => &self.malformed,
+            Dropped::Decode(DecodeError::Oversize(_)) => &self.oversize,
+            Dropped::Decode(DecodeError::WrongVersion(_)) => &self.wrong_version,
+            Dropped::Decode(DecodeError::OutOfRange(_)) => &self.out_of_range,
+            Dropped::Seal(_) => &self.unauthenticated,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `malformed N, oversize N, wrong version N`.
+    /// `malformed N, oversize N, wrong version N, out of range N, unauthenticated N`.
     pub fn summary(&self) -> String {
         format!(
-            "malformed {}, oversize {}, wrong version {}",
-            self.malformed.load(Ordering::Relaxed),
-            self.oversize.load(Ordering::Relaxed),
-            self.wrong_version.load(Ordering::Relaxed)
+            "malformed {}, oversize {}, wrong version {}, out of range {}, unauthenticated {}",
+            get(&self.malformed),
+            get(&self.oversize),
+            get(&self.wrong_version),
+            get(&self.out_of_range),
+            get(&self.unauthenticated)
         )
     }
+
+    /// Every dropped datagram, whatever the reason.
+    pub fn total(&self) -> u64 {
+        [
+            &self.malformed,
+            &self.oversize,
+            &self.wrong_version,
+            &self.out_of_range,
+            &self.unauthenticated,
+        ]
+        .into_iter()
+        .map(get)
+        .sum()
+    }
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
 }
 
 /// The node's files: the replica (appended by the io thread only) and where its checkpoint
@@ -137,6 +214,8 @@ pub struct NodeInfo {
     pub data_dir: PathBuf,
     /// Periodic checkpoint interval.
     pub checkpoint_interval: Duration,
+    /// `--key-file`: seal every outgoing datagram, open every incoming one.
+    pub key: Option<Key>,
 }
 
 /// Everything the threads share.
@@ -271,13 +350,25 @@ impl<M: Machine> Node<M> {
                     continue;
                 }
             };
-            match wire::decode(&buf[..n]) {
+            match unwrap_datagram(self.info.key.as_ref(), &buf[..n]) {
                 Ok(msg) => self.with_core(|core, now| core.handle_datagram(now, msg)),
-                Err(e) => {
-                    log::debug!("dropped datagram of {n} bytes: {e}");
-                    self.drops.count(&e);
-                }
+                Err(why) => self.drop_datagram(n, &why),
             }
+        }
+    }
+
+    fn drop_datagram(&self, n: usize, why: &Dropped) {
+        log::debug!("dropped datagram of {n} bytes: {why}");
+        self.drops.count(why);
+        if matches!(why, Dropped::Seal(_)) && get(&self.drops.unauthenticated) == 1 {
+            log::warn!(
+                "dropping datagrams that fail authentication with key file {}: does another \
+                 node use another --key-file, or none? (further ones are logged at debug level)",
+                self.info
+                    .key
+                    .as_ref()
+                    .map_or_else(String::new, |k| k.path().display().to_string())
+            );
         }
     }
 
@@ -358,21 +449,21 @@ impl<M: Machine> Node<M> {
     }
 
     fn send(&self, msg: &Msg) {
-        match wire::encode(msg) {
-            Ok(bytes) => {
-                if let Err(e) = self.transport.send(&bytes) {
-                    log::debug!("send failed: {e}");
-                }
-            }
+        match wrap_datagram(self.info.key.as_ref(), msg) {
+            Ok(bytes) => self.send_bytes(&bytes),
             Err(e) => log::warn!("not sent: {e}"),
         }
     }
 
     fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
         for datagram in wire::pack_history(to, records) {
-            if let Err(e) = self.transport.send(&datagram) {
-                log::debug!("send failed: {e}");
-            }
+            self.send_bytes(&seal_bytes(self.info.key.as_ref(), datagram));
+        }
+    }
+
+    fn send_bytes(&self, bytes: &[u8]) {
+        if let Err(e) = self.transport.send(bytes) {
+            log::debug!("send failed: {e}");
         }
     }
 
@@ -487,4 +578,69 @@ pub fn shutdown_flag() -> Arc<AtomicBool> {
         }
     }
     flag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Epoch, NodeId};
+    use std::io::Write;
+
+    fn key(secret: &[u8]) -> (tempfile::TempDir, Key) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(secret)
+            .unwrap();
+        let key = Key::from_file(&path).unwrap();
+        (dir, key)
+    }
+
+    fn wake() -> Msg {
+        Msg::Wake {
+            epoch: Epoch(4),
+            from: NodeId::random(),
+        }
+    }
+
+    #[test]
+    fn g6_a_sealed_datagram_opens_only_with_the_same_key_and_is_counted_otherwise() {
+        let (_d1, ours) = key(b"our shared secret of 32 bytes...");
+        let (_d2, theirs) = key(b"their shared secret of 32 bytes.");
+        let msg = wake();
+        let sealed = wrap_datagram(Some(&ours), &msg).unwrap();
+        assert_eq!(unwrap_datagram(Some(&ours), &sealed).unwrap(), msg);
+        let drops = DropStats::default();
+        for why in [
+            unwrap_datagram(Some(&theirs), &sealed).unwrap_err(),
+            unwrap_datagram(Some(&ours), &wire::encode(&msg).unwrap()).unwrap_err(),
+        ] {
+            assert!(matches!(why, Dropped::Seal(_)), "{why}");
+            drops.count(&why);
+        }
+        // Without a key, a sealed datagram is just malformed.
+        let why = unwrap_datagram(None, &sealed).unwrap_err();
+        assert!(matches!(why, Dropped::Decode(DecodeError::Malformed(_))));
+        drops.count(&why);
+        let why = unwrap_datagram(Some(&ours), &vec![1u8; 60_000]).unwrap_err();
+        assert!(matches!(
+            why,
+            Dropped::Decode(DecodeError::Oversize(60_000))
+        ));
+        drops.count(&why);
+        assert_eq!(
+            drops.summary(),
+            "malformed 1, oversize 1, wrong version 0, out of range 0, unauthenticated 2"
+        );
+        assert_eq!(drops.total(), 4);
+    }
+
+    #[test]
+    fn without_a_key_datagrams_are_plain_json() {
+        let msg = wake();
+        let bytes = wrap_datagram(None, &msg).unwrap();
+        assert_eq!(bytes, wire::encode(&msg).unwrap());
+        assert_eq!(unwrap_datagram(None, &bytes).unwrap(), msg);
+    }
 }

@@ -12,6 +12,7 @@ use crate::net::{NetError, Transport};
 use crate::output::StopReason;
 use crate::replica::StorageError;
 use crate::runtime::{self, lock, Node, NodeInfo};
+use crate::seal::{Key, KeyError};
 use crate::types::NodeId;
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -25,6 +26,8 @@ pub enum ServerError {
     Storage(StorageError),
     /// The multicast socket could not be set up.
     Net(NetError),
+    /// The `--key-file` cannot be used.
+    Key(KeyError),
     /// Something failed while running.
     Runtime(String),
 }
@@ -34,6 +37,7 @@ impl fmt::Display for ServerError {
         match self {
             ServerError::Storage(e) => write!(f, "{e}"),
             ServerError::Net(e) => write!(f, "{e}"),
+            ServerError::Key(e) => write!(f, "{e}"),
             ServerError::Runtime(why) => write!(f, "{why}"),
         }
     }
@@ -44,6 +48,7 @@ impl std::error::Error for ServerError {}
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
+    let key = Key::load(cfg.common.key_file.as_deref()).map_err(ServerError::Key)?;
     let dir = cfg.common.data_dir.clone();
     let (storage, cp) =
         runtime::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
@@ -62,15 +67,20 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         name: "server".into(),
         data_dir: dir.clone(),
         checkpoint_interval: cfg.common.checkpoint_interval,
+        key,
     };
     let printer = Printer::new(false, Box::new(std::io::stdout()));
     let node = Node::new(core, storage, transport, Box::new(printer), info);
     lock(&node.sink).notice(&format!(
-        "server on {}, archive {} ({} messages), sync every {}",
+        "server on {}, archive {} ({} messages), sync every {}, {}",
         cfg.common.net,
         Identity::Server.replica_path(&dir).display(),
         archived,
-        humantime::format_duration(cfg.sync_interval)
+        humantime::format_duration(cfg.sync_interval),
+        match &node.info.key {
+            Some(key) => format!("datagrams sealed with key file {}", key.path().display()),
+            None => "no key: anyone who reaches the group can read and post".to_string(),
+        }
     ));
     node.spawn_workers()
         .map_err(|e| ServerError::Runtime(format!("cannot start threads: {e}")))?;
@@ -87,7 +97,14 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         log::warn!("final checkpoint failed: {e}");
     }
     node.transport.shutdown();
-    outcome.map(|_| ()).map_err(ServerError::Runtime)
+    match outcome {
+        Ok(StopReason::AnotherServer) => Err(ServerError::Runtime(format!(
+            "another server already coordinates {}; stop it, or use another --port or --group",
+            cfg.common.net
+        ))),
+        Ok(_) => Ok(()),
+        Err(why) => Err(ServerError::Runtime(why)),
+    }
 }
 
 /// Every `sync_interval`: announce the archive's high-water mark, pull what it lacks.

@@ -1,8 +1,15 @@
 //! The datagram format: one JSON object per datagram, `{"v":1,"type":...,...}`, typed with
 //! serde; encoding, decoding, size limits and the packing of history into datagrams.
 //!
-//! Pure: no sockets here. Decoding never panics on any input; it returns a [`DecodeError`]
-//! that the caller logs, counts and drops.
+//! Every byte from the network is untrusted (G6). Decoding never panics on any input, never
+//! reads more than [`MAX_DATAGRAM_BYTES`], and rejects values that no honest node sends
+//! (counters above [`MAX_COUNTER`], names and lines over their limits, control characters),
+//! so the state machines never see them. It returns a [`DecodeError`] that the caller logs,
+//! counts and drops.
+//!
+//! Pure: no sockets and no keys here; sealing (`--key-file`) wraps the encoded bytes in
+//! [`crate::seal`]. Encoders keep every message within [`MAX_PLAINTEXT_BYTES`], so it fits one
+//! datagram sealed or not, and a group behaves the same with or without a key.
 
 use crate::token_ring::Token;
 use crate::types::{ChatRecord, Epoch, Member, NodeId, Seq};
@@ -12,8 +19,20 @@ use uuid::Uuid;
 
 /// Protocol version carried in every datagram as `"v"`.
 pub const VERSION: u64 = 1;
-/// Largest datagram we send or accept, so that datagrams survive a real LAN's MTU unfragmented.
+/// Largest datagram on the wire, sealed or not, so that datagrams survive a real LAN's MTU
+/// unfragmented. A larger one is dropped unread.
 pub const MAX_DATAGRAM_BYTES: usize = 1400;
+/// Largest encoded message. It leaves room for sealing, so every message fits one datagram
+/// whether or not a key is used.
+pub const MAX_PLAINTEXT_BYTES: usize = MAX_DATAGRAM_BYTES - crate::seal::OVERHEAD;
+/// Largest sequence number, epoch or hop count accepted from the wire: 2^53 - 1, the largest
+/// integer that every JSON reader keeps exact. A group that changed its view every
+/// millisecond would take 285 years to get there, so a larger value is garbage or an attack;
+/// the bound also keeps every `+ 1` in the state machines from overflowing.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+/// Largest token timeout a view may announce, in ms: the 24-hour cap of the duration flags.
+/// Members add it to the clock, so an absurd value must not reach them.
+pub const MAX_TOKEN_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 /// Largest chat line, in bytes of UTF-8 text. A longer line is refused at the prompt.
 pub const MAX_LINE_BYTES: usize = 1000;
 /// Largest display name, in bytes.
@@ -38,7 +57,12 @@ pub enum Msg {
     /// Client → server: I am leaving the ring. Repeated until a view without it arrives.
     Leave { from: NodeId, incarnation: u64 },
     /// Server → client: the join is refused (ring full, name too long for the view).
-    Refuse { to: NodeId, reason: String },
+    Refuse {
+        to: NodeId,
+        /// The incarnation whose hello this answers, so a replayed refusal stops nobody else.
+        incarnation: u64,
+        reason: String,
+    },
     /// Server → proposed members: a new epoch begins; stop the old ring and report.
     Gather { epoch: Epoch, members: Vec<NodeId> },
     /// Member → server: what I hold, for the gather of `epoch`.
@@ -113,6 +137,8 @@ pub enum DecodeError {
     WrongVersion(u64),
     /// Not a datagram of ours: bad JSON, wrong types, unknown kind.
     Malformed(String),
+    /// Well-formed, but with a value no honest node sends (see [`MAX_COUNTER`]).
+    OutOfRange(String),
 }
 
 impl fmt::Display for DecodeError {
@@ -123,20 +149,21 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::WrongVersion(v) => write!(f, "protocol version {v}, expected {VERSION}"),
             DecodeError::Malformed(why) => write!(f, "malformed datagram: {why}"),
+            DecodeError::OutOfRange(why) => write!(f, "value out of range: {why}"),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
 
-/// Encodes a message. Errors only if the result would exceed [`MAX_DATAGRAM_BYTES`], which
+/// Encodes a message. Errors only if the result would exceed [`MAX_PLAINTEXT_BYTES`], which
 /// the senders prevent by construction (line limits, view limits, history packing).
 pub fn encode(msg: &Msg) -> Result<Vec<u8>, EncodeError> {
     let bytes = serde_json::to_vec(&OutFrame { v: VERSION, msg })
         .map_err(|e| EncodeError(format!("serialize: {e}")))?;
-    if bytes.len() > MAX_DATAGRAM_BYTES {
+    if bytes.len() > MAX_PLAINTEXT_BYTES {
         return Err(EncodeError(format!(
-            "{} bytes exceeds the {MAX_DATAGRAM_BYTES}-byte datagram limit",
+            "{} bytes exceeds the {MAX_PLAINTEXT_BYTES}-byte message limit",
             bytes.len()
         )));
     }
@@ -155,19 +182,125 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Decodes one datagram; never panics.
+/// Decodes one datagram (the plaintext, when a key is used); never panics.
 pub fn decode(bytes: &[u8]) -> Result<Msg, DecodeError> {
     if bytes.len() > MAX_DATAGRAM_BYTES {
         return Err(DecodeError::Oversize(bytes.len()));
     }
-    match serde_json::from_slice::<InFrame>(bytes) {
-        Ok(frame) if frame.v == VERSION => Ok(frame.msg),
-        Ok(frame) => Err(DecodeError::WrongVersion(frame.v)),
-        Err(e) => match serde_json::from_slice::<VersionProbe>(bytes) {
-            Ok(p) if p.v != VERSION => Err(DecodeError::WrongVersion(p.v)),
-            _ => Err(DecodeError::Malformed(e.to_string())),
-        },
+    let msg = match serde_json::from_slice::<InFrame>(bytes) {
+        Ok(frame) if frame.v == VERSION => frame.msg,
+        Ok(frame) => return Err(DecodeError::WrongVersion(frame.v)),
+        Err(e) => {
+            return match serde_json::from_slice::<VersionProbe>(bytes) {
+                Ok(p) if p.v != VERSION => Err(DecodeError::WrongVersion(p.v)),
+                _ => Err(DecodeError::Malformed(e.to_string())),
+            }
+        }
+    };
+    check_values(&msg).map_err(DecodeError::OutOfRange)?;
+    Ok(msg)
+}
+
+/// Rejects values that no honest node sends; the state machines may then rely on them
+/// (no overflow on `+ 1`, no absurd timers, names and lines within their limits).
+fn check_values(msg: &Msg) -> Result<(), String> {
+    match msg {
+        Msg::Hello {
+            name, delivered, ..
+        } => check_name(name).and(check_counter("delivered", delivered.0)),
+        Msg::Leave { .. } => Ok(()),
+        Msg::Refuse { reason, .. } => check_printable("reason", reason),
+        Msg::Gather { epoch, .. } | Msg::Wake { epoch, .. } => check_ring_epoch(*epoch),
+        Msg::Report {
+            epoch,
+            name,
+            view_epoch,
+            aru,
+            delivered,
+            ..
+        } => check_name(name).and(check_counters(&[
+            ("epoch", epoch.0),
+            ("view epoch", view_epoch.0),
+            ("aru", aru.0),
+            ("delivered", delivered.0),
+        ])),
+        Msg::View {
+            epoch,
+            members,
+            cut,
+            high,
+            token_timeout_ms,
+        } => {
+            check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("high", high.0)])?;
+            members.iter().try_for_each(|m| check_name(&m.name))?;
+            if *token_timeout_ms > MAX_TOKEN_TIMEOUT_MS {
+                return Err(format!("token timeout of {token_timeout_ms} ms"));
+            }
+            Ok(())
+        }
+        Msg::Token(t) => check_token(t),
+        Msg::Data { epoch, rec } => check_ring_epoch(*epoch).and(check_record(rec)),
+        Msg::Fetch { lo, hi, .. } => check_counters(&[("lo", lo.0), ("hi", hi.0)]),
+        Msg::History { records, .. } => records.iter().try_for_each(check_record),
     }
+}
+
+fn check_token(t: &Token) -> Result<(), String> {
+    check_ring_epoch(t.epoch)?;
+    check_counters(&[
+        ("hop", t.hop),
+        ("seq", t.seq.0),
+        ("rot_min", t.rot_min.0),
+        ("safe", t.safe.0),
+    ])?;
+    t.rtr.iter().try_for_each(|s| check_counter("rtr", s.0))
+}
+
+fn check_record(rec: &ChatRecord) -> Result<(), String> {
+    check_counter("seq", rec.seq.0)?;
+    check_name(&rec.name)?;
+    if rec.text.len() > MAX_LINE_BYTES {
+        return Err(format!("a line of {} bytes", rec.text.len()));
+    }
+    check_printable("text", &rec.text)
+}
+
+/// The epoch of a ring: the first view is epoch 1, and epoch 0 (a server that never
+/// installed a view) has no ring, so no token, message or gather can belong to it.
+fn check_ring_epoch(epoch: Epoch) -> Result<(), String> {
+    if epoch.0 == 0 {
+        return Err("epoch 0 has no ring".into());
+    }
+    check_counter("epoch", epoch.0)
+}
+
+fn check_counters(fields: &[(&str, u64)]) -> Result<(), String> {
+    fields
+        .iter()
+        .try_for_each(|(what, v)| check_counter(what, *v))
+}
+
+fn check_counter(what: &str, value: u64) -> Result<(), String> {
+    if value > MAX_COUNTER {
+        return Err(format!("{what} {value} is above {MAX_COUNTER}"));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!("a name of {} bytes", name.len()));
+    }
+    check_printable("name", name)
+}
+
+/// Control characters (tab aside) would let a datagram rewrite other users' terminals: the
+/// prompt refuses them in lines and names, so the wire does too.
+fn check_printable(what: &str, s: &str) -> Result<(), String> {
+    if s.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!("control characters in a {what}"));
+    }
+    Ok(())
 }
 
 /// Why a chat line was refused at the prompt.
@@ -197,7 +330,7 @@ impl fmt::Display for LineError {
             LineError::TooLargeEncoded { bytes } => write!(
                 f,
                 "line not sent: it takes {bytes} bytes once escaped, over the \
-                 {MAX_DATAGRAM_BYTES}-byte datagram limit; split it"
+                 {MAX_PLAINTEXT_BYTES}-byte datagram limit; split it"
             ),
         }
     }
@@ -234,7 +367,7 @@ pub fn check_line(name: &str, text: &str) -> Result<(), LineError> {
         records: vec![rec],
     };
     let bytes = encoded_len(&data).max(encoded_len(&history));
-    if bytes > MAX_DATAGRAM_BYTES {
+    if bytes > MAX_PLAINTEXT_BYTES {
         return Err(LineError::TooLargeEncoded { bytes });
     }
     Ok(())
@@ -252,7 +385,7 @@ pub fn pack_history(to: NodeId, records: Vec<ChatRecord>) -> Vec<Vec<u8>> {
     let mut batch: Vec<ChatRecord> = Vec::new();
     for rec in records {
         batch.push(rec);
-        if encoded_len(&history(to, &batch)) <= MAX_DATAGRAM_BYTES {
+        if encoded_len(&history(to, &batch)) <= MAX_PLAINTEXT_BYTES {
             continue;
         }
         let Some(overflow) = batch.pop() else {
@@ -263,7 +396,7 @@ pub fn pack_history(to: NodeId, records: Vec<ChatRecord>) -> Vec<Vec<u8>> {
             batch.clear();
         }
         batch.push(overflow);
-        if encoded_len(&history(to, &batch)) > MAX_DATAGRAM_BYTES {
+        if encoded_len(&history(to, &batch)) > MAX_PLAINTEXT_BYTES {
             log::warn!("record {} too large for a datagram; not sent", batch[0].seq);
             batch.clear();
         }
@@ -311,6 +444,7 @@ mod tests {
             },
             Msg::Refuse {
                 to: id,
+                incarnation: 7,
                 reason: "full".into(),
             },
             Msg::Gather {
@@ -390,6 +524,100 @@ mod tests {
             decode(&vec![b' '; 60_000]),
             Err(DecodeError::Oversize(60_000))
         );
+        assert_eq!(
+            decode(&vec![b' '; MAX_DATAGRAM_BYTES + 1]),
+            Err(DecodeError::Oversize(MAX_DATAGRAM_BYTES + 1))
+        );
+        assert!(matches!(
+            decode(&[crate::seal::SEAL_FORMAT, b'{', b'}']),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    /// A datagram with one field replaced: `{"v":1,...}` as JSON, edited, re-encoded.
+    fn edited(msg: &Msg, field: &str, value: serde_json::Value) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(&encode(msg).unwrap()).unwrap();
+        let mut at = &mut v;
+        for part in field.split('.') {
+            at = match part.parse::<usize>() {
+                Ok(i) => &mut at[i],
+                Err(_) => &mut at[part],
+            };
+        }
+        *at = value;
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn g6_values_no_honest_node_sends_are_out_of_range() {
+        let kinds = all_kinds();
+        let big = serde_json::json!(MAX_COUNTER + 1);
+        let cases = [
+            (&kinds[0], "delivered", big.clone()),
+            (&kinds[0], "name", "n".repeat(MAX_NAME_BYTES + 1).into()),
+            (&kinds[2], "reason", "\u{1b}[2J".into()),
+            (&kinds[3], "epoch", serde_json::json!(u64::MAX)),
+            (&kinds[4], "view_epoch", big.clone()),
+            (&kinds[4], "aru", serde_json::json!(u64::MAX - 1)),
+            (&kinds[5], "token_timeout_ms", serde_json::json!(u64::MAX)),
+            (&kinds[5], "members.0.name", "a\nb".into()),
+            (&kinds[5], "cut", big.clone()),
+            (&kinds[6], "hop", serde_json::json!(u64::MAX)),
+            (&kinds[6], "epoch", big.clone()),
+            (&kinds[6], "rtr", serde_json::json!([1, u64::MAX])),
+            (&kinds[7], "rec.seq", serde_json::json!(u64::MAX - 1)),
+            (&kinds[7], "epoch", serde_json::json!(0)),
+            (&kinds[6], "epoch", serde_json::json!(0)),
+            (&kinds[8], "epoch", serde_json::json!(0)),
+            (&kinds[7], "epoch", big.clone()),
+            (&kinds[7], "rec.text", "y".repeat(MAX_LINE_BYTES + 1).into()),
+            (
+                &kinds[7],
+                "rec.text",
+                "fake\n[#1 00:00:00] server: hi".into(),
+            ),
+            (&kinds[8], "epoch", big.clone()),
+            (&kinds[9], "hi", big.clone()),
+            (&kinds[10], "records.1.seq", big),
+        ];
+        for (msg, field, value) in cases {
+            let bytes = edited(msg, field, value.clone());
+            assert!(
+                matches!(decode(&bytes), Err(DecodeError::OutOfRange(_))),
+                "{field} = {value}: {:?}",
+                decode(&bytes)
+            );
+        }
+        // The largest accepted values decode.
+        let max = serde_json::json!(MAX_COUNTER);
+        for (msg, field) in [
+            (&kinds[6], "hop"),
+            (&kinds[7], "rec.seq"),
+            (&kinds[3], "epoch"),
+        ] {
+            assert!(decode(&edited(msg, field, max.clone())).is_ok(), "{field}");
+        }
+        let tab = edited(&kinds[7], "rec.text", "a\tb".into());
+        assert!(decode(&tab).is_ok(), "a tab is allowed, as at the prompt");
+    }
+
+    #[test]
+    fn the_largest_line_fits_a_sealed_datagram() {
+        let mut r = rec(u64::MAX, &"x".repeat(MAX_LINE_BYTES));
+        r.name = "n".repeat(MAX_NAME_BYTES);
+        r.sent_at_ms = u64::MAX;
+        let data = Msg::Data {
+            epoch: Epoch(u64::MAX),
+            rec: r.clone(),
+        };
+        let history = Msg::History {
+            to: NodeId::random(),
+            records: vec![r],
+        };
+        for msg in [data, history] {
+            let len = encode(&msg).unwrap().len();
+            assert!(len + crate::seal::OVERHEAD <= MAX_DATAGRAM_BYTES, "{len}");
+        }
     }
 
     #[test]
@@ -423,7 +651,7 @@ mod tests {
         assert!(datagrams.len() > 1);
         let mut got = Vec::new();
         for d in &datagrams {
-            assert!(d.len() <= MAX_DATAGRAM_BYTES);
+            assert!(d.len() <= MAX_PLAINTEXT_BYTES);
             match decode(d).unwrap() {
                 Msg::History { to: t, records } => {
                     assert_eq!(t, to);

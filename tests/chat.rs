@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{check_replica, client, count_messages, server, Proc};
+use common::{check_replica, client, count_messages, free_port, server, Proc};
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
@@ -65,21 +65,21 @@ fn assert_converged(srv: &mut Proc, clients: &[Proc], expected: usize) {
 
 #[test]
 fn three_clients_exchange_lines_and_end_with_identical_replicas() {
-    let (mut srv, clients) = chat(45101, &[], 20, Duration::from_secs(30));
+    let (mut srv, clients) = chat(free_port(), &[], 20, Duration::from_secs(30));
     assert_converged(&mut srv, &clients, 60);
 }
 
 #[test]
 fn the_original_100ms_to_1s_delays_on_every_node_still_converge() {
     let delay = ["--delay", "100ms..1s"];
-    let (mut srv, clients) = chat(45102, &delay, 20, Duration::from_secs(90));
+    let (mut srv, clients) = chat(free_port(), &delay, 20, Duration::from_secs(90));
     assert_converged(&mut srv, &clients, 60);
 }
 
 #[test]
 fn a_late_joiner_receives_the_whole_history() {
     let root = tempfile::tempdir().unwrap().keep();
-    let port = 45103;
+    let port = free_port();
     let srv = server(port, &root.join("server"), &[]);
     let mut alice = client(port, &root.join("alice"), "alice", &[]);
     for i in 0..50 {
@@ -129,8 +129,15 @@ fn bad_flags_exit_2_with_clap_message() {
 #[test]
 fn a_client_without_a_server_exits_1_naming_group_port_and_interface() {
     let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
     let out = Command::new(env!("CARGO_BIN_EXE_client"))
-        .args(["--port", "45105", "--join-timeout", "500ms", "--data-dir"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--join-timeout",
+            "500ms",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(std::process::Stdio::null())
         .output()
@@ -138,7 +145,7 @@ fn a_client_without_a_server_exits_1_naming_group_port_and_interface() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("224.1.1.1") && err.contains("45105") && err.contains("127.0.0.1"),
+        err.contains("224.1.1.1") && err.contains(&port.to_string()) && err.contains("127.0.0.1"),
         "{err}"
     );
 }

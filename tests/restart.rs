@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{check_replica, client, count_messages, eventually, server};
+use common::{check_replica, client, count_messages, eventually, free_port, server, wait_ring};
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ const LONG: Duration = Duration::from_secs(60);
 #[test]
 fn resume_after_kill_9_keeps_identity_outbox_and_history() {
     let root = tempfile::tempdir().unwrap().keep();
-    let port = 45111;
+    let port = free_port();
     let dir = root.join("alice");
     let mut alice = client(port, &dir, "alice", &["--join-timeout", "60s"]);
     for i in 0..3 {
@@ -48,14 +48,6 @@ fn resume_after_kill_9_keeps_identity_outbox_and_history() {
     );
 }
 
-/// Whether the notices show that `name` is in our ring: it joined after us, or we joined a
-/// ring of two that already had it.
-fn in_ring_with(lines: &[String], name: &str) -> bool {
-    lines
-        .iter()
-        .any(|l| l.contains(&format!("{name} joined")) || l.contains(", 2 members)"))
-}
-
 /// The text of the client checkpoints in `dir`.
 fn checkpoint_text(dir: &std::path::Path) -> String {
     std::fs::read_dir(dir)
@@ -76,12 +68,15 @@ fn checkpoint_text(dir: &std::path::Path) -> String {
 #[test]
 fn the_ring_chats_without_the_server_and_the_server_catches_up() {
     let root = tempfile::tempdir().unwrap().keep();
-    let port = 45112;
+    let port = free_port();
     let sync = ["--sync-interval", "1s"];
     let mut srv = server(port, &root.join("server"), &sync);
-    let mut alice = client(port, &root.join("alice"), "alice", &[]);
-    let mut bob = client(port, &root.join("bob"), "bob", &[]);
-    alice.wait_for("bob", LONG, |l| in_ring_with(l, "bob"));
+    let mut ring = vec![
+        client(port, &root.join("alice"), "alice", &[]),
+        client(port, &root.join("bob"), "bob", &[]),
+    ];
+    wait_ring(&mut ring, 2, LONG);
+    let (mut alice, mut bob) = (ring.remove(0), ring.remove(0));
     alice.send_line("before the outage");
     bob.wait_for("first line", LONG, |l| count_messages(l) >= 1);
     srv.kill();
@@ -107,11 +102,14 @@ fn the_ring_chats_without_the_server_and_the_server_catches_up() {
 #[test]
 fn sigterm_leaves_the_ring_cleanly() {
     let root = tempfile::tempdir().unwrap().keep();
-    let port = 45113;
+    let port = free_port();
     let _srv = server(port, &root.join("server"), &[]);
-    let mut alice = client(port, &root.join("alice"), "alice", &[]);
-    let mut bob = client(port, &root.join("bob"), "bob", &[]);
-    alice.wait_for("bob", LONG, |l| in_ring_with(l, "bob"));
+    let mut ring = vec![
+        client(port, &root.join("alice"), "alice", &[]),
+        client(port, &root.join("bob"), "bob", &[]),
+    ];
+    wait_ring(&mut ring, 2, LONG);
+    let (mut alice, mut bob) = (ring.remove(0), ring.remove(0));
     bob.send_line("bye for now");
     alice.wait_for("bob's line", LONG, |l| count_messages(l) >= 1);
     let pid = bob.child.id().to_string();

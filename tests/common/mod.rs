@@ -1,5 +1,6 @@
-//! Helpers for tests that run the real binaries on loopback: each test gets its own port and
-//! temp dirs; every wait is on a condition with a deadline.
+//! Helpers for tests that run the real binaries on loopback (or, with `server_in` and
+//! `client_in`, inside network namespaces): each test gets its own port and temp dirs; every
+//! wait is on a condition with a deadline.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -18,24 +19,64 @@ pub struct Proc {
     pub dir: PathBuf,
 }
 
+/// A UDP port nobody on this host is bound to right now (the kernel picks it), so tests,
+/// and several runs of the suite at once, never share a group.
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port")
+}
+
 pub fn server(port: u16, dir: &Path, extra: &[&str]) -> Proc {
-    let mut args = vec!["--port".to_string(), port.to_string()];
-    args.extend(["--data-dir".into(), dir.display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    spawn(env!("CARGO_BIN_EXE_server"), &args, dir)
+    spawn(
+        Command::new(env!("CARGO_BIN_EXE_server")),
+        &server_args(port, dir, extra),
+        dir,
+    )
 }
 
 pub fn client(port: u16, dir: &Path, name: &str, extra: &[&str]) -> Proc {
+    spawn(
+        Command::new(env!("CARGO_BIN_EXE_client")),
+        &client_args(port, dir, name, extra),
+        dir,
+    )
+}
+
+/// Like [`server`], but inside network namespace `ns` (`ip netns exec NS server ...`; needs
+/// root). `ip netns exec` execs the binary, so the child's pid is the server's own.
+pub fn server_in(ns: &str, port: u16, dir: &Path, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_server")]);
+    spawn(cmd, &server_args(port, dir, extra), dir)
+}
+
+/// Like [`client`], but inside network namespace `ns`; see [`server_in`].
+pub fn client_in(ns: &str, port: u16, dir: &Path, name: &str, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_client")]);
+    spawn(cmd, &client_args(port, dir, name, extra), dir)
+}
+
+fn server_args(port: u16, dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["--port".to_string(), port.to_string()];
+    args.extend(["--data-dir".into(), dir.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn client_args(port: u16, dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["--port".to_string(), port.to_string(), "--json".into()];
     args.extend(["--data-dir".into(), dir.display().to_string()]);
     args.extend(["--name".into(), name.into()]);
     args.extend(extra.iter().map(|s| s.to_string()));
-    spawn(env!("CARGO_BIN_EXE_client"), &args, dir)
+    args
 }
 
-fn spawn(bin: &str, args: &[String], dir: &Path) -> Proc {
+fn spawn(mut cmd: Command, args: &[String], dir: &Path) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
-    let mut child = Command::new(bin)
+    let mut child = cmd
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::piped())
@@ -76,25 +117,13 @@ impl Proc {
         self.stdin = None;
     }
 
-    /// Reads stdout until `pred` holds for the lines seen, or panics at the deadline.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&[String]) -> bool) {
+    /// Reads stdout until `pred` holds for the lines seen; false at the deadline.
+    pub fn try_wait_for(&mut self, timeout: Duration, pred: impl Fn(&[String]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         while !pred(&self.seen) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                panic!(
-                    "timed out waiting for {what} in {}; last lines:\n{}\nstderr:\n{}",
-                    self.dir.display(),
-                    self.seen
-                        .iter()
-                        .rev()
-                        .take(10)
-                        .rev()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    self.stderr_tail()
-                );
+                return false;
             }
             if let Ok(line) = self
                 .lines
@@ -102,6 +131,34 @@ impl Proc {
             {
                 self.seen.push(line);
             }
+        }
+        true
+    }
+
+    /// Reads stdout until `pred` holds for the lines seen, or panics at the deadline.
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&[String]) -> bool) {
+        if !self.try_wait_for(timeout, pred) {
+            let last: Vec<String> = self.seen.iter().rev().take(10).rev().cloned().collect();
+            panic!(
+                "timed out waiting for {what} in {}; last lines:\n{}\nstderr:\n{}",
+                self.dir.display(),
+                last.join("\n"),
+                self.stderr_tail()
+            );
+        }
+    }
+
+    /// `kill -9`, and reaps it.
+    pub fn kill_9(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = self.child.wait();
+    }
+
+    /// Moves every stdout line that has arrived so far into `seen`, without waiting.
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
         }
     }
 
@@ -210,5 +267,51 @@ pub fn eventually(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool)
     while !pred() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until every client's view has `n` members (asking with `/who`).
+pub fn wait_ring(clients: &mut [Proc], n: usize, timeout: Duration) {
+    let want = format!("{n} members in epoch");
+    for c in clients.iter_mut() {
+        let deadline = Instant::now() + timeout;
+        loop {
+            c.send_line("/who");
+            let seen = |l: &[String]| l.iter().any(|l| l.contains(&want));
+            if c.try_wait_for(Duration::from_millis(300), seen) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never saw a ring of {n}",
+                c.dir.display()
+            );
+        }
+    }
+}
+
+/// A server and one client per name, in `root`, all in one ring.
+pub fn start_ring(
+    port: u16,
+    root: &Path,
+    names: &[&str],
+    server_args: &[&str],
+    client_args: &[&str],
+) -> (Proc, Vec<Proc>) {
+    let srv = server(port, &root.join("server"), server_args);
+    let mut clients: Vec<Proc> = names
+        .iter()
+        .map(|n| client(port, &root.join(n), n, client_args))
+        .collect();
+    wait_ring(&mut clients, names.len(), Duration::from_secs(60));
+    (srv, clients)
+}
+
+/// Each client types `"NAME i"` for every i in `range`.
+pub fn burst(clients: &mut [Proc], names: &[&str], range: std::ops::Range<usize>) {
+    for i in range {
+        for (c, name) in clients.iter_mut().zip(names) {
+            c.send_line(&format!("{name} {i}"));
+        }
     }
 }

@@ -1,0 +1,332 @@
+//! Property tests (issue 4 item 5, G6): the datagram decoder and the replica reader are fed
+//! arbitrary and mutated input. A bounded run (256 cases each) is part of `cargo test`; set
+//! `PROPTEST_CASES=100000` for a longer one.
+
+use mcast_chat::replica::{Replica, StorageError};
+use mcast_chat::runtime::{unwrap_datagram, wrap_datagram};
+use mcast_chat::seal::Key;
+use mcast_chat::token_ring::Token;
+use mcast_chat::types::{ChatRecord, Epoch, Member, NodeId, Seq};
+use mcast_chat::wire::{self, Msg, MAX_COUNTER, MAX_PLAINTEXT_BYTES};
+use proptest::prelude::*;
+use std::io::Write;
+use uuid::Uuid;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+fn id() -> impl Strategy<Value = NodeId> {
+    any::<u128>().prop_map(|n| NodeId(Uuid::from_u128(n)))
+}
+
+fn counter() -> impl Strategy<Value = u64> {
+    prop_oneof![0..100u64, 0..=MAX_COUNTER]
+}
+
+fn seq() -> impl Strategy<Value = Seq> {
+    counter().prop_map(Seq)
+}
+
+fn epoch() -> impl Strategy<Value = Epoch> {
+    prop_oneof![1..100u64, 1..=MAX_COUNTER].prop_map(Epoch)
+}
+
+/// Names as `--name` allows them: at most 32 bytes, no control characters.
+fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 _é]{1,16}"
+}
+
+/// Lines as the prompt allows them: printable (tabs too), well under the line limit.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof!["[^\\p{Cc}]{0,120}", "[\t a-z]{0,40}"]
+}
+
+fn record() -> impl Strategy<Value = ChatRecord> {
+    (seq(), any::<u128>(), id(), name(), text(), any::<u64>()).prop_map(
+        |(seq, uuid, from, name, text, sent_at_ms)| ChatRecord {
+            seq,
+            id: Uuid::from_u128(uuid),
+            from,
+            name,
+            text,
+            sent_at_ms,
+        },
+    )
+}
+
+fn token() -> impl Strategy<Value = Token> {
+    (
+        (epoch(), id(), id(), counter()),
+        (seq(), seq(), seq()),
+        proptest::collection::vec(seq(), 0..5),
+        proptest::option::of(id()),
+    )
+        .prop_map(
+            |((epoch, from, to, hop), (seq, rot_min, safe), rtr, wake)| Token {
+                epoch,
+                from,
+                to,
+                hop,
+                seq,
+                rot_min,
+                safe,
+                rtr,
+                wake,
+            },
+        )
+}
+
+/// Every kind of message, with values an honest node could send.
+fn msg() -> impl Strategy<Value = Msg> {
+    let member = (id(), name()).prop_map(|(id, name)| Member { id, name });
+    prop_oneof![
+        (id(), any::<u64>(), name(), seq()).prop_map(|(from, incarnation, name, delivered)| {
+            Msg::Hello {
+                from,
+                incarnation,
+                name,
+                delivered,
+            }
+        }),
+        (id(), any::<u64>()).prop_map(|(from, incarnation)| Msg::Leave { from, incarnation }),
+        (id(), any::<u64>(), text()).prop_map(|(to, incarnation, reason)| Msg::Refuse {
+            to,
+            incarnation,
+            reason
+        }),
+        (epoch(), proptest::collection::vec(id(), 0..8))
+            .prop_map(|(epoch, members)| Msg::Gather { epoch, members }),
+        (epoch(), id(), any::<u64>(), name(), seq(), seq(), seq()).prop_map(
+            |(epoch, from, incarnation, name, view_epoch, aru, delivered)| Msg::Report {
+                epoch,
+                from,
+                incarnation,
+                name,
+                view_epoch: Epoch(view_epoch.0),
+                aru,
+                delivered,
+            }
+        ),
+        (
+            seq(),
+            proptest::collection::vec(member, 0..6),
+            seq(),
+            seq(),
+            0..=wire::MAX_TOKEN_TIMEOUT_MS
+        )
+            .prop_map(|(epoch, members, cut, high, token_timeout_ms)| Msg::View {
+                epoch: Epoch(epoch.0),
+                members,
+                cut,
+                high,
+                token_timeout_ms,
+            }),
+        token().prop_map(Msg::Token),
+        (epoch(), record()).prop_map(|(epoch, rec)| Msg::Data { epoch, rec }),
+        (epoch(), id()).prop_map(|(epoch, from)| Msg::Wake { epoch, from }),
+        (id(), id(), seq(), seq()).prop_map(|(from, to, lo, hi)| Msg::Fetch { from, to, lo, hi }),
+        (id(), proptest::collection::vec(record(), 0..4))
+            .prop_map(|(to, records)| Msg::History { to, records }),
+    ]
+}
+
+/// A change to a valid datagram: overwrite, insert or delete bytes, or cut it short.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Set(usize, u8),
+    Insert(usize, Vec<u8>),
+    Delete(usize, usize),
+    Truncate(usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    // Bytes that matter to JSON, plus anything.
+    let byte = prop_oneof![
+        Just(b'"'),
+        Just(b'{'),
+        Just(b'}'),
+        Just(b','),
+        Just(b':'),
+        Just(b'9'),
+        Just(b'-'),
+        Just(b'\\'),
+        any::<u8>()
+    ];
+    prop_oneof![
+        (any::<usize>(), byte).prop_map(|(at, b)| Mutation::Set(at, b)),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..30)
+        )
+            .prop_map(|(at, b)| Mutation::Insert(at, b)),
+        (any::<usize>(), 1..40usize).prop_map(|(at, n)| Mutation::Delete(at, n)),
+        any::<usize>().prop_map(Mutation::Truncate),
+    ]
+}
+
+fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        let len = bytes.len().max(1);
+        match m {
+            Mutation::Set(at, b) if !bytes.is_empty() => bytes[at % len] = *b,
+            Mutation::Set(..) => {}
+            Mutation::Insert(at, b) => {
+                let at = at % (bytes.len() + 1);
+                bytes.splice(at..at, b.iter().copied());
+            }
+            Mutation::Delete(at, n) => {
+                let at = at % len;
+                let end = (at + n).min(bytes.len());
+                bytes.drain(at.min(end)..end);
+            }
+            Mutation::Truncate(at) => bytes.truncate(at % len),
+        }
+    }
+    bytes
+}
+
+fn test_key() -> (tempfile::TempDir, Key) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key");
+    std::fs::write(&path, b"a property-test secret, 32 bytes").unwrap();
+    let key = Key::from_file(&path).unwrap();
+    (dir, key)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// G6: any bytes at all decode to a message or an error, never a panic.
+    #[test]
+    fn g6_decode_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..1600)
+    ) {
+        let _ = wire::decode(&bytes);
+    }
+
+    /// G6: valid datagrams with bytes changed, inserted, deleted or cut decode to a message or
+    /// an error, never a panic; what decodes is within the wire's limits, so it re-encodes.
+    #[test]
+    fn g6_decode_never_panics_on_mutated_datagrams(
+        msg in msg(),
+        mutations in proptest::collection::vec(mutation(), 1..4)
+    ) {
+        let Ok(bytes) = wire::encode(&msg) else {
+            return Ok(());
+        };
+        if let Ok(decoded) = wire::decode(&mutate(bytes, &mutations)) {
+            prop_assert!(serde_json::to_vec(&decoded).is_ok());
+        }
+    }
+
+    /// G6 with a key: a sealed datagram with any change never opens, and never panics.
+    #[test]
+    fn g6_a_changed_sealed_datagram_never_opens(
+        msg in msg(),
+        mutations in proptest::collection::vec(mutation(), 1..3)
+    ) {
+        let (_dir, key) = test_key();
+        let Ok(sealed) = wrap_datagram(Some(&key), &msg) else {
+            return Ok(());
+        };
+        let changed = mutate(sealed.clone(), &mutations);
+        if changed != sealed {
+            prop_assert!(unwrap_datagram(Some(&key), &changed).is_err());
+        }
+        prop_assert_eq!(unwrap_datagram(Some(&key), &sealed).unwrap(), msg);
+    }
+
+    /// Every message an honest node could send survives encode then decode unchanged, or is
+    /// refused by the encoder for its size alone.
+    #[test]
+    fn encode_then_decode_gives_the_same_message(msg in msg()) {
+        match wire::encode(&msg) {
+            Ok(bytes) => {
+                prop_assert!(bytes.len() <= MAX_PLAINTEXT_BYTES);
+                prop_assert_eq!(wire::decode(&bytes).unwrap(), msg);
+            }
+            Err(_) => prop_assert!(serde_json::to_vec(&msg).unwrap().len() > MAX_PLAINTEXT_BYTES - 20),
+        }
+    }
+
+    /// A line that the prompt accepts is never refused by the decoder of another node.
+    #[test]
+    fn a_line_the_prompt_accepts_always_travels(
+        name in name(),
+        text in prop_oneof![
+            "\\PC{0,400}",
+            "[\t a-z]{0,200}",
+            "[a-z]{990,1000}",
+            "[\t \"\\\\a-z]{300,1000}",
+        ]
+    ) {
+        if wire::check_line(&name, &text).is_ok() {
+            let msg = Msg::Data {
+                epoch: Epoch(MAX_COUNTER),
+                rec: ChatRecord {
+                    seq: Seq(MAX_COUNTER),
+                    id: Uuid::max(),
+                    from: NodeId(Uuid::max()),
+                    name,
+                    text,
+                    sent_at_ms: u64::MAX,
+                },
+            };
+            let bytes = wire::encode(&msg).unwrap();
+            prop_assert_eq!(wire::decode(&bytes).unwrap(), msg);
+        }
+    }
+
+    /// G5/G6: a replica of N valid records followed by arbitrary bytes either opens keeping
+    /// at least those N records unchanged (a torn tail is cut), or is reported corrupt at a
+    /// line after them, naming the file. Never a panic.
+    #[test]
+    fn g6_the_replica_reader_keeps_every_valid_leading_record(
+        records in proptest::collection::vec(record(), 0..12),
+        tail in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            "[^\n]{0,80}(\n[^\n]{0,40}){0,3}\n?".prop_map(String::into_bytes),
+        ]
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replica_server.jsonl");
+        let records: Vec<ChatRecord> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| ChatRecord { seq: Seq(i as u64 + 1), ..r })
+            .collect();
+        let n = records.len() as u64;
+        {
+            let (mut replica, _) = Replica::open(&path).unwrap();
+            replica.append(&records).unwrap();
+        }
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&tail).unwrap();
+        match Replica::open(&path) {
+            Ok((replica, report)) => {
+                prop_assert!(report.records >= n);
+                prop_assert_eq!(replica.read_range(Seq(1), Seq(n)).unwrap(), records);
+            }
+            Err(e @ StorageError::Corrupt { line_number, .. }) => {
+                prop_assert!(line_number > n, "corrupt at {} of {} valid: {}", line_number, n, e);
+                prop_assert!(e.to_string().contains(&path.display().to_string()));
+            }
+            Err(e) => prop_assert!(false, "unexpected error: {}", e),
+        }
+    }
+
+    /// G6: whatever a replica file holds, opening it never panics.
+    #[test]
+    fn g6_the_replica_reader_never_panics_on_arbitrary_files(
+        content in proptest::collection::vec(any::<u8>(), 0..400)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replica_server.jsonl");
+        std::fs::write(&path, &content).unwrap();
+        let _ = Replica::open(&path);
+    }
+}

@@ -1,0 +1,457 @@
+//! The chat across hosts (DESIGN §5 `--interface`; G1, G2, G4): a server and three clients on
+//! four "hosts", each its own network namespace with one veth, joined by a Linux bridge in a
+//! fifth, "switch" namespace. Every node runs with `--interface` set to its host's address, so
+//! multicast really crosses interfaces and a bridge instead of staying on loopback.
+//!
+//! The scenario cuts one client off while the other two keep chatting and it types, then heals
+//! the link and checks that every replica converges byte-identical with every line exactly
+//! once, the cut-off client's own lines included. It runs twice: once the client's switch port
+//! goes down (a pulled cable: its datagrams vanish), once its own interface (its sends fail).
+//! Neither needs a multicast route in the host namespaces: `--interface` picks the device.
+//!
+//! Needs root and iproute2 (`ip`). Without them the test prints why and passes as skipped (run
+//! with `-- --nocapture` to see the reason); with `MCAST_CHAT_REQUIRE_NETNS=1` (CI, as root) it
+//! fails instead. The addresses (10.200.X.0/24) exist only inside the test's namespaces, and
+//! every namespace is deleted afterwards, also when the test panics.
+
+mod common;
+
+use common::{check_replica, client_in, count_messages, eventually, server_in, Proc};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Set to `1` to turn "cannot build namespaces here" into a failure instead of a skip.
+const REQUIRE_ENV: &str = "MCAST_CHAT_REQUIRE_NETNS";
+
+/// Every namespace of this test starts with this, followed by the creating process's pid.
+const NS_PREFIX: &str = "mcast-lan-";
+
+/// A leftover namespace of a dead test process is removed once it is at least this old.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Counts the LANs built by this process, to keep their names apart.
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// The deadline of each wait; generous, since each step normally takes a second or two.
+const STEP: Duration = Duration::from_secs(20);
+
+/// How a host is cut off the LAN.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Its switch port goes down, like a pulled cable: the host keeps its link "up" (without
+    /// carrier) and its address; its datagrams go nowhere and it hears nothing.
+    SwitchPort,
+    /// The host's own `eth0` goes down: every send fails at once ("network is unreachable"),
+    /// instead of vanishing silently, and it hears nothing.
+    HostLink,
+}
+
+/// One simulated host: a network namespace with `eth0` at `addr`, plugged into the bridge.
+struct Host {
+    ns: String,
+    addr: Ipv4Addr,
+    /// The peer of `eth0` in the switch namespace: the host's "switch port".
+    switch_port: String,
+}
+
+/// The namespaces of one test run. Dropping it kills what still runs inside them and deletes
+/// them (deleting a namespace deletes its veth ends, and so their peers on the bridge).
+struct Lan {
+    switch: Option<String>,
+    hosts: Vec<Host>,
+}
+
+impl Lan {
+    /// Builds the switch and `count` hosts, or says why it cannot. Everything created so far
+    /// is registered before the next step, so a failure half-way still cleans up.
+    fn build(count: usize) -> Result<Lan, String> {
+        if !is_root() {
+            return Err("the test needs root (network namespaces, veth, bridge)".into());
+        }
+        run_ip(&["-V"]).map_err(|e| format!("iproute2 is not usable: {e}"))?;
+        remove_stale_namespaces();
+        let pid = std::process::id();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        // The pid keeps parallel runs apart, the counter the tests of one run, and the
+        // nanoseconds a reused pid.
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("{NS_PREFIX}{pid}-{run}{nanos:08x}");
+        let subnet = (pid % 250 + 1) as u8;
+        let mut lan = Lan {
+            switch: None,
+            hosts: Vec::new(),
+        };
+        let switch = format!("{prefix}-sw");
+        run_ip(&["netns", "add", &switch])?;
+        lan.switch = Some(switch.clone());
+        run_ip(&["-n", &switch, "link", "set", "lo", "up"])?;
+        // A plain Linux bridge: IGMP snooping on, no querier, so it floods multicast to every
+        // port, like an unmanaged switch.
+        run_ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
+        run_ip(&["-n", &switch, "link", "set", "br0", "up"])?;
+        for i in 0..count {
+            let ns = format!("{prefix}-h{i}");
+            run_ip(&["netns", "add", &ns])?;
+            let switch_port = format!("p{i}");
+            let addr = Ipv4Addr::new(10, 200, subnet, i as u8 + 1);
+            lan.hosts.push(Host {
+                ns: ns.clone(),
+                addr,
+                switch_port: switch_port.clone(),
+            });
+            run_ip(&[
+                "-n",
+                &switch,
+                "link",
+                "add",
+                &switch_port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &ns,
+            ])?;
+            run_ip(&["-n", &switch, "link", "set", &switch_port, "master", "br0"])?;
+            run_ip(&["-n", &switch, "link", "set", &switch_port, "up"])?;
+            run_ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            run_ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            run_ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            // No multicast route: `--interface` (IP_MULTICAST_IF) alone picks eth0.
+        }
+        Ok(lan)
+    }
+
+    fn host(&self, i: usize) -> &Host {
+        &self.hosts[i]
+    }
+
+    /// Cuts host `i` off the LAN in the way `how` says.
+    fn cut(&self, i: usize, how: Cut) {
+        self.set_link(i, how, "down");
+    }
+
+    /// Undoes [`Lan::cut`].
+    fn heal(&self, i: usize, how: Cut) {
+        self.set_link(i, how, "up");
+    }
+
+    fn set_link(&self, i: usize, how: Cut, state: &str) {
+        let host = &self.hosts[i];
+        let (ns, dev) = match how {
+            Cut::SwitchPort => (self.switch.as_deref().expect("switch"), &*host.switch_port),
+            Cut::HostLink => (&*host.ns, "eth0"),
+        };
+        if let Err(e) = run_ip(&["-n", ns, "link", "set", dev, state]) {
+            panic!("cannot set {dev} {state} in {ns}: {e}");
+        }
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let names = self.hosts.iter().map(|h| h.ns.clone());
+        for ns in names.chain(self.switch.clone()) {
+            delete_namespace(&ns);
+        }
+    }
+}
+
+/// Kills whatever still runs in `ns` (a process keeps a namespace alive after `ip netns del`)
+/// and deletes it. Best effort: used on the way out.
+fn delete_namespace(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    if let Err(e) = run_ip(&["netns", "del", ns]) {
+        eprintln!("lan test: cannot delete namespace {ns}: {e}");
+    }
+}
+
+/// Deletes namespaces left by a test process that died without cleaning up (`kill -9`): their
+/// creator's pid is gone and they are older than [`STALE_AFTER`].
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix(NS_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        let creator_alive = Path::new("/proc").join(pid).exists();
+        let age = std::fs::metadata(Path::new("/run/netns").join(name))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if !creator_alive && age.is_some_and(|a| a >= STALE_AFTER) {
+            eprintln!("lan test: removing stale namespace {name}");
+            delete_namespace(name);
+        }
+    }
+}
+
+/// Runs `ip ARGS`; the error names the command and carries its stderr.
+fn run_ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `ip`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Effective uid 0, read from `/proc/self/status` (no libc needed).
+fn is_root() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        .unwrap_or(false)
+}
+
+/// The LAN, or `None` after printing why the test is skipped; panics instead when
+/// `MCAST_CHAT_REQUIRE_NETNS=1`.
+fn lan_or_skip(hosts: usize) -> Option<Lan> {
+    match Lan::build(hosts) {
+        Ok(lan) => Some(lan),
+        Err(reason) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_ENV}=1 but the test LAN cannot be built: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason} (set {REQUIRE_ENV}=1 to make this a failure)");
+            None
+        }
+    }
+}
+
+/// The texts of the `message` events in `lines` (client `--json` output).
+fn message_texts(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(r#"{"event":"message""#))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether a notice containing `needle` was printed.
+fn has_notice(lines: &[String], needle: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.starts_with(r#"{"event":"notice""#) && l.contains(needle))
+}
+
+/// Types `count` lines `"{name} {tag} {i}"` and returns them.
+fn type_lines(p: &mut Proc, name: &str, tag: &str, count: usize) -> Vec<String> {
+    let lines: Vec<String> = (0..count).map(|i| format!("{name} {tag} {i}")).collect();
+    for line in &lines {
+        p.send_line(line);
+    }
+    lines
+}
+
+/// Waits until every client in `clients` has delivered `total` messages.
+fn wait_all(clients: &mut [&mut Proc], what: &str, total: usize) {
+    for c in clients.iter_mut() {
+        c.wait_for(what, STEP, |l| count_messages(l) >= total);
+    }
+}
+
+/// Its switch port down and up again: a pulled and replugged cable.
+#[test]
+fn a_client_cut_off_at_the_switch_rejoins_and_every_replica_converges() {
+    cut_off_and_heal(Cut::SwitchPort);
+}
+
+/// Its own interface down and up again: sends fail with "network is unreachable" meanwhile.
+#[test]
+fn a_client_whose_interface_goes_down_rejoins_and_every_replica_converges() {
+    cut_off_and_heal(Cut::HostLink);
+}
+
+/// Server and alice, bob, carol on four hosts chat; carol is cut off `how` while alice and
+/// bob keep chatting and she types; after the heal, all four replicas are byte-identical and
+/// hold every typed line exactly once.
+fn cut_off_and_heal(how: Cut) {
+    let Some(lan) = lan_or_skip(4) else { return };
+    let started = Instant::now();
+    let phase = |what: &str| {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("lan test ({how:?}): {secs:>5.1}s {what}");
+    };
+    let root = tempfile::tempdir().unwrap().keep();
+    // Each run has a bridge of its own, so the default port cannot collide with anything.
+    let port = 5007;
+    let iface = |i: usize| lan.host(i).addr.to_string();
+    let srv_dir = root.join("server");
+    let srv_iface = iface(0);
+    let srv_args = [
+        "--interface",
+        srv_iface.as_str(),
+        "--token-timeout",
+        "1s",
+        "--sync-interval",
+        "1s",
+    ];
+    let mut srv = server_in(&lan.host(0).ns, port, &srv_dir, &srv_args);
+    srv.wait_for("server start", STEP, |l| !l.is_empty());
+    let names = ["alice", "bob", "carol"];
+    let mut clients: Vec<Proc> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let host = lan.host(i + 1);
+            let addr = host.addr.to_string();
+            client_in(
+                &host.ns,
+                port,
+                &root.join(name),
+                name,
+                &["--interface", &addr],
+            )
+        })
+        .collect();
+    let [alice, bob, carol] = &mut clients[..] else {
+        unreachable!()
+    };
+    let mut expected = Vec::new();
+
+    for (p, name) in [
+        (&mut *alice, "alice"),
+        (&mut *bob, "bob"),
+        (&mut *carol, "carol"),
+    ] {
+        expected.extend(type_lines(p, name, "before the cut", 5));
+    }
+    wait_all(
+        &mut [&mut *alice, &mut *bob, &mut *carol],
+        "lines before the cut",
+        15,
+    );
+    phase("3 hosts chatting across the bridge");
+
+    // carol loses her link. The token dies at her or on its way to her; the server recovers
+    // it after --token-timeout and leaves her out, and alice and bob carry on.
+    lan.cut(3, how);
+    let offline = type_lines(carol, "carol", "while cut off", 3);
+    expected.extend(offline.iter().cloned());
+    eventually("carol's offline lines in her outbox on disk", STEP, || {
+        checkpoints(&carol.dir).contains("carol while cut off 2")
+    });
+    for (p, name) in [(&mut *alice, "alice"), (&mut *bob, "bob")] {
+        expected.extend(type_lines(p, name, "during the cut", 5));
+    }
+    wait_all(&mut [&mut *alice, &mut *bob], "lines during the cut", 25);
+    alice.wait_for("carol to be left out", STEP, |l| {
+        has_notice(l, "carol left")
+    });
+    carol.drain();
+    let heard = message_texts(&carol.seen);
+    assert!(
+        !heard.iter().any(|t| t.contains("during the cut")),
+        "carol was cut off, yet delivered: {heard:?}"
+    );
+    phase("carol cut off; alice and bob delivered everything without her");
+
+    lan.heal(3, how);
+    wait_all(
+        &mut [&mut *alice, &mut *bob, &mut *carol],
+        "carol's offline lines",
+        28,
+    );
+    assert!(
+        has_notice(&carol.seen, "joining again"),
+        "carol rejoined after she was left out"
+    );
+    phase("carol healed, rejoined and caught up");
+
+    for (p, name) in [
+        (&mut *alice, "alice"),
+        (&mut *bob, "bob"),
+        (&mut *carol, "carol"),
+    ] {
+        expected.extend(type_lines(p, name, "after the heal", 2));
+    }
+    let total = expected.len();
+    wait_all(
+        &mut [&mut *alice, &mut *bob, &mut *carol],
+        "every line",
+        total,
+    );
+
+    // Replicas are written before stdout, so they are complete now.
+    let reference = alice.replica();
+    for c in [&*bob, &*carol] {
+        assert_eq!(c.replica(), reference, "replica in {}", c.dir.display());
+    }
+    eventually("the server's archive to converge", STEP, || {
+        srv.replica() == reference
+    });
+    let texts = check_replica(&reference);
+    let unique: HashSet<&String> = texts.iter().collect();
+    assert_eq!(unique.len(), texts.len(), "every line exactly once");
+    assert_eq!(
+        unique,
+        expected.iter().collect::<HashSet<_>>(),
+        "exactly the typed lines"
+    );
+    phase("all four replicas byte-identical, every line once");
+
+    for c in [&mut *alice, &mut *bob, &mut *carol] {
+        c.close_stdin();
+    }
+    for c in [alice, bob, carol] {
+        assert!(c.wait_exit(STEP).success(), "clean leave exits 0");
+    }
+    phase("clients left cleanly");
+}
+
+/// The text of the client checkpoints in `dir`.
+fn checkpoints(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
+                })
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,180 @@
+//! The limits of README "Limits" (issue 4 item 6): the longest line, the largest datagram and
+//! the largest ring, and what happens at each. The ring limit is checked on the server's state
+//! machine through its public API (seventeen real clients would only make the test slow); the
+//! line limit with the real binaries on loopback, with a key so that the largest line also
+//! has to fit a sealed datagram.
+
+mod common;
+
+use common::{check_replica, client, count_messages, free_port, server};
+use mcast_chat::coordinator::{Coordinator, CoordinatorConfig};
+use mcast_chat::output::Output;
+use mcast_chat::types::{Epoch, NodeId, Seq, View};
+use mcast_chat::wire::{self, Msg, MAX_LINE_BYTES, MAX_MEMBERS, MAX_NAME_BYTES};
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A fresh server past its start-up probe, at `now`.
+fn coordinator() -> (Coordinator, Instant) {
+    let start = Instant::now();
+    let cfg = CoordinatorConfig::new(Duration::from_secs(3));
+    let mut c = Coordinator::new(cfg, View::default(), Seq(0), start);
+    let now = start + Duration::from_secs(10);
+    c.handle_timeout(now);
+    drain(&mut c);
+    (c, now)
+}
+
+fn drain(c: &mut Coordinator) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+fn hello(from: NodeId, name: &str) -> Msg {
+    Msg::Hello {
+        from,
+        incarnation: 1,
+        name: name.into(),
+        delivered: Seq(0),
+    }
+}
+
+fn refusal_to(outputs: &[Output], to: NodeId) -> Option<String> {
+    outputs.iter().find_map(|o| match o {
+        Output::Send(Msg::Refuse { to: t, reason, .. }) if *t == to => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+/// Every proposed member reports for the gather under way; returns the installed view.
+fn report_all(c: &mut Coordinator, now: Instant, outputs: &[Output]) -> Vec<NodeId> {
+    let (epoch, members) = outputs
+        .iter()
+        .rev()
+        .find_map(|o| match o {
+            Output::Send(Msg::Gather { epoch, members }) => Some((*epoch, members.clone())),
+            _ => None,
+        })
+        .expect("a gather");
+    for id in &members {
+        let report = Msg::Report {
+            epoch,
+            from: *id,
+            incarnation: 1,
+            name: format!("m{}", id.short()),
+            view_epoch: Epoch(0),
+            aru: Seq(0),
+            delivered: Seq(0),
+        };
+        c.handle_datagram(now, report);
+    }
+    let installed = drain(c);
+    let view = installed
+        .iter()
+        .find_map(|o| match o {
+            Output::Send(
+                msg @ Msg::View {
+                    epoch: e, members, ..
+                },
+            ) if *e == epoch => {
+                assert!(wire::encode(msg).is_ok(), "the view fits one datagram");
+                Some(members.iter().map(|m| m.id).collect())
+            }
+            _ => None,
+        })
+        .expect("the view is installed");
+    view
+}
+
+/// Limit: 16 members. The 17th join is refused with a reason the client prints before it
+/// exits 1; once a member leaves, there is room again.
+#[test]
+fn the_seventeenth_join_is_refused_until_a_member_leaves() {
+    let (mut c, now) = coordinator();
+    let ids: Vec<NodeId> = (0..MAX_MEMBERS).map(|_| NodeId::random()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        c.handle_datagram(now, hello(*id, &format!("member{i}")));
+    }
+    let outputs = drain(&mut c);
+    assert!(ids.iter().all(|id| refusal_to(&outputs, *id).is_none()));
+    let view = report_all(&mut c, now, &outputs);
+    assert_eq!(view.len(), MAX_MEMBERS);
+
+    let late = NodeId::random();
+    c.handle_datagram(now, hello(late, "late"));
+    let reason = refusal_to(&drain(&mut c), late).expect("the 17th is refused");
+    assert!(reason.contains("full (16 members)"), "{reason}");
+    assert_eq!(c.stats().refused, 1);
+
+    c.handle_datagram(
+        now,
+        Msg::Leave {
+            from: ids[0],
+            incarnation: 1,
+        },
+    );
+    drain(&mut c);
+    c.handle_datagram(now, hello(late, "late"));
+    assert_eq!(refusal_to(&drain(&mut c), late), None, "room after a leave");
+}
+
+/// Limit: the view must fit one datagram. With the longest names, fewer than 16 fit; the join
+/// that would not fit is refused, saying why.
+#[test]
+fn a_join_whose_view_would_not_fit_a_datagram_is_refused() {
+    let (mut c, now) = coordinator();
+    let long = "n".repeat(MAX_NAME_BYTES);
+    let mut admitted = 0;
+    let reason = loop {
+        let id = NodeId::random();
+        c.handle_datagram(now, hello(id, &long));
+        if let Some(reason) = refusal_to(&drain(&mut c), id) {
+            break reason;
+        }
+        admitted += 1;
+        assert!(admitted <= MAX_MEMBERS, "never refused");
+    };
+    assert!(reason.contains("names are too long"), "{reason}");
+    assert!((10..MAX_MEMBERS).contains(&admitted), "{admitted} admitted");
+}
+
+/// Limit: a line of 1000 bytes. One byte more is refused at the prompt, with the limit in the
+/// notice, and never sent; a line that escaping makes too large for a datagram is refused too.
+/// The longest line still travels sealed.
+#[test]
+fn a_line_over_the_limit_is_refused_at_the_prompt_and_never_delivered() {
+    let port = free_port();
+    let root = tempfile::tempdir().unwrap().keep();
+    let key = root.join("key");
+    std::fs::write(&key, b"a shared secret for the limits test").unwrap();
+    let key = key.display().to_string();
+    let extra = ["--key-file", key.as_str()];
+    let srv = server(port, &root.join("server"), &extra);
+    let mut alice = client(port, &root.join("alice"), "alice", &extra);
+    alice.wait_for("the join", LONG, |l| {
+        l.iter().any(|l| l.contains("joined the ring"))
+    });
+    let longest = "x".repeat(MAX_LINE_BYTES);
+    alice.send_line(&longest);
+    alice.send_line(&"y".repeat(MAX_LINE_BYTES + 1));
+    alice.send_line(&"\"".repeat(MAX_LINE_BYTES));
+    alice.send_line("done");
+    alice.wait_for("two messages", LONG, |l| count_messages(l) >= 2);
+    let notices: Vec<&String> = alice
+        .seen
+        .iter()
+        .filter(|l| l.contains("not sent"))
+        .collect();
+    assert!(
+        notices[0].contains("1001 bytes is over the 1000-byte limit"),
+        "{notices:?}"
+    );
+    assert!(notices[1].contains("once escaped"), "{notices:?}");
+    alice.close_stdin();
+    assert!(alice.wait_exit(LONG).success());
+    let texts = check_replica(&alice.replica());
+    assert_eq!(texts, vec![longest, "done".to_string()]);
+    common::eventually("the server's archive", LONG, || {
+        srv.replica() == alice.replica()
+    });
+}
