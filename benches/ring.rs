@@ -781,10 +781,14 @@ fn raw_baseline(port: u16, receivers: usize, window: Duration) -> std::io::Resul
     let magic: u64 = rand::random();
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(Barrier::new(receivers + 1));
+    // Every socket before any thread, so that an error cannot leave a thread at the barrier.
+    let sender = baseline_socket(port, false)?;
+    let sockets = (0..receivers)
+        .map(|_| baseline_socket(port, true))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let mut counters = Vec::new();
     let mut handles = Vec::new();
-    for _ in 0..receivers {
-        let socket = baseline_socket(port, true)?;
+    for socket in sockets {
         let count = Arc::new(AtomicU64::new(0));
         let (stop, ready, c) = (Arc::clone(&stop), Arc::clone(&ready), Arc::clone(&count));
         counters.push(count);
@@ -800,7 +804,6 @@ fn raw_baseline(port: u16, receivers: usize, window: Duration) -> std::io::Resul
             }
         }));
     }
-    let sender = baseline_socket(port, false)?;
     let to = SocketAddrV4::new(GROUP, port);
     let mut datagram = vec![b'x'; DATAGRAM_BYTES];
     datagram[..8].copy_from_slice(&magic.to_le_bytes());

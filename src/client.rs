@@ -13,11 +13,11 @@ use crate::output::StopReason;
 use crate::replica::{Replica, StorageError};
 use crate::runtime::{self, lock, DropStats, Node, NodeInfo};
 use crate::seal::{Key, KeyError};
+use crate::terminal::{self, LineOut, LineSource};
 use crate::types::{NodeId, Pending, Seq};
 use crate::wire;
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +159,13 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         checkpoint_interval: cfg.common.checkpoint_interval,
         key,
     };
-    let printer = Printer::new(cfg.json, Box::new(std::io::stdout()));
+    // On a terminal: a line editor, with incoming lines printed above the one being typed.
+    let mut source = LineSource::stdin(!cfg.json);
+    let out = match source.printer() {
+        Some(p) => LineOut::Terminal(p),
+        None => LineOut::Stream(Box::new(std::io::stdout())),
+    };
+    let printer = Printer::to(cfg.json, !cfg.json && terminal::color_wanted(), out);
     let node = Node::new(core, storage, transport, Box::new(printer), info);
     {
         let mut sink = lock(&node.sink);
@@ -175,7 +181,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     }
     node.spawn_workers()
         .map_err(|e| ClientError::Runtime(format!("cannot start threads: {e}")))?;
-    spawn_input(&node, name)?;
+    spawn_input(&node, name, source)?;
     spawn_signal_watch(&node)?;
     let outcome = node.wait();
     if let Err(e) = node.write_checkpoint() {
@@ -271,14 +277,15 @@ fn restore(
     Ok(Restored { delivered, outbox })
 }
 
-fn spawn_input(node: &Arc<Node<MemberCore>>, name: String) -> Result<(), ClientError> {
+fn spawn_input(
+    node: &Arc<Node<MemberCore>>,
+    name: String,
+    source: LineSource,
+) -> Result<(), ClientError> {
     let node = Arc::clone(node);
     std::thread::Builder::new()
         .name("input".into())
-        .spawn(move || {
-            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
-            input_loop(&node, &name, stdin)
-        })
+        .spawn(move || input_loop(&node, &name, source))
         .map(|_| ())
         .map_err(|e| ClientError::Runtime(format!("cannot start the input thread: {e}")))
 }
@@ -303,10 +310,10 @@ fn spawn_signal_watch(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
 }
 
 /// Reads stdin: lines are accepted in batches (one checkpoint per batch), commands run here.
-fn input_loop(node: &Node<MemberCore>, name: &str, mut input: BufReader<impl Read>) {
+fn input_loop(node: &Node<MemberCore>, name: &str, mut input: LineSource) {
     let mut batch: Vec<Pending> = Vec::new();
     loop {
-        let line = match read_line(&mut input) {
+        let line = match input.next_line() {
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
@@ -329,24 +336,12 @@ fn input_loop(node: &Node<MemberCore>, name: &str, mut input: BufReader<impl Rea
             });
         }
         // More lines already buffered (a paste, a pipe): take them into the same batch.
-        if !batch.is_empty() && (!input.buffer().contains(&b'\n') || batch.len() >= 1024) {
+        if !batch.is_empty() && (!input.has_buffered_line() || batch.len() >= 1024) {
             accept(node, std::mem::take(&mut batch));
         }
     }
     accept(node, batch);
     node.with_core(|core, now| core.leave(now));
-}
-
-/// One line without its ending; invalid UTF-8 is replaced rather than fatal.
-fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<String>> {
-    let mut buf = Vec::new();
-    if input.read_until(b'\n', &mut buf)? == 0 {
-        return Ok(None);
-    }
-    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        buf.pop();
-    }
-    Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
 }
 
 /// Puts lines on disk (the outbox in the checkpoint), then into the ring.
@@ -389,15 +384,13 @@ fn who(node: &Node<MemberCore>) -> String {
         .members
         .iter()
         .map(|m| {
-            let mut s = m.name.clone();
-            if m.id == core.id() {
-                s += if core.holds_token() {
-                    " (you, holding the token)"
-                } else {
-                    " (you)"
-                };
-            }
-            s
+            let you = if m.id == core.id() { " (you)" } else { "" };
+            let token = if core.token_holder() == Some(m.id) {
+                " (token)"
+            } else {
+                ""
+            };
+            format!("{}{you}{token}", m.name)
         })
         .collect();
     format!(

@@ -156,6 +156,8 @@ pub struct MemberCore {
     unconfirmed: Option<(Token, Instant)>,
     /// A token for an epoch whose view has not arrived yet.
     early_token: Option<Token>,
+    /// The latest hop of this epoch's token seen on the wire, and whom it went to.
+    seen_holder: Option<(u64, NodeId)>,
     /// When we last asked an idle holder to pass the token.
     woke_at: Option<Instant>,
     /// Server's token timeout (from its view); our retransmit timer derives from it.
@@ -187,6 +189,7 @@ impl MemberCore {
             held: None,
             unconfirmed: None,
             early_token: None,
+            seen_holder: None,
             woke_at: None,
             token_timeout: Duration::from_secs(3),
             started_at: now,
@@ -225,6 +228,14 @@ impl MemberCore {
     /// Whether this node holds the token right now.
     pub fn holds_token(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// Who had the token last, as far as this node saw it pass (for `/who`).
+    pub fn token_holder(&self) -> Option<NodeId> {
+        if self.held.is_some() {
+            return Some(self.cfg.id);
+        }
+        self.seen_holder.map(|(_, id)| id)
     }
 
     /// Highest delivered seq.
@@ -478,6 +489,7 @@ impl MemberCore {
         self.safe = self.safe.max(cut);
         self.in_flight.clear();
         self.last_hop = 0;
+        self.seen_holder = None;
         self.held = None;
         self.unconfirmed = None;
         self.stats.views += 1;
@@ -545,6 +557,9 @@ impl MemberCore {
             .is_some_and(|(t, _)| token.hop > t.hop)
         {
             self.unconfirmed = None;
+        }
+        if self.seen_holder.is_none_or(|(hop, _)| token.hop > hop) {
+            self.seen_holder = Some((token.hop, token.to));
         }
         self.raise_safe(token.safe);
         if token.to != self.cfg.id || token.hop <= self.last_hop {

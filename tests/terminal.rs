@@ -1,0 +1,163 @@
+//! The interactive client in a real terminal (tmux): incoming messages print above the line
+//! being typed, never through it; names are coloured; Ctrl-D leaves cleanly.
+
+mod common;
+
+use common::{client, count_messages, free_port, server, wait_ring};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux session, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(cmd: &str) -> Option<Tmux> {
+        let name = format!("mcast-chat-{}-{}", std::process::id(), free_port());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "120",
+                "-y",
+                "30",
+                cmd,
+            ])
+            .env_remove("NO_COLOR")
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmux(name))
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The screen; with `escapes`, with its colour codes.
+    fn screen(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", &self.0];
+        if escapes {
+            args.push("-e");
+        }
+        let out = Command::new("tmux").args(&args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen(false);
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "no {what} on screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.0])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// The last non-empty line of the screen: the prompt with what is being typed.
+fn prompt_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+#[test]
+fn typing_is_never_interrupted_by_incoming_messages() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let _srv = server(port, &root.join("server"), &[]);
+    let mut bob = vec![client(port, &root.join("bob"), "bob", &[])];
+    let alice_dir = root.join("alice");
+    std::fs::create_dir_all(&alice_dir).unwrap();
+    let cmd = format!(
+        "{} --port {port} --name alice --data-dir {} 2>{}",
+        env!("CARGO_BIN_EXE_client"),
+        alice_dir.display(),
+        alice_dir.join("stderr.log").display()
+    );
+    let alice = Tmux::start(&cmd).expect("tmux session");
+    alice.wait_screen("the join", |s| {
+        s.contains("2 members)") || s.contains("bob joined")
+    });
+    wait_ring(&mut bob, 2, Duration::from_secs(30));
+
+    // alice is in the middle of a line when bob's message arrives.
+    alice.keys(&["-l", "half a thou"]);
+    alice.wait_screen("alice's typing", |s| prompt_line(s).contains("half a thou"));
+    bob[0].send_line("bob interrupts");
+    let screen = alice.wait_screen("bob's message", |s| s.contains("bob: bob interrupts"));
+    assert!(
+        prompt_line(&screen).ends_with("> half a thou"),
+        "the line being typed was disturbed:\n{screen}"
+    );
+    let above = screen
+        .lines()
+        .position(|l| l.contains("bob: bob interrupts"));
+    let lines: Vec<&str> = screen.lines().collect();
+    let prompt = lines.iter().rposition(|l| l.contains("> half a thou"));
+    assert!(
+        above < prompt,
+        "the message prints above the prompt:\n{screen}"
+    );
+
+    // Names are coloured on a terminal.
+    // (tmux re-renders the codes: look for a foreground colour and its reset around the name.)
+    let colored = alice.screen(true);
+    assert!(
+        colored.contains("\x1b[3") && colored.contains("bob\x1b[0m"),
+        "no colour on a terminal: {colored:?}"
+    );
+
+    // alice finishes her line; everyone gets it.
+    alice.keys(&["-l", "ght"]);
+    alice.keys(&["Enter"]);
+    alice.wait_screen("alice's own line", |s| s.contains("alice: half a thought"));
+    bob[0].wait_for("alice's line", Duration::from_secs(30), |l| {
+        count_messages(l) >= 2
+    });
+
+    // Ctrl-D leaves cleanly: the client exits and its pane closes.
+    alice.keys(&["C-d"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alice.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "alice did not leave:\n{}",
+            alice.screen(false)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bob[0].wait_for("alice to leave", Duration::from_secs(30), |l| {
+        l.iter().any(|l| l.contains("alice left"))
+    });
+}
