@@ -163,7 +163,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let mut source = LineSource::stdin(!cfg.json);
     let out = match source.printer() {
         Some(p) => LineOut::Terminal(p),
-        None => LineOut::Stream(Box::new(std::io::stdout())),
+        None => LineOut::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
     let printer = Printer::to(cfg.json, !cfg.json && terminal::color_wanted(), out);
     let node = Node::new(core, storage, transport, Box::new(printer), info);
@@ -292,21 +292,9 @@ fn spawn_input(
 
 /// SIGINT or SIGTERM: leave cleanly (a second one exits at once).
 fn spawn_signal_watch(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
-    let flag = runtime::shutdown_flag();
     let node = Arc::clone(node);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            while !node.is_stopped() {
-                if flag.load(Ordering::SeqCst) {
-                    node.with_core(|core, now| core.leave(now));
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| ClientError::Runtime(format!("cannot start the signal thread: {e}")))
+    runtime::on_signal(move || node.with_core(|core, now| core.leave(now)))
+        .map_err(|e| ClientError::Runtime(format!("cannot handle signals: {e}")))
 }
 
 /// Reads stdin: lines are accepted in batches (one checkpoint per batch), commands run here.
@@ -444,6 +432,7 @@ fn history(node: &Node<MemberCore>, n: u64) {
         Ok(records) => {
             sink.notice(&format!("the last {} messages:", records.len()));
             records.iter().for_each(|r| sink.message(r));
+            sink.flush();
         }
         Err(e) => sink.notice(&format!("cannot read history: {e}")),
     }

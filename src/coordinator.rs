@@ -23,6 +23,9 @@ use crate::wire::{self, Msg, MAX_MEMBERS, MAX_NAME_BYTES};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+/// The shortest wait for the remaining reports after the first one arrived.
+const MIN_REPORT_WAIT: Duration = Duration::from_millis(100);
+
 /// Tunables of the server.
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
@@ -93,6 +96,9 @@ struct Gathering {
     epoch: Epoch,
     proposed: Vec<Member>,
     reports: HashMap<NodeId, ReportInfo>,
+    started: Instant,
+    /// Proposed members that have not reported by then are left out. It starts at
+    /// `report_timeout` and shrinks when the first report shows how fast members answer.
     deadline: Instant,
     next_send: Instant,
 }
@@ -503,6 +509,7 @@ impl Coordinator {
             epoch,
             proposed,
             reports: HashMap::new(),
+            started: now,
             deadline: now + self.cfg.report_timeout,
             next_send: now,
         });
@@ -544,6 +551,12 @@ impl Coordinator {
             return;
         };
         m.name = name;
+        if g.reports.is_empty() {
+            // Live members answer within a few round trips of the fastest one; a dead one
+            // never does, so there is no point waiting a whole report timeout for it.
+            let wait = ((now - g.started) * 4).max(MIN_REPORT_WAIT);
+            g.deadline = g.deadline.min(now + wait);
+        }
         g.reports.insert(from, r);
         self.maybe_finish_gather(now);
     }

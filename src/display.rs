@@ -104,6 +104,11 @@ impl Sink for Printer {
             format!("* {text}")
         };
         self.line(&line);
+        self.out.flush();
+    }
+
+    fn flush(&mut self) {
+        self.out.flush();
     }
 }
 

@@ -17,9 +17,8 @@ use crate::output::{Output, StopReason};
 use crate::token_ring::Token;
 use crate::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
 use crate::wire::Msg;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 /// Catch-ups shorter than this report only their start and end.
 const PROGRESS_MIN: u64 = 5_000;
@@ -62,7 +61,7 @@ impl MemberConfig {
             join_timeout: Duration::from_secs(10),
             hello_interval: Duration::from_millis(200),
             window: 32,
-            idle_hold: Duration::from_millis(100),
+            idle_hold: Duration::from_millis(250),
             fetch_chunk: 512,
             drain_timeout: Duration::from_secs(10),
             leave_timeout: Duration::from_secs(3),
@@ -147,8 +146,9 @@ pub struct MemberCore {
     /// Highest `safe` seen on a token of this epoch.
     safe: Seq,
     outbox: VecDeque<Pending>,
-    /// Outbox ids stamped in this epoch and not yet delivered; never stamped twice.
-    in_flight: HashSet<Uuid>,
+    /// How many lines at the front of the outbox were stamped in this epoch and are not yet
+    /// delivered (lines are stamped and delivered in typing order); never stamped twice.
+    in_flight: usize,
     /// Highest hop accepted in this epoch (duplicates and retransmits have lower or equal).
     last_hop: u64,
     held: Option<Held>,
@@ -184,7 +184,7 @@ impl MemberCore {
             order: Order::new(restored.delivered),
             safe: restored.delivered,
             outbox: restored.outbox.into(),
-            in_flight: HashSet::new(),
+            in_flight: 0,
             last_hop: 0,
             held: None,
             unconfirmed: None,
@@ -268,7 +268,7 @@ impl MemberCore {
         self.outbox.extend(lines);
         if let Some(mut held) = self.held.take() {
             let stamped = self.stamp(&mut held.token);
-            self.hold_or_pass(now, held.token, stamped);
+            self.hold_or_pass(now, held.token, stamped > 0);
         } else if self.admitted && self.gathering.is_none() {
             self.wake(now);
         }
@@ -487,7 +487,7 @@ impl MemberCore {
         self.gathering = None;
         self.order.reset_epoch(cut);
         self.safe = self.safe.max(cut);
-        self.in_flight.clear();
+        self.in_flight = 0;
         self.last_hop = 0;
         self.seen_holder = None;
         self.held = None;
@@ -580,7 +580,9 @@ impl MemberCore {
         self.retransmit_requested(&mut token);
         let aru = self.order.aru();
         let first = self.view.members.first().map(|m| m.id) == Some(self.cfg.id);
+        let safe_before = token.safe;
         token.record_aru(first, aru);
+        let safe_rose = token.safe > safe_before;
         let order = &self.order;
         token.request_missing(aru, |s| order.has(s));
         if token.wake == Some(self.cfg.id) {
@@ -588,7 +590,7 @@ impl MemberCore {
         }
         self.raise_safe(token.safe);
         let stamped = self.stamp(&mut token);
-        self.hold_or_pass(now, token, stamped);
+        self.hold_or_pass(now, token, stamped > 0 || safe_rose);
     }
 
     fn retransmit_requested(&mut self, token: &mut Token) {
@@ -620,10 +622,11 @@ impl MemberCore {
         let ready: Vec<Pending> = self
             .outbox
             .iter()
-            .filter(|p| !self.in_flight.contains(&p.id))
+            .skip(self.in_flight)
             .take(self.cfg.window)
             .cloned()
             .collect();
+        self.in_flight += ready.len();
         for line in &ready {
             let rec = ChatRecord {
                 seq: token.allocate(),
@@ -633,7 +636,6 @@ impl MemberCore {
                 text: line.text.clone(),
                 sent_at_ms: line.sent_at_ms,
             };
-            self.in_flight.insert(line.id);
             self.order.insert_live(rec.clone());
             self.stats.stamped += 1;
             self.send(Msg::Data {
@@ -644,11 +646,12 @@ impl MemberCore {
         ready.len()
     }
 
-    /// Passes at once when the ring has work (or we have lines we may not send yet), else
-    /// holds the idle token for `idle_hold`.
-    fn hold_or_pass(&mut self, now: Instant, token: Token, stamped: usize) {
-        let waiting = self.outbox.iter().any(|p| !self.in_flight.contains(&p.id));
-        if stamped > 0 || token.is_busy() || waiting || self.leaving.is_some() {
+    /// Passes at once when the ring has work (we stamped, `safe` just rose and the others
+    /// must learn it, lines we may not send yet wait), else holds the idle token for
+    /// `idle_hold`.
+    fn hold_or_pass(&mut self, now: Instant, token: Token, news: bool) {
+        let waiting = self.outbox.len() > self.in_flight;
+        if news || token.is_busy() || waiting || self.leaving.is_some() {
             self.pass(now, token);
         } else {
             self.held = Some(Held {
@@ -719,8 +722,13 @@ impl MemberCore {
     fn deliver_ready(&mut self) {
         for rec in self.order.take_deliverable(self.safe) {
             if rec.from == self.cfg.id {
-                self.outbox.retain(|p| p.id != rec.id);
-                self.in_flight.remove(&rec.id);
+                // Own lines are delivered in typing order: normally the front of the outbox.
+                if let Some(i) = self.outbox.iter().position(|p| p.id == rec.id) {
+                    self.outbox.remove(i);
+                    if i < self.in_flight {
+                        self.in_flight -= 1;
+                    }
+                }
             }
             self.stats.delivered += 1;
             self.outputs.push_back(Output::Deliver(rec));
@@ -876,6 +884,7 @@ impl MemberCore {
 mod tests {
     use super::*;
     use crate::types::Member;
+    use uuid::Uuid;
 
     fn member(now: Instant) -> MemberCore {
         let cfg = MemberConfig::new(NodeId::random(), "me".into(), 1);

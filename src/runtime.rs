@@ -83,8 +83,10 @@ impl Machine for Coordinator {
 pub trait Sink: Send + 'static {
     /// A delivered message.
     fn message(&mut self, rec: &ChatRecord);
-    /// A notice for the user.
+    /// A notice for the user (shown at once).
     fn notice(&mut self, text: &str);
+    /// Shows what `message` buffered; called once per batch of deliveries.
+    fn flush(&mut self) {}
 }
 
 /// Counters of datagrams dropped before they reached the core (G6).
@@ -240,6 +242,8 @@ pub struct Node<M: Machine> {
     pub drops: DropStats,
     stopped: AtomicBool,
     outcome: Mutex<Option<Result<StopReason, String>>>,
+    /// Signalled when `outcome` is set.
+    done: Condvar,
 }
 
 /// Locks a mutex; a poisoned one means another thread panicked mid-update, and the process
@@ -276,6 +280,7 @@ impl<M: Machine> Node<M> {
             drops: DropStats::default(),
             stopped: AtomicBool::new(false),
             outcome: Mutex::new(None),
+            done: Condvar::new(),
         })
     }
 
@@ -306,16 +311,13 @@ impl<M: Machine> Node<M> {
 
     /// Blocks until the node stops; returns why.
     pub fn wait(&self) -> Result<StopReason, String> {
-        let (flag, cv) = &self.wake;
-        let mut guard = lock(flag);
+        let mut outcome = lock(&self.outcome);
         loop {
-            if let Some(outcome) = lock(&self.outcome).clone() {
+            if let Some(outcome) = outcome.clone() {
                 return outcome;
             }
-            guard = cv
-                .wait_timeout(guard, Duration::from_millis(100))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            // Its own condvar: sharing the io thread's would steal its wake-ups.
+            outcome = self.done.wait(outcome).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -331,8 +333,8 @@ impl<M: Machine> Node<M> {
             *slot = Some(outcome);
         }
         self.stopped.store(true, Ordering::SeqCst);
-        let (_, cv) = &self.wake;
-        cv.notify_all();
+        self.done.notify_all();
+        self.wake_io();
     }
 
     fn receive_loop(self: Arc<Self>) {
@@ -340,7 +342,7 @@ impl<M: Machine> Node<M> {
         while !self.is_stopped() {
             let n = match self
                 .transport
-                .recv(&mut buf, Some(Duration::from_millis(100)))
+                .recv(&mut buf, Some(Duration::from_millis(500)))
             {
                 Ok(Some((n, _))) => n,
                 Ok(None) => continue,
@@ -394,7 +396,7 @@ impl<M: Machine> Node<M> {
     fn wait_for_work(&self) {
         let deadline = lock(&self.core).poll_timeout();
         let now = Instant::now();
-        let max = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
         let timeout = deadline.map_or(max, |d| d.saturating_duration_since(now).min(max));
         let (flag, cv) = &self.wake;
         let mut woken = lock(flag);
@@ -445,6 +447,7 @@ impl<M: Machine> Node<M> {
         for rec in batch.drain(..) {
             sink.message(&rec);
         }
+        sink.flush();
         Ok(())
     }
 
@@ -567,17 +570,21 @@ pub fn open_storage(
     ))
 }
 
-/// Shared shutdown flag set by SIGINT/SIGTERM (a second signal exits at once).
-pub fn shutdown_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled exits at once, like most tools.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag));
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&flag)) {
-            log::warn!("cannot handle signal {sig}: {e}");
-        }
+/// Runs `f` on the first SIGINT or SIGTERM, from a thread that sleeps until then; a second
+/// signal exits at once with status 130, like most tools.
+pub fn on_signal(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let first_seen = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&first_seen))?;
     }
-    flag
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    spawn("signals", move || {
+        if signals.forever().next().is_some() {
+            first_seen.store(true, Ordering::SeqCst);
+            f();
+        }
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use crate::runtime::{self, lock, Node, NodeInfo};
 use crate::seal::{Key, KeyError};
 use crate::types::NodeId;
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         checkpoint_interval: cfg.common.checkpoint_interval,
         key,
     };
-    let printer = Printer::new(false, Box::new(std::io::stdout()));
+    let printer = Printer::new(false, Box::new(std::io::BufWriter::new(std::io::stdout())));
     let node = Node::new(core, storage, transport, Box::new(printer), info);
     lock(&node.sink).notice(&format!(
         "server on {}, archive {} ({} messages), sync every {}, {}",
@@ -85,13 +84,9 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     node.spawn_workers()
         .map_err(|e| ServerError::Runtime(format!("cannot start threads: {e}")))?;
     spawn_reconciliation(&node, cfg.sync_interval)?;
-    let flag = runtime::shutdown_flag();
-    while !node.is_stopped() {
-        if flag.load(Ordering::SeqCst) {
-            node.finish(Ok(StopReason::Left));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stopper = Arc::clone(&node);
+    runtime::on_signal(move || stopper.finish(Ok(StopReason::Left)))
+        .map_err(|e| ServerError::Runtime(format!("cannot handle signals: {e}")))?;
     let outcome = node.wait();
     if let Err(e) = node.write_checkpoint() {
         log::warn!("final checkpoint failed: {e}");
@@ -120,7 +115,7 @@ fn spawn_reconciliation(node: &Arc<Node<Coordinator>>, every: Duration) -> Resul
                     node.with_core(|core, now| core.handle_sync(now));
                     next = now + every;
                 }
-                std::thread::sleep((next - now.min(next)).min(Duration::from_millis(100)));
+                std::thread::sleep(next.saturating_duration_since(now));
             }
         })
         .map(|_| ())

@@ -92,16 +92,23 @@ pub enum LineOut {
 }
 
 impl LineOut {
-    /// Writes one line. A closed stdout (a pipe whose reader went away) must not kill the
-    /// node, so errors are ignored.
+    /// Writes one line (a stream is flushed by [`LineOut::flush`]). A closed stdout (a pipe
+    /// whose reader went away) must not kill the node, so errors are ignored.
     pub fn line(&mut self, line: &str) {
         match self {
             LineOut::Stream(out) => {
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                let _ = writeln!(out, "{line}");
             }
             LineOut::Terminal(printer) => {
                 let _ = printer.print(format!("{line}\n"));
             }
+        }
+    }
+
+    /// Pushes buffered lines out.
+    pub fn flush(&mut self) {
+        if let LineOut::Stream(out) = self {
+            let _ = out.flush();
         }
     }
 }

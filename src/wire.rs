@@ -381,37 +381,34 @@ fn encoded_len(msg: &Msg) -> usize {
 /// A record that cannot fit even alone (impossible for lines that passed [`check_line`]) is
 /// skipped with a warning rather than sent oversize.
 pub fn pack_history(to: NodeId, records: Vec<ChatRecord>) -> Vec<Vec<u8>> {
+    // A History's size is its empty frame plus each record plus a comma between records, so
+    // each record is measured once and each datagram encoded once.
+    let empty = encoded_len(&history(to, Vec::new()));
     let mut out = Vec::new();
     let mut batch: Vec<ChatRecord> = Vec::new();
+    let mut size = empty;
     for rec in records {
+        let len = serde_json::to_vec(&rec).map_or(usize::MAX, |b| b.len());
+        if empty.saturating_add(len) > MAX_PLAINTEXT_BYTES {
+            log::warn!("record {} too large for a datagram; not sent", rec.seq);
+            continue;
+        }
+        let comma = usize::from(!batch.is_empty());
+        if size + comma + len > MAX_PLAINTEXT_BYTES {
+            out.extend(encode(&history(to, std::mem::take(&mut batch))).ok());
+            size = empty;
+        }
+        size += usize::from(!batch.is_empty()) + len;
         batch.push(rec);
-        if encoded_len(&history(to, &batch)) <= MAX_PLAINTEXT_BYTES {
-            continue;
-        }
-        let Some(overflow) = batch.pop() else {
-            continue;
-        };
-        if !batch.is_empty() {
-            out.extend(encode(&history(to, &batch)).ok());
-            batch.clear();
-        }
-        batch.push(overflow);
-        if encoded_len(&history(to, &batch)) > MAX_PLAINTEXT_BYTES {
-            log::warn!("record {} too large for a datagram; not sent", batch[0].seq);
-            batch.clear();
-        }
     }
     if !batch.is_empty() {
-        out.extend(encode(&history(to, &batch)).ok());
+        out.extend(encode(&history(to, batch)).ok());
     }
     out
 }
 
-fn history(to: NodeId, records: &[ChatRecord]) -> Msg {
-    Msg::History {
-        to,
-        records: records.to_vec(),
-    }
+fn history(to: NodeId, records: Vec<ChatRecord>) -> Msg {
+    Msg::History { to, records }
 }
 
 #[cfg(test)]
