@@ -97,19 +97,34 @@ impl fmt::Display for Identity {
 }
 
 /// Writes `cp` to `path` atomically: a temp file in the same dir, write, fsync, rename over
-/// the target, fsync the directory. A crash at any point leaves the old or the new content.
+/// the target, fsync the directory. A crash at any point, even of the machine, leaves the old
+/// or the new content.
 pub fn save(path: &Path, cp: &Checkpoint) -> Result<(), StorageError> {
+    write_atomically(path, cp, true)
+}
+
+/// Like [`save`] without the fsyncs: atomic against a crash of the process (`kill -9`), which
+/// leaves the page cache to the kernel, not against a crash of the machine. For the hot path
+/// of accepting typed lines; the periodic checkpoint syncs soon after.
+pub fn save_unsynced(path: &Path, cp: &Checkpoint) -> Result<(), StorageError> {
+    write_atomically(path, cp, false)
+}
+
+fn write_atomically(path: &Path, cp: &Checkpoint, sync: bool) -> Result<(), StorageError> {
     let tmp = temp_path(path)?;
     let mut bytes =
         serde_json::to_vec_pretty(cp).map_err(|e| StorageError::io(path, io::Error::other(e)))?;
     bytes.push(b'\n');
-    if let Err(e) = write_synced(&tmp, &bytes) {
+    if let Err(e) = write_file(&tmp, &bytes, sync) {
         // Best effort: a leftover temp file is harmless, it is overwritten next time.
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
     fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
-    sync_dir(parent_dir(path))
+    if sync {
+        sync_dir(parent_dir(path))?;
+    }
+    Ok(())
 }
 
 /// Reads the checkpoint at `path`; `Ok(None)` when the file does not exist (a missing
@@ -276,7 +291,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
 }
 
 /// Creates or truncates `path`, writes `bytes` and fsyncs the file.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -284,7 +299,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
         .open(path)
         .map_err(|e| StorageError::io(path, e))?;
     file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
         .map_err(|e| StorageError::io(path, e))
 }
 

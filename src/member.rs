@@ -160,6 +160,8 @@ pub struct MemberCore {
     seen_holder: Option<(u64, NodeId)>,
     /// When we last asked an idle holder to pass the token.
     woke_at: Option<Instant>,
+    /// A member that asked for the token while we did not hold it, and when.
+    heard_wake: Option<(NodeId, Instant)>,
     /// Server's token timeout (from its view); our retransmit timer derives from it.
     token_timeout: Duration,
     started_at: Instant,
@@ -191,6 +193,7 @@ impl MemberCore {
             early_token: None,
             seen_holder: None,
             woke_at: None,
+            heard_wake: None,
             token_timeout: Duration::from_secs(3),
             started_at: now,
             next_hello: now,
@@ -301,6 +304,7 @@ impl MemberCore {
         t.extend(self.held.as_ref().map(|h| h.pass_at));
         t.extend(self.unconfirmed.as_ref().map(|u| u.1));
         t.extend(self.fetching.as_ref().map(|f| f.retry_at));
+        t.extend(self.woke_at.map(|w| w + self.wake_resend()));
         if let Some(heard) = self.server_heard_at.filter(|_| !self.server_lost) {
             t.push(heard + self.cfg.server_silence);
         }
@@ -340,6 +344,13 @@ impl MemberCore {
         }
         if self.fetching.as_ref().is_some_and(|f| now >= f.retry_at) {
             self.request_history(now);
+        }
+        if self.woke_at.is_some_and(|t| now >= t + self.wake_resend()) {
+            // The Wake (or the token) got lost: ask again while lines wait.
+            self.woke_at = None;
+            if self.admitted && self.gathering.is_none() && self.outbox.len() > self.in_flight {
+                self.wake(now);
+            }
         }
         if let Some(heard) = self.server_heard_at {
             if !self.server_lost && now >= heard + self.cfg.server_silence {
@@ -490,6 +501,8 @@ impl MemberCore {
         self.in_flight = 0;
         self.last_hop = 0;
         self.seen_holder = None;
+        self.woke_at = None;
+        self.heard_wake = None;
         self.held = None;
         self.unconfirmed = None;
         self.stats.views += 1;
@@ -570,6 +583,7 @@ impl MemberCore {
         }
         self.last_hop = token.hop;
         self.unconfirmed = None;
+        self.woke_at = None;
         self.stats.tokens_held += 1;
         self.visit(now, token);
     }
@@ -587,6 +601,11 @@ impl MemberCore {
         token.request_missing(aru, |s| order.has(s));
         if token.wake == Some(self.cfg.id) {
             token.wake = None;
+        }
+        if let Some((from, at)) = self.heard_wake.take() {
+            if now < at + self.cfg.idle_hold && from != self.cfg.id {
+                token.wake.get_or_insert(from);
+            }
         }
         self.raise_safe(token.safe);
         let stamped = self.stamp(&mut token);
@@ -675,8 +694,14 @@ impl MemberCore {
         self.cfg.idle_hold + (self.token_timeout / 4).max(Duration::from_millis(20))
     }
 
+    /// How long a Wake may go unanswered before it is sent again.
+    fn wake_resend(&self) -> Duration {
+        (self.cfg.idle_hold / 5).max(Duration::from_millis(20))
+    }
+
+    /// Asks an idle holder for the token, once per visit (sent again if it does not come).
     fn wake(&mut self, now: Instant) {
-        if self.woke_at.is_some_and(|t| now < t + self.cfg.idle_hold) {
+        if self.woke_at.is_some() {
             return;
         }
         self.woke_at = Some(now);
@@ -687,12 +712,16 @@ impl MemberCore {
     }
 
     fn on_wake(&mut self, now: Instant, epoch: Epoch, from: NodeId) {
-        if epoch != self.view.epoch || from == self.cfg.id {
+        // Only a member clears the token's wake mark (on its visit), so only members count.
+        if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
             return;
         }
         if let Some(mut held) = self.held.take() {
             held.token.wake.get_or_insert(from);
             self.pass(now, held.token);
+        } else {
+            // The token may be on its way to us: pass it on at once when it comes.
+            self.heard_wake = Some((from, now));
         }
     }
 

@@ -525,10 +525,13 @@ impl<M: Machine> Node<M> {
             outbox,
             saved_at_ms: wall_ms(),
         };
-        checkpoint::save(
-            &self.info.identity.checkpoint_path(&self.info.data_dir),
-            &cp,
-        )?;
+        let path = self.info.identity.checkpoint_path(&self.info.data_dir);
+        if extra.is_empty() {
+            checkpoint::save(&path, &cp)?;
+        } else {
+            // Accepting typed lines: safe against kill -9 without an fsync per line.
+            checkpoint::save_unsynced(&path, &cp)?;
+        }
         if !extra.is_empty() {
             self.with_core(|core, now| then(core, now, extra));
         }
@@ -591,17 +594,10 @@ pub fn on_signal(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::types::{Epoch, NodeId};
-    use std::io::Write;
 
     fn key(secret: &[u8]) -> (tempfile::TempDir, Key) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("key");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(secret)
-            .unwrap();
-        let key = Key::from_file(&path).unwrap();
-        (dir, key)
+        let (dir, path) = crate::seal::tests::key_file(secret);
+        (dir, Key::from_file(&path).unwrap())
     }
 
     fn wake() -> Msg {

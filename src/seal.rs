@@ -229,11 +229,12 @@ fn warn_if_readable_by_others(path: &Path, file: &std::fs::File) {
 fn warn_if_readable_by_others(_path: &Path, _file: &std::fs::File) {}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
-    fn key_file(secret: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    /// A key file holding `secret`, in a temp dir that lives as long as the guard.
+    pub(crate) fn key_file(secret: &[u8]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::File::create(&path)

@@ -370,7 +370,7 @@ fn cut_off_and_heal(how: Cut) {
     let offline = type_lines(carol, "carol", "while cut off", 3);
     expected.extend(offline.iter().cloned());
     eventually("carol's offline lines in her outbox on disk", STEP, || {
-        checkpoints(&carol.dir).contains("carol while cut off 2")
+        common::checkpoint_text(&carol.dir).contains("carol while cut off 2")
     });
     for (p, name) in [(&mut *alice, "alice"), (&mut *bob, "bob")] {
         expected.extend(type_lines(p, name, "during the cut", 5));
@@ -438,20 +438,4 @@ fn cut_off_and_heal(how: Cut) {
         assert!(c.wait_exit(STEP).success(), "clean leave exits 0");
     }
     phase("clients left cleanly");
-}
-
-/// The text of the client checkpoints in `dir`.
-fn checkpoints(dir: &Path) -> String {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
-                })
-                .filter_map(|p| std::fs::read_to_string(p).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }

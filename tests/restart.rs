@@ -21,7 +21,7 @@ fn resume_after_kill_9_keeps_identity_outbox_and_history() {
         alice.send_line(&format!("typed offline {i}"));
     }
     eventually("all three lines in the outbox on disk", LONG, || {
-        checkpoint_text(&dir).contains("typed offline 2")
+        common::checkpoint_text(&dir).contains("typed offline 2")
     });
     alice.kill();
 
@@ -46,21 +46,6 @@ fn resume_after_kill_9_keeps_identity_outbox_and_history() {
             "back online"
         ]
     );
-}
-
-/// The text of the client checkpoints in `dir`.
-fn checkpoint_text(dir: &std::path::Path) -> String {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("checkpoint_")
-        })
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .collect()
 }
 
 /// With the server down the ring keeps chatting; the restarted server catches up from the

@@ -315,3 +315,18 @@ pub fn burst(clients: &mut [Proc], names: &[&str], range: std::ops::Range<usize>
         }
     }
 }
+
+/// The text of every client checkpoint in `dir` (what is on disk of the outboxes).
+pub fn checkpoint_text(dir: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return String::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
+        })
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
