@@ -238,6 +238,11 @@ impl Coordinator {
         self.outputs.pop_front()
     }
 
+    /// Whether outputs are waiting to be drained.
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// The earliest instant at which [`Coordinator::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if let Some((_, until)) = self.probing {

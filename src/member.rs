@@ -266,6 +266,11 @@ impl MemberCore {
         self.outputs.pop_front()
     }
 
+    /// Whether outputs are waiting to be drained.
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// Adds lines that are already on disk to the outbox; the ring delivers each exactly once.
     pub fn submit(&mut self, now: Instant, lines: Vec<Pending>) {
         self.outbox.extend(lines);

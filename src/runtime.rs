@@ -35,6 +35,8 @@ pub trait Machine: Send + 'static {
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next output, in order.
     fn poll_output(&mut self) -> Option<Output>;
+    /// Whether outputs are waiting.
+    fn has_output(&self) -> bool;
     /// The state a checkpoint records: view, delivered seq, outbox.
     fn snapshot(&self) -> (View, Seq, Vec<Pending>);
 }
@@ -51,6 +53,9 @@ impl Machine for MemberCore {
     }
     fn poll_output(&mut self) -> Option<Output> {
         MemberCore::poll_output(self)
+    }
+    fn has_output(&self) -> bool {
+        MemberCore::has_output(self)
     }
     fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
         (
@@ -74,6 +79,9 @@ impl Machine for Coordinator {
     fn poll_output(&mut self) -> Option<Output> {
         Coordinator::poll_output(self)
     }
+    fn has_output(&self) -> bool {
+        Coordinator::has_output(self)
+    }
     fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
         (self.view().clone(), self.archived(), Vec::new())
     }
@@ -87,6 +95,15 @@ pub trait Sink: Send + 'static {
     fn notice(&mut self, text: &str);
     /// Shows what `message` buffered; called once per batch of deliveries.
     fn flush(&mut self) {}
+}
+
+/// What the io thread is waiting for.
+#[derive(Debug, Default)]
+struct IoWake {
+    /// There is work: run now.
+    woken: bool,
+    /// While asleep: when it wakes by itself.
+    sleeping_until: Option<Instant>,
 }
 
 /// Counters of datagrams dropped before they reached the core (G6).
@@ -228,8 +245,8 @@ pub struct Node<M: Machine> {
     pub storage: Mutex<Storage>,
     /// Serialises checkpoint writers, so an older snapshot never overwrites a newer one.
     checkpoint_writer: Mutex<()>,
-    /// Wakes the io thread: there are outputs, or the stop flag changed.
-    wake: (Mutex<bool>, Condvar),
+    /// Wakes the io thread: there are outputs, a timer moved earlier, or the node stopped.
+    wake: (Mutex<IoWake>, Condvar),
     /// Asks the checkpoint thread to write now.
     checkpoint_due: (Mutex<bool>, Condvar),
     /// The multicast socket.
@@ -272,7 +289,7 @@ impl<M: Machine> Node<M> {
             core: Mutex::new(core),
             storage: Mutex::new(storage),
             checkpoint_writer: Mutex::new(()),
-            wake: (Mutex::new(false), Condvar::new()),
+            wake: (Mutex::new(IoWake::default()), Condvar::new()),
             checkpoint_due: (Mutex::new(false), Condvar::new()),
             transport,
             sink: Mutex::new(sink),
@@ -296,16 +313,33 @@ impl<M: Machine> Node<M> {
     }
 
     /// Runs `f` on the core, then wakes the io thread to perform what it produced.
+    /// Runs `f` on the core, then wakes the io thread if that left it work: outputs, or a
+    /// timer earlier than the one it sleeps until. Most datagrams (a token passing between
+    /// two other members) leave none, and then cost no second thread switch.
     pub fn with_core<R>(&self, f: impl FnOnce(&mut M, Instant) -> R) -> R {
-        let result = f(&mut lock(&self.core), Instant::now());
-        self.wake_io();
+        let (result, has_output, next) = {
+            let mut core = lock(&self.core);
+            let result = f(&mut core, Instant::now());
+            (result, core.has_output(), core.poll_timeout())
+        };
+        let (state, cv) = &self.wake;
+        let mut state = lock(state);
+        let sooner = match (next, state.sleeping_until) {
+            (Some(next), Some(until)) => next < until,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if has_output || sooner {
+            state.woken = true;
+            cv.notify_one();
+        }
         result
     }
 
     /// Wakes the io thread.
     pub fn wake_io(&self) {
-        let (flag, cv) = &self.wake;
-        *lock(flag) = true;
+        let (state, cv) = &self.wake;
+        lock(state).woken = true;
         cv.notify_one();
     }
 
@@ -392,21 +426,26 @@ impl<M: Machine> Node<M> {
         }
     }
 
-    /// Sleeps until woken or until the core's next timer, at most 100 ms.
+    /// Sleeps until woken or until the core's next timer, at most a second. The deadline is
+    /// read under the wake lock, so a thread that moves a timer earlier either sees the new
+    /// deadline or is seen by this read.
     fn wait_for_work(&self) {
-        let deadline = lock(&self.core).poll_timeout();
-        let now = Instant::now();
-        let max = Duration::from_secs(1);
-        let timeout = deadline.map_or(max, |d| d.saturating_duration_since(now).min(max));
-        let (flag, cv) = &self.wake;
-        let mut woken = lock(flag);
-        if !*woken && !timeout.is_zero() {
-            woken = cv
-                .wait_timeout(woken, timeout)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        let (state, cv) = &self.wake;
+        let mut state = lock(state);
+        if !state.woken {
+            let now = Instant::now();
+            let max = now + Duration::from_secs(1);
+            let until = lock(&self.core).poll_timeout().map_or(max, |d| d.min(max));
+            if until > now {
+                state.sleeping_until = Some(until);
+                state = cv
+                    .wait_timeout(state, until - now)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
         }
-        *woken = false;
+        state.woken = false;
+        state.sleeping_until = None;
     }
 
     /// Performs outputs in order; consecutive deliveries are appended in one write.
