@@ -8,10 +8,10 @@
 //! with their SHA-256 and exits 0 if they are byte-identical and hold every typed line exactly
 //! once, 1 otherwise (130 if interrupted).
 //!
-//! It builds nothing itself: it runs the `server` and `client` binaries next to its own
-//! executable (`target/<profile>/`), and runs `cargo build --bins` for that profile only when
-//! one is missing. `cargo run --example` builds the library but not the binaries, so after a
-//! change to `src/`, run `cargo build --bins` yourself. Every wait has a deadline, and the run
+//! It runs the `server` and `client` binaries next to its own executable
+//! (`target/<profile>/`), after `cargo build --bins` for that profile: `cargo run --example`
+//! builds the library but not the binaries, and stale ones would show old code (cargo returns
+//! at once when they are up to date). Every wait has a deadline, and the run
 //! after any build is bounded by [`TOTAL_LIMIT`]; every child is killed when the demo ends,
 //! however it ends. `--keep` keeps the temp dir (it is also kept on failure) so that you can look at the
 //! files with `jq`.
@@ -145,8 +145,7 @@ struct Binaries {
 }
 
 /// Finds `server` and `client` next to this example (`target/<profile>/examples/demo` ->
-/// `target/<profile>/`), building them with `cargo build --bins` if they are missing or older
-/// than the demo itself.
+/// `target/<profile>/`), after `cargo build --bins` brought them up to date.
 fn find_binaries(started: &Instant) -> Result<Binaries, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the demo's path: {e}"))?;
     let profile_dir = exe
@@ -158,19 +157,16 @@ fn find_binaries(started: &Instant) -> Result<Binaries, String> {
         server: bin("server"),
         client: bin("client"),
     };
-    let missing = [&bins.server, &bins.client]
-        .into_iter()
-        .find(|p| !p.exists());
-    if let Some(path) = missing {
-        build_binaries(
-            profile_dir,
-            &format!("{} is missing", path.display()),
-            started,
-        )?;
-        for p in [&bins.server, &bins.client] {
-            if !p.exists() {
-                return Err(format!("{} is still missing after the build", p.display()));
-            }
+    // Always: `cargo run --example` does not rebuild the binaries, and stale ones would
+    // demonstrate old code. Cargo returns at once when they are up to date.
+    build_binaries(
+        profile_dir,
+        "checking that server and client match the source",
+        started,
+    )?;
+    for p in [&bins.server, &bins.client] {
+        if !p.exists() {
+            return Err(format!("{} is missing after the build", p.display()));
         }
     }
     Ok(bins)
