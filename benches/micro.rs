@@ -35,7 +35,13 @@ fn record(seq: u64, from: NodeId) -> ChatRecord {
 }
 
 fn token() -> Token {
-    let mut t = Token::first(Epoch(7), NodeId::random(), NodeId::random(), Seq(100_000));
+    let mut t = Token::first(
+        Epoch(7),
+        NodeId::random(),
+        NodeId::random(),
+        Seq(100_000),
+        8,
+    );
     t.seq = Seq(100_032);
     t.rtr = vec![Seq(100_003), Seq(100_004), Seq(100_011), Seq(100_020)];
     t

@@ -103,6 +103,16 @@ pub fn save(path: &Path, cp: &Checkpoint) -> Result<(), StorageError> {
     write_atomically(path, cp, true)
 }
 
+/// Makes the checkpoint at `path` durable (fsync the file, then its directory): after
+/// [`save_unsynced`], and outside any lock, since it syncs whatever version is there, at
+/// least as new as the one just written.
+pub fn sync(path: &Path) -> Result<(), StorageError> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StorageError::io(path, e))?;
+    sync_dir(parent_dir(path))
+}
+
 /// Like [`save`] without the fsyncs: atomic against a crash of the process (`kill -9`), which
 /// leaves the page cache to the kernel, not against a crash of the machine. For the hot path
 /// of accepting typed lines; the periodic checkpoint syncs soon after.

@@ -751,7 +751,8 @@ impl Coordinator {
         )));
         self.beacon(now);
         if let Some(first) = self.view.members.first() {
-            let token = Token::first(self.view.epoch, NodeId::SERVER, first.id, self.cut);
+            let n = self.view.members.len();
+            let token = Token::first(self.view.epoch, NodeId::SERVER, first.id, self.cut, n);
             self.send(Msg::Token(token.clone()));
             self.first_token = Some((token, now + self.retransmit_interval()));
         }

@@ -569,6 +569,16 @@ impl MemberCore {
         if !self.admitted {
             return;
         }
+        if token.arus.len() != self.view.members.len() {
+            // Its `safe` would not speak for every member: never deliver on it.
+            self.stats.stale += 1;
+            log::debug!(
+                "token with {} aru slots for a ring of {}",
+                token.arus.len(),
+                self.view.members.len()
+            );
+            return;
+        }
         if self
             .unconfirmed
             .as_ref()
@@ -598,9 +608,9 @@ impl MemberCore {
     fn visit(&mut self, now: Instant, mut token: Token) {
         self.retransmit_requested(&mut token);
         let aru = self.order.aru();
-        let first = self.view.members.first().map(|m| m.id) == Some(self.cfg.id);
+        let pos = self.view.position(self.cfg.id).unwrap_or(0);
         let safe_before = token.safe;
-        token.record_aru(first, aru);
+        token.record_aru(pos, aru);
         let safe_rose = token.safe > safe_before;
         let order = &self.order;
         token.request_missing(aru, |s| order.has(s));
@@ -961,7 +971,7 @@ mod tests {
                 token_timeout_ms: 3000,
             },
         );
-        Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0))
+        Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0), 1)
     }
 
     #[test]
@@ -1026,7 +1036,7 @@ mod tests {
         assert_eq!(
             m.delivered(),
             Seq(0),
-            "not safe before a rotation completes"
+            "not safe before every member has shown it"
         );
         assert_eq!(m.outbox().count(), 2, "still in the outbox until delivered");
     }

@@ -534,9 +534,11 @@ impl<M: Machine> Node<M> {
         }
     }
 
-    /// Writes a checkpoint of the current state.
+    /// Writes a checkpoint of the current state and makes it durable. The fsync happens
+    /// after the writer lock is released, so typed lines are never kept waiting for it.
     pub fn write_checkpoint(&self) -> Result<(), StorageError> {
-        self.checkpoint_then(Vec::new(), |_, _, _| {})
+        self.checkpoint_then(Vec::new(), |_, _, _| {})?;
+        checkpoint::sync(&self.info.identity.checkpoint_path(&self.info.data_dir))
     }
 
     /// Writes a checkpoint whose outbox also holds `extra` lines, then hands them to `then`
@@ -564,13 +566,9 @@ impl<M: Machine> Node<M> {
             outbox,
             saved_at_ms: wall_ms(),
         };
+        // Atomic against kill -9 (temp file + rename); `write_checkpoint` adds the fsync.
         let path = self.info.identity.checkpoint_path(&self.info.data_dir);
-        if extra.is_empty() {
-            checkpoint::save(&path, &cp)?;
-        } else {
-            // Accepting typed lines: safe against kill -9 without an fsync per line.
-            checkpoint::save_unsynced(&path, &cp)?;
-        }
+        checkpoint::save_unsynced(&path, &cp)?;
         if !extra.is_empty() {
             self.with_core(|core, now| then(core, now, extra));
         }

@@ -5,12 +5,13 @@
 //!
 //! # Safe delivery (after Totem's "safe" order)
 //! Each member contributes `aru`, the highest seq up to which it has received everything. The
-//! token carries `rot_min`, the smallest `aru` of the members it visited in the current
-//! rotation. When the token reaches the first member of the ring, a rotation is complete: every
-//! member has received everything up to `rot_min` (an `aru` never decreases within an epoch),
-//! so `safe` rises to it. A member delivers only up to `safe`, which is why a recovery never has
-//! to take back a message somebody already displayed: every member of the view holds it, so
-//! any member that answers the recovery reports it.
+//! token carries one slot per ring position with that member's `aru` at its latest visit, and
+//! `safe` is the smallest slot: every member has received everything up to it (an `aru` never
+//! decreases within an epoch). So a message is safe as soon as the token has visited every
+//! member once after it was stamped, wherever the rotation started. A member delivers only up
+//! to `safe`, which is why a recovery never has to take back a message somebody already
+//! displayed: every member of the view holds it, so any member that answers the recovery
+//! reports it.
 
 use crate::types::{Epoch, NodeId, Seq};
 use crate::wire::MAX_RTR;
@@ -31,8 +32,8 @@ pub struct Token {
     pub hop: u64,
     /// Highest seq stamped so far.
     pub seq: Seq,
-    /// Smallest member `aru` seen in the current rotation.
-    pub rot_min: Seq,
+    /// Each member's `aru` at its latest visit, by position in the view's ring order.
+    pub arus: Vec<Seq>,
     /// Every member has received everything up to here: it may be delivered.
     pub safe: Seq,
     /// Seqs that some member is missing; any holder that has them multicasts them again.
@@ -42,29 +43,29 @@ pub struct Token {
 }
 
 impl Token {
-    /// The first token of a new view: everything up to `cut` is already final.
-    pub fn first(epoch: Epoch, from: NodeId, to: NodeId, cut: Seq) -> Token {
+    /// The first token of a view of `members` members: everything up to `cut` is final.
+    pub fn first(epoch: Epoch, from: NodeId, to: NodeId, cut: Seq, members: usize) -> Token {
         Token {
             epoch,
             from,
             to,
             hop: 1,
             seq: cut,
-            rot_min: cut,
+            arus: vec![cut; members],
             safe: cut,
             rtr: Vec::new(),
             wake: None,
         }
     }
 
-    /// Folds the holder's `aru` into the rotation; `starts_rotation` is true for the first
-    /// member of the ring, where the previous rotation is complete and `safe` may rise.
-    pub fn record_aru(&mut self, starts_rotation: bool, aru: Seq) {
-        if starts_rotation {
-            self.safe = self.safe.max(self.rot_min);
-            self.rot_min = aru;
-        } else {
-            self.rot_min = self.rot_min.min(aru);
+    /// Records the `aru` of the holder at ring position `pos`; `safe` rises to the smallest
+    /// slot. The caller checks that the token has one slot per member.
+    pub fn record_aru(&mut self, pos: usize, aru: Seq) {
+        if let Some(slot) = self.arus.get_mut(pos) {
+            *slot = (*slot).max(aru);
+        }
+        if let Some(min) = self.arus.iter().min() {
+            self.safe = self.safe.max(*min);
         }
     }
 
@@ -109,44 +110,44 @@ mod tests {
     use super::*;
 
     fn token() -> Token {
-        Token::first(Epoch(1), NodeId::random(), NodeId::random(), Seq(10))
+        Token::first(Epoch(1), NodeId::random(), NodeId::random(), Seq(10), 3)
     }
 
     #[test]
-    fn safe_rises_only_when_a_rotation_completes() {
+    fn safe_rises_once_every_member_has_it() {
         let mut t = token();
-        // Rotation 1: first member stamps 11..=12; the second has received them.
-        t.record_aru(true, Seq(10));
+        // Member 1 stamps 11..=12; members 2 and 0 then receive them.
+        t.record_aru(1, Seq(10));
         assert_eq!(t.allocate(), Seq(11));
         assert_eq!(t.allocate(), Seq(12));
-        t.record_aru(false, Seq(12));
-        assert_eq!(t.safe, Seq(10));
-        // Back at the first member: the rotation saw min aru 10, so safe stays 10.
-        t.record_aru(true, Seq(12));
-        assert_eq!(t.safe, Seq(10));
-        t.record_aru(false, Seq(12));
-        // The next rotation completes with everyone at 12.
-        t.record_aru(true, Seq(12));
-        assert_eq!(t.safe, Seq(12));
+        t.record_aru(1, Seq(12));
+        t.record_aru(2, Seq(12));
+        assert_eq!(t.safe, Seq(10), "member 0 has not shown it yet");
+        t.record_aru(0, Seq(12));
+        assert_eq!(
+            t.safe,
+            Seq(12),
+            "one visit to every member after stamping is enough"
+        );
     }
 
     #[test]
     fn one_member_behind_holds_safe_back() {
         let mut t = token();
         t.seq = Seq(20);
-        t.record_aru(true, Seq(20));
-        t.record_aru(false, Seq(15));
-        t.record_aru(false, Seq(20));
-        t.record_aru(true, Seq(20));
+        t.record_aru(0, Seq(20));
+        t.record_aru(1, Seq(15));
+        t.record_aru(2, Seq(20));
         assert_eq!(t.safe, Seq(15));
     }
 
     #[test]
-    fn safe_never_goes_down() {
+    fn safe_and_slots_never_go_down() {
         let mut t = token();
         t.safe = Seq(30);
-        t.rot_min = Seq(5);
-        t.record_aru(true, Seq(40));
+        t.record_aru(0, Seq(40));
+        t.record_aru(0, Seq(35));
+        assert_eq!(t.arus[0], Seq(40));
         assert_eq!(t.safe, Seq(30));
     }
 

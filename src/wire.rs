@@ -247,12 +247,11 @@ fn check_values(msg: &Msg) -> Result<(), String> {
 
 fn check_token(t: &Token) -> Result<(), String> {
     check_ring_epoch(t.epoch)?;
-    check_counters(&[
-        ("hop", t.hop),
-        ("seq", t.seq.0),
-        ("rot_min", t.rot_min.0),
-        ("safe", t.safe.0),
-    ])?;
+    check_counters(&[("hop", t.hop), ("seq", t.seq.0), ("safe", t.safe.0)])?;
+    if t.arus.is_empty() || t.arus.len() > MAX_MEMBERS {
+        return Err(format!("{} aru slots", t.arus.len()));
+    }
+    t.arus.iter().try_for_each(|s| check_counter("aru", s.0))?;
     t.rtr.iter().try_for_each(|s| check_counter("rtr", s.0))
 }
 
@@ -467,7 +466,7 @@ mod tests {
                 high: Seq(9),
                 token_timeout_ms: 3000,
             },
-            Msg::Token(Token::first(Epoch(2), id, id, Seq(9))),
+            Msg::Token(Token::first(Epoch(2), id, id, Seq(9), 1)),
             Msg::Data {
                 epoch: Epoch(2),
                 rec: rec(10, "hi"),

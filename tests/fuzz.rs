@@ -62,18 +62,18 @@ fn record() -> impl Strategy<Value = ChatRecord> {
 fn token() -> impl Strategy<Value = Token> {
     (
         (epoch(), id(), id(), counter()),
-        (seq(), seq(), seq()),
+        (seq(), proptest::collection::vec(seq(), 1..17), seq()),
         proptest::collection::vec(seq(), 0..5),
         proptest::option::of(id()),
     )
         .prop_map(
-            |((epoch, from, to, hop), (seq, rot_min, safe), rtr, wake)| Token {
+            |((epoch, from, to, hop), (seq, arus, safe), rtr, wake)| Token {
                 epoch,
                 from,
                 to,
                 hop,
                 seq,
-                rot_min,
+                arus,
                 safe,
                 rtr,
                 wake,

@@ -350,6 +350,7 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
         NodeId::random(),
         NodeId::random(),
         Seq(7),
+        1,
     ));
     match i % 20 {
         0 => {
