@@ -2,8 +2,9 @@
 //!
 //! A checkpoint is one JSON document with a format version: who the node is, the view it last
 //! knew, how far it delivered, and its outbox of accepted but undelivered lines (G2). It is
-//! written atomically (temp file, fsync, rename, fsync the directory), so after `kill -9` at any
-//! instant the file holds either the old or the new snapshot, never a mix (G5).
+//! written atomically (temp file, rename), so after `kill -9` at any instant the file holds
+//! either the old or the new snapshot, never a mix (G5); [`sync`] then makes it durable
+//! against a crash of the machine (fsync the file and the directory).
 //!
 //! [`DirLock`] keeps two processes from using the same identity's files at once.
 //!
@@ -96,11 +97,11 @@ impl fmt::Display for Identity {
     }
 }
 
-/// Writes `cp` to `path` atomically: a temp file in the same dir, write, fsync, rename over
-/// the target, fsync the directory. A crash at any point, even of the machine, leaves the old
-/// or the new content.
+/// Writes `cp` to `path` atomically and durably: [`save_unsynced`], then [`sync`]. The
+/// runtime calls the two halves itself, so that the fsync happens outside its writer lock.
 pub fn save(path: &Path, cp: &Checkpoint) -> Result<(), StorageError> {
-    write_atomically(path, cp, true)
+    save_unsynced(path, cp)?;
+    sync(path)
 }
 
 /// Makes the checkpoint at `path` durable (fsync the file, then its directory): after
@@ -113,28 +114,20 @@ pub fn sync(path: &Path) -> Result<(), StorageError> {
     sync_dir(parent_dir(path))
 }
 
-/// Like [`save`] without the fsyncs: atomic against a crash of the process (`kill -9`), which
-/// leaves the page cache to the kernel, not against a crash of the machine. For the hot path
-/// of accepting typed lines; the periodic checkpoint syncs soon after.
+/// Writes `cp` to a temp file in the same dir and renames it over `path`: atomic against a
+/// crash of the process (`kill -9`), which leaves the page cache to the kernel, not against a
+/// crash of the machine until [`sync`] has run.
 pub fn save_unsynced(path: &Path, cp: &Checkpoint) -> Result<(), StorageError> {
-    write_atomically(path, cp, false)
-}
-
-fn write_atomically(path: &Path, cp: &Checkpoint, sync: bool) -> Result<(), StorageError> {
     let tmp = temp_path(path)?;
     let mut bytes =
         serde_json::to_vec_pretty(cp).map_err(|e| StorageError::io(path, io::Error::other(e)))?;
     bytes.push(b'\n');
-    if let Err(e) = write_file(&tmp, &bytes, sync) {
+    if let Err(e) = write_file(&tmp, &bytes) {
         // Best effort: a leftover temp file is harmless, it is overwritten next time.
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
-    if sync {
-        sync_dir(parent_dir(path))?;
-    }
-    Ok(())
+    fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))
 }
 
 /// Reads the checkpoint at `path`; `Ok(None)` when the file does not exist (a missing
@@ -300,17 +293,15 @@ fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
     Ok(path.with_file_name(tmp_name))
 }
 
-/// Creates or truncates `path`, writes `bytes` and fsyncs the file.
-fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
+/// Creates or truncates `path` and writes `bytes` (no fsync: see [`sync`]).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(path)
         .map_err(|e| StorageError::io(path, e))?;
-    file.write_all(bytes)
-        .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
-        .map_err(|e| StorageError::io(path, e))
+    file.write_all(bytes).map_err(|e| StorageError::io(path, e))
 }
 
 /// The directory holding `path` (`.` for a bare file name).
