@@ -11,6 +11,7 @@
 //! No protocol logic here, and no decisions about when to checkpoint: callers decide that.
 //! Errors are [`StorageError`] from `replica.rs`.
 
+use crate::journal::JournalMark;
 use crate::replica::StorageError;
 use crate::types::{NodeId, Pending, Seq, View};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct Checkpoint {
     pub replica_len_bytes: u64,
     /// Accepted lines not yet delivered, in typing order (G2).
     pub outbox: Vec<Pending>,
+    /// How much of the outbox journal `outbox` covers; lines appended after it are only in
+    /// the journal. Absent for the server, which has no outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalMark>,
     /// Wall clock when written, ms since the Unix epoch.
     pub saved_at_ms: u64,
 }
@@ -72,6 +77,11 @@ impl Identity {
     /// `checkpoint_server.json` or `checkpoint_<uuid>.json` in `dir`.
     pub fn checkpoint_path(&self, dir: &Path) -> PathBuf {
         dir.join(format!("checkpoint_{}.json", self.file_tag()))
+    }
+
+    /// `outbox_server.jsonl` or `outbox_<uuid>.jsonl` in `dir` (only clients have one).
+    pub fn journal_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("outbox_{}.jsonl", self.file_tag()))
     }
 
     /// `lock_server` or `lock_<uuid>` in `dir`.
@@ -351,6 +361,10 @@ mod tests {
                     sent_at_ms: 11,
                 },
             ],
+            journal: Some(JournalMark {
+                generation: 2,
+                bytes: 345,
+            }),
             saved_at_ms: 1_700_000_000_000,
         }
     }

@@ -7,6 +7,7 @@
 use crate::checkpoint::{self, Checkpoint, Identity};
 use crate::cli::{ClientConfig, Resume};
 use crate::display::Printer;
+use crate::journal::Journal;
 use crate::member::{MemberConfig, MemberCore, Restored};
 use crate::net::{NetConfig, NetError, Transport};
 use crate::output::StopReason;
@@ -139,7 +140,12 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let uuid = resolve_identity(&cfg.resume, &dir)?;
     let identity = Identity::Client(uuid);
     let (storage, cp) = runtime::open_storage(&dir, identity)?;
-    let restored = restore(&storage.replica, cp.as_ref(), uuid)?;
+    let cp = cp.filter(|cp| cp.node == NodeId(uuid));
+    let (journal, journaled) = Journal::open(
+        &identity.journal_path(&dir),
+        cp.as_ref().and_then(|cp| cp.journal),
+    )?;
+    let restored = restore(&storage.replica, cp.as_ref(), journaled.lines)?;
     let name = cfg
         .name
         .clone()
@@ -166,7 +172,14 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         None => LineOut::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
     let printer = Printer::to(cfg.json, !cfg.json && terminal::color_wanted(), out);
-    let node = Node::new(core, storage, transport, Box::new(printer), info);
+    let node = Node::new(
+        core,
+        storage,
+        transport,
+        Box::new(printer),
+        info,
+        Some(journal),
+    );
     {
         let mut sink = lock(&node.sink);
         sink.notice(&format!(
@@ -184,7 +197,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     spawn_input(&node, name, source)?;
     spawn_signal_watch(&node)?;
     let outcome = node.wait();
-    if let Err(e) = node.write_checkpoint() {
+    if let Err(e) = node.write_checkpoint(true) {
         log::warn!("final checkpoint failed: {e}");
     }
     node.transport.shutdown();
@@ -248,31 +261,35 @@ fn resolve_identity(resume: &Resume, dir: &std::path::Path) -> Result<Uuid, Clie
     }
 }
 
-/// The outbox as last persisted, minus lines the replica already holds (delivered after that
-/// checkpoint was written).
+/// The outbox as last persisted (the checkpoint's, then the journal's lines past its mark),
+/// minus lines the replica already holds (delivered after that checkpoint was written).
 fn restore(
     replica: &Replica,
     cp: Option<&Checkpoint>,
-    uuid: Uuid,
+    journaled: Vec<Pending>,
 ) -> Result<Restored, StorageError> {
     let delivered = replica.last_seq();
-    let Some(cp) = cp.filter(|cp| cp.node == NodeId(uuid)) else {
+    let (from, saved) = match cp {
+        Some(cp) => (cp.delivered.min(delivered).next(), cp.outbox.clone()),
+        None => (Seq(1), Vec::new()),
+    };
+    let candidates = saved.into_iter().chain(journaled).collect::<Vec<_>>();
+    if candidates.is_empty() {
         return Ok(Restored {
             delivered,
             outbox: Vec::new(),
         });
-    };
-    let from = cp.delivered.min(delivered).next();
-    let seen: HashSet<Uuid> = replica
+    }
+    let mut seen: HashSet<Uuid> = replica
         .read_range(from, delivered)?
         .into_iter()
         .map(|r| r.id)
         .collect();
-    let outbox = cp
-        .outbox
-        .iter()
-        .filter(|p| !seen.contains(&p.id))
-        .cloned()
+    // `insert` is false for a line already delivered, or already taken (the same line in
+    // the checkpoint and past the journal mark cannot happen, but costs nothing to rule out).
+    let outbox = candidates
+        .into_iter()
+        .filter(|p| seen.insert(p.id))
         .collect();
     Ok(Restored { delivered, outbox })
 }
@@ -297,7 +314,8 @@ fn spawn_signal_watch(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
         .map_err(|e| ClientError::Runtime(format!("cannot handle signals: {e}")))
 }
 
-/// Reads stdin: lines are accepted in batches (one checkpoint per batch), commands run here.
+/// Reads stdin: lines are accepted in batches (one journal append per batch), commands run
+/// here.
 fn input_loop(node: &Node<MemberCore>, name: &str, mut input: LineSource) {
     let mut batch: Vec<Pending> = Vec::new();
     loop {
@@ -332,13 +350,13 @@ fn input_loop(node: &Node<MemberCore>, name: &str, mut input: LineSource) {
     node.with_core(|core, now| core.leave(now));
 }
 
-/// Puts lines on disk (the outbox in the checkpoint), then into the ring.
+/// Puts lines on disk (the outbox journal), then into the ring.
 fn accept(node: &Node<MemberCore>, lines: Vec<Pending>) {
     if lines.is_empty() {
         return;
     }
     let n = lines.len();
-    if let Err(e) = node.checkpoint_then(lines, |core, now, lines| core.submit(now, lines)) {
+    if let Err(e) = node.accept_lines(lines, |core, now, lines| core.submit(now, lines)) {
         lock(&node.sink).notice(&format!(
             "{n} lines not accepted: cannot write the outbox: {e}"
         ));
@@ -435,5 +453,81 @@ fn history(node: &Node<MemberCore>, n: u64) {
             sink.flush();
         }
         Err(e) => sink.notice(&format!("cannot read history: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::CHECKPOINT_VERSION;
+    use crate::journal::JournalMark;
+    use crate::types::{ChatRecord, View};
+
+    fn line(n: u128) -> Pending {
+        Pending {
+            id: Uuid::from_u128(n),
+            text: format!("line {n}"),
+            sent_at_ms: n as u64,
+        }
+    }
+
+    /// A replica holding `delivered` (in that order as seq 1, 2, ...).
+    fn replica_with(dir: &std::path::Path, delivered: &[Pending]) -> Replica {
+        let (mut replica, _) = Replica::open(&dir.join("replica_test.jsonl")).unwrap();
+        let records: Vec<ChatRecord> = delivered
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ChatRecord {
+                seq: Seq(i as u64 + 1),
+                id: p.id,
+                from: NodeId(Uuid::from_u128(99)),
+                name: "me".into(),
+                text: p.text.clone(),
+                sent_at_ms: p.sent_at_ms,
+            })
+            .collect();
+        replica.append(&records).unwrap();
+        replica
+    }
+
+    fn checkpoint(delivered: u64, outbox: Vec<Pending>) -> Checkpoint {
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            node: NodeId(Uuid::from_u128(99)),
+            name: "me".into(),
+            view: View::default(),
+            delivered: Seq(delivered),
+            replica_len_bytes: 0,
+            outbox,
+            journal: Some(JournalMark::default()),
+            saved_at_ms: 0,
+        }
+    }
+
+    fn ids(r: &Restored) -> Vec<u128> {
+        r.outbox.iter().map(|p| p.id.as_u128()).collect()
+    }
+
+    #[test]
+    fn g2_restore_takes_the_checkpoint_then_the_journal_minus_what_was_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        // Checkpoint at #1 with lines 2 and 3 waiting; then 2 and 4 were delivered, and 4 and
+        // 5 were typed after the checkpoint (only in the journal).
+        let replica = replica_with(dir.path(), &[line(1), line(2), line(4)]);
+        let cp = checkpoint(1, vec![line(2), line(3)]);
+        let restored = restore(&replica, Some(&cp), vec![line(4), line(5)]).unwrap();
+        assert_eq!(restored.delivered, Seq(3));
+        assert_eq!(ids(&restored), [3, 5]);
+    }
+
+    #[test]
+    fn g2_without_a_checkpoint_the_journal_is_checked_against_the_whole_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = replica_with(dir.path(), &[line(1), line(2)]);
+        let restored = restore(&replica, None, vec![line(1), line(3), line(3)]).unwrap();
+        assert_eq!(ids(&restored), [3]);
+        let restored = restore(&replica, None, Vec::new()).unwrap();
+        assert_eq!(restored.delivered, Seq(2));
+        assert!(restored.outbox.is_empty());
     }
 }

@@ -273,6 +273,9 @@ impl Coordinator {
             self.probing = None;
             self.last_progress = now;
             self.next_beacon = now;
+            self.outputs.push_back(Output::Notice(
+                "no other server on the group: coordinating".into(),
+            ));
             if self.max_epoch > self.view.epoch {
                 self.start_gather(now); // the ring moved on while we were away
                 return;

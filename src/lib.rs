@@ -11,7 +11,8 @@
 //! - [`member`]: a client's protocol state machine (sans-IO).
 //! - [`coordinator`]: the server's protocol state machine (sans-IO).
 //! - [`output`]: what a state machine asks its driver to do, in order.
-//! - [`replica`], [`checkpoint`]: the files (JSON Lines replica, atomic checkpoint, lock).
+//! - [`replica`], [`checkpoint`], [`journal`]: the files (JSON Lines replica, atomic
+//!   checkpoint and lock, the client's outbox journal).
 //! - [`net`]: the multicast socket and the simulated network.
 //! - [`runtime`]: threads, the `Mutex`, timers; drives a state machine over net and disk.
 //! - [`client`], [`server`], [`display`], [`terminal`], [`cli`]: the two programs, their
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod coordinator;
 pub mod display;
+pub mod journal;
 pub mod member;
 pub mod net;
 pub mod order;

@@ -13,7 +13,7 @@
 //! group. The periodic checkpoint (which does fsync) bounds what such a crash costs.
 //!
 //! This module owns the file format only: no protocol logic here, no decisions about what to
-//! store. It also defines [`StorageError`], shared with `checkpoint.rs`.
+//! store. It also defines [`StorageError`], shared with `checkpoint.rs` and `journal.rs`.
 
 use crate::types::{ChatRecord, Seq};
 use std::fmt;
@@ -70,6 +70,15 @@ pub enum StorageError {
     CorruptCheckpoint {
         /// The checkpoint file.
         path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An outbox journal line that is complete but invalid.
+    CorruptJournal {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line number of the first bad line.
+        line_number: u64,
         /// What is wrong with it.
         reason: String,
     },
@@ -145,6 +154,18 @@ impl fmt::Display for StorageError {
                 "checkpoint {} is corrupt ({reason}): delete it; the replica is the history and \
                  the group refills the rest",
                 path.display()
+            ),
+            StorageError::CorruptJournal {
+                path,
+                line_number,
+                reason,
+            } => write!(
+                f,
+                "outbox journal {} is corrupt at line {line_number} ({reason}): it holds lines \
+                 typed before a crash that were not yet sent; cut it before line {line_number} \
+                 (head -n {}) to keep the ones above, or move it away to drop them all",
+                path.display(),
+                line_number.saturating_sub(1)
             ),
             StorageError::Locked {
                 path,

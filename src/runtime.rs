@@ -5,14 +5,21 @@
 //! - **io** (the sending worker): runs due timers, drains the core's outputs and performs them
 //!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`); it
 //!   alone touches the replica for writing, which keeps appends in `seq` order;
-//! - **checkpoint**: writes the checkpoint every interval, and when asked.
+//! - **checkpoint**: writes the checkpoint soon after it is asked (a new view, accepted
+//!   lines; at most one every [`CHECKPOINT_SPACING`]) and makes it durable (fsync) every
+//!   `--checkpoint-interval`.
+//!
+//! A client's typed lines reach its outbox journal (one append) and then the core, in one
+//! step under the journal's lock, so a checkpoint sees each line either in the core's outbox
+//! or past its journal mark (G2).
 //!
 //! The core sits behind a `Mutex` held only around core calls, never across socket or file
-//! I/O. Lock order, where more than one is taken: `checkpoint_writer`, then `storage`, then
-//! `core`. No protocol decisions here.
+//! I/O. Lock order, where more than one is taken: `checkpoint_writer`, then `journal`, then
+//! `storage`, then `core`. No protocol decisions here.
 
 use crate::checkpoint::{self, Checkpoint, DirLock, Identity, CHECKPOINT_VERSION};
 use crate::coordinator::Coordinator;
+use crate::journal::Journal;
 use crate::member::MemberCore;
 use crate::net::Transport;
 use crate::output::{Output, StopReason};
@@ -245,6 +252,8 @@ pub struct Node<M: Machine> {
     pub storage: Mutex<Storage>,
     /// Serialises checkpoint writers, so an older snapshot never overwrites a newer one.
     checkpoint_writer: Mutex<()>,
+    /// A client's outbox journal; the server has none.
+    journal: Mutex<Option<Journal>>,
     /// Wakes the io thread: there are outputs, a timer moved earlier, or the node stopped.
     wake: (Mutex<IoWake>, Condvar),
     /// Asks the checkpoint thread to write now.
@@ -262,6 +271,10 @@ pub struct Node<M: Machine> {
     /// Signalled when `outcome` is set.
     done: Condvar,
 }
+
+/// Least time between two checkpoints written on request: a stream of accepted lines costs
+/// a few checkpoint writes a second, not one each (each line is on disk in the journal).
+pub const CHECKPOINT_SPACING: Duration = Duration::from_millis(100);
 
 /// Locks a mutex; a poisoned one means another thread panicked mid-update, and the process
 /// cannot continue safely, so this is the one place we give up.
@@ -284,11 +297,13 @@ impl<M: Machine> Node<M> {
         transport: Transport,
         sink: Box<dyn Sink>,
         info: NodeInfo,
+        journal: Option<Journal>,
     ) -> Arc<Node<M>> {
         Arc::new(Node {
             core: Mutex::new(core),
             storage: Mutex::new(storage),
             checkpoint_writer: Mutex::new(()),
+            journal: Mutex::new(journal),
             wake: (Mutex::new(IoWake::default()), Condvar::new()),
             checkpoint_due: (Mutex::new(false), Condvar::new()),
             transport,
@@ -516,62 +531,100 @@ impl<M: Machine> Node<M> {
         cv.notify_one();
     }
 
+    /// Writes a checkpoint when asked (at most one every [`CHECKPOINT_SPACING`], so a burst
+    /// of requests costs one write) and a durable one every checkpoint interval.
     fn checkpoint_loop(self: Arc<Self>) {
+        let interval = self.info.checkpoint_interval;
+        let mut next_durable = Instant::now() + interval;
         while !self.is_stopped() {
-            let (flag, cv) = &self.checkpoint_due;
-            let mut due = lock(flag);
-            if !*due {
-                due = cv
-                    .wait_timeout(due, self.info.checkpoint_interval)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
+            let asked = self.wait_checkpoint_request(next_durable);
+            let durable = Instant::now() >= next_durable;
+            if durable {
+                next_durable = Instant::now() + interval;
             }
-            *due = false;
-            drop(due);
-            if let Err(e) = self.write_checkpoint() {
+            if let Err(e) = self.write_checkpoint(durable) {
                 log::warn!("checkpoint failed: {e}");
+            }
+            if asked && !durable {
+                std::thread::sleep(CHECKPOINT_SPACING);
             }
         }
     }
 
-    /// Writes a checkpoint of the current state and makes it durable. The fsync happens
-    /// after the writer lock is released, so typed lines are never kept waiting for it.
-    pub fn write_checkpoint(&self) -> Result<(), StorageError> {
-        self.checkpoint_then(Vec::new(), |_, _, _| {})?;
-        checkpoint::sync(&self.info.identity.checkpoint_path(&self.info.data_dir))
+    /// Sleeps until a checkpoint is asked for or `until`; returns whether one was asked for.
+    fn wait_checkpoint_request(&self, until: Instant) -> bool {
+        let (flag, cv) = &self.checkpoint_due;
+        let mut due = lock(flag);
+        let now = Instant::now();
+        if !*due && until > now {
+            due = cv
+                .wait_timeout(due, until - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        std::mem::replace(&mut *due, false)
     }
 
-    /// Writes a checkpoint whose outbox also holds `extra` lines, then hands them to `then`
-    /// (which submits them to the core) before any other checkpoint can be written: a line
-    /// is on disk before the core may send it, and stays on disk (G2).
-    pub fn checkpoint_then(
-        &self,
-        extra: Vec<Pending>,
-        then: impl FnOnce(&mut M, Instant, Vec<Pending>),
-    ) -> Result<(), StorageError> {
-        let _writer = lock(&self.checkpoint_writer);
-        let (view, delivered, mut outbox, replica_len_bytes) = {
-            let storage = lock(&self.storage);
-            let (view, delivered, outbox) = lock(&self.core).snapshot();
-            (view, delivered, outbox, storage.replica.len_bytes())
-        };
-        outbox.extend(extra.iter().cloned());
-        let cp = Checkpoint {
+    /// Writes a checkpoint of the current state, atomically (temp file and rename), and lets
+    /// the outbox journal start over if the checkpoint holds all of it. With `durable`, also
+    /// fsyncs it, after the writer lock is released, so nothing waits for the fsync.
+    pub fn write_checkpoint(&self, durable: bool) -> Result<(), StorageError> {
+        let path = self.info.identity.checkpoint_path(&self.info.data_dir);
+        {
+            let _writer = lock(&self.checkpoint_writer);
+            let cp = self.snapshot();
+            checkpoint::save_unsynced(&path, &cp)?;
+            if let (Some(mark), Some(journal)) = (cp.journal, lock(&self.journal).as_mut()) {
+                if let Err(e) = journal.start_over_if_covered(mark) {
+                    log::warn!("the outbox journal keeps its lines for now: {e}");
+                }
+            }
+        }
+        if durable {
+            checkpoint::sync(&path)?;
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of this instant: core state, replica length and journal mark, taken
+    /// under their locks together.
+    fn snapshot(&self) -> Checkpoint {
+        let journal = lock(&self.journal);
+        let storage = lock(&self.storage);
+        let (view, delivered, outbox) = lock(&self.core).snapshot();
+        Checkpoint {
             version: CHECKPOINT_VERSION,
             node: self.info.id,
             name: self.info.name.clone(),
             view,
             delivered,
-            replica_len_bytes,
+            replica_len_bytes: storage.replica.len_bytes(),
             outbox,
+            journal: journal.as_ref().map(Journal::mark),
             saved_at_ms: wall_ms(),
-        };
-        // Atomic against kill -9 (temp file + rename); `write_checkpoint` adds the fsync.
-        let path = self.info.identity.checkpoint_path(&self.info.data_dir);
-        checkpoint::save_unsynced(&path, &cp)?;
-        if !extra.is_empty() {
-            self.with_core(|core, now| then(core, now, extra));
         }
+    }
+
+    /// Appends typed `lines` to the outbox journal, then hands them to `then` (which submits
+    /// them to the core) under the same lock, so no checkpoint falls between the two; then
+    /// asks for a checkpoint. When this returns `Ok`, the lines are accepted (G2).
+    pub fn accept_lines(
+        &self,
+        lines: Vec<Pending>,
+        then: impl FnOnce(&mut M, Instant, Vec<Pending>),
+    ) -> Result<(), StorageError> {
+        {
+            let mut journal = lock(&self.journal);
+            let journal = journal.as_mut().ok_or_else(|| {
+                StorageError::io(
+                    &self.info.data_dir,
+                    std::io::Error::other("this node has no outbox journal"),
+                )
+            })?;
+            journal.append(&lines)?;
+            self.with_core(|core, now| then(core, now, lines));
+        }
+        self.request_checkpoint();
         Ok(())
     }
 }

@@ -69,7 +69,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         key,
     };
     let printer = Printer::new(false, Box::new(std::io::BufWriter::new(std::io::stdout())));
-    let node = Node::new(core, storage, transport, Box::new(printer), info);
+    let node = Node::new(core, storage, transport, Box::new(printer), info, None);
     lock(&node.sink).notice(&format!(
         "server on {}, archive {} ({} messages), sync every {}, {}",
         cfg.common.net,
@@ -88,7 +88,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     runtime::on_signal(move || stopper.finish(Ok(StopReason::Left)))
         .map_err(|e| ServerError::Runtime(format!("cannot handle signals: {e}")))?;
     let outcome = node.wait();
-    if let Err(e) = node.write_checkpoint() {
+    if let Err(e) = node.write_checkpoint(true) {
         log::warn!("final checkpoint failed: {e}");
     }
     node.transport.shutdown();

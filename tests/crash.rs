@@ -221,7 +221,10 @@ fn a_second_server_on_the_same_group_refuses_to_start() {
     let root = tempfile::tempdir().unwrap().keep();
     let port = free_port();
     let mut first = server(port, &root.join("one"), &[]);
-    first.wait_for("the first server", LONG, |l| !l.is_empty());
+    // Past its start-up probe: a second server started at the same instant would not hear it.
+    first.wait_for("the first server to coordinate", LONG, |l| {
+        l.iter().any(|l| l.contains("coordinating"))
+    });
     let out = run_to_end(env!("CARGO_BIN_EXE_server"), port, &root.join("two"), &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -370,7 +370,7 @@ fn cut_off_and_heal(how: Cut) {
     let offline = type_lines(carol, "carol", "while cut off", 3);
     expected.extend(offline.iter().cloned());
     eventually("carol's offline lines in her outbox on disk", STEP, || {
-        common::checkpoint_text(&carol.dir).contains("carol while cut off 2")
+        common::outbox_text(&carol.dir).contains("carol while cut off 2")
     });
     for (p, name) in [(&mut *alice, "alice"), (&mut *bob, "bob")] {
         expected.extend(type_lines(p, name, "during the cut", 5));

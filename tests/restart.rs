@@ -21,7 +21,7 @@ fn resume_after_kill_9_keeps_identity_outbox_and_history() {
         alice.send_line(&format!("typed offline {i}"));
     }
     eventually("all three lines in the outbox on disk", LONG, || {
-        common::checkpoint_text(&dir).contains("typed offline 2")
+        common::outbox_text(&dir).contains("typed offline 2")
     });
     alice.kill();
 

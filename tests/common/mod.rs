@@ -316,16 +316,19 @@ pub fn burst(clients: &mut [Proc], names: &[&str], range: std::ops::Range<usize>
     }
 }
 
-/// The text of every client checkpoint in `dir` (what is on disk of the outboxes).
-pub fn checkpoint_text(dir: &Path) -> String {
+/// The text of every client checkpoint and outbox journal in `dir`: what is on disk of the
+/// outboxes (a line is in the journal when accepted, in the checkpoint soon after).
+pub fn outbox_text(dir: &Path) -> String {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return String::new();
     };
     entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("checkpoint_") || n.starts_with("outbox_")
+            })
         })
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .collect()

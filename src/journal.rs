@@ -1,0 +1,385 @@
+//! The outbox journal of a client: `outbox_<uuid>.jsonl`, where a typed line is put on disk
+//! before the client treats it as accepted (G2).
+//!
+//! Accepting a line costs one append here instead of rewriting the checkpoint (a temp file
+//! and a rename, which a busy file system can hold up for tens of milliseconds). Like the
+//! replica, the journal is not fsynced on append: a `kill -9` does not lose what reached the
+//! page cache, and the periodic checkpoint, which does fsync, bounds what a power loss costs.
+//!
+//! The first line is a header, `{"journal":"outbox","generation":G}`; every other line is one
+//! [`Pending`], in typing order. A checkpoint records the [`JournalMark`] (generation and
+//! length) its outbox covers. Once a checkpoint is written and nothing was appended since,
+//! the journal starts over empty in the next generation. At start-up the lines past the mark
+//! of the last checkpoint are the ones it does not hold; a torn last line (a crash inside an
+//! append) is cut, any other damage is [`StorageError::CorruptJournal`].
+//!
+//! This module owns the file format only: no protocol logic, no decision about when to
+//! append or checkpoint.
+
+use crate::replica::{StorageError, MAX_LINE_BYTES};
+use crate::types::Pending;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// How far a checkpoint's outbox covers the journal: lines of `generation` that start before
+/// byte `bytes` are in that checkpoint's outbox or were already delivered when it was taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalMark {
+    /// The journal generation; it grows by one each time the journal starts over.
+    pub generation: u64,
+    /// Length of the journal, header included, when the checkpoint was taken.
+    pub bytes: u64,
+}
+
+/// The first line of a journal file.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    /// Always `"outbox"`: tells the file apart from any other JSON Lines file.
+    journal: String,
+    generation: u64,
+}
+
+/// An open outbox journal.
+///
+/// Invariant: the file is exactly `len` bytes: empty, or the header of `generation` and then
+/// complete lines.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    /// Opened in append mode.
+    file: File,
+    generation: u64,
+    len: u64,
+    /// Whether any line follows the header.
+    has_lines: bool,
+}
+
+/// What [`Journal::open`] found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Lines the checkpoint's mark does not cover, in typing order.
+    pub lines: Vec<Pending>,
+    /// Bytes of a torn last line that were cut; 0 if the file ended cleanly.
+    pub torn_tail_bytes_cut: u64,
+}
+
+impl Journal {
+    /// Opens (creating if missing) the journal at `path`, and returns the lines that the
+    /// checkpoint with mark `covered` does not hold (all of them without a checkpoint).
+    pub fn open(
+        path: &Path,
+        covered: Option<JournalMark>,
+    ) -> Result<(Journal, Recovered), StorageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| StorageError::io(path, e))?;
+        let scan = scan(path, &file)?;
+        let mut recovered = Recovered {
+            lines: Vec::new(),
+            torn_tail_bytes_cut: scan.torn_tail,
+        };
+        let Some(generation) = scan.generation else {
+            // Empty, or cut short before its header was written: a new generation that no
+            // checkpoint covers. The header goes out with the first append.
+            file.set_len(0).map_err(|e| StorageError::io(path, e))?;
+            let journal = Journal {
+                path: path.to_path_buf(),
+                file,
+                generation: covered.map_or(0, |m| m.generation + 1),
+                len: 0,
+                has_lines: false,
+            };
+            return Ok((journal, recovered));
+        };
+        if scan.torn_tail > 0 {
+            log::warn!(
+                "outbox journal {}: cutting a torn last line of {} bytes (an append \
+                 interrupted by a crash; that line was never accepted)",
+                path.display(),
+                scan.torn_tail
+            );
+            file.set_len(scan.complete_len)
+                .map_err(|e| StorageError::io(path, e))?;
+        }
+        let skip_below = match covered {
+            Some(mark) if mark.generation == generation => mark.bytes,
+            _ => 0,
+        };
+        let has_lines = !scan.lines.is_empty();
+        recovered.lines = scan
+            .lines
+            .into_iter()
+            .filter(|(start, _)| *start >= skip_below)
+            .map(|(_, line)| line)
+            .collect();
+        let journal = Journal {
+            path: path.to_path_buf(),
+            file,
+            generation,
+            len: scan.complete_len,
+            has_lines,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the journal ends now: what a checkpoint taken now covers.
+    pub fn mark(&self) -> JournalMark {
+        JournalMark {
+            generation: self.generation,
+            bytes: self.len,
+        }
+    }
+
+    /// Appends `lines` in one write (after the header, if the file is empty). On error
+    /// nothing counts as written: a partial write is cut off again, so the next append does
+    /// not follow half a line.
+    pub fn append(&mut self, lines: &[Pending]) -> Result<(), StorageError> {
+        let mut bytes = Vec::with_capacity(64 + lines.len() * 128);
+        if self.len == 0 {
+            let header = Header {
+                journal: "outbox".into(),
+                generation: self.generation,
+            };
+            self.encode_line(&mut bytes, &header)?;
+        }
+        for line in lines {
+            self.encode_line(&mut bytes, line)?;
+        }
+        if let Err(e) = self.file.write_all(&bytes) {
+            if let Err(cut) = self.file.set_len(self.len) {
+                log::error!(
+                    "outbox journal {}: could not cut a failed append back to {} bytes: {cut}",
+                    self.path.display(),
+                    self.len
+                );
+            }
+            return Err(StorageError::io(&self.path, e));
+        }
+        self.len += bytes.len() as u64;
+        self.has_lines |= !lines.is_empty();
+        Ok(())
+    }
+
+    /// After a checkpoint with `mark` is written: if nothing was appended since, every line is
+    /// in that checkpoint (or delivered), so the journal starts over, empty, in the next
+    /// generation. Returns whether it did. A crash right after leaves an empty file, which
+    /// [`Journal::open`] reads as that same next generation.
+    pub fn start_over_if_covered(&mut self, mark: JournalMark) -> Result<bool, StorageError> {
+        if mark != self.mark() || !self.has_lines {
+            return Ok(false);
+        }
+        self.file
+            .set_len(0)
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        self.generation += 1;
+        self.len = 0;
+        self.has_lines = false;
+        Ok(true)
+    }
+
+    fn encode_line(&self, out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), StorageError> {
+        serde_json::to_writer(&mut *out, value)
+            .map_err(|e| StorageError::io(&self.path, io::Error::other(e)))?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+/// What a pass over the file found.
+struct Scan {
+    /// `None` when the file holds no complete header line.
+    generation: Option<u64>,
+    /// Each line after the header with its start offset.
+    lines: Vec<(u64, Pending)>,
+    complete_len: u64,
+    torn_tail: u64,
+}
+
+fn scan(path: &Path, file: &File) -> Result<Scan, StorageError> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut found = Scan {
+        generation: None,
+        lines: Vec::new(),
+        complete_len: 0,
+        torn_tail: 0,
+    };
+    let mut buf = Vec::new();
+    for line_number in 1u64.. {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| StorageError::io(path, e))? as u64;
+        let content = match buf.split_last() {
+            None => break,
+            Some((b'\n', content)) => content,
+            Some(_) if n > MAX_LINE_BYTES => {
+                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+                return Err(corrupt(path, line_number, reason));
+            }
+            // No newline before the end of the file: a torn append.
+            Some(_) => {
+                found.torn_tail = n;
+                break;
+            }
+        };
+        if line_number == 1 {
+            let header: Header = serde_json::from_slice(content)
+                .ok()
+                .filter(|h: &Header| h.journal == "outbox")
+                .ok_or_else(|| corrupt(path, 1, "not an outbox journal header".into()))?;
+            found.generation = Some(header.generation);
+        } else {
+            let line: Pending = serde_json::from_slice(content)
+                .map_err(|e| corrupt(path, line_number, format!("not an outbox line: {e}")))?;
+            found.lines.push((found.complete_len, line));
+        }
+        found.complete_len += n;
+    }
+    if found.generation.is_none() {
+        // Only a torn header: nothing was ever accepted into this file.
+        found.torn_tail = 0;
+    }
+    Ok(found)
+}
+
+fn corrupt(path: &Path, line_number: u64, reason: String) -> StorageError {
+    StorageError::CorruptJournal {
+        path: path.to_path_buf(),
+        line_number,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn line(n: u128) -> Pending {
+        Pending {
+            id: Uuid::from_u128(n),
+            text: format!("line {n} with \"quotes\" and ünïcödé"),
+            sent_at_ms: 1_700_000_000_000 + n as u64,
+        }
+    }
+
+    fn temp() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox_test.jsonl");
+        (dir, path)
+    }
+
+    fn texts(lines: &[Pending]) -> Vec<String> {
+        lines.iter().map(|l| l.text.clone()).collect()
+    }
+
+    #[test]
+    fn without_a_checkpoint_every_line_is_recovered_in_order() {
+        let (_dir, path) = temp();
+        let (mut j, rec) = Journal::open(&path, None).unwrap();
+        assert!(rec.lines.is_empty());
+        j.append(&[line(1), line(2)]).unwrap();
+        j.append(&[line(3)]).unwrap();
+        drop(j);
+        let (_, rec) = Journal::open(&path, None).unwrap();
+        assert_eq!(texts(&rec.lines), texts(&[line(1), line(2), line(3)]));
+    }
+
+    #[test]
+    fn lines_under_the_checkpoint_mark_are_skipped() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1), line(2)]).unwrap();
+        let mark = j.mark();
+        j.append(&[line(3)]).unwrap();
+        drop(j);
+        let (_, rec) = Journal::open(&path, Some(mark)).unwrap();
+        assert_eq!(texts(&rec.lines), texts(&[line(3)]));
+    }
+
+    #[test]
+    fn starts_over_only_when_nothing_was_appended_after_the_mark() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        let mark = j.mark();
+        j.append(&[line(2)]).unwrap();
+        assert!(
+            !j.start_over_if_covered(mark).unwrap(),
+            "line 2 is not covered"
+        );
+        let mark = j.mark();
+        assert!(j.start_over_if_covered(mark).unwrap());
+        assert!(!j.start_over_if_covered(j.mark()).unwrap(), "already empty");
+        assert_eq!(j.mark().generation, mark.generation + 1);
+        j.append(&[line(3)]).unwrap();
+        drop(j);
+        // The checkpoint on disk has the old generation's mark: the new lines are not in it.
+        let (_, rec) = Journal::open(&path, Some(mark)).unwrap();
+        assert_eq!(texts(&rec.lines), texts(&[line(3)]));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_appends_continue_cleanly() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"id":"00000000-0000-0000-0000-00000000000"#)
+            .unwrap();
+        drop(f);
+        let (mut j, rec) = Journal::open(&path, None).unwrap();
+        assert!(rec.torn_tail_bytes_cut > 0);
+        assert_eq!(texts(&rec.lines), texts(&[line(1)]));
+        j.append(&[line(2)]).unwrap();
+        drop(j);
+        let (_, rec) = Journal::open(&path, None).unwrap();
+        assert_eq!(rec.torn_tail_bytes_cut, 0);
+        assert_eq!(texts(&rec.lines), texts(&[line(1), line(2)]));
+    }
+
+    #[test]
+    fn an_empty_file_becomes_a_generation_no_checkpoint_covers() {
+        let (_dir, path) = temp();
+        File::create(&path).unwrap();
+        let covered = JournalMark {
+            generation: 4,
+            bytes: 999,
+        };
+        let (mut j, rec) = Journal::open(&path, Some(covered)).unwrap();
+        assert!(rec.lines.is_empty());
+        j.append(&[line(1)]).unwrap();
+        drop(j);
+        let (_, rec) = Journal::open(&path, Some(covered)).unwrap();
+        assert_eq!(texts(&rec.lines), texts(&[line(1)]));
+    }
+
+    #[test]
+    fn damage_in_the_middle_names_the_file_and_the_line() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"not json\n").unwrap();
+        drop(f);
+        let err = Journal::open(&path, None).unwrap_err().to_string();
+        assert!(err.contains("outbox_test.jsonl"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        std::fs::write(&path, b"{\"seq\":1}\n").unwrap();
+        let err = Journal::open(&path, None).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}
