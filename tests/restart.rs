@@ -4,6 +4,7 @@
 mod common;
 
 use common::{check_replica, client, count_messages, eventually, free_port, server, wait_ring};
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,6 +47,75 @@ fn resume_after_kill_9_keeps_identity_outbox_and_history() {
             "back online"
         ]
     );
+}
+
+/// G2 through the outbox journal: a line appended to the journal after the last checkpoint
+/// (as when `kill -9` lands between the append and the next checkpoint) is sent once on
+/// `--resume`; a torn last line (a crash inside the append, never accepted) is cut.
+#[test]
+fn resume_sends_journal_lines_past_the_checkpoint_and_cuts_a_torn_one() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let dir = root.join("alice");
+    let mut alice = client(port, &dir, "alice", &["--join-timeout", "60s"]);
+    alice.send_line("in the checkpoint");
+    eventually("the line in the checkpoint", LONG, || {
+        checkpoint_of(&dir).contains("in the checkpoint")
+    });
+    alice.kill_9();
+    let journal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("outbox_")
+        })
+        .expect("an outbox journal in the data dir");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    if std::fs::metadata(&journal).unwrap().len() == 0 {
+        // The checkpoint covered everything and the journal started over: it gets its
+        // header with the first append, in the generation after the checkpoint's.
+        let cp: serde_json::Value = serde_json::from_str(&checkpoint_of(&dir)).unwrap();
+        let generation = cp["journal"]["generation"].as_u64().unwrap() + 1;
+        writeln!(file, r#"{{"journal":"outbox","generation":{generation}}}"#).unwrap();
+    }
+    let id = uuid::Uuid::new_v4();
+    writeln!(
+        file,
+        r#"{{"id":"{id}","text":"only in the journal","sent_at_ms":1}}"#
+    )
+    .unwrap();
+    write!(file, r#"{{"id":"{}","text":"torn"#, uuid::Uuid::new_v4()).unwrap();
+    drop(file);
+
+    let _srv = server(port, &root.join("server"), &[]);
+    let mut again = client(port, &dir, "alice", &["--resume"]);
+    again.wait_for("both lines", LONG, |l| count_messages(l) >= 2);
+    again.close_stdin();
+    assert!(again.wait_exit(LONG).success());
+    let texts = check_replica(&again.replica());
+    assert_eq!(texts, ["in the checkpoint", "only in the journal"]);
+    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    assert!(stderr.contains("torn last line"), "{stderr}");
+}
+
+/// The client checkpoint in `dir`, as text.
+fn checkpoint_of(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
+        })
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
 }
 
 /// With the server down the ring keeps chatting; the restarted server catches up from the
