@@ -49,6 +49,11 @@ pub struct Checkpoint {
     /// the journal. Absent for the server, which has no outbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalMark>,
+    /// The server's random id (`CoordinatorConfig::server_id`), kept across restarts so that
+    /// its own earlier views, delayed or replayed, never count as another server's. Absent
+    /// for a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u64>,
     /// Wall clock when written, ms since the Unix epoch.
     pub saved_at_ms: u64,
 }
@@ -365,6 +370,7 @@ mod tests {
                 generation: 2,
                 bytes: 345,
             }),
+            server_id: None,
             saved_at_ms: 1_700_000_000_000,
         }
     }

@@ -164,6 +164,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         data_dir: dir,
         checkpoint_interval: cfg.common.checkpoint_interval,
         key,
+        server_id: None,
     };
     // On a terminal: a line editor, with incoming lines printed above the one being typed.
     let mut source = LineSource::stdin(!cfg.json);
@@ -500,6 +501,7 @@ mod tests {
             replica_len_bytes: 0,
             outbox,
             journal: Some(JournalMark::default()),
+            server_id: None,
             saved_at_ms: 0,
         }
     }

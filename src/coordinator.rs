@@ -44,6 +44,9 @@ pub struct CoordinatorConfig {
     pub abandon_timeout: Duration,
     /// At start-up, listen this long before coordinating: one server per group.
     pub probe: Duration,
+    /// This server's random id, sent in its views. Of two servers that hear each other's
+    /// views, the one with the older view (by epoch, then by this id) stops.
+    pub server_id: u64,
 }
 
 impl CoordinatorConfig {
@@ -57,6 +60,7 @@ impl CoordinatorConfig {
             fetch_chunk: 512,
             abandon_timeout: token_timeout * 10,
             probe: Duration::from_millis(2500),
+            server_id: 0,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct CoordinatorStats {
     pub archived: u64,
     /// Stale tokens or messages seen (older epoch).
     pub stale: u64,
+    /// Views heard from another server after the start-up probe.
+    pub rival_views: u64,
     /// Joins refused.
     pub refused: u64,
 }
@@ -178,6 +184,9 @@ pub struct Coordinator {
     /// Until then the server only listens: a view or gather heard after the first second of
     /// it comes from another live server (a dead one's delayed datagrams arrive sooner).
     probing: Option<(Instant, Instant)>,
+    /// Another server coordinates this group: this one has stopped and does nothing more
+    /// (a view it sent now would look like a rival's to that server).
+    yielded: bool,
     /// Pulls started, to pick members in turn.
     pulls: usize,
     outputs: VecDeque<Output>,
@@ -206,6 +215,7 @@ impl Coordinator {
             next_beacon: now,
             pull: None,
             probing: (!cfg.probe.is_zero()).then(|| (now + cfg.probe / 2, now + cfg.probe)),
+            yielded: false,
             pulls: 0,
             outputs: VecDeque::new(),
             stats: CoordinatorStats::default(),
@@ -245,6 +255,9 @@ impl Coordinator {
 
     /// The earliest instant at which [`Coordinator::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.yielded {
+            return None;
+        }
         if let Some((_, until)) = self.probing {
             return Some(until);
         }
@@ -266,6 +279,9 @@ impl Coordinator {
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.yielded {
+            return;
+        }
         if let Some((_, until)) = self.probing {
             if now < until {
                 return;
@@ -328,7 +344,7 @@ impl Coordinator {
     /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
     /// and pull anything final that the archive lacks.
     pub fn handle_sync(&mut self, now: Instant) {
-        if self.probing.is_none() && matches!(self.phase, Phase::Normal) {
+        if !self.yielded && self.probing.is_none() && matches!(self.phase, Phase::Normal) {
             self.beacon(now);
             if self.safe_seen > self.archived() && self.pull.is_none() {
                 self.start_pull(now);
@@ -338,6 +354,9 @@ impl Coordinator {
 
     /// Handles one decoded datagram.
     pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        if self.yielded {
+            return;
+        }
         if let Some((listen_from, _)) = self.probing {
             self.probe(now, listen_from, msg);
             return;
@@ -371,19 +390,50 @@ impl Coordinator {
             Msg::Data { epoch, rec } => self.on_data(epoch, rec),
             Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
             Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
+            Msg::View { epoch, server, .. } if server != self.cfg.server_id => {
+                self.on_rival_view(epoch, server)
+            }
             _ => {}
         }
+    }
+
+    /// A view from another server: two coordinate this group (started at the same moment,
+    /// or one on each side of a partition that healed). The older view, by epoch and then by
+    /// server id, gives way, so exactly one goes on: each compares the same two pairs, and a
+    /// server's views never outrank its own later state. The survivor takes over the other's
+    /// ring the usual way (a higher epoch on the wire starts a recovery). A replayed old view
+    /// has an older epoch and changes nothing.
+    fn on_rival_view(&mut self, epoch: Epoch, server: u64) {
+        self.stats.rival_views += 1;
+        if (epoch, server) > (self.view.epoch, self.cfg.server_id) {
+            log::warn!(
+                "another server coordinates this group: its view of epoch {epoch} outranks \
+                 ours ({}); stopping",
+                self.view.epoch
+            );
+            self.give_way();
+        } else {
+            log::warn!(
+                "another server sends views on this group (epoch {epoch}); ours ({}) \
+                 outranks it, so it stops",
+                self.view.epoch
+            );
+        }
+    }
+
+    /// Stops for good: another server coordinates this group.
+    fn give_way(&mut self) {
+        self.probing = None;
+        self.yielded = true;
+        self.outputs
+            .push_back(Output::Stop(StopReason::AnotherServer));
     }
 
     /// While probing: only a live server sends views and gathers; tokens and messages are
     /// still archived, everything else waits until we coordinate.
     fn probe(&mut self, now: Instant, listen_from: Instant, msg: Msg) {
         match msg {
-            Msg::View { .. } | Msg::Gather { .. } if now >= listen_from => {
-                self.probing = None;
-                self.outputs
-                    .push_back(Output::Stop(StopReason::AnotherServer));
-            }
+            Msg::View { .. } | Msg::Gather { .. } if now >= listen_from => self.give_way(),
             Msg::Token(token) => {
                 self.max_epoch = self.max_epoch.max(token.epoch);
                 self.note_progress(now, &token);
@@ -880,6 +930,7 @@ impl Coordinator {
             cut,
             high: self.archived(),
             token_timeout_ms: self.cfg.token_timeout.as_millis() as u64,
+            server: self.cfg.server_id,
         }
     }
 

@@ -969,6 +969,7 @@ mod tests {
                 cut: Seq(0),
                 high: Seq(0),
                 token_timeout_ms: 3000,
+                server: 1,
             },
         );
         Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0), 1)
@@ -999,6 +1000,7 @@ mod tests {
             cut: Seq(0),
             high: Seq(0),
             token_timeout_ms: 3000,
+            server: 1,
         };
         // A restarted node sees its old view: not admission.
         m.handle_datagram(now, view(1));

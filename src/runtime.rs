@@ -242,6 +242,8 @@ pub struct NodeInfo {
     pub checkpoint_interval: Duration,
     /// `--key-file`: seal every outgoing datagram, open every incoming one.
     pub key: Option<Key>,
+    /// The server's id, kept in its checkpoint; `None` for a client.
+    pub server_id: Option<u64>,
 }
 
 /// Everything the threads share.
@@ -601,6 +603,7 @@ impl<M: Machine> Node<M> {
             replica_len_bytes: storage.replica.len_bytes(),
             outbox,
             journal: journal.as_ref().map(Journal::mark),
+            server_id: self.info.server_id,
             saved_at_ms: wall_ms(),
         }
     }

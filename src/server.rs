@@ -51,15 +51,19 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     let dir = cfg.common.data_dir.clone();
     let (storage, cp) =
         runtime::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
+    // Kept across restarts: this server's own earlier views never look like a rival's.
+    // Never 0, which stands for a view that carries no id; 53 bits, so that tools that read
+    // JSON numbers as doubles (jq, JavaScript) show it exactly.
+    let server_id = cp
+        .as_ref()
+        .and_then(|cp| cp.server_id)
+        .unwrap_or_else(|| (rand::random::<u64>() >> 11).max(1));
     let view = cp.map(|cp| cp.view).unwrap_or_default();
     let archived = storage.replica.last_seq();
     let transport = Transport::open(&cfg.common.net).map_err(ServerError::Net)?;
-    let core = Coordinator::new(
-        CoordinatorConfig::new(cfg.token_timeout),
-        view,
-        archived,
-        Instant::now(),
-    );
+    let mut core_cfg = CoordinatorConfig::new(cfg.token_timeout);
+    core_cfg.server_id = server_id;
+    let core = Coordinator::new(core_cfg, view, archived, Instant::now());
     let info = NodeInfo {
         identity: Identity::Server,
         id: NodeId::SERVER,
@@ -67,6 +71,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         data_dir: dir.clone(),
         checkpoint_interval: cfg.common.checkpoint_interval,
         key,
+        server_id: Some(server_id),
     };
     let printer = Printer::new(false, Box::new(std::io::BufWriter::new(std::io::stdout())));
     let node = Node::new(core, storage, transport, Box::new(printer), info, None);
@@ -83,6 +88,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     ));
     node.spawn_workers()
         .map_err(|e| ServerError::Runtime(format!("cannot start threads: {e}")))?;
+    node.request_checkpoint(); // keeps the server id from the first moment
     spawn_reconciliation(&node, cfg.sync_interval)?;
     let stopper = Arc::clone(&node);
     runtime::on_signal(move || stopper.finish(Ok(StopReason::Left)))

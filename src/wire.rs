@@ -88,6 +88,10 @@ pub enum Msg {
         high: Seq,
         /// The server's token timeout, from which members derive their retransmit timer.
         token_timeout_ms: u64,
+        /// The sending server's random id, drawn at its start: tells its own looped-back
+        /// views from a second server's (0 when absent).
+        #[serde(default)]
+        server: u64,
     },
     /// The token (see [`Token`]).
     Token(Token),
@@ -230,6 +234,7 @@ fn check_values(msg: &Msg) -> Result<(), String> {
             cut,
             high,
             token_timeout_ms,
+            ..
         } => {
             check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("high", high.0)])?;
             members.iter().try_for_each(|m| check_name(&m.name))?;
@@ -465,6 +470,7 @@ mod tests {
                 cut: Seq(9),
                 high: Seq(9),
                 token_timeout_ms: 3000,
+                server: 42,
             },
             Msg::Token(Token::first(Epoch(2), id, id, Seq(9), 1)),
             Msg::Data {
@@ -673,6 +679,7 @@ mod tests {
             cut: Seq(u64::MAX),
             high: Seq(u64::MAX),
             token_timeout_ms: u64::MAX,
+            server: u64::MAX,
         };
         assert!(
             encode(&view).is_err(),

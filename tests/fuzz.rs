@@ -117,15 +117,19 @@ fn msg() -> impl Strategy<Value = Msg> {
             proptest::collection::vec(member, 0..6),
             seq(),
             seq(),
-            0..=wire::MAX_TOKEN_TIMEOUT_MS
+            0..=wire::MAX_TOKEN_TIMEOUT_MS,
+            any::<u64>(),
         )
-            .prop_map(|(epoch, members, cut, high, token_timeout_ms)| Msg::View {
-                epoch: Epoch(epoch.0),
-                members,
-                cut,
-                high,
-                token_timeout_ms,
-            }),
+            .prop_map(
+                |(epoch, members, cut, high, token_timeout_ms, server)| Msg::View {
+                    epoch: Epoch(epoch.0),
+                    members,
+                    cut,
+                    high,
+                    token_timeout_ms,
+                    server,
+                }
+            ),
         token().prop_map(Msg::Token),
         (epoch(), record()).prop_map(|(epoch, rec)| Msg::Data { epoch, rec }),
         (epoch(), id()).prop_map(|(epoch, from)| Msg::Wake { epoch, from }),
