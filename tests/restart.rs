@@ -106,16 +106,7 @@ fn resume_sends_journal_lines_past_the_checkpoint_and_cuts_a_torn_one() {
 
 /// The client checkpoint in `dir`, as text.
 fn checkpoint_of(dir: &std::path::Path) -> String {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint_"))
-        })
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .collect()
+    common::files_text(dir, &["checkpoint_"])
 }
 
 /// With the server down the ring keeps chatting; the restarted server catches up from the

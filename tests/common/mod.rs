@@ -319,6 +319,11 @@ pub fn burst(clients: &mut [Proc], names: &[&str], range: std::ops::Range<usize>
 /// The text of every client checkpoint and outbox journal in `dir`: what is on disk of the
 /// outboxes (a line is in the journal when accepted, in the checkpoint soon after).
 pub fn outbox_text(dir: &Path) -> String {
+    files_text(dir, &["checkpoint_", "outbox_"])
+}
+
+/// The text of every file in `dir` whose name starts with one of `prefixes`, concatenated.
+pub fn files_text(dir: &Path, prefixes: &[&str]) -> String {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return String::new();
     };
@@ -327,7 +332,7 @@ pub fn outbox_text(dir: &Path) -> String {
         .filter(|p| {
             p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with("checkpoint_") || n.starts_with("outbox_")
+                prefixes.iter().any(|prefix| n.starts_with(prefix))
             })
         })
         .filter_map(|p| std::fs::read_to_string(p).ok())
