@@ -246,7 +246,8 @@ impl MemberCore {
         self.order.delivered()
     }
 
-    /// Accepted lines not yet delivered, in typing order (persisted in the checkpoint).
+    /// Accepted lines not yet delivered, in typing order (on disk in the outbox journal and
+    /// the checkpoint).
     pub fn outbox(&self) -> impl Iterator<Item = &Pending> {
         self.outbox.iter()
     }
