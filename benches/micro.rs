@@ -6,15 +6,20 @@
 //! - `wire/pack_history_512`: one history answer of 512 records (a member's fetch chunk);
 //! - `replica/append_1`, `replica/append_64`: `Replica::append` of one record and of a batch of
 //!   64 (group commit), in a temp dir; the file is replaced by a fresh one now and then so it
-//!   stays small, and only the `append` call is timed.
+//!   stays small, and only the `append` call is timed;
+//! - `accept/journal_append_1` against `accept/checkpoint_rewrite_1`: the two ways to put one
+//!   typed line on disk before it counts as accepted, an append to the outbox journal (what
+//!   the client does) or a checkpoint rewrite, temp file and rename (what it did before).
 //!
 //! Short measurement times keep the whole run under a minute; pass criterion flags after `--`
 //! for more (`cargo bench --bench micro -- --measurement-time 10`).
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mcast_chat::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
+use mcast_chat::journal::Journal;
 use mcast_chat::replica::Replica;
 use mcast_chat::token_ring::Token;
-use mcast_chat::types::{ChatRecord, Epoch, NodeId, Seq};
+use mcast_chat::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
 use mcast_chat::wire::{self, Msg};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -135,11 +140,68 @@ fn replica_benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// A typed line like the ring benchmark's.
+fn pending(n: u64) -> Pending {
+    Pending {
+        id: Uuid::new_v4(),
+        text: format!("b4-1-{n} {}", "x".repeat(40)),
+        sent_at_ms: 1_800_000_000_000 + n,
+    }
+}
+
+fn accept_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("accept");
+    g.throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (mut journal, _) =
+        Journal::open(&dir.path().join("outbox_0.jsonl"), None).expect("a journal");
+    let mut n = 0;
+    g.bench_function("journal_append_1", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                if journal.mark().bytes > ROTATE_BYTES {
+                    journal
+                        .start_over_if_covered(journal.mark())
+                        .expect("start over");
+                }
+                n += 1;
+                let line = [pending(n)];
+                let start = Instant::now();
+                journal.append(&line).expect("append");
+                timed += start.elapsed();
+            }
+            timed
+        })
+    });
+    let path = dir.path().join("checkpoint_0.json");
+    let mut cp = Checkpoint {
+        version: CHECKPOINT_VERSION,
+        node: NodeId::random(),
+        name: "c1".into(),
+        view: View::default(),
+        delivered: Seq(0),
+        replica_len_bytes: 0,
+        outbox: Vec::new(),
+        journal: None,
+        server_id: None,
+        saved_at_ms: 0,
+    };
+    g.bench_function("checkpoint_rewrite_1", |b| {
+        b.iter(|| {
+            n += 1;
+            cp.outbox = vec![pending(n)];
+            checkpoint::save_unsynced(black_box(&path), &cp).expect("save");
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = wire_benches, replica_benches
+    targets = wire_benches, replica_benches, accept_benches
 }
 criterion_main!(benches);
