@@ -433,7 +433,13 @@ impl Coordinator {
     /// still archived, everything else waits until we coordinate.
     fn probe(&mut self, now: Instant, listen_from: Instant, msg: Msg) {
         match msg {
-            Msg::View { .. } | Msg::Gather { .. } if now >= listen_from => self.give_way(),
+            // Our own earlier views and gathers (this data dir's server before a restart),
+            // delayed or replayed, are not another server.
+            Msg::View { server, .. } | Msg::Gather { server, .. }
+                if now >= listen_from && server != self.cfg.server_id =>
+            {
+                self.give_way()
+            }
             Msg::Token(token) => {
                 self.max_epoch = self.max_epoch.max(token.epoch);
                 self.note_progress(now, &token);
@@ -586,6 +592,7 @@ impl Coordinator {
         let msg = Msg::Gather {
             epoch: g.epoch,
             members: g.proposed.iter().map(|m| m.id).collect(),
+            server: self.cfg.server_id,
         };
         self.send(msg);
     }

@@ -403,7 +403,7 @@ impl MemberCore {
             return;
         }
         match msg {
-            Msg::Gather { epoch, members } => self.on_gather(now, epoch, &members),
+            Msg::Gather { epoch, members, .. } => self.on_gather(now, epoch, &members),
             Msg::View {
                 epoch,
                 members,
@@ -956,6 +956,7 @@ mod tests {
             Msg::Gather {
                 epoch: Epoch(epoch),
                 members: vec![me],
+                server: 1,
             },
         );
         let view = vec![Member {
@@ -1011,6 +1012,7 @@ mod tests {
             Msg::Gather {
                 epoch: Epoch(3),
                 members: vec![me],
+                server: 1,
             },
         );
         // A late view of an epoch below the gather we reported for must not revive it.

@@ -64,7 +64,13 @@ pub enum Msg {
         reason: String,
     },
     /// Server → proposed members: a new epoch begins; stop the old ring and report.
-    Gather { epoch: Epoch, members: Vec<NodeId> },
+    Gather {
+        epoch: Epoch,
+        members: Vec<NodeId>,
+        /// The sending server's id, as in [`Msg::View`] (0 when absent).
+        #[serde(default)]
+        server: u64,
+    },
     /// Member → server: what I hold, for the gather of `epoch`.
     Report {
         epoch: Epoch,
@@ -451,6 +457,7 @@ mod tests {
             Msg::Gather {
                 epoch: Epoch(2),
                 members: vec![id],
+                server: 42,
             },
             Msg::Report {
                 epoch: Epoch(2),

@@ -99,8 +99,13 @@ fn msg() -> impl Strategy<Value = Msg> {
             incarnation,
             reason
         }),
-        (epoch(), proptest::collection::vec(id(), 0..8))
-            .prop_map(|(epoch, members)| Msg::Gather { epoch, members }),
+        (epoch(), proptest::collection::vec(id(), 0..8), any::<u64>()).prop_map(
+            |(epoch, members, server)| Msg::Gather {
+                epoch,
+                members,
+                server
+            }
+        ),
         (epoch(), id(), any::<u64>(), name(), seq(), seq(), seq()).prop_map(
             |(epoch, from, incarnation, name, view_epoch, aru, delivered)| Msg::Report {
                 epoch,

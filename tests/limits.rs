@@ -52,7 +52,7 @@ fn report_all(c: &mut Coordinator, now: Instant, outputs: &[Output]) -> Vec<Node
         .iter()
         .rev()
         .find_map(|o| match o {
-            Output::Send(Msg::Gather { epoch, members }) => Some((*epoch, members.clone())),
+            Output::Send(Msg::Gather { epoch, members, .. }) => Some((*epoch, members.clone())),
             _ => None,
         })
         .expect("a gather");

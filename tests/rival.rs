@@ -77,6 +77,33 @@ fn the_older_view_gives_way_by_epoch_then_by_id() {
 }
 
 #[test]
+fn while_probing_its_own_earlier_views_are_ignored_and_another_servers_are_not() {
+    let now = Instant::now();
+    let mut cfg = CoordinatorConfig::new(Duration::from_secs(3));
+    cfg.server_id = 5;
+    let mut c = Coordinator::new(cfg.clone(), View::default(), Seq(0), now);
+    let late = now + cfg.probe * 3 / 4;
+    // Its own view and gather from before a restart (same id: same data dir), replayed.
+    c.handle_datagram(late, view_from(5, 4));
+    c.handle_datagram(
+        late,
+        Msg::Gather {
+            epoch: Epoch(5),
+            members: Vec::new(),
+            server: 5,
+        },
+    );
+    assert!(!stopped(&mut c));
+    assert!(
+        !heartbeat(&mut c, now + cfg.probe).is_empty(),
+        "it coordinates after the probe"
+    );
+    let mut d = Coordinator::new(cfg.clone(), View::default(), Seq(0), now);
+    d.handle_datagram(late, view_from(6, 0));
+    assert!(stopped(&mut d), "another server's view");
+}
+
+#[test]
 fn a_server_that_gave_way_sends_nothing_more() {
     let now = Instant::now();
     let mut probing = Coordinator::new(
