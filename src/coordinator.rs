@@ -42,7 +42,9 @@ pub struct CoordinatorConfig {
     /// How long the old ring must have been silent before a view may leave out every one of
     /// its members (see [`Coordinator`] on partitions).
     pub abandon_timeout: Duration,
-    /// At start-up, listen this long before coordinating: one server per group.
+    /// At start-up, listen this long before coordinating: one server per group. Longer than
+    /// the longest gap between two views of a live server, even one that delays its datagrams
+    /// by 100 ms to 1 s (a heartbeat a second: at most 1.9 s).
     pub probe: Duration,
     /// This server's random id, sent in its views. Of two servers that hear each other's
     /// views, the one with the older view (by epoch, then by this id) stops.
@@ -59,7 +61,7 @@ impl CoordinatorConfig {
             report_timeout: token_timeout,
             fetch_chunk: 512,
             abandon_timeout: token_timeout * 10,
-            probe: Duration::from_millis(2500),
+            probe: Duration::from_secs(2),
             server_id: 0,
         }
     }
@@ -181,9 +183,9 @@ pub struct Coordinator {
     first_token: Option<(Token, Instant)>,
     next_beacon: Instant,
     pull: Option<Pull>,
-    /// Until then the server only listens: a view or gather heard after the first second of
-    /// it comes from another live server (a dead one's delayed datagrams arrive sooner).
-    probing: Option<(Instant, Instant)>,
+    /// Until then the server only listens: a view or gather with another server's id means
+    /// another live server (its own, from before a restart, carry its own id).
+    probing: Option<Instant>,
     /// Another server coordinates this group: this one has stopped and does nothing more
     /// (a view it sent now would look like a rival's to that server).
     yielded: bool,
@@ -214,7 +216,7 @@ impl Coordinator {
             first_token: None,
             next_beacon: now,
             pull: None,
-            probing: (!cfg.probe.is_zero()).then(|| (now + cfg.probe / 2, now + cfg.probe)),
+            probing: (!cfg.probe.is_zero()).then(|| now + cfg.probe),
             yielded: false,
             pulls: 0,
             outputs: VecDeque::new(),
@@ -258,7 +260,7 @@ impl Coordinator {
         if self.yielded {
             return None;
         }
-        if let Some((_, until)) = self.probing {
+        if let Some(until) = self.probing {
             return Some(until);
         }
         let mut t = Vec::new();
@@ -282,7 +284,7 @@ impl Coordinator {
         if self.yielded {
             return;
         }
-        if let Some((_, until)) = self.probing {
+        if let Some(until) = self.probing {
             if now < until {
                 return;
             }
@@ -357,8 +359,8 @@ impl Coordinator {
         if self.yielded {
             return;
         }
-        if let Some((listen_from, _)) = self.probing {
-            self.probe(now, listen_from, msg);
+        if self.probing.is_some() {
+            self.probe(now, msg);
             return;
         }
         match msg {
@@ -431,12 +433,12 @@ impl Coordinator {
 
     /// While probing: only a live server sends views and gathers; tokens and messages are
     /// still archived, everything else waits until we coordinate.
-    fn probe(&mut self, now: Instant, listen_from: Instant, msg: Msg) {
+    fn probe(&mut self, now: Instant, msg: Msg) {
         match msg {
             // Our own earlier views and gathers (this data dir's server before a restart),
             // delayed or replayed, are not another server.
             Msg::View { server, .. } | Msg::Gather { server, .. }
-                if now >= listen_from && server != self.cfg.server_id =>
+                if server != self.cfg.server_id =>
             {
                 self.give_way()
             }
