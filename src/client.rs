@@ -145,12 +145,13 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         &identity.journal_path(&dir),
         cp.as_ref().and_then(|cp| cp.journal),
     )?;
-    let restored = restore(&storage.replica, cp.as_ref(), journaled.lines)?;
     let name = cfg
         .name
         .clone()
-        .or_else(|| cp.and_then(|cp| resumed_name(&cp.name)))
+        .or_else(|| cp.as_ref().and_then(|cp| resumed_name(&cp.name)))
         .unwrap_or_else(crate::cli::default_name);
+    let mut restored = restore(&storage.replica, cp.as_ref(), journaled.lines)?;
+    let unsendable = drop_unsendable(&mut restored.outbox, &name);
     let transport = Transport::open(&cfg.common.net).map_err(ClientError::Net)?;
     let id = NodeId(uuid);
     let mut member_cfg = MemberConfig::new(id, name.clone(), rand::random());
@@ -189,6 +190,12 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         if pending > 0 {
             sink.notice(&format!(
                 "{pending} lines from last time are waiting to be sent"
+            ));
+        }
+        for (line, why) in &unsendable {
+            sink.notice(&format!(
+                "a line from last time cannot be sent as {name} ({why}), dropped: {}",
+                shorten(&line.text, 60)
             ));
         }
         sink.notice(&format!("joining {} ...", cfg.common.net));
@@ -293,6 +300,30 @@ fn restore(
         .filter(|p| seen.insert(p.id))
         .collect();
     Ok(Restored { delivered, outbox })
+}
+
+/// Takes out of `outbox` the lines that cannot go out under `name` (a longer `--name` than
+/// when they were typed, or a hand-edited file): sent, such a line would hold a seq that no
+/// datagram can carry, and stall the ring. Returns them with the reason.
+fn drop_unsendable(outbox: &mut Vec<Pending>, name: &str) -> Vec<(Pending, wire::LineError)> {
+    let mut dropped = Vec::new();
+    outbox.retain(|line| match wire::check_line(name, &line.text) {
+        Ok(()) => true,
+        Err(why) => {
+            log::warn!("outbox line {} cannot be sent: {why}; dropped", line.id);
+            dropped.push((line.clone(), why));
+            false
+        }
+    });
+    dropped
+}
+
+/// At most `max` characters of `text`, with `...` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 fn spawn_input(
@@ -520,6 +551,38 @@ mod tests {
         let restored = restore(&replica, Some(&cp), vec![line(4), line(5)]).unwrap();
         assert_eq!(restored.delivered, Seq(3));
         assert_eq!(ids(&restored), [3, 5]);
+    }
+
+    #[test]
+    fn g6_a_restored_line_that_cannot_be_sent_under_this_name_is_dropped_not_stamped() {
+        // The longest line of quotes (two bytes each on the wire) that fits under a short
+        // name: the longest name makes it too large for one datagram.
+        let fits_short = (1..=crate::wire::MAX_LINE_BYTES)
+            .map(|n| "\"".repeat(n))
+            .take_while(|t| crate::wire::check_line("al", t).is_ok())
+            .last()
+            .unwrap();
+        let long_name = "n".repeat(crate::wire::MAX_NAME_BYTES);
+        let outbox = vec![
+            line(1),
+            Pending {
+                text: fits_short.clone(),
+                ..line(2)
+            },
+            Pending {
+                text: "bell \u{7}".into(),
+                ..line(3)
+            },
+        ];
+        let mut under_short = outbox.clone();
+        assert_eq!(drop_unsendable(&mut under_short, "al").len(), 1);
+        let mut under_long = outbox;
+        let dropped = drop_unsendable(&mut under_long, &long_name);
+        let kept: Vec<u128> = under_long.iter().map(|p| p.id.as_u128()).collect();
+        assert_eq!(kept, [1]);
+        assert_eq!(dropped.len(), 2);
+        assert_eq!(shorten(&fits_short, 3), "\"\"\"...");
+        assert_eq!(shorten("short", 60), "short");
     }
 
     #[test]
