@@ -403,8 +403,9 @@ impl Coordinator {
     /// or one on each side of a partition that healed). The older view, by epoch and then by
     /// server id, gives way, so exactly one goes on: each compares the same two pairs, and a
     /// server's views never outrank its own later state. The survivor takes over the other's
-    /// ring the usual way (a higher epoch on the wire starts a recovery). A replayed old view
-    /// has an older epoch and changes nothing.
+    /// ring the usual way (a higher epoch on the wire starts a recovery). Replayed views of
+    /// this server's own carry its id and never get here; another server's that are older
+    /// than our view change nothing.
     fn on_rival_view(&mut self, epoch: Epoch, server: u64) {
         self.stats.rival_views += 1;
         if (epoch, server) > (self.view.epoch, self.cfg.server_id) {
@@ -425,7 +426,6 @@ impl Coordinator {
 
     /// Stops for good: another server coordinates this group.
     fn give_way(&mut self) {
-        self.probing = None;
         self.yielded = true;
         self.outputs
             .push_back(Output::Stop(StopReason::AnotherServer));

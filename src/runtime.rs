@@ -14,8 +14,9 @@
 //! or past its journal mark (G2).
 //!
 //! The core sits behind a `Mutex` held only around core calls, never across socket or file
-//! I/O. Lock order, where more than one is taken: `checkpoint_writer`, then `journal`, then
-//! `storage`, then `core`. No protocol decisions here.
+//! I/O. Lock order, where more than one is taken: `checkpoint_writer`, then `storage`, then
+//! `journal`, then `core` (the journal after the replica, so that typing never waits for a
+//! replica write). No protocol decisions here.
 
 use crate::checkpoint::{self, Checkpoint, DirLock, Identity, CHECKPOINT_VERSION};
 use crate::coordinator::Coordinator;
@@ -591,8 +592,8 @@ impl<M: Machine> Node<M> {
     /// The checkpoint of this instant: core state, replica length and journal mark, taken
     /// under their locks together.
     fn snapshot(&self) -> Checkpoint {
-        let journal = lock(&self.journal);
         let storage = lock(&self.storage);
+        let journal = lock(&self.journal);
         let (view, delivered, outbox) = lock(&self.core).snapshot();
         Checkpoint {
             version: CHECKPOINT_VERSION,
