@@ -382,16 +382,38 @@ fn input_loop(node: &Node<MemberCore>, name: &str, mut input: LineSource) {
     node.with_core(|core, now| core.leave(now));
 }
 
+/// Flow control: past this many lines waiting in the outbox, stdin is not read until the ring
+/// has sent some, so a paste or a pipe of a huge file stays bounded in memory and on disk
+/// (the checkpoint holds the outbox).
+pub const MAX_OUTBOX_LINES: usize = 10_000;
+
 /// Puts lines on disk (the outbox journal), then into the ring.
 fn accept(node: &Node<MemberCore>, lines: Vec<Pending>) {
     if lines.is_empty() {
         return;
     }
+    wait_for_outbox_room(node);
     let n = lines.len();
     if let Err(e) = node.accept_lines(lines, |core, now, lines| core.submit(now, lines)) {
         lock(&node.sink).notice(&format!(
             "{n} lines not accepted: cannot write the outbox: {e}"
         ));
+    }
+}
+
+/// Waits while the outbox is full (see [`MAX_OUTBOX_LINES`]), saying so once.
+fn wait_for_outbox_room(node: &Node<MemberCore>) {
+    let mut said = false;
+    while !node.is_stopped() && lock(&node.core).outbox_len() >= MAX_OUTBOX_LINES {
+        if !said {
+            said = true;
+            lock(&node.sink).notice(&format!(
+                "{MAX_OUTBOX_LINES} lines are waiting to be sent; reading more input once the \
+                 ring has sent some"
+            ));
+        }
+        // The outbox drains at ring speed (thousands of lines a second): polling is enough.
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

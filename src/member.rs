@@ -252,6 +252,11 @@ impl MemberCore {
         self.outbox.iter()
     }
 
+    /// How many lines the outbox holds.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &MemberStats {
         &self.stats

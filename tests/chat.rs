@@ -149,3 +149,42 @@ fn a_client_without_a_server_exits_1_naming_group_port_and_interface() {
         "{err}"
     );
 }
+
+/// Flow control: a pipe of more lines than the outbox holds, with no server yet. The client
+/// stops reading at `MAX_OUTBOX_LINES` (so the outbox on disk stays bounded) and says so;
+/// once a server comes, every line goes out exactly once and EOF ends the client cleanly.
+#[test]
+fn a_pipe_larger_than_the_outbox_is_read_at_ring_speed() {
+    use mcast_chat::client::MAX_OUTBOX_LINES;
+    use std::io::Write;
+    const LONG: Duration = Duration::from_secs(120);
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let dir = root.join("alice");
+    let mut alice = client(port, &dir, "alice", &["--join-timeout", "120s"]);
+    let lines = MAX_OUTBOX_LINES * 2 + 500;
+    let mut stdin = alice.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let text: String = (0..lines).map(|i| format!("piped {i}\n")).collect();
+        // Blocks while the client does not read; EOF when done.
+        stdin.write_all(text.as_bytes()).unwrap();
+    });
+    alice.wait_for("the outbox to fill", LONG, |l| {
+        l.iter().any(|l| l.contains("reading more input once"))
+    });
+    let on_disk = common::files_text(&dir, &["checkpoint_"]);
+    let cp: serde_json::Value = serde_json::from_str(&on_disk).unwrap();
+    let outbox = cp["outbox"].as_array().unwrap().len();
+    assert!(
+        outbox <= MAX_OUTBOX_LINES + 1024,
+        "{outbox} lines in the outbox"
+    );
+
+    let _srv = server(port, &root.join("server"), &[]);
+    assert!(alice.wait_exit(LONG).success(), "EOF after the last line");
+    writer.join().unwrap();
+    let texts = check_replica(&alice.replica());
+    assert_eq!(texts.len(), lines);
+    let unique: HashSet<&String> = texts.iter().collect();
+    assert_eq!(unique.len(), lines, "every line exactly once");
+}
