@@ -295,7 +295,7 @@ fn corrupt(path: &Path, reason: String) -> StorageError {
 
 /// `.<name>.tmp` next to `path`: same directory, so the rename is atomic, and a leading dot
 /// and suffix so no reader mistakes it for a checkpoint.
-fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
+pub(crate) fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
     let name = path.file_name().ok_or_else(|| {
         StorageError::io(
             path,
@@ -309,7 +309,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
 }
 
 /// Creates or truncates `path` and writes `bytes` (no fsync: see [`sync`]).
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -9,7 +9,9 @@
 //! The first line is a header, `{"journal":"outbox","generation":G}`; every other line is one
 //! [`Pending`], in typing order. A checkpoint records the [`JournalMark`] (generation and
 //! length) its outbox covers. Once a checkpoint is written and nothing was appended since,
-//! the journal starts over empty in the next generation. At start-up the lines past the mark
+//! the journal starts over empty in the next generation; past [`COMPACT_BYTES`] (an endless
+//! stream of input leaves no quiet moment) it starts over holding just the lines that
+//! checkpoint lacks. At start-up the lines past the mark
 //! of the last checkpoint are the ones it does not hold; a torn last line (a crash inside an
 //! append) is cut, any other damage is [`StorageError::CorruptJournal`].
 //!
@@ -21,7 +23,12 @@ use crate::types::Pending;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+/// Journal length past which a checkpoint lets it start over even though lines were appended
+/// after the checkpoint was taken (they are copied into the new generation).
+pub const COMPACT_BYTES: u64 = 1 << 20;
 
 /// How far a checkpoint's outbox covers the journal: lines of `generation` that start before
 /// byte `bytes` are in that checkpoint's outbox or were already delivered when it was taken.
@@ -144,14 +151,11 @@ impl Journal {
     /// nothing counts as written: a partial write is cut off again, so the next append does
     /// not follow half a line.
     pub fn append(&mut self, lines: &[Pending]) -> Result<(), StorageError> {
-        let mut bytes = Vec::with_capacity(64 + lines.len() * 128);
-        if self.len == 0 {
-            let header = Header {
-                journal: "outbox".into(),
-                generation: self.generation,
-            };
-            self.encode_line(&mut bytes, &header)?;
-        }
+        let mut bytes = if self.len == 0 {
+            self.header_line(self.generation)?
+        } else {
+            Vec::with_capacity(lines.len() * 128)
+        };
         for line in lines {
             self.encode_line(&mut bytes, line)?;
         }
@@ -170,21 +174,72 @@ impl Journal {
         Ok(())
     }
 
-    /// After a checkpoint with `mark` is written: if nothing was appended since, every line is
-    /// in that checkpoint (or delivered), so the journal starts over, empty, in the next
-    /// generation. Returns whether it did. A crash right after leaves an empty file, which
-    /// [`Journal::open`] reads as that same next generation.
-    pub fn start_over_if_covered(&mut self, mark: JournalMark) -> Result<bool, StorageError> {
-        if mark != self.mark() || !self.has_lines {
+    /// After a checkpoint with `mark` is written, drops the lines it covers, so the journal
+    /// does not grow without end. Returns whether the journal started over:
+    /// - nothing appended since the mark: it starts over empty, in the next generation (a
+    ///   crash right after leaves an empty file, which [`Journal::open`] reads as that same
+    ///   generation);
+    /// - lines appended since, and the journal is past [`COMPACT_BYTES`]: it starts over in
+    ///   the next generation holding just those lines, written to a temp file renamed over it
+    ///   (a crash leaves the old journal or the new one, and either recovers every line).
+    pub fn start_over(&mut self, mark: JournalMark) -> Result<bool, StorageError> {
+        if mark.generation != self.generation || !self.has_lines || mark.bytes > self.len {
             return Ok(false);
         }
-        self.file
-            .set_len(0)
-            .map_err(|e| StorageError::io(&self.path, e))?;
-        self.generation += 1;
-        self.len = 0;
-        self.has_lines = false;
+        if mark.bytes == self.len {
+            self.file
+                .set_len(0)
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            self.generation += 1;
+            self.len = 0;
+            self.has_lines = false;
+            return Ok(true);
+        }
+        if self.len < COMPACT_BYTES {
+            return Ok(false);
+        }
+        self.keep_only_past(mark.bytes)?;
         Ok(true)
+    }
+
+    /// Rewrites the journal as the next generation holding the lines from byte `from` on.
+    fn keep_only_past(&mut self, from: u64) -> Result<(), StorageError> {
+        let io_err = |e| StorageError::io(&self.path, e);
+        // A mark taken while the file was empty sits before this generation's header.
+        let from = from.max(self.header_line(self.generation)?.len() as u64);
+        let mut tail = vec![0u8; (self.len - from) as usize];
+        self.file.read_exact_at(&mut tail, from).map_err(io_err)?;
+        let generation = self.generation + 1;
+        let mut bytes = self.header_line(generation)?;
+        bytes.extend_from_slice(&tail);
+        let tmp = crate::checkpoint::temp_path(&self.path)?;
+        crate::checkpoint::write_file(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &self.path).map_err(io_err)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io_err)?;
+        log::debug!(
+            "outbox journal {}: generation {generation} keeps the {} bytes past the checkpoint",
+            self.path.display(),
+            tail.len()
+        );
+        self.generation = generation;
+        self.len = bytes.len() as u64;
+        self.has_lines = !tail.is_empty();
+        Ok(())
+    }
+
+    /// The header line of `generation`, newline included.
+    fn header_line(&self, generation: u64) -> Result<Vec<u8>, StorageError> {
+        let mut line = Vec::new();
+        let header = Header {
+            journal: "outbox".into(),
+            generation,
+        };
+        self.encode_line(&mut line, &header)?;
+        Ok(line)
     }
 
     fn encode_line(&self, out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), StorageError> {
@@ -309,25 +364,86 @@ mod tests {
     }
 
     #[test]
-    fn starts_over_only_when_nothing_was_appended_after_the_mark() {
+    fn starts_over_empty_only_when_nothing_was_appended_after_the_mark() {
         let (_dir, path) = temp();
         let (mut j, _) = Journal::open(&path, None).unwrap();
         j.append(&[line(1)]).unwrap();
         let mark = j.mark();
         j.append(&[line(2)]).unwrap();
-        assert!(
-            !j.start_over_if_covered(mark).unwrap(),
-            "line 2 is not covered"
-        );
+        assert!(!j.start_over(mark).unwrap(), "line 2 is not covered");
         let mark = j.mark();
-        assert!(j.start_over_if_covered(mark).unwrap());
-        assert!(!j.start_over_if_covered(j.mark()).unwrap(), "already empty");
+        assert!(j.start_over(mark).unwrap());
+        assert!(!j.start_over(j.mark()).unwrap(), "already empty");
         assert_eq!(j.mark().generation, mark.generation + 1);
         j.append(&[line(3)]).unwrap();
         drop(j);
         // The checkpoint on disk has the old generation's mark: the new lines are not in it.
         let (_, rec) = Journal::open(&path, Some(mark)).unwrap();
         assert_eq!(texts(&rec.lines), texts(&[line(3)]));
+    }
+
+    /// Appends lines until the journal is past [`COMPACT_BYTES`]; returns how many.
+    fn fill_past_compact(j: &mut Journal, first: u128) -> u128 {
+        let mut n = first;
+        while j.mark().bytes < COMPACT_BYTES {
+            j.append(&[line(n)]).unwrap();
+            n += 1;
+        }
+        n - first
+    }
+
+    #[test]
+    fn past_the_compact_size_it_keeps_only_the_lines_the_checkpoint_lacks() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        let filled = fill_past_compact(&mut j, 1);
+        let mark = j.mark();
+        j.append(&[line(100_001), line(100_002)]).unwrap();
+        assert!(j.start_over(mark).unwrap());
+        assert_eq!(j.mark().generation, mark.generation + 1);
+        assert!(j.mark().bytes < 1000, "only the two lines are left");
+        j.append(&[line(100_003)]).unwrap();
+        drop(j);
+        // A crash now: the checkpoint on disk is the one with `mark`.
+        let (_, rec) = Journal::open(&path, Some(mark)).unwrap();
+        assert_eq!(
+            texts(&rec.lines),
+            texts(&[line(100_001), line(100_002), line(100_003)])
+        );
+        assert!(filled > 1000, "the journal was past the compact size");
+    }
+
+    #[test]
+    fn a_mark_taken_on_an_empty_journal_keeps_every_line_but_not_the_old_header() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        assert!(j.start_over(j.mark()).unwrap());
+        let empty = j.mark();
+        assert_eq!(empty.bytes, 0);
+        let filled = fill_past_compact(&mut j, 10);
+        assert!(j.start_over(empty).unwrap());
+        drop(j);
+        let (_, rec) = Journal::open(&path, Some(empty)).unwrap();
+        assert_eq!(rec.lines.len() as u128, filled);
+        assert_eq!(rec.lines[0], line(10));
+    }
+
+    #[test]
+    fn under_the_compact_size_lines_after_the_mark_keep_the_journal_as_it_is() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        let mark = j.mark();
+        j.append(&[line(2)]).unwrap();
+        let before = j.mark();
+        assert!(!j.start_over(mark).unwrap());
+        assert_eq!(j.mark(), before);
+        let stale = JournalMark {
+            generation: mark.generation + 7,
+            ..mark
+        };
+        assert!(!j.start_over(stale).unwrap(), "another generation's mark");
     }
 
     #[test]

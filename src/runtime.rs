@@ -578,7 +578,7 @@ impl<M: Machine> Node<M> {
             let cp = self.snapshot();
             checkpoint::save_unsynced(&path, &cp)?;
             if let (Some(mark), Some(journal)) = (cp.journal, lock(&self.journal).as_mut()) {
-                if let Err(e) = journal.start_over_if_covered(mark) {
+                if let Err(e) = journal.start_over(mark) {
                     log::warn!("the outbox journal keeps its lines for now: {e}");
                 }
             }

@@ -89,6 +89,51 @@ fn kill_9_of_the_server_in_the_middle_of_a_burst_and_restart() {
     assert_eq!(texts.len(), 102);
 }
 
+/// kill -9 of a client in the middle of a long pipe (its outbox journal starting over again
+/// and again), then `--resume`: every line it accepted goes out exactly once and in order, so
+/// the replica holds exactly the first k piped lines, with k at least what was delivered
+/// before the kill.
+#[test]
+fn kill_9_in_the_middle_of_a_long_pipe_loses_and_doubles_nothing() {
+    use std::io::Write;
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let _srv = server(port, &root.join("server"), &[]);
+    let dir = root.join("alice");
+    let mut alice = client(port, &dir, "alice", &[]);
+    // Far more than the ring sends in the time it takes to see 15,000 delivered.
+    let lines = 400_000;
+    let mut stdin = alice.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let text: String = (0..lines).map(|i| format!("piped {i}\n")).collect();
+        // Fails once the client is killed: the rest was never read, so never accepted.
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    alice.wait_for("a good part of the pipe", LONG, |l| {
+        count_messages(l) >= 15_000
+    });
+    let delivered_before = alice.messages();
+    alice.kill_9();
+    writer.join().unwrap();
+    // Accepted: every line on disk at the kill, in the replica, the checkpoint or the journal.
+    let on_disk = common::files_text(&dir, &["replica_", "checkpoint_", "outbox_"]);
+    let accepted = on_disk
+        .split("piped ")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |last| last + 1);
+    let mut again = client(port, &dir, "alice", &["--resume"]);
+    again.close_stdin();
+    assert!(again.wait_exit(LONG).success(), "drained and left");
+    let texts = check_replica(&again.replica());
+    assert!(accepted >= delivered_before);
+    assert_eq!(texts.len(), accepted, "every accepted line, and no other");
+    for (i, text) in texts.iter().enumerate() {
+        assert_eq!(text, &format!("piped {i}"), "line {i} of the replica");
+    }
+}
+
 /// One node of a 3-client group, the server included, is killed with -9 every few
 /// seconds for 30 s under 5 % simulated loss, and restarted. Every line that a client
 /// accepted (its process lived a while after reading it) is delivered exactly once.
