@@ -18,11 +18,11 @@
 //! This module owns the file format only: no protocol logic, no decision about when to
 //! append or checkpoint.
 
-use crate::replica::{StorageError, MAX_LINE_BYTES};
+use crate::replica::{scan_lines, StorageError};
 use crate::types::Pending;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -132,11 +132,6 @@ impl Journal {
             has_lines,
         };
         Ok((journal, recovered))
-    }
-
-    /// The journal file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Where the journal ends now: what a checkpoint taken now covers.
@@ -261,51 +256,38 @@ struct Scan {
 }
 
 fn scan(path: &Path, file: &File) -> Result<Scan, StorageError> {
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut found = Scan {
-        generation: None,
-        lines: Vec::new(),
-        complete_len: 0,
-        torn_tail: 0,
-    };
-    let mut buf = Vec::new();
-    for line_number in 1u64.. {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| StorageError::io(path, e))? as u64;
-        let content = match buf.split_last() {
-            None => break,
-            Some((b'\n', content)) => content,
-            Some(_) if n > MAX_LINE_BYTES => {
-                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
-                return Err(corrupt(path, line_number, reason));
+    let mut generation = None;
+    let mut lines = Vec::new();
+    let end = scan_lines(
+        path,
+        file,
+        |line_number, reason| corrupt(path, line_number, reason),
+        |line_number, start, content| {
+            if line_number == 1 {
+                let header: Header = serde_json::from_slice(content)
+                    .ok()
+                    .filter(|h: &Header| h.journal == "outbox")
+                    .ok_or_else(|| corrupt(path, 1, "not an outbox journal header".into()))?;
+                generation = Some(header.generation);
+            } else {
+                let line: Pending = serde_json::from_slice(content)
+                    .map_err(|e| corrupt(path, line_number, format!("not an outbox line: {e}")))?;
+                lines.push((start, line));
             }
-            // No newline before the end of the file: a torn append.
-            Some(_) => {
-                found.torn_tail = n;
-                break;
-            }
-        };
-        if line_number == 1 {
-            let header: Header = serde_json::from_slice(content)
-                .ok()
-                .filter(|h: &Header| h.journal == "outbox")
-                .ok_or_else(|| corrupt(path, 1, "not an outbox journal header".into()))?;
-            found.generation = Some(header.generation);
-        } else {
-            let line: Pending = serde_json::from_slice(content)
-                .map_err(|e| corrupt(path, line_number, format!("not an outbox line: {e}")))?;
-            found.lines.push((found.complete_len, line));
-        }
-        found.complete_len += n;
-    }
-    if found.generation.is_none() {
+            Ok(())
+        },
+    )?;
+    Ok(Scan {
+        generation,
+        lines,
+        complete_len: end.complete_len,
         // Only a torn header: nothing was ever accepted into this file.
-        found.torn_tail = 0;
-    }
-    Ok(found)
+        torn_tail: if generation.is_some() {
+            end.torn_tail
+        } else {
+            0
+        },
+    })
 }
 
 fn corrupt(path: &Path, line_number: u64, reason: String) -> StorageError {

@@ -402,43 +402,73 @@ impl Replica {
 
 /// Reads the whole file once, validating every complete line.
 fn scan(path: &Path, file: &File) -> Result<Scan, StorageError> {
-    let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut offsets = Vec::new();
-    let mut pos = 0u64;
+    let end = scan_lines(
+        path,
+        file,
+        |line_number, reason| StorageError::corrupt(path, line_number, reason),
+        |line_number, start, content| {
+            parse_line(path, line_number, content)?;
+            offsets.push(start);
+            Ok(())
+        },
+    )?;
+    Ok(Scan {
+        offsets,
+        complete_len: end.complete_len,
+        torn_tail: end.torn_tail,
+    })
+}
+
+/// Where a pass of [`scan_lines`] ended.
+pub(crate) struct LinesEnd {
+    /// Length of the complete lines: the end of the last one.
+    pub complete_len: u64,
+    /// Bytes after it, a last line without its newline (a torn write); 0 if none.
+    pub torn_tail: u64,
+}
+
+/// Reads a JSON Lines file of ours from the start: calls `on_line(line_number, start,
+/// content)` for each complete line (1-based number, byte offset, content without the
+/// newline) and stops at a torn last line. A line over [`MAX_LINE_BYTES`] is
+/// `corrupt(line_number, reason)`, so a damaged file never makes the reader allocate
+/// without bound. Shared by the replica and the outbox journal.
+pub(crate) fn scan_lines(
+    path: &Path,
+    file: &File,
+    corrupt: impl Fn(u64, String) -> StorageError,
+    mut on_line: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
+) -> Result<LinesEnd, StorageError> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut end = LinesEnd {
+        complete_len: 0,
+        torn_tail: 0,
+    };
     let mut buf = Vec::new();
-    loop {
+    for line_number in 1u64.. {
         buf.clear();
         let n = (&mut reader)
             .take(MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| StorageError::io(path, e))? as u64;
-        let line_number = offsets.len() as u64 + 1;
         match buf.split_last() {
             None => break,
-            Some((b'\n', content)) => {
-                parse_line(path, line_number, content)?;
-            }
+            Some((b'\n', content)) => on_line(line_number, end.complete_len, content)?,
             Some(_) if n > MAX_LINE_BYTES => {
-                let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
-                return Err(StorageError::corrupt(path, line_number, reason));
+                return Err(corrupt(
+                    line_number,
+                    format!("line longer than {MAX_LINE_BYTES} bytes"),
+                ));
             }
             // Fewer bytes than the limit and no newline: the read hit the end of the file.
             Some(_) => {
-                return Ok(Scan {
-                    offsets,
-                    complete_len: pos,
-                    torn_tail: n,
-                })
+                end.torn_tail = n;
+                break;
             }
         }
-        offsets.push(pos);
-        pos += n;
+        end.complete_len += n;
     }
-    Ok(Scan {
-        offsets,
-        complete_len: pos,
-        torn_tail: 0,
-    })
+    Ok(end)
 }
 
 /// Parses one line (without its newline) that must hold record `seq`, which is also its
