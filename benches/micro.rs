@@ -16,11 +16,11 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mcast_chat::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
-use mcast_chat::journal::Journal;
+use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::wire::{self, Msg};
 use mcast_chat::replica::Replica;
+use mcast_chat::store::journal::Journal;
 use mcast_chat::token_ring::Token;
-use mcast_chat::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
-use mcast_chat::wire::{self, Msg};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 

@@ -49,8 +49,8 @@
 //! interface); every child process is killed when its handle drops, on a panic, and on SIGINT,
 //! SIGTERM or SIGHUP of the bench; every wait has a deadline and every loop a bound.
 
-use mcast_chat::types::{ChatRecord, Epoch, NodeId, Seq};
-use mcast_chat::wire::{self, Msg};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use mcast_chat::protocol::wire::{self, Msg};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -1,4 +1,4 @@
-//! Checkpoints, file names and the lock file of one identity in the data dir (DESIGN.md §6).
+//! The checkpoint of one identity in the data dir (DESIGN.md §6).
 //!
 //! A checkpoint is one JSON document with a format version: who the node is, the view it last
 //! knew, how far it delivered, and its outbox of accepted but undelivered lines (G2). It is
@@ -6,20 +6,17 @@
 //! either the old or the new snapshot, never a mix (G5); [`sync`] then makes it durable
 //! against a crash of the machine (fsync the file and the directory).
 //!
-//! [`DirLock`] keeps two processes from using the same identity's files at once.
-//!
 //! No protocol logic here, and no decisions about when to checkpoint: callers decide that.
-//! Errors are [`StorageError`] from `replica.rs`.
+//! Errors are [`StorageError`].
 
-use crate::journal::JournalMark;
-use crate::replica::StorageError;
-use crate::types::{NodeId, Pending, Seq, View};
+use crate::protocol::types::{NodeId, Pending, Seq, ServerId, View};
+use crate::store::atomic::{parent_dir, sync_dir, temp_path, write_file};
+use crate::store::journal::JournalMark;
+use crate::store::StorageError;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use uuid::Uuid;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::Path;
 
 /// The checkpoint format this build writes and the newest it reads.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -53,7 +50,7 @@ pub struct Checkpoint {
     /// its own earlier views, delayed or replayed, never count as another server's. Absent
     /// for a client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_id: Option<u64>,
+    pub server_id: Option<ServerId>,
     /// Wall clock when written, ms since the Unix epoch.
     pub saved_at_ms: u64,
 }
@@ -62,54 +59,6 @@ pub struct Checkpoint {
 #[derive(Deserialize)]
 struct VersionProbe {
     version: u32,
-}
-
-/// Which node's files: the server or a client uuid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Identity {
-    /// The server; one per data dir.
-    Server,
-    /// A client, by its uuid.
-    Client(Uuid),
-}
-
-impl Identity {
-    /// `replica_server.jsonl` or `replica_<uuid>.jsonl` in `dir`.
-    pub fn replica_path(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("replica_{}.jsonl", self.file_tag()))
-    }
-
-    /// `checkpoint_server.json` or `checkpoint_<uuid>.json` in `dir`.
-    pub fn checkpoint_path(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("checkpoint_{}.json", self.file_tag()))
-    }
-
-    /// `outbox_server.jsonl` or `outbox_<uuid>.jsonl` in `dir` (only clients have one).
-    pub fn journal_path(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("outbox_{}.jsonl", self.file_tag()))
-    }
-
-    /// `lock_server` or `lock_<uuid>` in `dir`.
-    pub fn lock_path(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("lock_{}", self.file_tag()))
-    }
-
-    /// `server`, or the uuid hyphenated in lower case.
-    fn file_tag(&self) -> String {
-        match self {
-            Identity::Server => "server".to_string(),
-            Identity::Client(id) => id.hyphenated().to_string(),
-        }
-    }
-}
-
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Identity::Server => write!(f, "server"),
-            Identity::Client(id) => write!(f, "client {}", id.hyphenated()),
-        }
-    }
 }
 
 /// Writes `cp` to `path` atomically and durably: [`save_unsynced`], then [`sync`]. The
@@ -185,107 +134,6 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StorageError> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(path, format!("not a checkpoint: {e}")))
 }
 
-/// Client uuids that have a replica or a checkpoint in `dir`, sorted and without duplicates.
-/// A missing `dir` has none.
-pub fn find_client_identities(dir: &Path) -> Result<Vec<Uuid>, StorageError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StorageError::io(dir, e)),
-    };
-    let mut ids = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
-        if let Some(id) = entry.file_name().to_str().and_then(client_id_of_file) {
-            ids.push(id);
-        }
-    }
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
-}
-
-/// The client uuid in a replica or checkpoint file name, if it is one. Only the exact names
-/// [`Identity`] produces count, so temp files and foreign files are ignored.
-fn client_id_of_file(name: &str) -> Option<Uuid> {
-    let tag = name
-        .strip_prefix("replica_")
-        .and_then(|rest| rest.strip_suffix(".jsonl"))
-        .or_else(|| {
-            name.strip_prefix("checkpoint_")
-                .and_then(|rest| rest.strip_suffix(".json"))
-        })?;
-    let id = Uuid::parse_str(tag).ok()?;
-    (id.hyphenated().to_string() == tag).then_some(id)
-}
-
-/// An exclusive lock on one identity's lock file, held while the value lives.
-///
-/// Uses `flock`-style locks (`File::try_lock`): the kernel releases them when the process
-/// dies, even by `kill -9`, so a stale lock file never blocks a restart.
-#[derive(Debug)]
-pub struct DirLock {
-    /// The locked file; dropping it releases the lock.
-    _file: File,
-    /// Where the lock file is.
-    path: PathBuf,
-}
-
-impl DirLock {
-    /// Takes the lock of `who` in `dir` without waiting. If another process (or another
-    /// `DirLock` in this process) holds it: [`StorageError::Locked`]. `dir` must exist.
-    pub fn acquire(dir: &Path, who: Identity) -> Result<DirLock, StorageError> {
-        let path = who.lock_path(dir);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StorageError::io(&path, e))?;
-        match try_lock(&file) {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StorageError::Locked {
-                    holder_pid: read_pid(&mut file),
-                    path,
-                    dir: dir.to_path_buf(),
-                    identity: who.to_string(),
-                })
-            }
-            Err(TryLockError::Error(e)) => return Err(StorageError::io(&path, e)),
-        }
-        write_pid(&mut file, &path);
-        Ok(DirLock { _file: file, path })
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn try_lock(file: &File) -> Result<(), TryLockError> {
-    file.try_lock()
-}
-
-/// Records our pid in the lock file, only so that a second process can name the holder.
-fn write_pid(file: &mut File, path: &Path) {
-    let result = file
-        .set_len(0)
-        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
-    if let Err(e) = result {
-        log::debug!("could not write pid into {}: {e}", path.display());
-    }
-}
-
-/// The holder's pid from the lock file, if it is there and readable.
-fn read_pid(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
-    file.take(32).read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
-}
-
 fn corrupt(path: &Path, reason: String) -> StorageError {
     StorageError::CorruptCheckpoint {
         path: path.to_path_buf(),
@@ -293,51 +141,12 @@ fn corrupt(path: &Path, reason: String) -> StorageError {
     }
 }
 
-/// `.<name>.tmp` next to `path`: same directory, so the rename is atomic, and a leading dot
-/// and suffix so no reader mistakes it for a checkpoint.
-pub(crate) fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
-    let name = path.file_name().ok_or_else(|| {
-        StorageError::io(
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    Ok(path.with_file_name(tmp_name))
-}
-
-/// Creates or truncates `path` and writes `bytes` (no fsync: see [`sync`]).
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| StorageError::io(path, e))?;
-    file.write_all(bytes).map_err(|e| StorageError::io(path, e))
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// Fsyncs a directory so that a rename in it survives a power loss.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io(dir, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Epoch, Member};
+    use crate::protocol::types::{Epoch, Member};
+    use crate::store::{find_client_identities, Identity};
+    use uuid::Uuid;
 
     fn sample(delivered: u64) -> Checkpoint {
         let node = NodeId(Uuid::from_u128(0xabc));
@@ -481,96 +290,5 @@ mod tests {
         file.set_len(MAX_CHECKPOINT_BYTES + 1).unwrap(); // sparse, cheap
         let msg = expect_corrupt(&path);
         assert!(msg.contains("larger than"), "{msg}");
-    }
-
-    #[test]
-    fn file_names_follow_the_design() {
-        let dir = Path::new("/data");
-        let id = Uuid::parse_str("6F9619FF-8B86-D011-B42D-00CF4FC964FF").unwrap();
-        let client = Identity::Client(id);
-        let tag = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
-        assert_eq!(
-            Identity::Server.replica_path(dir),
-            dir.join("replica_server.jsonl")
-        );
-        assert_eq!(
-            Identity::Server.checkpoint_path(dir),
-            dir.join("checkpoint_server.json")
-        );
-        assert_eq!(Identity::Server.lock_path(dir), dir.join("lock_server"));
-        assert_eq!(
-            client.replica_path(dir),
-            dir.join(format!("replica_{tag}.jsonl"))
-        );
-        assert_eq!(
-            client.checkpoint_path(dir),
-            dir.join(format!("checkpoint_{tag}.json"))
-        );
-        assert_eq!(client.lock_path(dir), dir.join(format!("lock_{tag}")));
-    }
-
-    #[test]
-    fn find_client_identities_lists_replicas_and_checkpoints_sorted() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let (a, b, c) = (Uuid::from_u128(3), Uuid::from_u128(1), Uuid::from_u128(2));
-        fs::write(Identity::Client(a).replica_path(d), "").unwrap();
-        fs::write(Identity::Client(a).checkpoint_path(d), "{}").unwrap();
-        fs::write(Identity::Client(b).checkpoint_path(d), "{}").unwrap();
-        fs::write(Identity::Client(c).replica_path(d), "").unwrap();
-        // Not identities: the server, a lock alone, temp files, odd names.
-        let lonely = Uuid::from_u128(9);
-        fs::write(Identity::Client(lonely).lock_path(d), "").unwrap();
-        fs::write(Identity::Server.replica_path(d), "").unwrap();
-        fs::write(d.join(format!(".checkpoint_{lonely}.json.tmp")), "").unwrap();
-        fs::write(d.join(format!("replica_{}.jsonl", lonely.simple())), "").unwrap();
-        fs::write(d.join("replica_nope.jsonl"), "").unwrap();
-        fs::write(d.join(format!("replica_{lonely}.jsonl.bak")), "").unwrap();
-
-        assert_eq!(find_client_identities(d).unwrap(), vec![b, c, a]);
-        assert!(find_client_identities(&d.join("absent"))
-            .unwrap()
-            .is_empty());
-    }
-
-    #[test]
-    fn dir_lock_is_exclusive_within_one_process_and_released_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let who = Identity::Client(Uuid::from_u128(42));
-        let first = DirLock::acquire(dir.path(), who).unwrap();
-        assert_eq!(first.path(), who.lock_path(dir.path()));
-
-        // Two opens are two open file descriptions, so flock makes them conflict even here.
-        let err = DirLock::acquire(dir.path(), who).unwrap_err();
-        match &err {
-            StorageError::Locked {
-                path, holder_pid, ..
-            } => {
-                assert_eq!(path, &who.lock_path(dir.path()));
-                assert_eq!(*holder_pid, Some(std::process::id()));
-            }
-            other => panic!("expected Locked, got {other:?}"),
-        }
-        let msg = err.to_string();
-        assert!(msg.contains(&who.to_string()), "{msg}");
-        assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
-        assert!(msg.contains("--data-dir"), "{msg}");
-
-        // Other identities are independent.
-        let server = DirLock::acquire(dir.path(), Identity::Server).unwrap();
-
-        drop(first);
-        let again = DirLock::acquire(dir.path(), who).unwrap();
-        drop(again);
-        drop(server);
-    }
-
-    #[test]
-    fn dir_lock_in_a_missing_dir_is_an_io_error_naming_the_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope");
-        let err = DirLock::acquire(&missing, Identity::Server).unwrap_err();
-        assert!(matches!(err, StorageError::Io { .. }), "{err:?}");
-        assert!(err.to_string().contains("nope"), "{err}");
     }
 }

@@ -3,42 +3,31 @@
 //! whole history; a server coordinates membership and recovery and archives everything.
 //!
 //! # Layout
-//! - [`types`]: the vocabulary (`Seq`, `Epoch`, `NodeId`, `ChatRecord`, `View`).
-//! - [`wire`]: the datagram format, its limits, and history packing.
-//! - [`seal`]: `--key-file`: the key derived from a shared secret; sealing and opening datagrams.
+//! Dependencies point down the list; nothing points up.
+//! - [`app`]: the two programs (`server`, `client`): flags, identity, restore, slash commands.
+//! - [`ui`]: the display (text or JSON) and the terminal line editor.
+//! - [`runtime`]: threads, the `Mutex`, timers and shutdown; drives a state machine over the
+//!   network and the disk, performing its outputs in order.
+//! - [`protocol`]: pure, no I/O: the vocabulary ([`protocol::types`]), the limits, the
+//!   datagram format, the hold-back queue, and the two state machines, a client's
+//!   ([`protocol::member`]) and the server's ([`protocol::coordinator`]).
 //! - [`token_ring`]: the token and the holder's rules (allocation, safe delivery, requests).
-//! - [`order`]: the hold-back queue that delivers strictly by `seq`.
-//! - [`member`]: a client's protocol state machine (sans-IO).
-//! - [`coordinator`]: the server's protocol state machine (sans-IO).
-//! - [`output`]: what a state machine asks its driver to do, in order.
-//! - [`replica`], [`checkpoint`], [`journal`]: the files (JSON Lines replica, atomic
-//!   checkpoint and lock, the client's outbox journal).
-//! - [`net`]: the multicast socket and the simulated network.
-//! - [`runtime`]: threads, the `Mutex`, timers; drives a state machine over net and disk.
-//! - [`client`], [`server`], [`display`], [`terminal`], [`cli`]: the two programs, their
-//!   output and input, and their flags.
+//! - [`replica`], [`checkpoint`], [`store`]: the files: the JSON Lines replica, the atomic
+//!   checkpoint, and the rest (file names, lock, outbox journal, one error type).
+//! - [`net`]: the multicast socket, the simulated network, sealing with `--key-file`.
 //!
 //! The state machines never touch the clock, a socket or a file: `tests/simulation.rs` drives
 //! them over a simulated network and checks the guarantees of DESIGN.md after every step.
 
+pub mod app;
 pub mod checkpoint;
-pub mod cli;
-pub mod client;
-pub mod coordinator;
-pub mod display;
-pub mod journal;
-pub mod member;
 pub mod net;
-pub mod order;
-pub mod output;
+pub mod protocol;
 pub mod replica;
 pub mod runtime;
-pub mod seal;
-pub mod server;
-pub mod terminal;
+pub mod store;
 pub mod token_ring;
-pub mod types;
-pub mod wire;
+pub mod ui;
 
 use std::process::ExitCode;
 

@@ -13,10 +13,10 @@
 //! group. The periodic checkpoint (which does fsync) bounds what such a crash costs.
 //!
 //! This module owns the file format only: no protocol logic here, no decisions about what to
-//! store. It also defines [`StorageError`], shared with `checkpoint.rs` and `journal.rs`.
+//! store. Errors are [`StorageError`], shared by every file in the data dir.
 
-use crate::types::{ChatRecord, Seq};
-use std::fmt;
+use crate::protocol::types::{ChatRecord, Seq};
+use crate::store::StorageError;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -24,179 +24,7 @@ use std::path::{Path, PathBuf};
 
 /// Longest accepted line content (without its newline). Chat lines are far shorter; the cap
 /// keeps a damaged file from making the reader allocate without bound.
-pub const MAX_LINE_BYTES: u64 = 1 << 20;
-
-/// Everything that can go wrong with the files in the data dir. Every variant names the file,
-/// and the `Display` text tells the user what to do.
-#[derive(Debug)]
-pub enum StorageError {
-    /// An operating-system error on `path`.
-    Io {
-        /// The file or directory the operation was on.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// A replica line that is complete but invalid (does not parse, breaks the seq order, is
-    /// too long or not UTF-8).
-    Corrupt {
-        /// The replica file.
-        path: PathBuf,
-        /// 1-based line number of the first bad line.
-        line_number: u64,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// [`Replica::append`] was handed records that do not continue the replica; nothing was
-    /// written. A caller bug, not a damaged file.
-    OutOfOrder {
-        /// The replica file.
-        path: PathBuf,
-        /// The seq that would continue the replica.
-        expected: Seq,
-        /// The seq that was offered instead.
-        found: Seq,
-    },
-    /// A checkpoint written in a format version this build does not know.
-    NewerVersion {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The version in the file.
-        found: u32,
-        /// The newest version this build reads.
-        supported: u32,
-    },
-    /// A checkpoint that cannot be read as one (does not parse, too large).
-    CorruptCheckpoint {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An outbox journal line that is complete but invalid.
-    CorruptJournal {
-        /// The journal file.
-        path: PathBuf,
-        /// 1-based line number of the first bad line.
-        line_number: u64,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Another process holds the lock of this identity.
-    Locked {
-        /// The lock file.
-        path: PathBuf,
-        /// The data dir.
-        dir: PathBuf,
-        /// The identity, as `Identity` displays it ("server", "client <uuid>").
-        identity: String,
-        /// The holder's pid, if its lock file says so.
-        holder_pid: Option<u32>,
-    },
-}
-
-impl StorageError {
-    /// An I/O error on `path`.
-    pub fn io(path: &Path, source: io::Error) -> StorageError {
-        StorageError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    fn corrupt(path: &Path, line_number: u64, reason: impl Into<String>) -> StorageError {
-        StorageError::Corrupt {
-            path: path.to_path_buf(),
-            line_number,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for StorageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StorageError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            StorageError::Corrupt {
-                path,
-                line_number,
-                reason,
-            } => write!(
-                f,
-                "replica {} is corrupt at line {line_number} ({reason}): move the file away to \
-                 start with an empty history that the group will refill, or cut it before line \
-                 {line_number} (head -n {})",
-                path.display(),
-                line_number.saturating_sub(1)
-            ),
-            StorageError::OutOfOrder {
-                path,
-                expected,
-                found,
-            } => write!(
-                f,
-                "append to replica {} out of order: expected seq {expected}, got {found}; \
-                 nothing was written",
-                path.display()
-            ),
-            StorageError::NewerVersion {
-                path,
-                found,
-                supported,
-            } => write!(
-                f,
-                "checkpoint {} has format version {found}, but this build reads only up to \
-                 {supported}: it was written by a newer mcast-chat; upgrade",
-                path.display()
-            ),
-            StorageError::CorruptCheckpoint { path, reason } => write!(
-                f,
-                "checkpoint {} is corrupt ({reason}): delete it; the replica is the history and \
-                 the group refills the rest",
-                path.display()
-            ),
-            StorageError::CorruptJournal {
-                path,
-                line_number,
-                reason,
-            } => write!(
-                f,
-                "outbox journal {} is corrupt at line {line_number} ({reason}): it holds lines \
-                 typed before a crash that were not yet sent; cut it before line {line_number} \
-                 (head -n {}) to keep the ones above, or move it away to drop them all",
-                path.display(),
-                line_number.saturating_sub(1)
-            ),
-            StorageError::Locked {
-                path,
-                dir,
-                identity,
-                holder_pid,
-            } => {
-                let holder = match holder_pid {
-                    Some(pid) => format!("another process (pid {pid})"),
-                    None => "another process".to_string(),
-                };
-                write!(
-                    f,
-                    "{holder} is using identity {identity} in {} (lock file {} is held); stop \
-                     it, or use another --data-dir",
-                    dir.display(),
-                    path.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for StorageError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StorageError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+pub const MAX_RECORD_LINE_BYTES: u64 = 1 << 20;
 
 /// What [`Replica::open`] found and repaired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -367,9 +195,9 @@ impl Replica {
         for record in records {
             let line = serde_json::to_string(record)
                 .map_err(|e| StorageError::io(&self.path, io::Error::other(e)))?;
-            if line.len() as u64 > MAX_LINE_BYTES {
+            if line.len() as u64 > MAX_RECORD_LINE_BYTES {
                 let msg = format!(
-                    "record seq {} is {} bytes, over the {MAX_LINE_BYTES}-byte line limit; \
+                    "record seq {} is {} bytes, over the {MAX_RECORD_LINE_BYTES}-byte line limit; \
                      nothing was written",
                     record.seq,
                     line.len()
@@ -430,7 +258,7 @@ pub(crate) struct LinesEnd {
 
 /// Reads a JSON Lines file of ours from the start: calls `on_line(line_number, start,
 /// content)` for each complete line (1-based number, byte offset, content without the
-/// newline) and stops at a torn last line. A line over [`MAX_LINE_BYTES`] is
+/// newline) and stops at a torn last line. A line over [`MAX_RECORD_LINE_BYTES`] is
 /// `corrupt(line_number, reason)`, so a damaged file never makes the reader allocate
 /// without bound. Shared by the replica and the outbox journal.
 pub(crate) fn scan_lines(
@@ -448,16 +276,16 @@ pub(crate) fn scan_lines(
     for line_number in 1u64.. {
         buf.clear();
         let n = (&mut reader)
-            .take(MAX_LINE_BYTES + 1)
+            .take(MAX_RECORD_LINE_BYTES + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| StorageError::io(path, e))? as u64;
         match buf.split_last() {
             None => break,
             Some((b'\n', content)) => on_line(line_number, end.complete_len, content)?,
-            Some(_) if n > MAX_LINE_BYTES => {
+            Some(_) if n > MAX_RECORD_LINE_BYTES => {
                 return Err(corrupt(
                     line_number,
-                    format!("line longer than {MAX_LINE_BYTES} bytes"),
+                    format!("line longer than {MAX_RECORD_LINE_BYTES} bytes"),
                 ));
             }
             // Fewer bytes than the limit and no newline: the read hit the end of the file.
@@ -503,7 +331,7 @@ fn cut_torn_tail(path: &Path, writer: &File, scan: &Scan) -> Result<(), StorageE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::NodeId;
+    use crate::protocol::types::NodeId;
     use std::fs;
     use uuid::Uuid;
 
@@ -673,7 +501,7 @@ mod tests {
     #[test]
     fn g6_overlong_line_is_corrupt_with_or_without_newline() {
         let (_dir, path) = temp_replica();
-        let long = "x".repeat(MAX_LINE_BYTES as usize + 10);
+        let long = "x".repeat(MAX_RECORD_LINE_BYTES as usize + 10);
         fs::write(&path, format!("{}{long}\n", line(1))).unwrap();
         assert_corrupt(&path, 2, "longer than");
         fs::write(&path, format!("{}{long}", line(1))).unwrap();
@@ -716,7 +544,7 @@ mod tests {
         let (_dir, path) = temp_replica();
         let (mut replica, _) = Replica::open(&path).unwrap();
         let mut huge = record(1);
-        huge.text = "y".repeat(MAX_LINE_BYTES as usize);
+        huge.text = "y".repeat(MAX_RECORD_LINE_BYTES as usize);
         assert!(replica.append(&[huge]).is_err());
         assert_eq!(fs::metadata(&path).unwrap().len(), 0);
         assert_eq!(replica.last_seq(), Seq(0));

@@ -13,8 +13,8 @@
 //! displayed: every member of the view holds it, so any member that answers the recovery
 //! reports it.
 
-use crate::types::{Epoch, NodeId, Seq};
-use crate::wire::MAX_RTR;
+use crate::protocol::limits::MAX_RTR;
+use crate::protocol::types::{Epoch, NodeId, Seq};
 use serde::{Deserialize, Serialize};
 
 /// The token: only its holder may stamp and send messages (G3), and it carries the sequence

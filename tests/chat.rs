@@ -155,7 +155,7 @@ fn a_client_without_a_server_exits_1_naming_group_port_and_interface() {
 /// once a server comes, every line goes out exactly once and EOF ends the client cleanly.
 #[test]
 fn a_pipe_larger_than_the_outbox_is_read_at_ring_speed() {
-    use mcast_chat::client::MAX_OUTBOX_LINES;
+    use mcast_chat::app::client::MAX_OUTBOX_LINES;
     use std::io::Write;
     const LONG: Duration = Duration::from_secs(120);
     let root = tempfile::tempdir().unwrap().keep();

@@ -2,12 +2,14 @@
 //! arbitrary and mutated input. A bounded run (256 cases each) is part of `cargo test`; set
 //! `PROPTEST_CASES=100000` for a longer one.
 
-use mcast_chat::replica::{Replica, StorageError};
-use mcast_chat::runtime::{unwrap_datagram, wrap_datagram};
-use mcast_chat::seal::Key;
+use mcast_chat::net::seal::Key;
+use mcast_chat::protocol::limits::{self, MAX_COUNTER, MAX_PLAINTEXT_BYTES};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId};
+use mcast_chat::protocol::wire::{self, Msg};
+use mcast_chat::replica::Replica;
+use mcast_chat::runtime::datagram::{unwrap_datagram, wrap_datagram};
+use mcast_chat::store::StorageError;
 use mcast_chat::token_ring::Token;
-use mcast_chat::types::{ChatRecord, Epoch, Member, NodeId, Seq};
-use mcast_chat::wire::{self, Msg, MAX_COUNTER, MAX_PLAINTEXT_BYTES};
 use proptest::prelude::*;
 use std::io::Write;
 use uuid::Uuid;
@@ -81,11 +83,20 @@ fn token() -> impl Strategy<Value = Token> {
         )
 }
 
+fn incarnation() -> impl Strategy<Value = Incarnation> {
+    any::<u64>().prop_map(Incarnation)
+}
+
+/// A server id as the wire carries it: 0 is "none".
+fn server_id() -> impl Strategy<Value = Option<ServerId>> {
+    any::<u64>().prop_map(|n| (n != 0).then_some(ServerId(n)))
+}
+
 /// Every kind of message, with values an honest node could send.
 fn msg() -> impl Strategy<Value = Msg> {
     let member = (id(), name()).prop_map(|(id, name)| Member { id, name });
     prop_oneof![
-        (id(), any::<u64>(), name(), seq()).prop_map(|(from, incarnation, name, delivered)| {
+        (id(), incarnation(), name(), seq()).prop_map(|(from, incarnation, name, delivered)| {
             Msg::Hello {
                 from,
                 incarnation,
@@ -93,20 +104,20 @@ fn msg() -> impl Strategy<Value = Msg> {
                 delivered,
             }
         }),
-        (id(), any::<u64>()).prop_map(|(from, incarnation)| Msg::Leave { from, incarnation }),
-        (id(), any::<u64>(), text()).prop_map(|(to, incarnation, reason)| Msg::Refuse {
+        (id(), incarnation()).prop_map(|(from, incarnation)| Msg::Leave { from, incarnation }),
+        (id(), incarnation(), text()).prop_map(|(to, incarnation, reason)| Msg::Refuse {
             to,
             incarnation,
             reason
         }),
-        (epoch(), proptest::collection::vec(id(), 0..8), any::<u64>()).prop_map(
+        (epoch(), proptest::collection::vec(id(), 0..8), server_id()).prop_map(
             |(epoch, members, server)| Msg::Gather {
                 epoch,
                 members,
                 server
             }
         ),
-        (epoch(), id(), any::<u64>(), name(), seq(), seq(), seq()).prop_map(
+        (epoch(), id(), incarnation(), name(), seq(), seq(), seq()).prop_map(
             |(epoch, from, incarnation, name, view_epoch, aru, delivered)| Msg::Report {
                 epoch,
                 from,
@@ -122,8 +133,8 @@ fn msg() -> impl Strategy<Value = Msg> {
             proptest::collection::vec(member, 0..6),
             seq(),
             seq(),
-            0..=wire::MAX_TOKEN_TIMEOUT_MS,
-            any::<u64>(),
+            0..=limits::MAX_TOKEN_TIMEOUT_MS,
+            server_id(),
         )
             .prop_map(
                 |(epoch, members, cut, high, token_timeout_ms, server)| Msg::View {

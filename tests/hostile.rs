@@ -9,10 +9,11 @@
 mod common;
 
 use common::{check_replica, client, count_messages, free_port, server, Proc};
-use mcast_chat::seal::SEAL_FORMAT;
+use mcast_chat::net::seal::SEAL_FORMAT;
+use mcast_chat::protocol::limits::MAX_DATAGRAM_BYTES;
+use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use mcast_chat::protocol::wire::{self, Msg};
 use mcast_chat::token_ring::Token;
-use mcast_chat::types::{ChatRecord, Epoch, NodeId, Seq};
-use mcast_chat::wire::{self, Msg, MAX_DATAGRAM_BYTES};
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::json;

@@ -7,10 +7,11 @@
 mod common;
 
 use common::{check_replica, client, count_messages, free_port, server};
-use mcast_chat::coordinator::{Coordinator, CoordinatorConfig};
-use mcast_chat::output::Output;
-use mcast_chat::types::{Epoch, NodeId, Seq, View};
-use mcast_chat::wire::{self, Msg, MAX_LINE_BYTES, MAX_MEMBERS, MAX_NAME_BYTES};
+use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
+use mcast_chat::protocol::events::{CoordinatorOutput, Output};
+use mcast_chat::protocol::limits::{MAX_LINE_BYTES, MAX_MEMBERS, MAX_NAME_BYTES};
+use mcast_chat::protocol::types::{Epoch, Incarnation, NodeId, Seq, View};
+use mcast_chat::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -26,20 +27,20 @@ fn coordinator() -> (Coordinator, Instant) {
     (c, now)
 }
 
-fn drain(c: &mut Coordinator) -> Vec<Output> {
+fn drain(c: &mut Coordinator) -> Vec<CoordinatorOutput> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
 fn hello(from: NodeId, name: &str) -> Msg {
     Msg::Hello {
         from,
-        incarnation: 1,
+        incarnation: Incarnation(1),
         name: name.into(),
         delivered: Seq(0),
     }
 }
 
-fn refusal_to(outputs: &[Output], to: NodeId) -> Option<String> {
+fn refusal_to(outputs: &[CoordinatorOutput], to: NodeId) -> Option<String> {
     outputs.iter().find_map(|o| match o {
         Output::Send(Msg::Refuse { to: t, reason, .. }) if *t == to => Some(reason.clone()),
         _ => None,
@@ -47,7 +48,7 @@ fn refusal_to(outputs: &[Output], to: NodeId) -> Option<String> {
 }
 
 /// Every proposed member reports for the gather under way; returns the installed view.
-fn report_all(c: &mut Coordinator, now: Instant, outputs: &[Output]) -> Vec<NodeId> {
+fn report_all(c: &mut Coordinator, now: Instant, outputs: &[CoordinatorOutput]) -> Vec<NodeId> {
     let (epoch, members) = outputs
         .iter()
         .rev()
@@ -60,7 +61,7 @@ fn report_all(c: &mut Coordinator, now: Instant, outputs: &[Output]) -> Vec<Node
         let report = Msg::Report {
             epoch,
             from: *id,
-            incarnation: 1,
+            incarnation: Incarnation(1),
             name: format!("m{}", id.short()),
             view_epoch: Epoch(0),
             aru: Seq(0),
@@ -110,7 +111,7 @@ fn the_seventeenth_join_is_refused_until_a_member_leaves() {
         now,
         Msg::Leave {
             from: ids[0],
-            incarnation: 1,
+            incarnation: Incarnation(1),
         },
     );
     drain(&mut c);

@@ -8,11 +8,11 @@
 //! loss-free network in virtual time, through the real encoder and decoder. Every datagram is
 //! recorded; later, all of them are replayed to every node, and nothing may change.
 
-use mcast_chat::coordinator::{Coordinator, CoordinatorConfig};
-use mcast_chat::member::{MemberConfig, MemberCore, Restored};
-use mcast_chat::output::Output;
-use mcast_chat::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
-use mcast_chat::wire;
+use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
+use mcast_chat::protocol::events::Output;
+use mcast_chat::protocol::member::{MemberConfig, MemberCore, Restored};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, Incarnation, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::wire;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -63,7 +63,7 @@ impl Net {
     }
 
     fn add_member(&mut self, name: &str) -> usize {
-        let cfg = MemberConfig::new(NodeId::random(), name.into(), rand::random());
+        let cfg = MemberConfig::new(NodeId::random(), name.into(), Incarnation::random());
         let core = MemberCore::new(cfg, Restored::default(), self.now);
         self.add(Core::Member(Box::new(core)))
     }
@@ -97,9 +97,10 @@ impl Net {
         for i in 0..self.nodes.len() {
             loop {
                 let node = &mut self.nodes[i];
-                let out = match &mut node.core {
-                    Core::Server(c) => c.poll_output(),
-                    Core::Member(m) => m.poll_output(),
+                // One output type for both cores; only whether a node stopped matters here.
+                let out: Option<Output<(), ()>> = match &mut node.core {
+                    Core::Server(c) => c.poll_output().map(erase),
+                    Core::Member(m) => m.poll_output().map(erase),
                 };
                 let Some(out) = out else { break };
                 match out {
@@ -118,7 +119,7 @@ impl Net {
                         self.queue.extend(wire::pack_history(to, records))
                     }
                     Output::Stop(_) => node.stopped = true,
-                    Output::Notice(_) | Output::Checkpoint => {}
+                    Output::Event(()) | Output::Checkpoint => {}
                 }
             }
         }
@@ -305,10 +306,23 @@ fn a_replayed_refusal_does_not_stop_a_member_of_the_ring() {
     let to = net.member(1).id();
     let refusal = wire::Msg::Refuse {
         to,
-        incarnation: 1,
+        incarnation: Incarnation(1),
         reason: "the ring is full (16 members)".into(),
     };
     net.deliver(&wire::encode(&refusal).unwrap());
     net.run_for(Duration::from_secs(1));
     assert!(!net.nodes[1].stopped, "a member of the ring stopped");
+}
+
+/// An output with its event and stop reason dropped.
+fn erase<E, S>(out: Output<E, S>) -> Output<(), ()> {
+    match out {
+        Output::Deliver(rec) => Output::Deliver(rec),
+        Output::Send(msg) => Output::Send(msg),
+        Output::ServeFromReplica { to, lo, hi } => Output::ServeFromReplica { to, lo, hi },
+        Output::SendHistory { to, records } => Output::SendHistory { to, records },
+        Output::Event(_) => Output::Event(()),
+        Output::Checkpoint => Output::Checkpoint,
+        Output::Stop(_) => Output::Stop(()),
+    }
 }

@@ -2,17 +2,17 @@
 //! at the same moment, or one on each side of a partition that healed) hear each other's
 //! views, and exactly one of them stops. Driven on the server's state machine, no sockets.
 
-use mcast_chat::coordinator::{Coordinator, CoordinatorConfig};
-use mcast_chat::output::{Output, StopReason};
-use mcast_chat::types::{Epoch, Seq, View};
-use mcast_chat::wire::Msg;
+use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
+use mcast_chat::protocol::events::{CoordinatorStop, Output};
+use mcast_chat::protocol::types::{Epoch, Seq, ServerId, View};
+use mcast_chat::protocol::wire::Msg;
 use std::time::{Duration, Instant};
 
 /// A coordinating server (no probe) with `id`, in `epoch`.
 fn server(id: u64, epoch: u64, now: Instant) -> Coordinator {
     let mut cfg = CoordinatorConfig::new(Duration::from_secs(3));
     cfg.probe = Duration::ZERO;
-    cfg.server_id = id;
+    cfg.server_id = ServerId(id);
     let view = View {
         epoch: Epoch(epoch),
         members: Vec::new(),
@@ -27,13 +27,13 @@ fn view_from(id: u64, epoch: u64) -> Msg {
         cut: Seq(0),
         high: Seq(0),
         token_timeout_ms: 3000,
-        server: id,
+        server: Some(ServerId(id)),
     }
 }
 
 fn stopped(c: &mut Coordinator) -> bool {
     std::iter::from_fn(|| c.poll_output())
-        .any(|o| matches!(o, Output::Stop(StopReason::AnotherServer)))
+        .any(|o| matches!(o, Output::Stop(CoordinatorStop::AnotherServer)))
 }
 
 /// The views a server sends, as its heartbeat goes out.
@@ -80,7 +80,7 @@ fn the_older_view_gives_way_by_epoch_then_by_id() {
 fn while_probing_its_own_earlier_views_are_ignored_and_another_servers_are_not() {
     let now = Instant::now();
     let mut cfg = CoordinatorConfig::new(Duration::from_secs(3));
-    cfg.server_id = 5;
+    cfg.server_id = ServerId(5);
     let mut c = Coordinator::new(cfg.clone(), View::default(), Seq(0), now);
     let late = now + cfg.probe * 3 / 4;
     // Its own view and gather from before a restart (same id: same data dir), replayed.
@@ -90,7 +90,7 @@ fn while_probing_its_own_earlier_views_are_ignored_and_another_servers_are_not()
         Msg::Gather {
             epoch: Epoch(5),
             members: Vec::new(),
-            server: 5,
+            server: Some(ServerId(5)),
         },
     );
     assert!(!stopped(&mut c));

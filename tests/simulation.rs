@@ -6,11 +6,11 @@
 //! `MCAST_SIM_SEEDS=5000 cargo test --release --test simulation` runs a longer sweep;
 //! `MCAST_SIM_SEED=123` replays one seed.
 
-use mcast_chat::coordinator::{Coordinator, CoordinatorConfig};
-use mcast_chat::member::{MemberConfig, MemberCore, Restored};
-use mcast_chat::output::{Output, StopReason};
-use mcast_chat::types::{ChatRecord, NodeId, Pending, Seq, View};
-use mcast_chat::wire::{self, Msg};
+use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
+use mcast_chat::protocol::events::{MemberStop, Output};
+use mcast_chat::protocol::member::{MemberConfig, MemberCore, Restored};
+use mcast_chat::protocol::types::{ChatRecord, Incarnation, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::wire::{self, Msg};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
@@ -352,7 +352,8 @@ impl Sim {
                 .filter(|p| !in_replica.contains(&p.id))
                 .cloned()
                 .collect();
-            let mut cfg = MemberConfig::new(node.id, node.name.clone(), self.rng.gen());
+            let mut cfg =
+                MemberConfig::new(node.id, node.name.clone(), Incarnation(self.rng.gen()));
             cfg.join_timeout = Duration::from_secs(3600);
             let tt = self.token_timeout;
             cfg.idle_hold = tt / 30;
@@ -416,9 +417,10 @@ impl Sim {
     /// Performs a node's outputs in order: deliveries to its disk, then datagrams.
     fn drain(&mut self, i: usize) {
         loop {
-            let out = match &mut self.nodes[i].core {
-                Some(Core::Server(c)) => c.poll_output(),
-                Some(Core::Member(m)) => m.poll_output(),
+            // One output type for both cores: events are not checked here, stops are.
+            let out: Option<Output<(), Option<MemberStop>>> = match &mut self.nodes[i].core {
+                Some(Core::Server(c)) => c.poll_output().map(|o| erase(o, |_| None)),
+                Some(Core::Member(m)) => m.poll_output().map(|o| erase(o, Some)),
                 None => None,
             };
             let Some(out) = out else { break };
@@ -442,9 +444,9 @@ impl Sim {
                     }
                 }
                 Output::Checkpoint => self.checkpoint(i),
-                Output::Notice(_) => {}
+                Output::Event(()) => {}
                 Output::Stop(reason) => {
-                    if reason != StopReason::Left {
+                    if reason != Some(MemberStop::Left) {
                         self.fail(&format!("node {i} stopped: {reason:?}"));
                     }
                     self.checkpoint(i);
@@ -738,5 +740,18 @@ fn replay() {
                 run(seed, f);
             }
         }
+    }
+}
+
+/// An output with its event dropped and its stop reason mapped by `stop`.
+fn erase<E, S, T>(out: Output<E, S>, stop: impl FnOnce(S) -> T) -> Output<(), T> {
+    match out {
+        Output::Deliver(rec) => Output::Deliver(rec),
+        Output::Send(msg) => Output::Send(msg),
+        Output::ServeFromReplica { to, lo, hi } => Output::ServeFromReplica { to, lo, hi },
+        Output::SendHistory { to, records } => Output::SendHistory { to, records },
+        Output::Event(_) => Output::Event(()),
+        Output::Checkpoint => Output::Checkpoint,
+        Output::Stop(reason) => Output::Stop(stop(reason)),
     }
 }

@@ -2,18 +2,17 @@
 //! archives every message, reconciles every `--sync-interval`, and stops on SIGINT/SIGTERM
 //! after a final checkpoint.
 //!
-//! Wiring only: the protocol is in [`crate::coordinator`], the threads in [`crate::runtime`].
+//! Wiring only: the protocol is in [`crate::protocol::coordinator`], the threads in [`crate::runtime`].
 
-use crate::checkpoint::Identity;
-use crate::cli::ServerConfig;
-use crate::coordinator::{Coordinator, CoordinatorConfig};
-use crate::display::Printer;
+use crate::app::cli::ServerConfig;
+use crate::net::seal::{Key, KeyError};
 use crate::net::{NetError, Transport};
-use crate::output::StopReason;
-use crate::replica::StorageError;
-use crate::runtime::{self, lock, Node, NodeInfo};
-use crate::seal::{Key, KeyError};
-use crate::types::NodeId;
+use crate::protocol::coordinator::{Coordinator, CoordinatorConfig};
+use crate::protocol::events::CoordinatorStop;
+use crate::protocol::types::{NodeId, ServerId};
+use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
+use crate::store::{self, Identity, StorageError};
+use crate::ui::display::Printer;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,14 +49,12 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     let key = Key::load(cfg.common.key_file.as_deref()).map_err(ServerError::Key)?;
     let dir = cfg.common.data_dir.clone();
     let (storage, cp) =
-        runtime::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
+        store::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
     // Kept across restarts: this server's own earlier views never look like a rival's.
-    // Never 0, which stands for a view that carries no id; 53 bits, so that tools that read
-    // JSON numbers as doubles (jq, JavaScript) show it exactly.
     let server_id = cp
         .as_ref()
         .and_then(|cp| cp.server_id)
-        .unwrap_or_else(|| (rand::random::<u64>() >> 11).max(1));
+        .unwrap_or_else(ServerId::random);
     let view = cp.map(|cp| cp.view).unwrap_or_default();
     let archived = storage.replica.last_seq();
     let transport = Transport::open(&cfg.common.net).map_err(ServerError::Net)?;
@@ -91,7 +88,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     node.request_checkpoint(); // keeps the server id from the first moment
     spawn_reconciliation(&node, cfg.sync_interval)?;
     let stopper = Arc::clone(&node);
-    runtime::on_signal(move || stopper.finish(Ok(StopReason::Left)))
+    runtime::signals::on_signal(move || stopper.finish(Outcome::Interrupted))
         .map_err(|e| ServerError::Runtime(format!("cannot handle signals: {e}")))?;
     let outcome = node.wait();
     if let Err(e) = node.write_checkpoint(true) {
@@ -99,12 +96,12 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     }
     node.transport.shutdown();
     match outcome {
-        Ok(StopReason::AnotherServer) => Err(ServerError::Runtime(format!(
+        Outcome::Stopped(CoordinatorStop::AnotherServer) => Err(ServerError::Runtime(format!(
             "another server already coordinates {}; stop it, or use another --port or --group",
             cfg.common.net
         ))),
-        Ok(_) => Ok(()),
-        Err(why) => Err(ServerError::Runtime(why)),
+        Outcome::Interrupted => Ok(()),
+        Outcome::Failed(e) => Err(ServerError::Storage(e)),
     }
 }
 

@@ -18,8 +18,10 @@
 //! This module owns the file format only: no protocol logic, no decision about when to
 //! append or checkpoint.
 
-use crate::replica::{scan_lines, StorageError};
-use crate::types::Pending;
+use crate::protocol::types::Pending;
+use crate::replica::scan_lines;
+use crate::store::atomic::{temp_path, write_file};
+use crate::store::StorageError;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -207,8 +209,8 @@ impl Journal {
         let generation = self.generation + 1;
         let mut bytes = self.header_line(generation)?;
         bytes.extend_from_slice(&tail);
-        let tmp = crate::checkpoint::temp_path(&self.path)?;
-        crate::checkpoint::write_file(&tmp, &bytes)?;
+        let tmp = temp_path(&self.path)?;
+        write_file(&tmp, &bytes)?;
         std::fs::rename(&tmp, &self.path).map_err(io_err)?;
         self.file = OpenOptions::new()
             .read(true)

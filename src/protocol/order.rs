@@ -4,7 +4,7 @@
 //! Pure data structure: it decides nothing about safety itself; callers say up to which `seq`
 //! live messages are safe. No I/O.
 
-use crate::types::{ChatRecord, Seq};
+use crate::protocol::types::{ChatRecord, Seq};
 use std::collections::BTreeMap;
 
 /// Messages between "delivered" and "received", kept in `seq` order.
@@ -125,7 +125,7 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::NodeId;
+    use crate::protocol::types::NodeId;
     use uuid::Uuid;
 
     fn rec(seq: u64) -> ChatRecord {

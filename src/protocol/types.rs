@@ -41,6 +41,40 @@ impl fmt::Display for Epoch {
     }
 }
 
+/// One process run of a client: drawn at random at each start, so the server tells a
+/// restarted client (new incarnation) from a delayed duplicate of an old datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Incarnation(pub u64);
+
+impl Incarnation {
+    /// A fresh random incarnation.
+    pub fn random() -> Incarnation {
+        Incarnation(rand::random())
+    }
+}
+
+/// A server's random id, drawn once and kept in its checkpoint: it tells the server's own
+/// looped-back or replayed views from another server's. Never 0 on the wire (0 there means
+/// "no id", see [`crate::protocol::wire`]); 53 bits, so JSON readers that use doubles (jq,
+/// JavaScript) show it exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServerId(pub u64);
+
+impl ServerId {
+    /// A fresh random id in `1 ..= 2^53 - 1`.
+    pub fn random() -> ServerId {
+        ServerId((rand::random::<u64>() >> 11).max(1))
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// `1 member`, `2 members`: a count with its noun.
 pub fn count(n: usize, noun: &str) -> String {
     if n == 1 {

@@ -18,23 +18,34 @@
 //! `journal`, then `core` (the journal after the replica, so that typing never waits for a
 //! replica write). No protocol decisions here.
 
-use crate::checkpoint::{self, Checkpoint, DirLock, Identity, CHECKPOINT_VERSION};
-use crate::coordinator::Coordinator;
-use crate::journal::Journal;
-use crate::member::MemberCore;
+use crate::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
 use crate::net::Transport;
-use crate::output::{Output, StopReason};
-use crate::replica::{Replica, StorageError};
-use crate::seal::{Key, SealError};
-use crate::types::{ChatRecord, NodeId, Pending, Seq, View};
-use crate::wire::{self, DecodeError, Msg};
+use crate::protocol::coordinator::Coordinator;
+use crate::protocol::events::{
+    self, CoordinatorEvent, CoordinatorStop, Effects, MemberEvent, MemberStop, Output,
+};
+use crate::protocol::member::MemberCore;
+use crate::store::journal::Journal;
+use crate::store::{Identity, Storage, StorageError};
+use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
+
+pub mod datagram;
+pub mod signals;
+use crate::net::seal::Key;
+use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
+use crate::protocol::wire::{self, Msg};
+use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What the driver needs from a state machine (member or coordinator).
 pub trait Machine: Send + 'static {
+    /// What the core reports to its user; the display layer words it.
+    type Event: fmt::Display + Send;
+    /// Why the core stops.
+    type Stop: Clone + fmt::Debug + Send;
     /// A decoded datagram arrived.
     fn handle_datagram(&mut self, now: Instant, msg: Msg);
     /// Timers may be due.
@@ -42,57 +53,62 @@ pub trait Machine: Send + 'static {
     /// The next instant at which timers are due.
     fn poll_timeout(&self) -> Option<Instant>;
     /// The next output, in order.
-    fn poll_output(&mut self) -> Option<Output>;
+    fn poll_output(&mut self) -> Option<Output<Self::Event, Self::Stop>>;
     /// Whether outputs are waiting.
     fn has_output(&self) -> bool;
     /// The state a checkpoint records: view, delivered seq, outbox.
     fn snapshot(&self) -> (View, Seq, Vec<Pending>);
 }
 
-impl Machine for MemberCore {
-    fn handle_datagram(&mut self, now: Instant, msg: Msg) {
-        MemberCore::handle_datagram(self, now, msg)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        MemberCore::handle_timeout(self, now)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        MemberCore::poll_timeout(self)
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        MemberCore::poll_output(self)
-    }
-    fn has_output(&self) -> bool {
-        MemberCore::has_output(self)
-    }
-    fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
-        (
-            self.view().clone(),
-            self.delivered(),
-            self.outbox().cloned().collect(),
-        )
-    }
+/// Forwards the driver's calls to a core's own methods of the same names.
+macro_rules! machine {
+    ($core:ty, $event:ty, $stop:ty, |$me:ident| $snapshot:expr) => {
+        impl Machine for $core {
+            type Event = $event;
+            type Stop = $stop;
+            fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+                <$core>::handle_datagram(self, now, msg)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$core>::handle_timeout(self, now)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$core>::poll_timeout(self)
+            }
+            fn poll_output(&mut self) -> Option<Output<$event, $stop>> {
+                <$core>::poll_output(self)
+            }
+            fn has_output(&self) -> bool {
+                <$core>::has_output(self)
+            }
+            fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
+                let $me = self;
+                $snapshot
+            }
+        }
+    };
 }
 
-impl Machine for Coordinator {
-    fn handle_datagram(&mut self, now: Instant, msg: Msg) {
-        Coordinator::handle_datagram(self, now, msg)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Coordinator::handle_timeout(self, now)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Coordinator::poll_timeout(self)
-    }
-    fn poll_output(&mut self) -> Option<Output> {
-        Coordinator::poll_output(self)
-    }
-    fn has_output(&self) -> bool {
-        Coordinator::has_output(self)
-    }
-    fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
-        (self.view().clone(), self.archived(), Vec::new())
-    }
+machine!(MemberCore, MemberEvent, MemberStop, |core| (
+    core.view().clone(),
+    core.delivered(),
+    core.outbox().cloned().collect()
+));
+machine!(Coordinator, CoordinatorEvent, CoordinatorStop, |core| (
+    core.view().clone(),
+    core.archived(),
+    Vec::new()
+));
+
+/// How a node's run ended.
+#[derive(Debug)]
+pub enum Outcome<S> {
+    /// Its core stopped.
+    Stopped(S),
+    /// SIGINT or SIGTERM asked a node without a leave protocol (the server) to stop.
+    Interrupted,
+    /// A file could not be written or read; the node cannot go on safely.
+    Failed(StorageError),
 }
 
 /// Where delivered messages and notices go (the terminal, or JSON lines).
@@ -114,121 +130,6 @@ struct IoWake {
     sleeping_until: Option<Instant>,
 }
 
-/// Counters of datagrams dropped before they reached the core (G6).
-#[derive(Debug, Default)]
-pub struct DropStats {
-    /// Not JSON of ours: bad bytes, wrong types, unknown kinds (and, without a key, sealed
-    /// datagrams).
-    pub malformed: AtomicU64,
-    /// Larger than the datagram limit.
-    pub oversize: AtomicU64,
-    /// Another protocol version.
-    pub wrong_version: AtomicU64,
-    /// Well-formed, with values no honest node sends (absurd counters, overlong names).
-    pub out_of_range: AtomicU64,
-    /// With a key: did not open (plaintext, another key, altered on the way).
-    pub unauthenticated: AtomicU64,
-}
-
-/// Why a received datagram was dropped.
-#[derive(Debug)]
-pub enum Dropped {
-    /// It did not decode.
-    Decode(DecodeError),
-    /// It did not open with our key.
-    Seal(SealError),
-}
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Dropped::Decode(e) => write!(f, "{e}"),
-            Dropped::Seal(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-/// Opens (with a key) and decodes one received datagram. An oversize datagram is dropped
-/// before any work is spent on it.
-pub fn unwrap_datagram(key: Option<&Key>, bytes: &[u8]) -> Result<Msg, Dropped> {
-    if bytes.len() > wire::MAX_DATAGRAM_BYTES {
-        return Err(Dropped::Decode(DecodeError::Oversize(bytes.len())));
-    }
-    match key {
-        None => wire::decode(bytes).map_err(Dropped::Decode),
-        Some(key) => {
-            let plain = key.open(bytes).map_err(Dropped::Seal)?;
-            wire::decode(&plain).map_err(Dropped::Decode)
-        }
-    }
-}
-
-/// Encodes one message and seals it with a key: the bytes to send.
-pub fn wrap_datagram(key: Option<&Key>, msg: &Msg) -> Result<Vec<u8>, wire::EncodeError> {
-    let bytes = wire::encode(msg)?;
-    Ok(seal_bytes(key, bytes))
-}
-
-fn seal_bytes(key: Option<&Key>, bytes: Vec<u8>) -> Vec<u8> {
-    match key {
-        Some(key) => key.seal(&bytes),
-        None => bytes,
-    }
-}
-
-impl DropStats {
-    /// Counts one dropped datagram under its reason.
-    pub fn count(&self, why: &Dropped) {
-        let counter = match why {
-            Dropped::Decode(DecodeError::Malformed(_)) => &self.malformed,
-            Dropped::Decode(DecodeError::Oversize(_)) => &self.oversize,
-            Dropped::Decode(DecodeError::WrongVersion(_)) => &self.wrong_version,
-            Dropped::Decode(DecodeError::OutOfRange(_)) => &self.out_of_range,
-            Dropped::Seal(_) => &self.unauthenticated,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `malformed N, oversize N, wrong version N, out of range N, unauthenticated N`.
-    pub fn summary(&self) -> String {
-        format!(
-            "malformed {}, oversize {}, wrong version {}, out of range {}, unauthenticated {}",
-            get(&self.malformed),
-            get(&self.oversize),
-            get(&self.wrong_version),
-            get(&self.out_of_range),
-            get(&self.unauthenticated)
-        )
-    }
-
-    /// Every dropped datagram, whatever the reason.
-    pub fn total(&self) -> u64 {
-        [
-            &self.malformed,
-            &self.oversize,
-            &self.wrong_version,
-            &self.out_of_range,
-            &self.unauthenticated,
-        ]
-        .into_iter()
-        .map(get)
-        .sum()
-    }
-}
-
-fn get(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
-}
-
-/// The node's files: the replica (appended by the io thread only) and where its checkpoint
-/// goes.
-pub struct Storage {
-    /// The replica.
-    pub replica: Replica,
-    /// Held for the life of the node so no other process shares this identity.
-    _lock: DirLock,
-}
-
 /// Static facts about the node.
 pub struct NodeInfo {
     /// Whose files.
@@ -244,7 +145,7 @@ pub struct NodeInfo {
     /// `--key-file`: seal every outgoing datagram, open every incoming one.
     pub key: Option<Key>,
     /// The server's id, kept in its checkpoint; `None` for a client.
-    pub server_id: Option<u64>,
+    pub server_id: Option<ServerId>,
 }
 
 /// Everything the threads share.
@@ -270,7 +171,7 @@ pub struct Node<M: Machine> {
     /// Datagrams dropped before the core.
     pub drops: DropStats,
     stopped: AtomicBool,
-    outcome: Mutex<Option<Result<StopReason, String>>>,
+    outcome: Mutex<Option<Outcome<M::Stop>>>,
     /// Signalled when `outcome` is set.
     done: Condvar,
 }
@@ -361,11 +262,11 @@ impl<M: Machine> Node<M> {
         cv.notify_one();
     }
 
-    /// Blocks until the node stops; returns why.
-    pub fn wait(&self) -> Result<StopReason, String> {
+    /// Blocks until the node stops; returns why. Call it once: it takes the outcome.
+    pub fn wait(&self) -> Outcome<M::Stop> {
         let mut outcome = lock(&self.outcome);
         loop {
-            if let Some(outcome) = outcome.clone() {
+            if let Some(outcome) = outcome.take() {
                 return outcome;
             }
             // Its own condvar: sharing the io thread's would steal its wake-ups.
@@ -379,7 +280,7 @@ impl<M: Machine> Node<M> {
     }
 
     /// Stops the node with an outcome; the first outcome wins.
-    pub fn finish(&self, outcome: Result<StopReason, String>) {
+    pub fn finish(&self, outcome: Outcome<M::Stop>) {
         let mut slot = lock(&self.outcome);
         if slot.is_none() {
             *slot = Some(outcome);
@@ -414,7 +315,7 @@ impl<M: Machine> Node<M> {
     fn drop_datagram(&self, n: usize, why: &Dropped) {
         log::debug!("dropped datagram of {n} bytes: {why}");
         self.drops.count(why);
-        if matches!(why, Dropped::Seal(_)) && get(&self.drops.unauthenticated) == 1 {
+        if matches!(why, Dropped::Seal(_)) && datagram::get(&self.drops.unauthenticated) == 1 {
             log::warn!(
                 "dropping datagrams that fail authentication with key file {}: does another \
                  node use another --key-file, or none? (further ones are logged at debug level)",
@@ -438,8 +339,12 @@ impl<M: Machine> Node<M> {
                 }
                 std::iter::from_fn(|| core.poll_output()).collect::<Vec<_>>()
             };
-            if let Err(e) = self.perform(&mut storage, outputs) {
-                self.finish(Err(e.to_string()));
+            let mut effects = NodeEffects {
+                node: &self,
+                storage: &mut storage,
+            };
+            if let Err(e) = events::perform(&mut effects, outputs) {
+                self.finish(Outcome::Failed(e));
             }
         }
     }
@@ -466,48 +371,6 @@ impl<M: Machine> Node<M> {
         state.sleeping_until = None;
     }
 
-    /// Performs outputs in order; consecutive deliveries are appended in one write.
-    fn perform(&self, storage: &mut Storage, outputs: Vec<Output>) -> Result<(), StorageError> {
-        let mut batch: Vec<ChatRecord> = Vec::new();
-        for out in outputs {
-            if let Output::Deliver(rec) = out {
-                batch.push(rec);
-                continue;
-            }
-            self.flush(storage, &mut batch)?;
-            match out {
-                Output::Deliver(_) => {}
-                Output::Send(msg) => self.send(&msg),
-                Output::ServeFromReplica { to, lo, hi } => {
-                    let records = storage.replica.read_range(lo, hi)?;
-                    self.send_history(to, records);
-                }
-                Output::SendHistory { to, records } => self.send_history(to, records),
-                Output::Notice(text) => lock(&self.sink).notice(&text),
-                Output::Checkpoint => self.request_checkpoint(),
-                Output::Stop(reason) => self.finish(Ok(reason)),
-            }
-        }
-        self.flush(storage, &mut batch)
-    }
-
-    fn flush(
-        &self,
-        storage: &mut Storage,
-        batch: &mut Vec<ChatRecord>,
-    ) -> Result<(), StorageError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        storage.replica.append(batch)?;
-        let mut sink = lock(&self.sink);
-        for rec in batch.drain(..) {
-            sink.message(&rec);
-        }
-        sink.flush();
-        Ok(())
-    }
-
     fn send(&self, msg: &Msg) {
         match wrap_datagram(self.info.key.as_ref(), msg) {
             Ok(bytes) => self.send_bytes(&bytes),
@@ -517,7 +380,7 @@ impl<M: Machine> Node<M> {
 
     fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
         for datagram in wire::pack_history(to, records) {
-            self.send_bytes(&seal_bytes(self.info.key.as_ref(), datagram));
+            self.send_bytes(&datagram::seal_bytes(self.info.key.as_ref(), datagram));
         }
     }
 
@@ -633,111 +496,55 @@ impl<M: Machine> Node<M> {
     }
 }
 
+/// The io thread's effects: the replica and the sink under the storage lock, datagrams on
+/// the socket.
+struct NodeEffects<'a, M: Machine> {
+    node: &'a Node<M>,
+    storage: &'a mut Storage,
+}
+
+impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
+    type Error = StorageError;
+
+    /// One append for the whole batch, then one flush of the display.
+    fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), StorageError> {
+        self.storage.replica.append(&records)?;
+        let mut sink = lock(&self.node.sink);
+        for rec in &records {
+            sink.message(rec);
+        }
+        sink.flush();
+        Ok(())
+    }
+
+    fn send(&mut self, msg: Msg) {
+        self.node.send(&msg);
+    }
+
+    fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, StorageError> {
+        self.storage.replica.read_range(lo, hi)
+    }
+
+    fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>) {
+        self.node.send_history(to, records);
+    }
+
+    fn event(&mut self, event: M::Event) {
+        lock(&self.node.sink).notice(&event.to_string());
+    }
+
+    fn checkpoint(&mut self) {
+        self.node.request_checkpoint();
+    }
+
+    fn stop(&mut self, reason: M::Stop) {
+        self.node.finish(Outcome::Stopped(reason));
+    }
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
         .map(|_| ())
-}
-
-/// Opens the node's files: takes the identity's lock, opens (and if need be repairs) the
-/// replica, and loads the checkpoint if there is one.
-pub fn open_storage(
-    data_dir: &std::path::Path,
-    identity: Identity,
-) -> Result<(Storage, Option<Checkpoint>), StorageError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
-    let lock = DirLock::acquire(data_dir, identity)?;
-    let (replica, report) = Replica::open(&identity.replica_path(data_dir))?;
-    if report.torn_tail_bytes_cut > 0 {
-        log::warn!(
-            "{}: cut a torn last line ({} bytes) left by a crash; kept {} records",
-            replica.path().display(),
-            report.torn_tail_bytes_cut,
-            report.records
-        );
-    }
-    let cp = checkpoint::load(&identity.checkpoint_path(data_dir))?;
-    Ok((
-        Storage {
-            replica,
-            _lock: lock,
-        },
-        cp,
-    ))
-}
-
-/// Runs `f` on the first SIGINT or SIGTERM, from a thread that sleeps until then; a second
-/// signal exits at once with status 130, like most tools.
-pub fn on_signal(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let first_seen = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&first_seen))?;
-    }
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    spawn("signals", move || {
-        if signals.forever().next().is_some() {
-            first_seen.store(true, Ordering::SeqCst);
-            f();
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{Epoch, NodeId};
-
-    fn key(secret: &[u8]) -> (tempfile::TempDir, Key) {
-        let (dir, path) = crate::seal::tests::key_file(secret);
-        (dir, Key::from_file(&path).unwrap())
-    }
-
-    fn wake() -> Msg {
-        Msg::Wake {
-            epoch: Epoch(4),
-            from: NodeId::random(),
-        }
-    }
-
-    #[test]
-    fn g6_a_sealed_datagram_opens_only_with_the_same_key_and_is_counted_otherwise() {
-        let (_d1, ours) = key(b"our shared secret of 32 bytes...");
-        let (_d2, theirs) = key(b"their shared secret of 32 bytes.");
-        let msg = wake();
-        let sealed = wrap_datagram(Some(&ours), &msg).unwrap();
-        assert_eq!(unwrap_datagram(Some(&ours), &sealed).unwrap(), msg);
-        let drops = DropStats::default();
-        for why in [
-            unwrap_datagram(Some(&theirs), &sealed).unwrap_err(),
-            unwrap_datagram(Some(&ours), &wire::encode(&msg).unwrap()).unwrap_err(),
-        ] {
-            assert!(matches!(why, Dropped::Seal(_)), "{why}");
-            drops.count(&why);
-        }
-        // Without a key, a sealed datagram is just malformed.
-        let why = unwrap_datagram(None, &sealed).unwrap_err();
-        assert!(matches!(why, Dropped::Decode(DecodeError::Malformed(_))));
-        drops.count(&why);
-        let why = unwrap_datagram(Some(&ours), &vec![1u8; 60_000]).unwrap_err();
-        assert!(matches!(
-            why,
-            Dropped::Decode(DecodeError::Oversize(60_000))
-        ));
-        drops.count(&why);
-        assert_eq!(
-            drops.summary(),
-            "malformed 1, oversize 1, wrong version 0, out of range 0, unauthenticated 2"
-        );
-        assert_eq!(drops.total(), 4);
-    }
-
-    #[test]
-    fn without_a_key_datagrams_are_plain_json() {
-        let msg = wake();
-        let bytes = wrap_datagram(None, &msg).unwrap();
-        assert_eq!(bytes, wire::encode(&msg).unwrap());
-        assert_eq!(unwrap_datagram(None, &bytes).unwrap(), msg);
-    }
 }

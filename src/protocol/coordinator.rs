@@ -1,7 +1,7 @@
 //! The server's protocol state machine: joins and leaves, the view, token-loss detection,
 //! recovery (gather, fix the cut, install, fresh token), the archive and reconciliation.
 //!
-//! Sans-IO like [`crate::member`]: `handle_*(now, ...)` in, [`Coordinator::poll_output`] out.
+//! Sans-IO like [`crate::protocol::member`]: `handle_*(now, ...)` in, [`Coordinator::poll_output`] out.
 //! It never reads the clock, a socket or a file.
 //!
 //! # Recovery, after Totem's membership protocol
@@ -15,11 +15,12 @@
 //! 3. **Install.** Multicast the view with the cut and issue a fresh token. Members fetch what
 //!    they lack up to the cut; lines above it return to their authors' outboxes.
 
-use crate::order::Order;
-use crate::output::{Output, StopReason};
+use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
+use crate::protocol::limits::{MAX_MEMBERS, MAX_NAME_BYTES};
+use crate::protocol::order::Order;
+use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId, View};
+use crate::protocol::wire::{self, Msg};
 use crate::token_ring::Token;
-use crate::types::{ChatRecord, Epoch, Member, NodeId, Seq, View};
-use crate::wire::{self, Msg, MAX_MEMBERS, MAX_NAME_BYTES};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ pub struct CoordinatorConfig {
     pub probe: Duration,
     /// This server's random id, sent in its views. Of two servers that hear each other's
     /// views, the one with the older view (by epoch, then by this id) stops.
-    pub server_id: u64,
+    pub server_id: ServerId,
 }
 
 impl CoordinatorConfig {
@@ -62,7 +63,7 @@ impl CoordinatorConfig {
             fetch_chunk: 512,
             abandon_timeout: token_timeout * 10,
             probe: Duration::from_secs(2),
-            server_id: 0,
+            server_id: ServerId(0),
         }
     }
 }
@@ -86,7 +87,7 @@ pub struct CoordinatorStats {
 
 #[derive(Clone, Debug)]
 struct ReportInfo {
-    incarnation: u64,
+    incarnation: Incarnation,
     view_epoch: Epoch,
     aru: Seq,
     delivered: Seq,
@@ -95,7 +96,7 @@ struct ReportInfo {
 #[derive(Clone, Debug)]
 struct Joiner {
     member: Member,
-    incarnation: u64,
+    incarnation: Incarnation,
 }
 
 /// Step 1: waiting for reports.
@@ -116,7 +117,7 @@ struct Gathering {
 struct Collecting {
     epoch: Epoch,
     members: Vec<Member>,
-    incarnations: HashMap<NodeId, u64>,
+    incarnations: HashMap<NodeId, Incarnation>,
     cut: Seq,
     /// Reporters and how far each holds everything, best first.
     sources: Vec<(NodeId, Seq)>,
@@ -160,7 +161,7 @@ pub struct Coordinator {
     view: View,
     /// Cut of the installed view.
     cut: Seq,
-    incarnations: HashMap<NodeId, u64>,
+    incarnations: HashMap<NodeId, Incarnation>,
     /// Highest epoch used or seen; a new epoch is always above it.
     max_epoch: Epoch,
     /// The archive's hold-back queue; `delivered` is the archive's high-water mark.
@@ -172,7 +173,7 @@ pub struct Coordinator {
     joins: Vec<Joiner>,
     leaves: HashSet<NodeId>,
     /// Incarnations that left the ring cleanly: their hellos are stale (replays, duplicates).
-    departed: HashSet<(NodeId, u64)>,
+    departed: HashSet<(NodeId, Incarnation)>,
     last_hop: u64,
     last_progress: Instant,
     /// Highest `safe` seen on a token of the installed epoch.
@@ -191,7 +192,7 @@ pub struct Coordinator {
     yielded: bool,
     /// Pulls started, to pick members in turn.
     pulls: usize,
-    outputs: VecDeque<Output>,
+    outputs: VecDeque<CoordinatorOutput>,
     stats: CoordinatorStats,
 }
 
@@ -246,7 +247,7 @@ impl Coordinator {
     }
 
     /// Next output for the driver, in order.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    pub fn poll_output(&mut self) -> Option<CoordinatorOutput> {
         self.outputs.pop_front()
     }
 
@@ -291,9 +292,8 @@ impl Coordinator {
             self.probing = None;
             self.last_progress = now;
             self.next_beacon = now;
-            self.outputs.push_back(Output::Notice(
-                "no other server on the group: coordinating".into(),
-            ));
+            self.outputs
+                .push_back(Output::Event(CoordinatorEvent::Coordinating));
             if self.max_epoch > self.view.epoch {
                 self.start_gather(now); // the ring moved on while we were away
                 return;
@@ -392,7 +392,7 @@ impl Coordinator {
             Msg::Data { epoch, rec } => self.on_data(epoch, rec),
             Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
             Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
-            Msg::View { epoch, server, .. } if server != self.cfg.server_id => {
+            Msg::View { epoch, server, .. } if server != Some(self.cfg.server_id) => {
                 self.on_rival_view(epoch, server)
             }
             _ => {}
@@ -406,9 +406,9 @@ impl Coordinator {
     /// ring the usual way (a higher epoch on the wire starts a recovery). Replayed views of
     /// this server's own carry its id and never get here; another server's that are older
     /// than our view change nothing.
-    fn on_rival_view(&mut self, epoch: Epoch, server: u64) {
+    fn on_rival_view(&mut self, epoch: Epoch, server: Option<ServerId>) {
         self.stats.rival_views += 1;
-        if (epoch, server) > (self.view.epoch, self.cfg.server_id) {
+        if (epoch, server) > (self.view.epoch, Some(self.cfg.server_id)) {
             log::warn!(
                 "another server coordinates this group: its view of epoch {epoch} outranks \
                  ours ({}); stopping",
@@ -428,7 +428,7 @@ impl Coordinator {
     fn give_way(&mut self) {
         self.yielded = true;
         self.outputs
-            .push_back(Output::Stop(StopReason::AnotherServer));
+            .push_back(Output::Stop(CoordinatorStop::AnotherServer));
     }
 
     /// While probing: only a live server sends views and gathers; tokens and messages are
@@ -438,7 +438,7 @@ impl Coordinator {
             // Our own earlier views and gathers (this data dir's server before a restart),
             // delayed or replayed, are not another server.
             Msg::View { server, .. } | Msg::Gather { server, .. }
-                if server != self.cfg.server_id =>
+                if server != Some(self.cfg.server_id) =>
             {
                 self.give_way()
             }
@@ -466,8 +466,8 @@ impl Coordinator {
         }
     }
 
-    fn on_hello(&mut self, now: Instant, from: NodeId, incarnation: u64, name: String) {
-        let known = |inc: Option<&u64>| inc == Some(&incarnation);
+    fn on_hello(&mut self, now: Instant, from: NodeId, incarnation: Incarnation, name: String) {
+        let known = |inc: Option<&Incarnation>| inc == Some(&incarnation);
         if self.view.contains(from) && known(self.incarnations.get(&from)) {
             return; // a delayed duplicate of a Hello that already got in
         }
@@ -530,7 +530,7 @@ impl Coordinator {
             .map_err(|_| "the members' names are too long to fit the view in one datagram".into())
     }
 
-    fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: u64) {
+    fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: Incarnation) {
         self.joins.retain(|j| j.member.id != from);
         if !self.view.contains(from) || self.incarnations.get(&from) != Some(&incarnation) {
             self.beacon(now); // it is not a member: the view tells it so
@@ -594,7 +594,7 @@ impl Coordinator {
         let msg = Msg::Gather {
             epoch: g.epoch,
             members: g.proposed.iter().map(|m| m.id).collect(),
-            server: self.cfg.server_id,
+            server: Some(self.cfg.server_id),
         };
         self.send(msg);
     }
@@ -805,12 +805,12 @@ impl Coordinator {
         self.safe_seen = self.safe_seen.max(c.cut);
         self.stats.views += 1;
         self.outputs.push_back(Output::Checkpoint);
-        self.outputs.push_back(Output::Notice(format!(
-            "view {}: {}, cut at #{}",
-            self.view.epoch,
-            crate::types::count(self.view.members.len(), "member"),
-            self.cut
-        )));
+        self.outputs
+            .push_back(Output::Event(CoordinatorEvent::ViewInstalled {
+                epoch: self.view.epoch,
+                members: self.view.members.len(),
+                cut: self.cut,
+            }));
         self.beacon(now);
         if let Some(first) = self.view.members.first() {
             let n = self.view.members.len();
@@ -939,7 +939,7 @@ impl Coordinator {
             cut,
             high: self.archived(),
             token_timeout_ms: self.cfg.token_timeout.as_millis() as u64,
-            server: self.cfg.server_id,
+            server: Some(self.cfg.server_id),
         }
     }
 

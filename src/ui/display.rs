@@ -4,11 +4,13 @@
 //!
 //! Formatting only: no protocol, no files.
 
+use crate::protocol::events::{CoordinatorEvent, MemberEvent};
+use crate::protocol::types::{count, ChatRecord};
 use crate::runtime::Sink;
-use crate::terminal::LineOut;
-use crate::types::ChatRecord;
+use crate::ui::terminal::LineOut;
 use chrono::{Local, TimeZone};
 use serde::Serialize;
+use std::fmt;
 use std::io::Write;
 
 /// Writes messages and notices to stdout, or above the prompt of a line editor.
@@ -112,10 +114,66 @@ impl Sink for Printer {
     }
 }
 
+/// The words for a client's events, as notices.
+impl fmt::Display for MemberEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemberEvent::Joined { epoch, members } => write!(
+                f,
+                "joined the ring (epoch {epoch}, {})",
+                count(*members, "member")
+            ),
+            MemberEvent::MemberJoined(name) => write!(f, "{name} joined"),
+            MemberEvent::MemberLeft(name) => write!(f, "{name} left"),
+            MemberEvent::LeftOut => {
+                write!(f, "left out of the ring by the server; joining again")
+            }
+            MemberEvent::ServerUnreachable => write!(
+                f,
+                "server unreachable: the ring keeps chatting; joins and token recovery wait \
+                 for it"
+            ),
+            MemberEvent::ServerBack => write!(f, "server is back"),
+            MemberEvent::CatchingUp { missing } => {
+                write!(f, "catching up on history: {missing} messages")
+            }
+            MemberEvent::CatchUpProgress { at, target } => {
+                write!(f, "catching up: #{at} of #{target}")
+            }
+            MemberEvent::CaughtUp { at } => write!(f, "caught up at #{at}"),
+            MemberEvent::LeaveUnconfirmed => write!(
+                f,
+                "the server did not confirm the leave; what only this node holds reaches the \
+                 group when it comes back with --resume"
+            ),
+        }
+    }
+}
+
+/// The words for the server's events, as notices.
+impl fmt::Display for CoordinatorEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoordinatorEvent::Coordinating => {
+                write!(f, "no other server on the group: coordinating")
+            }
+            CoordinatorEvent::ViewInstalled {
+                epoch,
+                members,
+                cut,
+            } => write!(
+                f,
+                "view {epoch}: {}, cut at #{cut}",
+                count(*members, "member")
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{NodeId, Seq};
+    use crate::protocol::types::{NodeId, Seq};
     use std::sync::{Arc, Mutex};
     use uuid::Uuid;
 

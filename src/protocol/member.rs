@@ -12,11 +12,11 @@
 //! - A line goes into [`MemberCore::submit`] only after it is on disk (the outbox in the
 //!   checkpoint): the core may stamp and send it at once.
 
-use crate::order::Order;
-use crate::output::{Output, StopReason};
+use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
+use crate::protocol::order::Order;
+use crate::protocol::types::{ChatRecord, Epoch, Incarnation, NodeId, Pending, Seq, View};
+use crate::protocol::wire::Msg;
 use crate::token_ring::Token;
-use crate::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
-use crate::wire::Msg;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ pub struct MemberConfig {
     /// Display name.
     pub name: String,
     /// Random per process start; lets the server tell a restart from a duplicate Hello.
-    pub incarnation: u64,
+    pub incarnation: Incarnation,
     /// Give up joining if no server was heard within this time.
     pub join_timeout: Duration,
     /// How often a joining (or leaving) client repeats its Hello (or Leave).
@@ -53,7 +53,7 @@ pub struct MemberConfig {
 
 impl MemberConfig {
     /// Defaults for a member with this identity.
-    pub fn new(id: NodeId, name: String, incarnation: u64) -> MemberConfig {
+    pub fn new(id: NodeId, name: String, incarnation: Incarnation) -> MemberConfig {
         MemberConfig {
             id,
             name,
@@ -171,7 +171,7 @@ pub struct MemberCore {
     fetching: Option<Fetching>,
     leaving: Option<Leaving>,
     stopped: bool,
-    outputs: VecDeque<Output>,
+    outputs: VecDeque<MemberOutput>,
     stats: MemberStats,
 }
 
@@ -268,7 +268,7 @@ impl MemberCore {
     }
 
     /// Next output for the driver, in order.
-    pub fn poll_output(&mut self) -> Option<Output> {
+    pub fn poll_output(&mut self) -> Option<MemberOutput> {
         self.outputs.pop_front()
     }
 
@@ -366,11 +366,7 @@ impl MemberCore {
         if let Some(heard) = self.server_heard_at {
             if !self.server_lost && now >= heard + self.cfg.server_silence {
                 self.server_lost = true;
-                self.notice(
-                    "server unreachable: the ring keeps chatting; joins and token recovery wait \
-                     for it"
-                        .into(),
-                );
+                self.event(MemberEvent::ServerUnreachable);
             }
         }
         self.check_leaving(now);
@@ -388,7 +384,7 @@ impl MemberCore {
 
     fn join_timers(&mut self, now: Instant) {
         if self.server_heard_at.is_none() && now >= self.started_at + self.cfg.join_timeout {
-            self.stop(StopReason::JoinTimeout);
+            self.stop(MemberStop::JoinTimeout);
             return;
         }
         if now >= self.next_hello {
@@ -426,7 +422,7 @@ impl MemberCore {
                 incarnation,
                 reason,
             } if to == self.cfg.id && incarnation == self.cfg.incarnation && !self.admitted => {
-                self.stop(StopReason::Refused(reason))
+                self.stop(MemberStop::Refused(reason))
             }
             _ => {}
         }
@@ -437,7 +433,7 @@ impl MemberCore {
         self.server_heard_at = Some(now);
         if self.server_lost {
             self.server_lost = false;
-            self.notice("server is back".into());
+            self.event(MemberEvent::ServerBack);
         }
     }
 
@@ -486,7 +482,7 @@ impl MemberCore {
             .is_some_and(|l| l.announced_at.is_some())
             && !included
         {
-            self.stop(StopReason::Left);
+            self.stop(MemberStop::Left);
         } else if included && view.epoch == self.reported {
             // Only the view we last reported for: once we reported for a gather, an older
             // view that arrives late must not revive a ring we promised to stop.
@@ -497,7 +493,7 @@ impl MemberCore {
             self.unconfirmed = None;
             self.next_hello = now;
             self.started_at = now;
-            self.notice("left out of the ring by the server; joining again".into());
+            self.event(MemberEvent::LeftOut);
         }
     }
 
@@ -518,11 +514,10 @@ impl MemberCore {
         self.unconfirmed = None;
         self.stats.views += 1;
         if joined {
-            self.notice(format!(
-                "joined the ring (epoch {}, {})",
-                self.view.epoch,
-                crate::types::count(self.view.members.len(), "member")
-            ));
+            self.event(MemberEvent::Joined {
+                epoch: self.view.epoch,
+                members: self.view.members.len(),
+            });
         }
         if self.order.delivered() < cut {
             self.start_fetch(now, cut);
@@ -545,10 +540,10 @@ impl MemberCore {
                 .collect()
         };
         for name in names(new, &self.view) {
-            self.notice(format!("{name} joined"));
+            self.event(MemberEvent::MemberJoined(name));
         }
         for name in names(&self.view, new) {
-            self.notice(format!("{name} left"));
+            self.event(MemberEvent::MemberLeft(name));
         }
     }
 
@@ -793,10 +788,7 @@ impl MemberCore {
             retry_at: now,
             report_at: Seq(self.order.delivered().0 + (missing / 10).max(PROGRESS_MIN)),
         });
-        self.notice(format!(
-            "catching up on history: {} messages",
-            target.0 - self.order.delivered().0
-        ));
+        self.event(MemberEvent::CatchingUp { missing });
         self.request_history(now);
     }
 
@@ -834,7 +826,7 @@ impl MemberCore {
         match &self.fetching {
             Some(f) if delivered >= f.target => {
                 self.fetching = None;
-                self.notice(format!("caught up at #{delivered}"));
+                self.event(MemberEvent::CaughtUp { at: delivered });
             }
             Some(f) if delivered >= f.asked_to => self.request_history(now),
             _ => {}
@@ -850,8 +842,11 @@ impl MemberCore {
         }
         let step = (f.target.0 / 10).max(PROGRESS_MIN);
         f.report_at = Seq(delivered.0 + step);
-        let text = format!("catching up: #{delivered} of #{}", f.target);
-        self.notice(text);
+        let target = f.target;
+        self.event(MemberEvent::CatchUpProgress {
+            at: delivered,
+            target,
+        });
     }
 
     /// Answers a history request: delivered records from the replica, held ones from memory.
@@ -881,18 +876,14 @@ impl MemberCore {
                 return; // join, catch up and drain first; the join can still time out
             }
             if !self.admitted {
-                self.stop(StopReason::Left); // not in a ring: nobody to hand anything over to
+                self.stop(MemberStop::Left); // not in a ring: nobody to hand anything over to
                 return;
             }
         }
         if let Some(at) = l.announced_at {
             if now >= at + self.cfg.leave_timeout {
-                self.notice(
-                    "the server did not confirm the leave; what only this node holds reaches \
-                     the group when it comes back with --resume"
-                        .into(),
-                );
-                self.stop(StopReason::Left);
+                self.event(MemberEvent::LeaveUnconfirmed);
+                self.stop(MemberStop::Left);
                 return;
             }
         }
@@ -913,7 +904,7 @@ impl MemberCore {
         });
     }
 
-    fn stop(&mut self, reason: StopReason) {
+    fn stop(&mut self, reason: MemberStop) {
         if !self.stopped {
             self.stopped = true;
             self.held = None;
@@ -925,23 +916,23 @@ impl MemberCore {
         self.outputs.push_back(Output::Send(msg));
     }
 
-    fn notice(&mut self, text: String) {
-        self.outputs.push_back(Output::Notice(text));
+    fn event(&mut self, event: MemberEvent) {
+        self.outputs.push_back(Output::Event(event));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Member;
+    use crate::protocol::types::{Member, ServerId};
     use uuid::Uuid;
 
     fn member(now: Instant) -> MemberCore {
-        let cfg = MemberConfig::new(NodeId::random(), "me".into(), 1);
+        let cfg = MemberConfig::new(NodeId::random(), "me".into(), Incarnation(1));
         MemberCore::new(cfg, Restored::default(), now)
     }
 
-    fn drain(m: &mut MemberCore) -> Vec<Output> {
+    fn drain(m: &mut MemberCore) -> Vec<MemberOutput> {
         std::iter::from_fn(|| m.poll_output()).collect()
     }
 
@@ -961,7 +952,7 @@ mod tests {
             Msg::Gather {
                 epoch: Epoch(epoch),
                 members: vec![me],
-                server: 1,
+                server: Some(ServerId(1)),
             },
         );
         let view = vec![Member {
@@ -976,7 +967,7 @@ mod tests {
                 cut: Seq(0),
                 high: Seq(0),
                 token_timeout_ms: 3000,
-                server: 1,
+                server: Some(ServerId(1)),
             },
         );
         Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0), 1)
@@ -1007,7 +998,7 @@ mod tests {
             cut: Seq(0),
             high: Seq(0),
             token_timeout_ms: 3000,
-            server: 1,
+            server: Some(ServerId(1)),
         };
         // A restarted node sees its old view: not admission.
         m.handle_datagram(now, view(1));
@@ -1017,7 +1008,7 @@ mod tests {
             Msg::Gather {
                 epoch: Epoch(3),
                 members: vec![me],
-                server: 1,
+                server: Some(ServerId(1)),
             },
         );
         // A late view of an epoch below the gather we reported for must not revive it.
@@ -1061,6 +1052,6 @@ mod tests {
             [Output::Send(Msg::Hello { .. })]
         ));
         m.handle_timeout(now + Duration::from_secs(11));
-        assert!(drain(&mut m).contains(&Output::Stop(StopReason::JoinTimeout)));
+        assert!(drain(&mut m).contains(&Output::Stop(MemberStop::JoinTimeout)));
     }
 }

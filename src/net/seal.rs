@@ -38,6 +38,8 @@ pub const NONCE_BYTES: usize = 12;
 pub const TAG_BYTES: usize = 16;
 /// How much longer a sealed datagram is than its plaintext.
 pub const OVERHEAD: usize = 1 + NONCE_BYTES + TAG_BYTES;
+// The protocol sizes its messages to leave exactly this much room.
+const _: () = assert!(OVERHEAD == crate::protocol::limits::SEAL_OVERHEAD_BYTES);
 /// Shortest accepted secret: below this a key file is more likely a mistake than a secret.
 pub const MIN_SECRET_BYTES: usize = 16;
 /// Longest accepted key file; a larger file is probably not the one meant.

@@ -7,40 +7,19 @@
 //! so the state machines never see them. It returns a [`DecodeError`] that the caller logs,
 //! counts and drops.
 //!
-//! Pure: no sockets and no keys here; sealing (`--key-file`) wraps the encoded bytes in
-//! [`crate::seal`]. Encoders keep every message within [`MAX_PLAINTEXT_BYTES`], so it fits one
+//! Pure: no sockets and no keys here; sealing (`--key-file`) wraps the encoded bytes later, in
+//! the driver. Encoders keep every message within [`MAX_PLAINTEXT_BYTES`], so it fits one
 //! datagram sealed or not, and a group behaves the same with or without a key.
 
+use crate::protocol::limits::{
+    is_clean_name, is_clean_text, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_LINE_BYTES, MAX_MEMBERS,
+    MAX_NAME_BYTES, MAX_PLAINTEXT_BYTES, MAX_TOKEN_TIMEOUT_MS, VERSION,
+};
+use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId};
 use crate::token_ring::Token;
-use crate::types::{ChatRecord, Epoch, Member, NodeId, Seq};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
-
-/// Protocol version carried in every datagram as `"v"`.
-pub const VERSION: u64 = 1;
-/// Largest datagram on the wire, sealed or not, so that datagrams survive a real LAN's MTU
-/// unfragmented. A larger one is dropped unread.
-pub const MAX_DATAGRAM_BYTES: usize = 1400;
-/// Largest encoded message. It leaves room for sealing, so every message fits one datagram
-/// whether or not a key is used.
-pub const MAX_PLAINTEXT_BYTES: usize = MAX_DATAGRAM_BYTES - crate::seal::OVERHEAD;
-/// Largest sequence number, epoch or hop count accepted from the wire: 2^53 - 1, the largest
-/// integer that every JSON reader keeps exact. A group that changed its view every
-/// millisecond would take 285 years to get there, so a larger value is garbage or an attack;
-/// the bound also keeps every `+ 1` in the state machines from overflowing.
-pub const MAX_COUNTER: u64 = (1 << 53) - 1;
-/// Largest token timeout a view may announce, in ms: the 24-hour cap of the duration flags.
-/// Members add it to the clock, so an absurd value must not reach them.
-pub const MAX_TOKEN_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
-/// Largest chat line, in bytes of UTF-8 text. A longer line is refused at the prompt.
-pub const MAX_LINE_BYTES: usize = 1000;
-/// Largest display name, in bytes.
-pub const MAX_NAME_BYTES: usize = 32;
-/// Largest ring. A join beyond it is refused, so a view always fits in one datagram.
-pub const MAX_MEMBERS: usize = 16;
-/// Most retransmission requests a token carries at once.
-pub const MAX_RTR: usize = 32;
 
 /// Every kind of datagram. Internally tagged: `{"v":1,"type":"token",...}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,32 +29,35 @@ pub enum Msg {
     Hello {
         from: NodeId,
         /// Random per process start: tells a restarted client from a delayed duplicate Hello.
-        incarnation: u64,
+        incarnation: Incarnation,
         name: String,
         delivered: Seq,
     },
     /// Client → server: I am leaving the ring. Repeated until a view without it arrives.
-    Leave { from: NodeId, incarnation: u64 },
+    Leave {
+        from: NodeId,
+        incarnation: Incarnation,
+    },
     /// Server → client: the join is refused (ring full, name too long for the view).
     Refuse {
         to: NodeId,
         /// The incarnation whose hello this answers, so a replayed refusal stops nobody else.
-        incarnation: u64,
+        incarnation: Incarnation,
         reason: String,
     },
     /// Server → proposed members: a new epoch begins; stop the old ring and report.
     Gather {
         epoch: Epoch,
         members: Vec<NodeId>,
-        /// The sending server's id, as in [`Msg::View`] (0 when absent).
-        #[serde(default)]
-        server: u64,
+        /// The sending server's id, as in [`Msg::View`].
+        #[serde(default, with = "server_id_or_zero")]
+        server: Option<ServerId>,
     },
     /// Member → server: what I hold, for the gather of `epoch`.
     Report {
         epoch: Epoch,
         from: NodeId,
-        incarnation: u64,
+        incarnation: Incarnation,
         name: String,
         /// The view in which `aru` was collected; an `aru` from an older view is not trusted.
         view_epoch: Epoch,
@@ -94,10 +76,9 @@ pub enum Msg {
         high: Seq,
         /// The server's token timeout, from which members derive their retransmit timer.
         token_timeout_ms: u64,
-        /// The sending server's random id, drawn at its start: tells its own looped-back
-        /// views from a second server's (0 when absent).
-        #[serde(default)]
-        server: u64,
+        /// The sending server's id: tells its own looped-back views from a second server's.
+        #[serde(default, with = "server_id_or_zero")]
+        server: Option<ServerId>,
     },
     /// The token (see [`Token`]).
     Token(Token),
@@ -117,6 +98,21 @@ pub enum Msg {
         to: NodeId,
         records: Vec<ChatRecord>,
     },
+}
+
+/// A server id on the wire: a number, where 0 (or no field at all) means "no id".
+mod server_id_or_zero {
+    use crate::protocol::types::ServerId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &Option<ServerId>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(id.map_or(0, |id| id.0))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ServerId>, D::Error> {
+        let raw = u64::deserialize(d)?;
+        Ok((raw != 0).then_some(ServerId(raw)))
+    }
 }
 
 #[derive(Serialize)]
@@ -301,13 +297,15 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_NAME_BYTES {
         return Err(format!("a name of {} bytes", name.len()));
     }
-    check_printable("name", name)
+    if !is_clean_name(name) {
+        return Err("control characters in a name".into());
+    }
+    Ok(())
 }
 
-/// Control characters (tab aside) would let a datagram rewrite other users' terminals: the
-/// prompt refuses them in lines and names, so the wire does too.
+/// Free text from a peer (a line, a refusal): see [`is_clean_text`].
 fn check_printable(what: &str, s: &str) -> Result<(), String> {
-    if s.chars().any(|c| c.is_control() && c != '\t') {
+    if !is_clean_text(s) {
         return Err(format!("control characters in a {what}"));
     }
     Ok(())
@@ -357,7 +355,7 @@ pub fn check_line(name: &str, text: &str) -> Result<(), LineError> {
     if text.len() > MAX_LINE_BYTES {
         return Err(LineError::TooLong { bytes: text.len() });
     }
-    if text.chars().any(|c| c.is_control() && c != '\t') {
+    if !is_clean_text(text) {
         return Err(LineError::ControlCharacters);
     }
     let rec = ChatRecord {
@@ -441,28 +439,28 @@ mod tests {
         vec![
             Msg::Hello {
                 from: id,
-                incarnation: 7,
+                incarnation: Incarnation(7),
                 name: "bob".into(),
                 delivered: Seq(3),
             },
             Msg::Leave {
                 from: id,
-                incarnation: 7,
+                incarnation: Incarnation(7),
             },
             Msg::Refuse {
                 to: id,
-                incarnation: 7,
+                incarnation: Incarnation(7),
                 reason: "full".into(),
             },
             Msg::Gather {
                 epoch: Epoch(2),
                 members: vec![id],
-                server: 42,
+                server: Some(ServerId(42)),
             },
             Msg::Report {
                 epoch: Epoch(2),
                 from: id,
-                incarnation: 1,
+                incarnation: Incarnation(1),
                 name: "bob".into(),
                 view_epoch: Epoch(1),
                 aru: Seq(9),
@@ -477,7 +475,7 @@ mod tests {
                 cut: Seq(9),
                 high: Seq(9),
                 token_timeout_ms: 3000,
-                server: 42,
+                server: Some(ServerId(42)),
             },
             Msg::Token(Token::first(Epoch(2), id, id, Seq(9), 1)),
             Msg::Data {
@@ -538,7 +536,7 @@ mod tests {
             Err(DecodeError::Oversize(MAX_DATAGRAM_BYTES + 1))
         );
         assert!(matches!(
-            decode(&[crate::seal::SEAL_FORMAT, b'{', b'}']),
+            decode(&[crate::net::seal::SEAL_FORMAT, b'{', b'}']),
             Err(DecodeError::Malformed(_))
         ));
     }
@@ -625,7 +623,10 @@ mod tests {
         };
         for msg in [data, history] {
             let len = encode(&msg).unwrap().len();
-            assert!(len + crate::seal::OVERHEAD <= MAX_DATAGRAM_BYTES, "{len}");
+            assert!(
+                len + crate::protocol::limits::SEAL_OVERHEAD_BYTES <= MAX_DATAGRAM_BYTES,
+                "{len}"
+            );
         }
     }
 
@@ -686,7 +687,7 @@ mod tests {
             cut: Seq(u64::MAX),
             high: Seq(u64::MAX),
             token_timeout_ms: u64::MAX,
-            server: u64::MAX,
+            server: Some(ServerId(u64::MAX)),
         };
         assert!(
             encode(&view).is_err(),

@@ -7,7 +7,7 @@
 //! What this module must not do: no I/O beyond reading `$USER` for a default name, no protocol
 //! logic, and no checks that need the data dir (such as which identities exist there).
 
-use crate::wire::MAX_NAME_BYTES;
+use crate::protocol::limits::{is_clean_name, MAX_NAME_BYTES};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -234,7 +234,7 @@ pub fn parse_name(s: &str) -> Result<String, String> {
             name.len()
         ));
     }
-    if name.chars().any(char::is_control) {
+    if !is_clean_name(name) {
         return Err("must not contain control characters".to_string());
     }
     Ok(name.to_string())

@@ -2,21 +2,23 @@
 //! data dir, joins the ring, reads lines and commands from stdin, prints what is delivered,
 //! and leaves cleanly at EOF, `/quit`, SIGINT or SIGTERM.
 //!
-//! Wiring only: the protocol is in [`crate::member`], the threads in [`crate::runtime`].
+//! Wiring only: the protocol is in [`crate::protocol::member`], the threads in [`crate::runtime`].
 
-use crate::checkpoint::{self, Checkpoint, Identity};
-use crate::cli::{ClientConfig, Resume};
-use crate::display::Printer;
-use crate::journal::Journal;
-use crate::member::{MemberConfig, MemberCore, Restored};
+use crate::app::cli::{ClientConfig, Resume};
+use crate::checkpoint::Checkpoint;
+use crate::net::seal::{Key, KeyError};
 use crate::net::{NetConfig, NetError, Transport};
-use crate::output::StopReason;
-use crate::replica::{Replica, StorageError};
-use crate::runtime::{self, lock, DropStats, Node, NodeInfo};
-use crate::seal::{Key, KeyError};
-use crate::terminal::{self, LineOut, LineSource};
-use crate::types::{NodeId, Pending, Seq};
-use crate::wire;
+use crate::protocol::events::MemberStop;
+use crate::protocol::member::{MemberConfig, MemberCore, Restored};
+use crate::protocol::types::{Incarnation, NodeId, Pending, Seq};
+use crate::protocol::wire;
+use crate::replica::Replica;
+use crate::runtime::datagram::DropStats;
+use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
+use crate::store::journal::Journal;
+use crate::store::{self, Identity, StorageError};
+use crate::ui::display::Printer;
+use crate::ui::terminal::{self, LineOut, LineSource};
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -114,13 +116,13 @@ impl Unreadable {
             return Some(format!(
                 "{} from the group failed authentication: is --key-file the same as the \
                  server's?",
-                crate::types::count(self.unauthenticated as usize, "datagram")
+                crate::protocol::types::count(self.unauthenticated as usize, "datagram")
             ));
         }
         if self.malformed > 0 && !self.keyed {
             return Some(format!(
                 "{} from the group could not be read: does the server use a --key-file?",
-                crate::types::count(self.malformed as usize, "datagram")
+                crate::protocol::types::count(self.malformed as usize, "datagram")
             ));
         }
         None
@@ -139,7 +141,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let dir = cfg.common.data_dir.clone();
     let uuid = resolve_identity(&cfg.resume, &dir)?;
     let identity = Identity::Client(uuid);
-    let (storage, cp) = runtime::open_storage(&dir, identity)?;
+    let (storage, cp) = store::open_storage(&dir, identity)?;
     let cp = cp.filter(|cp| cp.node == NodeId(uuid));
     let (journal, journaled) = Journal::open(
         &identity.journal_path(&dir),
@@ -149,12 +151,12 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         .name
         .clone()
         .or_else(|| cp.as_ref().and_then(|cp| resumed_name(&cp.name)))
-        .unwrap_or_else(crate::cli::default_name);
+        .unwrap_or_else(crate::app::cli::default_name);
     let mut restored = restore(&storage.replica, cp.as_ref(), journaled.lines)?;
     let unsendable = drop_unsendable(&mut restored.outbox, &name);
     let transport = Transport::open(&cfg.common.net).map_err(ClientError::Net)?;
     let id = NodeId(uuid);
-    let mut member_cfg = MemberConfig::new(id, name.clone(), rand::random());
+    let mut member_cfg = MemberConfig::new(id, name.clone(), Incarnation::random());
     member_cfg.join_timeout = cfg.join_timeout;
     let pending = restored.outbox.len();
     let core = MemberCore::new(member_cfg, restored, std::time::Instant::now());
@@ -210,22 +212,21 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     }
     node.transport.shutdown();
     match outcome {
-        Ok(StopReason::Left) => Ok(()),
-        Ok(StopReason::JoinTimeout) => Err(ClientError::JoinTimeout {
+        Outcome::Stopped(MemberStop::Left) | Outcome::Interrupted => Ok(()),
+        Outcome::Stopped(MemberStop::JoinTimeout) => Err(ClientError::JoinTimeout {
             net: cfg.common.net,
             after: cfg.join_timeout,
             unreadable: Unreadable::from_drops(&node.drops, node.info.key.is_some()),
         }),
-        Ok(StopReason::Refused(why)) => Err(ClientError::Refused(why)),
-        Ok(StopReason::AnotherServer) => Err(ClientError::Runtime("unexpected stop".into())),
-        Err(why) => Err(ClientError::Runtime(why)),
+        Outcome::Stopped(MemberStop::Refused(why)) => Err(ClientError::Refused(why)),
+        Outcome::Failed(e) => Err(ClientError::Storage(e)),
     }
 }
 
 /// The name kept in the checkpoint, if it is still a valid name (the file may have been
 /// edited): an invalid one would make every line of ours fail to decode elsewhere.
 fn resumed_name(saved: &str) -> Option<String> {
-    match crate::cli::parse_name(saved) {
+    match crate::app::cli::parse_name(saved) {
         Ok(name) => Some(name),
         Err(why) if !saved.is_empty() => {
             log::warn!("ignoring the name in the checkpoint ({why}); give one with --name");
@@ -250,7 +251,7 @@ fn resolve_identity(resume: &Resume, dir: &std::path::Path) -> Result<Uuid, Clie
                 )))
             }
         }
-        Resume::Only => match checkpoint::find_client_identities(dir)?.as_slice() {
+        Resume::Only => match store::find_client_identities(dir)?.as_slice() {
             [one] => Ok(*one),
             [] => Err(ClientError::Identity(format!(
                 "nothing to resume: no client identity in {}; start without --resume",
@@ -342,7 +343,7 @@ fn spawn_input(
 /// SIGINT or SIGTERM: leave cleanly (a second one exits at once).
 fn spawn_signal_watch(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
     let node = Arc::clone(node);
-    runtime::on_signal(move || node.with_core(|core, now| core.leave(now)))
+    runtime::signals::on_signal(move || node.with_core(|core, now| core.leave(now)))
         .map_err(|e| ClientError::Runtime(format!("cannot handle signals: {e}")))
 }
 
@@ -455,7 +456,7 @@ fn who(node: &Node<MemberCore>) -> String {
         .collect();
     format!(
         "{} in epoch {}: {}",
-        crate::types::count(names.len(), "member"),
+        crate::protocol::types::count(names.len(), "member"),
         core.view().epoch,
         names.join(", ")
     )
@@ -514,8 +515,8 @@ fn history(node: &Node<MemberCore>, n: u64) {
 mod tests {
     use super::*;
     use crate::checkpoint::CHECKPOINT_VERSION;
-    use crate::journal::JournalMark;
-    use crate::types::{ChatRecord, View};
+    use crate::protocol::types::{ChatRecord, View};
+    use crate::store::journal::JournalMark;
 
     fn line(n: u128) -> Pending {
         Pending {
@@ -579,12 +580,12 @@ mod tests {
     fn g6_a_restored_line_that_cannot_be_sent_under_this_name_is_dropped_not_stamped() {
         // The longest line of quotes (two bytes each on the wire) that fits under a short
         // name: the longest name makes it too large for one datagram.
-        let fits_short = (1..=crate::wire::MAX_LINE_BYTES)
+        let fits_short = (1..=crate::protocol::limits::MAX_LINE_BYTES)
             .map(|n| "\"".repeat(n))
-            .take_while(|t| crate::wire::check_line("al", t).is_ok())
+            .take_while(|t| crate::protocol::wire::check_line("al", t).is_ok())
             .last()
             .unwrap();
-        let long_name = "n".repeat(crate::wire::MAX_NAME_BYTES);
+        let long_name = "n".repeat(crate::protocol::limits::MAX_NAME_BYTES);
         let outbox = vec![
             line(1),
             Pending {

@@ -1,0 +1,259 @@
+//! What a protocol state machine asks its driver to do, drained in order after every input,
+//! and the typed events it reports on the way (the display layer words them; the cores never
+//! write English).
+//!
+//! The order is the contract: the driver performs each output before the next, so a
+//! [`Output::Deliver`] is on disk before any later [`Output::Send`] that depends on it
+//! ("persist before you send", as in raft's Ready). [`perform`] is that rule, written once for
+//! every driver: the threaded runtime and the simulation tests.
+
+use crate::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use crate::protocol::wire::Msg;
+
+/// One action for the driver. `E` is the core's event type, `S` its stop reason.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output<E, S> {
+    /// Append this record to the replica (records arrive in seq order), then show it.
+    Deliver(ChatRecord),
+    /// Multicast this message.
+    Send(Msg),
+    /// Read final records `lo..=hi` from the replica and send them to `to` as history.
+    ServeFromReplica { to: NodeId, lo: Seq, hi: Seq },
+    /// Send these records (held in memory, in order) to `to` as history.
+    SendHistory {
+        to: NodeId,
+        records: Vec<ChatRecord>,
+    },
+    /// Something the user may want to know (shown as a notice).
+    Event(E),
+    /// Write a checkpoint now (the view changed).
+    Checkpoint,
+    /// The node is done; the driver writes a final checkpoint and exits.
+    Stop(S),
+}
+
+/// What a client's state machine outputs.
+pub type MemberOutput = Output<MemberEvent, MemberStop>;
+/// What the server's state machine outputs.
+pub type CoordinatorOutput = Output<CoordinatorEvent, CoordinatorStop>;
+
+/// What happened to a client, for its user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// This node is in the ring.
+    Joined {
+        /// The view it joined.
+        epoch: Epoch,
+        /// How many members that view has.
+        members: usize,
+    },
+    /// Another member joined (by name).
+    MemberJoined(String),
+    /// A member left or was left out (by name).
+    MemberLeft(String),
+    /// The server installed a view without this node; it joins again.
+    LeftOut,
+    /// The server has been silent for a while; the ring chats on without it.
+    ServerUnreachable,
+    /// The server is heard again.
+    ServerBack,
+    /// History is being fetched up to the cut.
+    CatchingUp {
+        /// How many messages are missing.
+        missing: u64,
+    },
+    /// A long catch-up is under way.
+    CatchUpProgress {
+        /// Delivered so far.
+        at: Seq,
+        /// Where it ends.
+        target: Seq,
+    },
+    /// History caught up.
+    CaughtUp {
+        /// Delivered up to here.
+        at: Seq,
+    },
+    /// The server did not confirm the leave in time; the node leaves anyway.
+    LeaveUnconfirmed,
+}
+
+/// Why a client's state machine stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberStop {
+    /// Left the ring cleanly (or was never in one when asked to leave).
+    Left,
+    /// No server answered the join.
+    JoinTimeout,
+    /// The server refused the join; its reason, as it sent it.
+    Refused(String),
+}
+
+/// What happened at the server, for its log and stdout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoordinatorEvent {
+    /// The start-up probe heard no other server: this one coordinates.
+    Coordinating,
+    /// A view was installed.
+    ViewInstalled {
+        /// Its epoch.
+        epoch: Epoch,
+        /// How many members it has.
+        members: usize,
+        /// Everything up to here is final and archived.
+        cut: Seq,
+    },
+}
+
+/// Why the server's state machine stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoordinatorStop {
+    /// Another server coordinates this group.
+    AnotherServer,
+}
+
+/// The effects a driver performs for a core: on disk and network for the runtime, in memory
+/// for the simulation.
+pub trait Effects<E, S> {
+    /// The error of a failed effect; it ends [`perform`] at once.
+    type Error;
+    /// Appends records (consecutive, in seq order) to the replica and shows them: one call
+    /// per run of consecutive deliveries, so the driver can write them at once.
+    fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), Self::Error>;
+    /// Multicasts a message.
+    fn send(&mut self, msg: Msg);
+    /// Reads final records `lo..=hi` from the replica, to send as history.
+    fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, Self::Error>;
+    /// Sends records to `to` as history (packed into as few datagrams as fit).
+    fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>);
+    /// Shows an event.
+    fn event(&mut self, event: E);
+    /// Asks for a checkpoint.
+    fn checkpoint(&mut self);
+    /// The node stopped.
+    fn stop(&mut self, reason: S);
+}
+
+/// Performs outputs in order; consecutive deliveries are handed over as one batch, always
+/// before any later output (persist before you send).
+pub fn perform<E, S, X: Effects<E, S>>(
+    effects: &mut X,
+    outputs: impl IntoIterator<Item = Output<E, S>>,
+) -> Result<(), X::Error> {
+    let mut batch: Vec<ChatRecord> = Vec::new();
+    for out in outputs {
+        if let Output::Deliver(rec) = out {
+            batch.push(rec);
+            continue;
+        }
+        if !batch.is_empty() {
+            effects.deliver(std::mem::take(&mut batch))?;
+        }
+        match out {
+            Output::Deliver(_) => {}
+            Output::Send(msg) => effects.send(msg),
+            Output::ServeFromReplica { to, lo, hi } => {
+                let records = effects.read_replica(lo, hi)?;
+                effects.send_history(to, records);
+            }
+            Output::SendHistory { to, records } => effects.send_history(to, records),
+            Output::Event(event) => effects.event(event),
+            Output::Checkpoint => effects.checkpoint(),
+            Output::Stop(reason) => effects.stop(reason),
+        }
+    }
+    if !batch.is_empty() {
+        effects.deliver(batch)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    /// Records every effect as a line.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl Effects<MemberEvent, MemberStop> for Log {
+        type Error = ();
+        fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), ()> {
+            let seqs: Vec<String> = records.iter().map(|r| r.seq.to_string()).collect();
+            self.0.push(format!("deliver {}", seqs.join(",")));
+            Ok(())
+        }
+        fn send(&mut self, _: Msg) {
+            self.0.push("send".into());
+        }
+        fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, ()> {
+            self.0.push(format!("read {lo}..={hi}"));
+            Ok(Vec::new())
+        }
+        fn send_history(&mut self, _: NodeId, records: Vec<ChatRecord>) {
+            self.0.push(format!("history {}", records.len()));
+        }
+        fn event(&mut self, event: MemberEvent) {
+            self.0.push(format!("{event:?}"));
+        }
+        fn checkpoint(&mut self) {
+            self.0.push("checkpoint".into());
+        }
+        fn stop(&mut self, reason: MemberStop) {
+            self.0.push(format!("stop {reason:?}"));
+        }
+    }
+
+    fn rec(seq: u64) -> ChatRecord {
+        ChatRecord {
+            seq: Seq(seq),
+            id: Uuid::nil(),
+            from: NodeId::SERVER,
+            name: "n".into(),
+            text: "t".into(),
+            sent_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn g2_deliveries_are_batched_and_written_before_the_send_that_follows() {
+        let wake = Msg::Wake {
+            epoch: Epoch(1),
+            from: NodeId::SERVER,
+        };
+        let outputs: Vec<MemberOutput> = vec![
+            Output::Deliver(rec(1)),
+            Output::Deliver(rec(2)),
+            Output::Send(wake),
+            Output::ServeFromReplica {
+                to: NodeId::SERVER,
+                lo: Seq(1),
+                hi: Seq(2),
+            },
+            Output::Deliver(rec(3)),
+            Output::Event(MemberEvent::ServerBack),
+            Output::Checkpoint,
+            Output::Deliver(rec(4)),
+            Output::Stop(MemberStop::Left),
+            Output::Deliver(rec(5)),
+        ];
+        let mut log = Log::default();
+        perform(&mut log, outputs).unwrap();
+        assert_eq!(
+            log.0,
+            [
+                "deliver 1,2",
+                "send",
+                "read 1..=2",
+                "history 0",
+                "deliver 3",
+                "ServerBack",
+                "checkpoint",
+                "deliver 4",
+                "stop Left",
+                "deliver 5"
+            ]
+        );
+    }
+}

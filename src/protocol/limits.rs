@@ -1,0 +1,61 @@
+//! Every size and range limit of the protocol in one place, and the one rule for which
+//! characters a name or a line may hold. The decoder, the prompt, the coordinator's admission
+//! check and the storage readers all take their numbers from here.
+//!
+//! Constants and pure predicates only: no I/O, no types beyond `str`.
+
+/// Protocol version carried in every datagram as `"v"`.
+pub const VERSION: u64 = 1;
+/// Largest datagram on the wire, sealed or not, so that datagrams survive a real LAN's MTU
+/// unfragmented. A larger one is dropped unread.
+pub const MAX_DATAGRAM_BYTES: usize = 1400;
+/// Bytes that sealing (`--key-file`) adds to a datagram: a format byte, a 12-byte nonce and a
+/// 16-byte tag. The sealing code checks at compile time that it adds exactly this.
+pub const SEAL_OVERHEAD_BYTES: usize = 1 + 12 + 16;
+/// Largest encoded message. It leaves room for sealing, so every message fits one datagram
+/// whether or not a key is used.
+pub const MAX_PLAINTEXT_BYTES: usize = MAX_DATAGRAM_BYTES - SEAL_OVERHEAD_BYTES;
+/// Largest sequence number, epoch or hop count accepted from the wire: 2^53 - 1, the largest
+/// integer that every JSON reader keeps exact. A group that changed its view every
+/// millisecond would take 285 years to get there, so a larger value is garbage or an attack;
+/// the bound also keeps every `+ 1` in the state machines from overflowing.
+pub const MAX_COUNTER: u64 = (1 << 53) - 1;
+/// Largest token timeout a view may announce, in ms: the 24-hour cap of the duration flags.
+/// Members add it to the clock, so an absurd value must not reach them.
+pub const MAX_TOKEN_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+/// Largest chat line, in bytes of UTF-8 text. A longer line is refused at the prompt.
+pub const MAX_LINE_BYTES: usize = 1000;
+/// Largest display name, in bytes.
+pub const MAX_NAME_BYTES: usize = 32;
+/// Largest ring. A join beyond it is refused. With names of up to [`MAX_NAME_BYTES`] a full
+/// ring's view can exceed one datagram, so admission also checks that the view still encodes.
+pub const MAX_MEMBERS: usize = 16;
+/// Most retransmission requests a token carries at once.
+pub const MAX_RTR: usize = 32;
+
+/// Whether a chat line (or any other free text from a peer) is free of control characters.
+/// A tab is allowed; anything else would let a datagram rewrite other users' terminals.
+pub fn is_clean_text(text: &str) -> bool {
+    !text.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// Whether a display name is free of control characters, tab included: a name is shown in
+/// columns and lists, where a tab would misalign them.
+pub fn is_clean_name(name: &str) -> bool {
+    !name.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g6_tabs_are_text_but_not_names_and_escapes_are_neither() {
+        assert!(is_clean_text("a\tb"));
+        assert!(!is_clean_name("a\tb"));
+        for bad in ["\u{1b}[2J", "a\nb", "bell\u{7}"] {
+            assert!(!is_clean_text(bad) && !is_clean_name(bad), "{bad:?}");
+        }
+        assert!(is_clean_name("élan 42"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The protocol, pure: the vocabulary, the limits, the datagram format, the hold-back queue,
+//! and the two state machines (a client's [`member`], the server's [`coordinator`]) with the
+//! outputs and events they hand their driver.
+//!
+//! Nothing in here reads the clock, a socket, a file or a global RNG: time comes in as a
+//! parameter and effects go out as [`events::Output`] values, so the simulation tests can
+//! drive many nodes deterministically.
+
+pub mod coordinator;
+pub mod events;
+pub mod limits;
+pub mod member;
+pub mod order;
+pub mod types;
+pub mod wire;

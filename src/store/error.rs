@@ -1,0 +1,185 @@
+//! One error type for every file in the data dir: replica, checkpoint, outbox journal, lock.
+//! Every variant names the file, and its `Display` text tells the user what to do.
+//!
+//! Plain data: no I/O here.
+
+use crate::protocol::types::Seq;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong with the files in the data dir. Every variant names the file,
+/// and the `Display` text tells the user what to do.
+#[derive(Debug)]
+pub enum StorageError {
+    /// An operating-system error on `path`.
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A replica line that is complete but invalid (does not parse, breaks the seq order, is
+    /// too long or not UTF-8).
+    Corrupt {
+        /// The replica file.
+        path: PathBuf,
+        /// 1-based line number of the first bad line.
+        line_number: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`Replica::append`] was handed records that do not continue the replica; nothing was
+    /// written. A caller bug, not a damaged file.
+    OutOfOrder {
+        /// The replica file.
+        path: PathBuf,
+        /// The seq that would continue the replica.
+        expected: Seq,
+        /// The seq that was offered instead.
+        found: Seq,
+    },
+    /// A checkpoint written in a format version this build does not know.
+    NewerVersion {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// A checkpoint that cannot be read as one (does not parse, too large).
+    CorruptCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An outbox journal line that is complete but invalid.
+    CorruptJournal {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line number of the first bad line.
+        line_number: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another process holds the lock of this identity.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The data dir.
+        dir: PathBuf,
+        /// The identity, as `Identity` displays it ("server", "client <uuid>").
+        identity: String,
+        /// The holder's pid, if its lock file says so.
+        holder_pid: Option<u32>,
+    },
+}
+
+impl StorageError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: io::Error) -> StorageError {
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: &Path,
+        line_number: u64,
+        reason: impl Into<String>,
+    ) -> StorageError {
+        StorageError::Corrupt {
+            path: path.to_path_buf(),
+            line_number,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StorageError::Corrupt {
+                path,
+                line_number,
+                reason,
+            } => write!(
+                f,
+                "replica {} is corrupt at line {line_number} ({reason}): move the file away to \
+                 start with an empty history that the group will refill, or cut it before line \
+                 {line_number} (head -n {})",
+                path.display(),
+                line_number.saturating_sub(1)
+            ),
+            StorageError::OutOfOrder {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "append to replica {} out of order: expected seq {expected}, got {found}; \
+                 nothing was written",
+                path.display()
+            ),
+            StorageError::NewerVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "checkpoint {} has format version {found}, but this build reads only up to \
+                 {supported}: it was written by a newer mcast-chat; upgrade",
+                path.display()
+            ),
+            StorageError::CorruptCheckpoint { path, reason } => write!(
+                f,
+                "checkpoint {} is corrupt ({reason}): delete it; the replica is the history and \
+                 the group refills the rest",
+                path.display()
+            ),
+            StorageError::CorruptJournal {
+                path,
+                line_number,
+                reason,
+            } => write!(
+                f,
+                "outbox journal {} is corrupt at line {line_number} ({reason}): it holds lines \
+                 typed before a crash that were not yet sent; cut it before line {line_number} \
+                 (head -n {}) to keep the ones above, or move it away to drop them all",
+                path.display(),
+                line_number.saturating_sub(1)
+            ),
+            StorageError::Locked {
+                path,
+                dir,
+                identity,
+                holder_pid,
+            } => {
+                let holder = match holder_pid {
+                    Some(pid) => format!("another process (pid {pid})"),
+                    None => "another process".to_string(),
+                };
+                write!(
+                    f,
+                    "{holder} is using identity {identity} in {} (lock file {} is held); stop \
+                     it, or use another --data-dir",
+                    dir.display(),
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The files of a node apart from the replica and checkpoint formats: their names
+//! ([`Identity`]), the lock that keeps two processes off one identity, the client's outbox
+//! journal, crash-safe whole-file replacement, and [`StorageError`], the one error type of every
+//! file in the data dir. [`open_storage`] opens a node's files at start-up.
+//!
+//! No protocol logic here.
+
+pub mod atomic;
+pub mod error;
+pub mod journal;
+pub mod lock;
+
+pub use error::StorageError;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::replica::Replica;
+use lock::DirLock;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Which node's files: the server or a client uuid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// The server; one per data dir.
+    Server,
+    /// A client, by its uuid.
+    Client(Uuid),
+}
+
+impl Identity {
+    /// `replica_server.jsonl` or `replica_<uuid>.jsonl` in `dir`.
+    pub fn replica_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("replica_{}.jsonl", self.file_tag()))
+    }
+
+    /// `checkpoint_server.json` or `checkpoint_<uuid>.json` in `dir`.
+    pub fn checkpoint_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("checkpoint_{}.json", self.file_tag()))
+    }
+
+    /// `outbox_server.jsonl` or `outbox_<uuid>.jsonl` in `dir` (only clients have one).
+    pub fn journal_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("outbox_{}.jsonl", self.file_tag()))
+    }
+
+    /// `lock_server` or `lock_<uuid>` in `dir`.
+    pub fn lock_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("lock_{}", self.file_tag()))
+    }
+
+    /// `server`, or the uuid hyphenated in lower case.
+    fn file_tag(&self) -> String {
+        match self {
+            Identity::Server => "server".to_string(),
+            Identity::Client(id) => id.hyphenated().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Server => write!(f, "server"),
+            Identity::Client(id) => write!(f, "client {}", id.hyphenated()),
+        }
+    }
+}
+
+/// Client uuids that have a replica or a checkpoint in `dir`, sorted and without duplicates.
+/// A missing `dir` has none.
+pub fn find_client_identities(dir: &Path) -> Result<Vec<Uuid>, StorageError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::io(dir, e)),
+    };
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(client_id_of_file) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The client uuid in a replica or checkpoint file name, if it is one. Only the exact names
+/// [`Identity`] produces count, so temp files and foreign files are ignored.
+fn client_id_of_file(name: &str) -> Option<Uuid> {
+    let tag = name
+        .strip_prefix("replica_")
+        .and_then(|rest| rest.strip_suffix(".jsonl"))
+        .or_else(|| {
+            name.strip_prefix("checkpoint_")
+                .and_then(|rest| rest.strip_suffix(".json"))
+        })?;
+    let id = Uuid::parse_str(tag).ok()?;
+    (id.hyphenated().to_string() == tag).then_some(id)
+}
+
+/// The node's files that stay open while it runs: the replica (appended by the io thread
+/// only) and the identity's lock.
+pub struct Storage {
+    /// The replica.
+    pub replica: Replica,
+    /// Held for the life of the node so no other process shares this identity.
+    _lock: DirLock,
+}
+
+/// Opens the node's files: takes the identity's lock, opens (and if need be repairs) the
+/// replica, and loads the checkpoint if there is one.
+pub fn open_storage(
+    data_dir: &Path,
+    identity: Identity,
+) -> Result<(Storage, Option<Checkpoint>), StorageError> {
+    fs::create_dir_all(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+    let lock = DirLock::acquire(data_dir, identity)?;
+    let (replica, report) = Replica::open(&identity.replica_path(data_dir))?;
+    if report.torn_tail_bytes_cut > 0 {
+        log::warn!(
+            "{}: cut a torn last line ({} bytes) left by a crash; kept {} records",
+            replica.path().display(),
+            report.torn_tail_bytes_cut,
+            report.records
+        );
+    }
+    let cp = checkpoint::load(&identity.checkpoint_path(data_dir))?;
+    Ok((
+        Storage {
+            replica,
+            _lock: lock,
+        },
+        cp,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_follow_the_design() {
+        let dir = Path::new("/data");
+        let id = Uuid::parse_str("6F9619FF-8B86-D011-B42D-00CF4FC964FF").unwrap();
+        let client = Identity::Client(id);
+        let tag = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
+        assert_eq!(
+            Identity::Server.replica_path(dir),
+            dir.join("replica_server.jsonl")
+        );
+        assert_eq!(
+            Identity::Server.checkpoint_path(dir),
+            dir.join("checkpoint_server.json")
+        );
+        assert_eq!(Identity::Server.lock_path(dir), dir.join("lock_server"));
+        assert_eq!(
+            client.replica_path(dir),
+            dir.join(format!("replica_{tag}.jsonl"))
+        );
+        assert_eq!(
+            client.checkpoint_path(dir),
+            dir.join(format!("checkpoint_{tag}.json"))
+        );
+        assert_eq!(client.lock_path(dir), dir.join(format!("lock_{tag}")));
+    }
+
+    #[test]
+    fn find_client_identities_lists_replicas_and_checkpoints_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (a, b, c) = (Uuid::from_u128(3), Uuid::from_u128(1), Uuid::from_u128(2));
+        fs::write(Identity::Client(a).replica_path(d), "").unwrap();
+        fs::write(Identity::Client(a).checkpoint_path(d), "{}").unwrap();
+        fs::write(Identity::Client(b).checkpoint_path(d), "{}").unwrap();
+        fs::write(Identity::Client(c).replica_path(d), "").unwrap();
+        // Not identities: the server, a lock alone, temp files, odd names.
+        let lonely = Uuid::from_u128(9);
+        fs::write(Identity::Client(lonely).lock_path(d), "").unwrap();
+        fs::write(Identity::Server.replica_path(d), "").unwrap();
+        fs::write(d.join(format!(".checkpoint_{lonely}.json.tmp")), "").unwrap();
+        fs::write(d.join(format!("replica_{}.jsonl", lonely.simple())), "").unwrap();
+        fs::write(d.join("replica_nope.jsonl"), "").unwrap();
+        fs::write(d.join(format!("replica_{lonely}.jsonl.bak")), "").unwrap();
+
+        assert_eq!(find_client_identities(d).unwrap(), vec![b, c, a]);
+        assert!(find_client_identities(&d.join("absent"))
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,5 @@
+//! What the user sees and types: the display of messages and events (text or JSON), and the
+//! terminal line editor.
+
+pub mod display;
+pub mod terminal;
