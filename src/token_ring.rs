@@ -16,6 +16,7 @@
 use crate::protocol::limits::MAX_RTR;
 use crate::protocol::types::{Epoch, NodeId, Seq};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The token: only its holder may stamp and send messages (G3), and it carries the sequence
 /// counter, which gives every node the same total order (G1).
@@ -103,6 +104,13 @@ impl Token {
     pub fn is_busy(&self) -> bool {
         self.seq > self.safe || !self.rtr.is_empty() || self.wake.is_some()
     }
+}
+
+/// How long a token pass may show no progress before its sender sends it again: the receiver
+/// may hold an idle token for `idle_hold` before passing it on, and a quarter of the token
+/// timeout (at least 20 ms) covers a lost datagram well before the server has to recover.
+pub fn retransmit_interval(token_timeout: Duration, idle_hold: Duration) -> Duration {
+    idle_hold + (token_timeout / 4).max(Duration::from_millis(20))
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 
 pub mod coordinator;
 pub mod events;
+pub mod fetch;
 pub mod limits;
 pub mod member;
 pub mod order;
+pub mod timer;
 pub mod types;
 pub mod wire;
