@@ -17,8 +17,8 @@
 //! about 2^-33; rotate the key file long before that (restart every node with a new file).
 //!
 //! What this module must not do: no sockets, no protocol logic, no decoding of the plaintext.
-//! Replays are not detected here: the protocol is idempotent against duplicates (README,
-//! "Security").
+//! Replays are not detected here: the protocol is idempotent against duplicates
+//! (docs/PROTOCOL.md, "Why a replay changes nothing").
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};

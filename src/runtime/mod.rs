@@ -6,7 +6,7 @@
 //!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`); it
 //!   alone touches the replica for writing, which keeps appends in `seq` order;
 //! - **checkpoint**: writes the checkpoint soon after it is asked (a new view, accepted
-//!   lines; at most one every [`CHECKPOINT_SPACING`]) and makes it durable (fsync) every
+//!   lines; at most one every [`persist::CHECKPOINT_SPACING`]) and makes it durable (fsync) every
 //!   `--checkpoint-interval`.
 //!
 //! A client's typed lines reach its outbox journal (one append) and then the core, in one
@@ -18,22 +18,22 @@
 //! `journal`, then `core` (the journal after the replica, so that typing never waits for a
 //! replica write). No protocol decisions here.
 
-use crate::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
+pub mod datagram;
+pub mod persist;
+pub mod signals;
+
+use crate::net::seal::Key;
 use crate::net::Transport;
 use crate::protocol::coordinator::Coordinator;
 use crate::protocol::events::{
     self, CoordinatorEvent, CoordinatorStop, Effects, MemberEvent, MemberStop, Output,
 };
 use crate::protocol::member::MemberCore;
+use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
+use crate::protocol::wire::{self, Msg};
 use crate::store::journal::Journal;
 use crate::store::{Identity, Storage, StorageError};
 use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
-
-pub mod datagram;
-pub mod signals;
-use crate::net::seal::Key;
-use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
-use crate::protocol::wire::{self, Msg};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,10 +176,6 @@ pub struct Node<M: Machine> {
     done: Condvar,
 }
 
-/// Least time between two checkpoints written on request: a stream of accepted lines costs
-/// a few checkpoint writes a second, not one each (each line is on disk in the journal).
-pub const CHECKPOINT_SPACING: Duration = Duration::from_millis(100);
-
 /// Locks a mutex; a poisoned one means another thread panicked mid-update, and the process
 /// cannot continue safely, so this is the one place we give up.
 pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -231,7 +227,6 @@ impl<M: Machine> Node<M> {
         Ok(())
     }
 
-    /// Runs `f` on the core, then wakes the io thread to perform what it produced.
     /// Runs `f` on the core, then wakes the io thread if that left it work: outputs, or a
     /// timer earlier than the one it sleeps until. Most datagrams (a token passing between
     /// two other members) leave none, and then cost no second thread switch.
@@ -388,111 +383,6 @@ impl<M: Machine> Node<M> {
         if let Err(e) = self.transport.send(bytes) {
             log::debug!("send failed: {e}");
         }
-    }
-
-    /// Asks the checkpoint thread for a checkpoint now.
-    pub fn request_checkpoint(&self) {
-        let (flag, cv) = &self.checkpoint_due;
-        *lock(flag) = true;
-        cv.notify_one();
-    }
-
-    /// Writes a checkpoint when asked (at most one every [`CHECKPOINT_SPACING`], so a burst
-    /// of requests costs one write) and a durable one every checkpoint interval.
-    fn checkpoint_loop(self: Arc<Self>) {
-        let interval = self.info.checkpoint_interval;
-        let mut next_durable = Instant::now() + interval;
-        while !self.is_stopped() {
-            let asked = self.wait_checkpoint_request(next_durable);
-            let durable = Instant::now() >= next_durable;
-            if durable {
-                next_durable = Instant::now() + interval;
-            }
-            if let Err(e) = self.write_checkpoint(durable) {
-                log::warn!("checkpoint failed: {e}");
-            }
-            if asked && !durable {
-                std::thread::sleep(CHECKPOINT_SPACING);
-            }
-        }
-    }
-
-    /// Sleeps until a checkpoint is asked for or `until`; returns whether one was asked for.
-    fn wait_checkpoint_request(&self, until: Instant) -> bool {
-        let (flag, cv) = &self.checkpoint_due;
-        let mut due = lock(flag);
-        let now = Instant::now();
-        if !*due && until > now {
-            due = cv
-                .wait_timeout(due, until - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        std::mem::replace(&mut *due, false)
-    }
-
-    /// Writes a checkpoint of the current state, atomically (temp file and rename), and lets
-    /// the outbox journal start over if the checkpoint holds all of it. With `durable`, also
-    /// fsyncs it, after the writer lock is released, so nothing waits for the fsync.
-    pub fn write_checkpoint(&self, durable: bool) -> Result<(), StorageError> {
-        let path = self.info.identity.checkpoint_path(&self.info.data_dir);
-        {
-            let _writer = lock(&self.checkpoint_writer);
-            let cp = self.snapshot();
-            checkpoint::save_unsynced(&path, &cp)?;
-            if let (Some(mark), Some(journal)) = (cp.journal, lock(&self.journal).as_mut()) {
-                if let Err(e) = journal.start_over(mark) {
-                    log::warn!("the outbox journal keeps its lines for now: {e}");
-                }
-            }
-        }
-        if durable {
-            checkpoint::sync(&path)?;
-        }
-        Ok(())
-    }
-
-    /// The checkpoint of this instant: core state, replica length and journal mark, taken
-    /// under their locks together.
-    fn snapshot(&self) -> Checkpoint {
-        let storage = lock(&self.storage);
-        let journal = lock(&self.journal);
-        let (view, delivered, outbox) = lock(&self.core).snapshot();
-        Checkpoint {
-            version: CHECKPOINT_VERSION,
-            node: self.info.id,
-            name: self.info.name.clone(),
-            view,
-            delivered,
-            replica_len_bytes: storage.replica.len_bytes(),
-            outbox,
-            journal: journal.as_ref().map(Journal::mark),
-            server_id: self.info.server_id,
-            saved_at_ms: wall_ms(),
-        }
-    }
-
-    /// Appends typed `lines` to the outbox journal, then hands them to `then` (which submits
-    /// them to the core) under the same lock, so no checkpoint falls between the two; then
-    /// asks for a checkpoint. When this returns `Ok`, the lines are accepted (G2).
-    pub fn accept_lines(
-        &self,
-        lines: Vec<Pending>,
-        then: impl FnOnce(&mut M, Instant, Vec<Pending>),
-    ) -> Result<(), StorageError> {
-        {
-            let mut journal = lock(&self.journal);
-            let journal = journal.as_mut().ok_or_else(|| {
-                StorageError::io(
-                    &self.info.data_dir,
-                    std::io::Error::other("this node has no outbox journal"),
-                )
-            })?;
-            journal.append(&lines)?;
-            self.with_core(|core, now| then(core, now, lines));
-        }
-        self.request_checkpoint();
-        Ok(())
     }
 }
 

@@ -23,7 +23,8 @@ pub fn temp_path(path: &Path) -> Result<PathBuf, StorageError> {
     Ok(path.with_file_name(tmp_name))
 }
 
-/// Creates or truncates `path` and writes `bytes` (no fsync: see [`sync`]).
+/// Creates or truncates `path` and writes `bytes` (no fsync: see [`sync_dir`] and the
+/// callers' own file syncs).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut file = OpenOptions::new()
         .write(true)

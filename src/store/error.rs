@@ -29,7 +29,7 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
-    /// [`Replica::append`] was handed records that do not continue the replica; nothing was
+    /// [`crate::replica::Replica::append`] was handed records that do not continue the replica; nothing was
     /// written. A caller bug, not a damaged file.
     OutOfOrder {
         /// The replica file.
@@ -70,7 +70,7 @@ pub enum StorageError {
         path: PathBuf,
         /// The data dir.
         dir: PathBuf,
-        /// The identity, as `Identity` displays it ("server", "client <uuid>").
+        /// The identity, as `Identity` displays it (`server`, `client <uuid>`).
         identity: String,
         /// The holder's pid, if its lock file says so.
         holder_pid: Option<u32>,

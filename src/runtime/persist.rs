@@ -1,0 +1,125 @@
+//! The checkpoint thread and the client's accepted lines: a checkpoint soon after it is asked
+//! for (at most one every [`CHECKPOINT_SPACING`]) and a durable one every
+//! `--checkpoint-interval`; typed lines go to the outbox journal and into the core in one
+//! step, so every checkpoint sees each line either in the outbox or past the journal mark.
+//!
+//! No protocol decisions and no network here.
+
+use super::{lock, wall_ms, Machine, Node};
+use crate::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
+use crate::protocol::types::Pending;
+use crate::store::journal::Journal;
+use crate::store::StorageError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Least time between two checkpoints written on request: a stream of accepted lines costs
+/// a few checkpoint writes a second, not one each (each line is on disk in the journal).
+pub const CHECKPOINT_SPACING: Duration = Duration::from_millis(100);
+
+impl<M: Machine> Node<M> {
+    /// Asks the checkpoint thread for a checkpoint now.
+    pub fn request_checkpoint(&self) {
+        let (flag, cv) = &self.checkpoint_due;
+        *lock(flag) = true;
+        cv.notify_one();
+    }
+
+    /// Writes a checkpoint when asked (at most one every [`CHECKPOINT_SPACING`], so a burst
+    /// of requests costs one write) and a durable one every checkpoint interval.
+    pub(super) fn checkpoint_loop(self: Arc<Self>) {
+        let interval = self.info.checkpoint_interval;
+        let mut next_durable = Instant::now() + interval;
+        while !self.is_stopped() {
+            let asked = self.wait_checkpoint_request(next_durable);
+            let durable = Instant::now() >= next_durable;
+            if durable {
+                next_durable = Instant::now() + interval;
+            }
+            if let Err(e) = self.write_checkpoint(durable) {
+                log::warn!("checkpoint failed: {e}");
+            }
+            if asked && !durable {
+                std::thread::sleep(CHECKPOINT_SPACING);
+            }
+        }
+    }
+
+    /// Sleeps until a checkpoint is asked for or `until`; returns whether one was asked for.
+    fn wait_checkpoint_request(&self, until: Instant) -> bool {
+        let (flag, cv) = &self.checkpoint_due;
+        let mut due = lock(flag);
+        let now = Instant::now();
+        if !*due && until > now {
+            due = cv
+                .wait_timeout(due, until - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        std::mem::replace(&mut *due, false)
+    }
+
+    /// Writes a checkpoint of the current state, atomically (temp file and rename), and lets
+    /// the outbox journal start over if the checkpoint holds all of it. With `durable`, also
+    /// fsyncs it, after the writer lock is released, so nothing waits for the fsync.
+    pub fn write_checkpoint(&self, durable: bool) -> Result<(), StorageError> {
+        let path = self.info.identity.checkpoint_path(&self.info.data_dir);
+        {
+            let _writer = lock(&self.checkpoint_writer);
+            let cp = self.snapshot();
+            checkpoint::save_unsynced(&path, &cp)?;
+            if let (Some(mark), Some(journal)) = (cp.journal, lock(&self.journal).as_mut()) {
+                if let Err(e) = journal.start_over(mark) {
+                    log::warn!("the outbox journal keeps its lines for now: {e}");
+                }
+            }
+        }
+        if durable {
+            checkpoint::sync(&path)?;
+        }
+        Ok(())
+    }
+
+    /// The checkpoint of this instant: core state, replica length and journal mark, taken
+    /// under their locks together.
+    fn snapshot(&self) -> Checkpoint {
+        let storage = lock(&self.storage);
+        let journal = lock(&self.journal);
+        let (view, delivered, outbox) = lock(&self.core).snapshot();
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            node: self.info.id,
+            name: self.info.name.clone(),
+            view,
+            delivered,
+            replica_len_bytes: storage.replica.len_bytes(),
+            outbox,
+            journal: journal.as_ref().map(Journal::mark),
+            server_id: self.info.server_id,
+            saved_at_ms: wall_ms(),
+        }
+    }
+
+    /// Appends typed `lines` to the outbox journal, then hands them to `then` (which submits
+    /// them to the core) under the same lock, so no checkpoint falls between the two; then
+    /// asks for a checkpoint. When this returns `Ok`, the lines are accepted (G2).
+    pub fn accept_lines(
+        &self,
+        lines: Vec<Pending>,
+        then: impl FnOnce(&mut M, Instant, Vec<Pending>),
+    ) -> Result<(), StorageError> {
+        {
+            let mut journal = lock(&self.journal);
+            let journal = journal.as_mut().ok_or_else(|| {
+                StorageError::io(
+                    &self.info.data_dir,
+                    std::io::Error::other("this node has no outbox journal"),
+                )
+            })?;
+            journal.append(&lines)?;
+            self.with_core(|core, now| then(core, now, lines));
+        }
+        self.request_checkpoint();
+        Ok(())
+    }
+}
