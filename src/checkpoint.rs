@@ -11,8 +11,8 @@
 
 use crate::protocol::types::{NodeId, Pending, Seq, ServerId, View};
 use crate::store::atomic::{parent_dir, sync_dir, temp_path, write_file};
+use crate::store::error::StorageError;
 use crate::store::journal::JournalMark;
-use crate::store::StorageError;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Read};

@@ -26,7 +26,7 @@ pub mod protocol;
 pub mod replica;
 pub mod runtime;
 pub mod store;
-pub mod token_ring;
+pub use protocol::token_ring;
 pub mod ui;
 
 use std::process::ExitCode;

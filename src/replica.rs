@@ -16,15 +16,12 @@
 //! store. Errors are [`StorageError`], shared by every file in the data dir.
 
 use crate::protocol::types::{ChatRecord, Seq};
-use crate::store::StorageError;
+use crate::store::error::StorageError;
+use crate::store::lines::{scan_lines, MAX_RECORD_LINE_BYTES};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-/// Longest accepted line content (without its newline). Chat lines are far shorter; the cap
-/// keeps a damaged file from making the reader allocate without bound.
-pub const MAX_RECORD_LINE_BYTES: u64 = 1 << 20;
 
 /// What [`Replica::open`] found and repaired.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -246,57 +243,6 @@ fn scan(path: &Path, file: &File) -> Result<Scan, StorageError> {
         complete_len: end.complete_len,
         torn_tail: end.torn_tail,
     })
-}
-
-/// Where a pass of [`scan_lines`] ended.
-pub(crate) struct LinesEnd {
-    /// Length of the complete lines: the end of the last one.
-    pub complete_len: u64,
-    /// Bytes after it, a last line without its newline (a torn write); 0 if none.
-    pub torn_tail: u64,
-}
-
-/// Reads a JSON Lines file of ours from the start: calls `on_line(line_number, start,
-/// content)` for each complete line (1-based number, byte offset, content without the
-/// newline) and stops at a torn last line. A line over [`MAX_RECORD_LINE_BYTES`] is
-/// `corrupt(line_number, reason)`, so a damaged file never makes the reader allocate
-/// without bound. Shared by the replica and the outbox journal.
-pub(crate) fn scan_lines(
-    path: &Path,
-    file: &File,
-    corrupt: impl Fn(u64, String) -> StorageError,
-    mut on_line: impl FnMut(u64, u64, &[u8]) -> Result<(), StorageError>,
-) -> Result<LinesEnd, StorageError> {
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut end = LinesEnd {
-        complete_len: 0,
-        torn_tail: 0,
-    };
-    let mut buf = Vec::new();
-    for line_number in 1u64.. {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_RECORD_LINE_BYTES + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| StorageError::io(path, e))? as u64;
-        match buf.split_last() {
-            None => break,
-            Some((b'\n', content)) => on_line(line_number, end.complete_len, content)?,
-            Some(_) if n > MAX_RECORD_LINE_BYTES => {
-                return Err(corrupt(
-                    line_number,
-                    format!("line longer than {MAX_RECORD_LINE_BYTES} bytes"),
-                ));
-            }
-            // Fewer bytes than the limit and no newline: the read hit the end of the file.
-            Some(_) => {
-                end.torn_tail = n;
-                break;
-            }
-        }
-        end.complete_len += n;
-    }
-    Ok(end)
 }
 
 /// Parses one line (without its newline) that must hold record `seq`, which is also its

@@ -141,7 +141,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let dir = cfg.common.data_dir.clone();
     let uuid = resolve_identity(&cfg.resume, &dir)?;
     let identity = Identity::Client(uuid);
-    let (storage, cp) = store::open_storage(&dir, identity)?;
+    let (storage, cp) = runtime::storage::open_storage(&dir, identity)?;
     let cp = cp.filter(|cp| cp.node == NodeId(uuid));
     let (journal, journaled) = Journal::open(
         &identity.journal_path(&dir),

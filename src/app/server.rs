@@ -11,7 +11,7 @@ use crate::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use crate::protocol::events::CoordinatorStop;
 use crate::protocol::types::{NodeId, ServerId};
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
-use crate::store::{self, Identity, StorageError};
+use crate::store::{Identity, StorageError};
 use crate::ui::display::Printer;
 use std::fmt;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     let key = Key::load(cfg.common.key_file.as_deref()).map_err(ServerError::Key)?;
     let dir = cfg.common.data_dir.clone();
     let (storage, cp) =
-        store::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
+        runtime::storage::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
     // Kept across restarts: this server's own earlier views never look like a rival's.
     let server_id = cp
         .as_ref()

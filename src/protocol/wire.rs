@@ -15,8 +15,8 @@ use crate::protocol::limits::{
     is_clean_name, is_clean_text, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_LINE_BYTES, MAX_MEMBERS,
     MAX_NAME_BYTES, MAX_PLAINTEXT_BYTES, MAX_TOKEN_TIMEOUT_MS, VERSION,
 };
+use crate::protocol::token_ring::Token;
 use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId};
-use crate::token_ring::Token;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;

@@ -21,6 +21,7 @@
 pub mod datagram;
 pub mod persist;
 pub mod signals;
+pub mod storage;
 
 use crate::net::seal::Key;
 use crate::net::Transport;
@@ -32,13 +33,14 @@ use crate::protocol::member::MemberCore;
 use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
 use crate::protocol::wire::{self, Msg};
 use crate::store::journal::Journal;
-use crate::store::{Identity, Storage, StorageError};
+use crate::store::{Identity, StorageError};
 use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use storage::Storage;
 
 /// What the driver needs from a state machine (member or coordinator).
 pub trait Machine: Send + 'static {

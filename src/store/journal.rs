@@ -19,8 +19,8 @@
 //! append or checkpoint.
 
 use crate::protocol::types::Pending;
-use crate::replica::scan_lines;
 use crate::store::atomic::{temp_path, write_file};
+use crate::store::lines::scan_lines;
 use crate::store::StorageError;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};

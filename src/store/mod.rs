@@ -1,20 +1,18 @@
 //! The files of a node apart from the replica and checkpoint formats: their names
 //! ([`Identity`]), the lock that keeps two processes off one identity, the client's outbox
-//! journal, crash-safe whole-file replacement, and [`StorageError`], the one error type of every
-//! file in the data dir. [`open_storage`] opens a node's files at start-up.
+//! journal, the JSON Lines reader and crash-safe whole-file replacement that the formats
+//! share, and [`StorageError`], the one error type of every file in the data dir.
 //!
 //! No protocol logic here.
 
 pub mod atomic;
 pub mod error;
 pub mod journal;
+pub mod lines;
 pub mod lock;
 
 pub use error::StorageError;
 
-use crate::checkpoint::{self, Checkpoint};
-use crate::replica::Replica;
-use lock::DirLock;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -101,42 +99,6 @@ fn client_id_of_file(name: &str) -> Option<Uuid> {
         })?;
     let id = Uuid::parse_str(tag).ok()?;
     (id.hyphenated().to_string() == tag).then_some(id)
-}
-
-/// The node's files that stay open while it runs: the replica (appended by the io thread
-/// only) and the identity's lock.
-pub struct Storage {
-    /// The replica.
-    pub replica: Replica,
-    /// Held for the life of the node so no other process shares this identity.
-    _lock: DirLock,
-}
-
-/// Opens the node's files: takes the identity's lock, opens (and if need be repairs) the
-/// replica, and loads the checkpoint if there is one.
-pub fn open_storage(
-    data_dir: &Path,
-    identity: Identity,
-) -> Result<(Storage, Option<Checkpoint>), StorageError> {
-    fs::create_dir_all(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
-    let lock = DirLock::acquire(data_dir, identity)?;
-    let (replica, report) = Replica::open(&identity.replica_path(data_dir))?;
-    if report.torn_tail_bytes_cut > 0 {
-        log::warn!(
-            "{}: cut a torn last line ({} bytes) left by a crash; kept {} records",
-            replica.path().display(),
-            report.torn_tail_bytes_cut,
-            report.records
-        );
-    }
-    let cp = checkpoint::load(&identity.checkpoint_path(data_dir))?;
-    Ok((
-        Storage {
-            replica,
-            _lock: lock,
-        },
-        cp,
-    ))
 }
 
 #[cfg(test)]
