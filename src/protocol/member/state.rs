@@ -1,8 +1,8 @@
 //! Where a member is in its life, as one [`State`] whose variants own their data, and the
 //! [`Timer`]s that its deadlines are kept under.
 //!
-//! Data only, plus small predicates: no transitions here (they live beside the inputs that
-//! cause them in `member.rs`), no clock and no I/O.
+//! Data and small predicates only: when to move between states is decided beside the inputs
+//! that cause it (`member.rs`, `token.rs`), never here. No clock, no I/O.
 
 use crate::protocol::timer;
 use crate::protocol::types::{Epoch, NodeId};
