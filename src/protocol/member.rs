@@ -6,22 +6,33 @@
 //! [`MemberCore::poll_timeout`]. It never reads the clock, a socket or a file, so the
 //! simulation tests can drive many of them deterministically.
 //!
+//! The member's phase is one `State` (in `state.rs`) and its deadlines one timer table keyed
+//! by `Timer`. This file holds the inputs, joining, views and leaving; `token.rs` the ring
+//! (token visits, stamping, delivery) and `catch_up.rs` history (fetching it and serving it).
+//!
 //! # Contract with the driver
 //! - `now` never goes backwards.
 //! - After every input, drain `poll_output` until `None` and perform the outputs in order.
-//! - A line goes into [`MemberCore::submit`] only after it is on disk (the outbox in the
-//!   checkpoint): the core may stamp and send it at once.
+//! - A line goes into [`MemberCore::submit`] only after it is on disk (in the outbox journal;
+//!   a later checkpoint covers it too): the core may stamp and send it at once.
 
+mod catch_up;
+mod state;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+use self::catch_up::CatchUp;
+use self::state::{Phase, ServerContact, State, Timer};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;
-use crate::protocol::types::{ChatRecord, Epoch, Incarnation, NodeId, Pending, Seq, View};
+use crate::protocol::timer::TimerTable;
+use crate::protocol::types::{Epoch, Incarnation, NodeId, Pending, Seq, View};
 use crate::protocol::wire::Msg;
 use crate::token_ring::Token;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-/// Catch-ups shorter than this report only their start and end.
-const PROGRESS_MIN: u64 = 5_000;
 
 /// Tunables of a member. [`MemberConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
@@ -100,77 +111,32 @@ pub struct MemberStats {
     pub views: u64,
 }
 
-/// What a leaving member is doing.
-#[derive(Clone, Debug)]
-struct Leaving {
-    /// Leave anyway once this passes, even with lines still in the outbox.
-    drain_deadline: Instant,
-    /// When the first Leave went out; `None` while still draining.
-    announced_at: Option<Instant>,
-    next_leave: Instant,
-}
-
-/// A held token waiting out the idle hold.
-#[derive(Clone, Debug)]
-struct Held {
-    token: Token,
-    pass_at: Instant,
-}
-
-/// An outstanding history request.
-#[derive(Clone, Debug)]
-struct Fetching {
-    /// Fetch up to here (the cut of the current view).
-    target: Seq,
-    /// Last seq of the chunk asked for.
-    asked_to: Seq,
-    retry_at: Instant,
-    /// Next delivered seq at which to report progress (long catch-ups only).
-    report_at: Seq,
-}
-
 /// A client's protocol state. See the module docs for the driving contract.
 #[derive(Debug)]
 pub struct MemberCore {
     cfg: MemberConfig,
-    /// The installed view; empty (epoch 0) while joining.
+    /// The installed view; empty (epoch 0) until admitted, and kept after an exclusion so
+    /// that older epochs stay stale.
     view: View,
-    /// Whether this node is a member of `view`. False while joining or after exclusion.
-    admitted: bool,
-    /// Set while the server gathers a new epoch: the old ring is frozen.
-    gathering: Option<Epoch>,
+    /// Joining, in the ring, gathering; draining or announcing a leave; stopped.
+    state: State,
+    /// Every deadline, one per [`Timer`]; [`MemberCore::poll_timeout`] is their minimum.
+    timers: TimerTable<Timer>,
     /// Highest epoch this incarnation reported for; a view is adopted only if we reported
     /// for it, which keeps a restarted node from mistaking its old view for admission.
     reported: Epoch,
     order: Order,
     /// Highest `safe` seen on a token of this epoch.
     safe: Seq,
+    /// Accepted lines not yet delivered, in typing order.
     outbox: VecDeque<Pending>,
-    /// How many lines at the front of the outbox were stamped in this epoch and are not yet
-    /// delivered (lines are stamped and delivered in typing order); never stamped twice.
-    in_flight: usize,
-    /// Highest hop accepted in this epoch (duplicates and retransmits have lower or equal).
-    last_hop: u64,
-    held: Option<Held>,
-    /// Our last pass, until a later hop shows it arrived; sent again when `.1` passes.
-    unconfirmed: Option<(Token, Instant)>,
-    /// A token for an epoch whose view has not arrived yet.
+    /// A token for an epoch whose view has not arrived yet: kept (in any phase) until it does.
     early_token: Option<Token>,
-    /// The latest hop of this epoch's token seen on the wire, and whom it went to.
-    seen_holder: Option<(u64, NodeId)>,
-    /// When we last asked an idle holder to pass the token.
-    woke_at: Option<Instant>,
-    /// A member that asked for the token while we did not hold it, and when.
-    heard_wake: Option<(NodeId, Instant)>,
-    /// Server's token timeout (from its view); our retransmit timer derives from it.
+    /// Server's token timeout (from its view); our retransmit and fetch timers derive from it.
     token_timeout: Duration,
-    started_at: Instant,
-    next_hello: Instant,
-    server_heard_at: Option<Instant>,
-    server_lost: bool,
-    fetching: Option<Fetching>,
-    leaving: Option<Leaving>,
-    stopped: bool,
+    server: ServerContact,
+    /// The catch-up to the current view's cut; it goes on across gathers and exclusions.
+    catch_up: Option<CatchUp>,
     outputs: VecDeque<MemberOutput>,
     stats: MemberStats,
 }
@@ -178,34 +144,24 @@ pub struct MemberCore {
 impl MemberCore {
     /// A member that starts joining at `now`, restored from its files.
     pub fn new(cfg: MemberConfig, restored: Restored, now: Instant) -> MemberCore {
-        MemberCore {
+        let mut core = MemberCore {
             view: View::default(),
-            admitted: false,
-            gathering: None,
+            state: State::Active(Phase::Joining),
+            timers: TimerTable::default(),
             reported: Epoch(0),
             order: Order::new(restored.delivered),
             safe: restored.delivered,
             outbox: restored.outbox.into(),
-            in_flight: 0,
-            last_hop: 0,
-            held: None,
-            unconfirmed: None,
             early_token: None,
-            seen_holder: None,
-            woke_at: None,
-            heard_wake: None,
             token_timeout: Duration::from_secs(3),
-            started_at: now,
-            next_hello: now,
-            server_heard_at: None,
-            server_lost: false,
-            fetching: None,
-            leaving: None,
-            stopped: false,
+            server: ServerContact::Unheard,
+            catch_up: None,
             outputs: VecDeque::new(),
             stats: MemberStats::default(),
             cfg,
-        }
+        };
+        core.start_join_timers(now);
+        core
     }
 
     /// This node's id.
@@ -225,20 +181,22 @@ impl MemberCore {
 
     /// Whether this node is in the installed view.
     pub fn is_admitted(&self) -> bool {
-        self.admitted
+        self.state.admitted()
     }
 
     /// Whether this node holds the token right now.
     pub fn holds_token(&self) -> bool {
-        self.held.is_some()
+        self.state.ring().is_some_and(|r| r.held.is_some())
     }
 
     /// Who had the token last, as far as this node saw it pass (for `/who`).
     pub fn token_holder(&self) -> Option<NodeId> {
-        if self.held.is_some() {
-            return Some(self.cfg.id);
+        match self.state.phase()? {
+            Phase::InRing(ring) if ring.held.is_some() => Some(self.cfg.id),
+            Phase::InRing(ring) => ring.seen_holder.map(|(_, id)| id),
+            Phase::Gathering { seen_holder, .. } => seen_holder.map(|(_, id)| id),
+            Phase::Joining => None,
         }
-        self.seen_holder.map(|(_, id)| id)
     }
 
     /// Highest delivered seq.
@@ -246,8 +204,8 @@ impl MemberCore {
         self.order.delivered()
     }
 
-    /// Accepted lines not yet delivered, in typing order (on disk in the outbox journal and
-    /// the checkpoint).
+    /// Accepted lines not yet delivered, in typing order (on disk in the outbox journal, and
+    /// in the checkpoint once one is written after they were accepted).
     pub fn outbox(&self) -> impl Iterator<Item = &Pending> {
         self.outbox.iter()
     }
@@ -264,7 +222,7 @@ impl MemberCore {
 
     /// Whether the node has stopped (left, refused or timed out).
     pub fn is_stopped(&self) -> bool {
-        self.stopped
+        matches!(self.state, State::Stopped)
     }
 
     /// Next output for the driver, in order.
@@ -280,10 +238,10 @@ impl MemberCore {
     /// Adds lines that are already on disk to the outbox; the ring delivers each exactly once.
     pub fn submit(&mut self, now: Instant, lines: Vec<Pending>) {
         self.outbox.extend(lines);
-        if let Some(mut held) = self.held.take() {
-            let stamped = self.stamp(&mut held.token);
-            self.hold_or_pass(now, held.token, stamped > 0);
-        } else if self.admitted && self.gathering.is_none() {
+        if let Some(mut token) = self.take_held() {
+            let stamped = self.stamp(&mut token);
+            self.hold_or_pass(now, token, stamped > 0);
+        } else if self.state.ring().is_some() {
             self.wake(now);
         }
     }
@@ -291,116 +249,77 @@ impl MemberCore {
     /// Starts a clean leave: drain the outbox (bounded; joining first if need be), pass the
     /// token on, tell the server.
     pub fn leave(&mut self, now: Instant) {
-        if self.leaving.is_some() || self.stopped {
+        if !matches!(self.state, State::Active(_)) {
             return;
         }
-        self.leaving = Some(Leaving {
-            drain_deadline: now + self.cfg.drain_timeout,
-            announced_at: None,
-            next_leave: now,
-        });
+        self.state = std::mem::replace(&mut self.state, State::Stopped).draining();
+        self.timers
+            .set(Timer::DrainDeadline, now + self.cfg.drain_timeout);
         self.check_leaving(now);
     }
 
     /// The earliest instant at which [`MemberCore::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.stopped {
-            return None;
-        }
-        let mut t: Vec<Instant> = Vec::new();
-        if self.joining() {
-            t.push(self.next_hello);
-            t.push(self.started_at + self.cfg.join_timeout);
-        }
-        t.extend(self.held.as_ref().map(|h| h.pass_at));
-        t.extend(self.unconfirmed.as_ref().map(|u| u.1));
-        t.extend(self.fetching.as_ref().map(|f| f.retry_at));
-        t.extend(self.woke_at.map(|w| w + self.wake_resend()));
-        if let Some(heard) = self.server_heard_at.filter(|_| !self.server_lost) {
-            t.push(heard + self.cfg.server_silence);
-        }
-        if let Some(l) = &self.leaving {
-            let settled = self.admitted && self.outbox.is_empty() && self.fetching.is_none();
-            match l.announced_at {
-                Some(at) => t.extend([l.next_leave, at + self.cfg.leave_timeout]),
-                None if settled => t.push(l.next_leave),
-                None => t.push(l.drain_deadline.max(l.next_leave)),
-            }
-        }
-        t.into_iter().min()
+        self.timers.next()
     }
 
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.stopped {
+        if self.timers.take_due(Timer::JoinTimeout, now) && self.server == ServerContact::Unheard {
+            self.stop(MemberStop::JoinTimeout);
             return;
         }
-        if self.joining() {
-            self.join_timers(now);
+        if self.timers.take_due(Timer::Hello, now) {
+            self.hello(now);
         }
-        if let Some(held) = self.held.take() {
-            if now >= held.pass_at {
-                self.pass(now, held.token);
-            } else {
-                self.held = Some(held);
+        if self.timers.take_due(Timer::IdlePass, now) {
+            if let Some(token) = self.take_held() {
+                self.pass(now, token);
             }
         }
-        if let Some((token, at)) = self.unconfirmed.clone() {
-            if now >= at {
-                self.stats.token_retransmits += 1;
-                log::debug!("token hop {} unconfirmed; sending it again", token.hop);
-                self.send(Msg::Token(token.clone()));
-                self.unconfirmed = Some((token, now + self.retransmit_interval()));
-            }
+        if self.timers.take_due(Timer::TokenRetransmit, now) {
+            self.retransmit_pass(now);
         }
-        if self.fetching.as_ref().is_some_and(|f| now >= f.retry_at) {
+        if self.timers.take_due(Timer::FetchRetry, now) {
             self.request_history(now);
         }
-        if self.woke_at.is_some_and(|t| now >= t + self.wake_resend()) {
+        if self.timers.take_due(Timer::WakeResend, now) {
             // The Wake (or the token) got lost: ask again while lines wait.
-            self.woke_at = None;
-            if self.admitted && self.gathering.is_none() && self.outbox.len() > self.in_flight {
+            if self
+                .state
+                .ring()
+                .is_some_and(|r| self.outbox.len() > r.in_flight)
+            {
                 self.wake(now);
             }
         }
-        if let Some(heard) = self.server_heard_at {
-            if !self.server_lost && now >= heard + self.cfg.server_silence {
-                self.server_lost = true;
-                self.event(MemberEvent::ServerUnreachable);
-            }
+        if self.timers.take_due(Timer::ServerSilence, now) {
+            self.server = ServerContact::Silent;
+            self.event(MemberEvent::ServerUnreachable);
         }
         self.check_leaving(now);
     }
 
-    /// Not in the view and asking to be: at start, after exclusion, or excluded while still
-    /// draining before a leave.
-    fn joining(&self) -> bool {
-        !self.admitted
-            && self
-                .leaving
-                .as_ref()
-                .is_none_or(|l| l.announced_at.is_none())
+    /// Arms the Hello (at once) and the join timeout, counted from `now`.
+    fn start_join_timers(&mut self, now: Instant) {
+        self.timers.set(Timer::Hello, now);
+        self.timers
+            .set(Timer::JoinTimeout, now + self.cfg.join_timeout);
     }
 
-    fn join_timers(&mut self, now: Instant) {
-        if self.server_heard_at.is_none() && now >= self.started_at + self.cfg.join_timeout {
-            self.stop(MemberStop::JoinTimeout);
-            return;
-        }
-        if now >= self.next_hello {
-            self.send(Msg::Hello {
-                from: self.cfg.id,
-                incarnation: self.cfg.incarnation,
-                name: self.cfg.name.clone(),
-                delivered: self.order.delivered(),
-            });
-            self.next_hello = now + self.cfg.hello_interval;
-        }
+    fn hello(&mut self, now: Instant) {
+        self.send(Msg::Hello {
+            from: self.cfg.id,
+            incarnation: self.cfg.incarnation,
+            name: self.cfg.name.clone(),
+            delivered: self.order.delivered(),
+        });
+        self.timers.set(Timer::Hello, now + self.cfg.hello_interval);
     }
 
     /// Handles one decoded datagram.
     pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
-        if self.stopped {
+        if self.is_stopped() {
             return;
         }
         match msg {
@@ -421,7 +340,10 @@ impl MemberCore {
                 to,
                 incarnation,
                 reason,
-            } if to == self.cfg.id && incarnation == self.cfg.incarnation && !self.admitted => {
+            } if to == self.cfg.id
+                && incarnation == self.cfg.incarnation
+                && !self.state.admitted() =>
+            {
                 self.stop(MemberStop::Refused(reason))
             }
             _ => {}
@@ -430,11 +352,12 @@ impl MemberCore {
     }
 
     fn heard_server(&mut self, now: Instant) {
-        self.server_heard_at = Some(now);
-        if self.server_lost {
-            self.server_lost = false;
+        if self.server == ServerContact::Silent {
             self.event(MemberEvent::ServerBack);
         }
+        self.server = ServerContact::Heard;
+        self.timers
+            .set(Timer::ServerSilence, now + self.cfg.server_silence);
     }
 
     fn on_gather(&mut self, now: Instant, epoch: Epoch, members: &[NodeId]) {
@@ -444,11 +367,8 @@ impl MemberCore {
         }
         // A leaver reports too (the cut must cover what it holds); it keeps repeating its
         // Leave until a view without it arrives.
-        if epoch > self.view.epoch && self.admitted {
-            // Totem gather: the old ring stops here; its token is dead to us.
-            self.gathering = Some(self.gathering.map_or(epoch, |g| g.max(epoch)));
-            self.held = None;
-            self.unconfirmed = None;
+        if epoch > self.view.epoch {
+            self.freeze_ring(epoch);
         }
         self.reported = self.reported.max(epoch);
         self.send(Msg::Report {
@@ -462,6 +382,29 @@ impl MemberCore {
         });
     }
 
+    /// Totem gather: the old ring stops here for an admitted member; its token is dead to us.
+    fn freeze_ring(&mut self, epoch: Epoch) {
+        let Some(phase) = self.state.phase_mut() else {
+            return;
+        };
+        *phase = match phase {
+            Phase::Joining => return,
+            Phase::InRing(ring) => Phase::Gathering {
+                epoch,
+                seen_holder: ring.seen_holder,
+            },
+            Phase::Gathering {
+                epoch: gathered,
+                seen_holder,
+            } => Phase::Gathering {
+                epoch: epoch.max(*gathered),
+                seen_holder: *seen_holder,
+            },
+        };
+        self.timers.stop(Timer::IdlePass);
+        self.timers.stop(Timer::TokenRetransmit);
+    }
+
     fn on_view(&mut self, now: Instant, view: View, cut: Seq, token_timeout_ms: u64) {
         self.heard_server(now);
         if view.epoch < self.view.epoch {
@@ -470,48 +413,55 @@ impl MemberCore {
         self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
         if view.epoch == self.view.epoch {
             // The server's heartbeat: make sure we are catching up to the cut.
-            if self.admitted && self.fetching.is_none() && self.order.delivered() < cut {
+            if self.state.admitted() && self.catch_up.is_none() && self.order.delivered() < cut {
                 self.start_fetch(now, cut);
             }
             return;
         }
         let included = view.contains(self.cfg.id);
-        if self
-            .leaving
-            .as_ref()
-            .is_some_and(|l| l.announced_at.is_some())
-            && !included
-        {
+        if self.state.announced() && !included {
             self.stop(MemberStop::Left);
         } else if included && view.epoch == self.reported {
             // Only the view we last reported for: once we reported for a gather, an older
             // view that arrives late must not revive a ring we promised to stop.
             self.install(now, view, cut);
-        } else if self.admitted {
-            self.admitted = false;
-            self.held = None;
-            self.unconfirmed = None;
-            self.next_hello = now;
-            self.started_at = now;
-            self.event(MemberEvent::LeftOut);
+        } else if self.state.admitted() {
+            self.left_out(now);
         }
     }
 
+    /// A view without us: back to joining, with a fresh join timeout (a leaver whose Leave
+    /// is out just waits for its leave to be confirmed).
+    fn left_out(&mut self, now: Instant) {
+        if let Some(phase) = self.state.phase_mut() {
+            *phase = Phase::Joining;
+        }
+        self.timers.stop(Timer::IdlePass);
+        self.timers.stop(Timer::TokenRetransmit);
+        if self.state.joining() {
+            self.start_join_timers(now);
+        }
+        self.event(MemberEvent::LeftOut);
+    }
+
     fn install(&mut self, now: Instant, view: View, cut: Seq) {
-        let joined = !self.admitted;
+        let joined = !self.state.admitted();
         self.describe_change(&view);
         self.view = view;
-        self.admitted = true;
-        self.gathering = None;
+        if let Some(phase) = self.state.phase_mut() {
+            *phase = Phase::InRing(Box::default());
+        }
+        for timer in [
+            Timer::Hello,
+            Timer::JoinTimeout,
+            Timer::IdlePass,
+            Timer::TokenRetransmit,
+            Timer::WakeResend,
+        ] {
+            self.timers.stop(timer);
+        }
         self.order.reset_epoch(cut);
         self.safe = self.safe.max(cut);
-        self.in_flight = 0;
-        self.last_hop = 0;
-        self.seen_holder = None;
-        self.woke_at = None;
-        self.heard_wake = None;
-        self.held = None;
-        self.unconfirmed = None;
         self.stats.views += 1;
         if joined {
             self.event(MemberEvent::Joined {
@@ -529,7 +479,7 @@ impl MemberCore {
     }
 
     fn describe_change(&mut self, new: &View) {
-        if !self.admitted {
+        if !self.state.admitted() {
             return;
         }
         let names = |a: &View, b: &View| -> Vec<String> {
@@ -547,357 +497,49 @@ impl MemberCore {
         }
     }
 
-    fn on_token(&mut self, now: Instant, token: Token) {
-        if token.epoch < self.view.epoch
-            || (self.gathering.is_some() && token.epoch == self.view.epoch)
-        {
-            self.stats.stale += 1;
-            log::debug!(
-                "stale token of epoch {} (ours {})",
-                token.epoch,
-                self.view.epoch
-            );
-            return;
-        }
-        if token.epoch > self.view.epoch {
-            if token.to == self.cfg.id
-                && self.early_token.as_ref().is_none_or(|t| t.hop < token.hop)
-            {
-                self.early_token = Some(token);
-            }
-            return;
-        }
-        if !self.admitted {
-            return;
-        }
-        if token.arus.len() != self.view.members.len() {
-            // Its `safe` would not speak for every member: never deliver on it.
-            self.stats.stale += 1;
-            log::debug!(
-                "token with {} aru slots for a ring of {}",
-                token.arus.len(),
-                self.view.members.len()
-            );
-            return;
-        }
-        if self
-            .unconfirmed
-            .as_ref()
-            .is_some_and(|(t, _)| token.hop > t.hop)
-        {
-            self.unconfirmed = None;
-        }
-        if self.seen_holder.is_none_or(|(hop, _)| token.hop > hop) {
-            self.seen_holder = Some((token.hop, token.to));
-        }
-        self.raise_safe(token.safe);
-        if token.to != self.cfg.id || token.hop <= self.last_hop {
-            if token.to == self.cfg.id {
-                self.stats.duplicates += 1;
-            }
-            return;
-        }
-        self.last_hop = token.hop;
-        self.unconfirmed = None;
-        self.woke_at = None;
-        self.stats.tokens_held += 1;
-        self.visit(now, token);
-    }
-
-    /// One token visit: retransmit, fold in our aru, ask for gaps, stamp, deliver, then hold or
-    /// pass.
-    fn visit(&mut self, now: Instant, mut token: Token) {
-        self.retransmit_requested(&mut token);
-        let aru = self.order.aru();
-        let pos = self.view.position(self.cfg.id).unwrap_or(0);
-        let safe_before = token.safe;
-        token.record_aru(pos, aru);
-        let safe_rose = token.safe > safe_before;
-        let order = &self.order;
-        token.request_missing(aru, |s| order.has(s));
-        if token.wake == Some(self.cfg.id) {
-            token.wake = None;
-        }
-        if let Some((from, at)) = self.heard_wake.take() {
-            if now < at + self.cfg.idle_hold && from != self.cfg.id {
-                token.wake.get_or_insert(from);
-            }
-        }
-        self.raise_safe(token.safe);
-        let stamped = self.stamp(&mut token);
-        self.hold_or_pass(now, token, stamped > 0 || safe_rose);
-    }
-
-    fn retransmit_requested(&mut self, token: &mut Token) {
-        let epoch = self.view.epoch;
-        let mut still_missing = Vec::new();
-        for seq in std::mem::take(&mut token.rtr) {
-            match self.order.live(seq) {
-                Some(rec) => {
-                    let rec = rec.clone();
-                    self.stats.retransmissions += 1;
-                    self.send(Msg::Data { epoch, rec });
-                }
-                None => still_missing.push(seq),
-            }
-        }
-        token.rtr = still_missing;
-    }
-
-    /// Stamps up to a window of outbox lines with the next seqs and multicasts them.
-    fn stamp(&mut self, token: &mut Token) -> usize {
-        let caught_up = self.order.delivered() >= self.order.base();
-        let draining_done = self
-            .leaving
-            .as_ref()
-            .is_some_and(|l| l.announced_at.is_some());
-        if !caught_up || draining_done {
-            return 0;
-        }
-        let ready: Vec<Pending> = self
-            .outbox
-            .iter()
-            .skip(self.in_flight)
-            .take(self.cfg.window)
-            .cloned()
-            .collect();
-        self.in_flight += ready.len();
-        for line in &ready {
-            let rec = ChatRecord {
-                seq: token.allocate(),
-                id: line.id,
-                from: self.cfg.id,
-                name: self.cfg.name.clone(),
-                text: line.text.clone(),
-                sent_at_ms: line.sent_at_ms,
-            };
-            self.order.insert_live(rec.clone());
-            self.stats.stamped += 1;
-            self.send(Msg::Data {
-                epoch: self.view.epoch,
-                rec,
-            });
-        }
-        ready.len()
-    }
-
-    /// Passes at once when the ring has work (we stamped, `safe` just rose and the others
-    /// must learn it, lines we may not send yet wait), else holds the idle token for
-    /// `idle_hold`.
-    fn hold_or_pass(&mut self, now: Instant, token: Token, news: bool) {
-        let waiting = self.outbox.len() > self.in_flight;
-        if news || token.is_busy() || waiting || self.leaving.is_some() {
-            self.pass(now, token);
-        } else {
-            self.held = Some(Held {
-                token,
-                pass_at: now + self.cfg.idle_hold,
-            });
-        }
-    }
-
-    fn pass(&mut self, now: Instant, token: Token) {
-        let Some(next) = self.view.successor(self.cfg.id) else {
-            return;
-        };
-        let passed = token.pass(self.cfg.id, next);
-        self.send(Msg::Token(passed.clone()));
-        self.unconfirmed = Some((passed, now + self.retransmit_interval()));
-    }
-
-    /// The successor may hold an idle token for `idle_hold` before its pass shows progress.
-    fn retransmit_interval(&self) -> Duration {
-        self.cfg.idle_hold + (self.token_timeout / 4).max(Duration::from_millis(20))
-    }
-
-    /// How long a Wake may go unanswered before it is sent again.
-    fn wake_resend(&self) -> Duration {
-        (self.cfg.idle_hold / 5).max(Duration::from_millis(20))
-    }
-
-    /// Asks an idle holder for the token, once per visit (sent again if it does not come).
-    fn wake(&mut self, now: Instant) {
-        if self.woke_at.is_some() {
-            return;
-        }
-        self.woke_at = Some(now);
-        self.send(Msg::Wake {
-            epoch: self.view.epoch,
-            from: self.cfg.id,
-        });
-    }
-
-    fn on_wake(&mut self, now: Instant, epoch: Epoch, from: NodeId) {
-        // Only a member clears the token's wake mark (on its visit), so only members count.
-        if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
-            return;
-        }
-        if let Some(mut held) = self.held.take() {
-            held.token.wake.get_or_insert(from);
-            self.pass(now, held.token);
-        } else {
-            // The token may be on its way to us: pass it on at once when it comes.
-            self.heard_wake = Some((from, now));
-        }
-    }
-
-    fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
-        if epoch < self.view.epoch {
-            self.stats.stale += 1;
-            log::debug!("stale message {} of epoch {epoch}", rec.seq);
-            return;
-        }
-        if epoch > self.view.epoch || !self.admitted {
-            return;
-        }
-        if self.order.insert_live(rec) {
-            self.deliver_ready();
-        } else {
-            self.stats.duplicates += 1;
-        }
-    }
-
-    fn raise_safe(&mut self, safe: Seq) {
-        if safe > self.safe {
-            self.safe = safe;
-        }
-        self.deliver_ready();
-    }
-
-    fn deliver_ready(&mut self) {
-        for rec in self.order.take_deliverable(self.safe) {
-            if rec.from == self.cfg.id {
-                // Own lines are delivered in typing order: normally the front of the outbox.
-                if let Some(i) = self.outbox.iter().position(|p| p.id == rec.id) {
-                    self.outbox.remove(i);
-                    if i < self.in_flight {
-                        self.in_flight -= 1;
-                    }
-                }
-            }
-            self.stats.delivered += 1;
-            self.outputs.push_back(Output::Deliver(rec));
-        }
-    }
-
-    fn start_fetch(&mut self, now: Instant, target: Seq) {
-        let missing = target.0 - self.order.delivered().0;
-        self.fetching = Some(Fetching {
-            target,
-            asked_to: Seq(0),
-            retry_at: now,
-            report_at: Seq(self.order.delivered().0 + (missing / 10).max(PROGRESS_MIN)),
-        });
-        self.event(MemberEvent::CatchingUp { missing });
-        self.request_history(now);
-    }
-
-    fn request_history(&mut self, now: Instant) {
-        let Some(f) = &mut self.fetching else {
-            return;
-        };
-        let lo = self.order.delivered().next();
-        if lo > f.target {
-            self.fetching = None;
-            return;
-        }
-        let hi = Seq((lo.0 + self.cfg.fetch_chunk - 1).min(f.target.0));
-        f.asked_to = hi;
-        f.retry_at = now + (self.token_timeout / 2).max(Duration::from_millis(50));
-        self.send(Msg::Fetch {
-            from: self.cfg.id,
-            to: NodeId::SERVER,
-            lo,
-            hi,
-        });
-    }
-
-    fn on_history(&mut self, now: Instant, records: Vec<ChatRecord>) {
-        self.heard_server(now);
-        let Some(target) = self.fetching.as_ref().map(|f| f.target) else {
-            return;
-        };
-        for rec in records.into_iter().filter(|r| r.seq <= target) {
-            self.order.insert_final(rec);
-        }
-        self.deliver_ready();
-        let delivered = self.order.delivered();
-        self.report_progress(delivered);
-        match &self.fetching {
-            Some(f) if delivered >= f.target => {
-                self.fetching = None;
-                self.event(MemberEvent::CaughtUp { at: delivered });
-            }
-            Some(f) if delivered >= f.asked_to => self.request_history(now),
-            _ => {}
-        }
-    }
-
-    fn report_progress(&mut self, delivered: Seq) {
-        let Some(f) = &mut self.fetching else {
-            return;
-        };
-        if delivered < f.report_at || delivered >= f.target {
-            return;
-        }
-        let step = (f.target.0 / 10).max(PROGRESS_MIN);
-        f.report_at = Seq(delivered.0 + step);
-        let target = f.target;
-        self.event(MemberEvent::CatchUpProgress {
-            at: delivered,
-            target,
-        });
-    }
-
-    /// Answers a history request: delivered records from the replica, held ones from memory.
-    fn serve(&mut self, to: NodeId, lo: Seq, hi: Seq) {
-        let delivered = self.order.delivered();
-        if lo <= delivered {
-            self.outputs.push_back(Output::ServeFromReplica {
-                to,
-                lo,
-                hi: hi.min(delivered),
-            });
-        }
-        let held = self.order.live_range(lo.max(delivered.next()), hi);
-        if !held.is_empty() {
-            self.outputs
-                .push_back(Output::SendHistory { to, records: held });
-        }
+    /// In the ring with nothing left to hand over: nothing to send, nothing to fetch.
+    fn settled(&self) -> bool {
+        self.state.admitted() && self.outbox.is_empty() && self.catch_up.is_none()
     }
 
     fn check_leaving(&mut self, now: Instant) {
-        let Some(l) = &self.leaving else {
-            return;
-        };
-        if l.announced_at.is_none() {
-            let settled = self.admitted && self.outbox.is_empty() && self.fetching.is_none();
-            if !settled && now < l.drain_deadline {
-                return; // join, catch up and drain first; the join can still time out
-            }
-            if !self.admitted {
-                self.stop(MemberStop::Left); // not in a ring: nobody to hand anything over to
-                return;
-            }
+        match self.state {
+            State::Draining(_) => self.check_draining(now),
+            State::Announced(_) => self.check_announced(now),
+            State::Active(_) | State::Stopped => {}
         }
-        if let Some(at) = l.announced_at {
-            if now >= at + self.cfg.leave_timeout {
-                self.event(MemberEvent::LeaveUnconfirmed);
-                self.stop(MemberStop::Left);
-                return;
-            }
+    }
+
+    fn check_draining(&mut self, now: Instant) {
+        if !self.settled() && !self.timers.is_due(Timer::DrainDeadline, now) {
+            return; // join, catch up and drain first; the join can still time out
         }
-        if now < l.next_leave {
+        if !self.state.admitted() {
+            self.stop(MemberStop::Left); // not in a ring: nobody to hand anything over to
             return;
         }
-        if let Some(held) = self.held.take() {
-            self.pass(now, held.token);
+        self.timers.stop(Timer::DrainDeadline);
+        self.state = std::mem::replace(&mut self.state, State::Stopped).announcing();
+        self.timers
+            .set(Timer::LeaveTimeout, now + self.cfg.leave_timeout);
+        self.say_leave(now);
+    }
+
+    fn check_announced(&mut self, now: Instant) {
+        if self.timers.is_due(Timer::LeaveTimeout, now) {
+            self.event(MemberEvent::LeaveUnconfirmed);
+            self.stop(MemberStop::Left);
+        } else if self.timers.is_due(Timer::Leave, now) {
+            self.say_leave(now);
         }
-        let interval = self.cfg.hello_interval;
-        if let Some(l) = &mut self.leaving {
-            l.announced_at.get_or_insert(now);
-            l.next_leave = now + interval;
+    }
+
+    /// Hands the token on if we hold it and (again) tells the server we leave.
+    fn say_leave(&mut self, now: Instant) {
+        if let Some(token) = self.take_held() {
+            self.pass(now, token);
         }
+        self.timers.set(Timer::Leave, now + self.cfg.hello_interval);
         self.send(Msg::Leave {
             from: self.cfg.id,
             incarnation: self.cfg.incarnation,
@@ -905,9 +547,9 @@ impl MemberCore {
     }
 
     fn stop(&mut self, reason: MemberStop) {
-        if !self.stopped {
-            self.stopped = true;
-            self.held = None;
+        if !self.is_stopped() {
+            self.state = State::Stopped;
+            self.timers.stop_all();
             self.outputs.push_back(Output::Stop(reason));
         }
     }
@@ -918,140 +560,5 @@ impl MemberCore {
 
     fn event(&mut self, event: MemberEvent) {
         self.outputs.push_back(Output::Event(event));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::types::{Member, ServerId};
-    use uuid::Uuid;
-
-    fn member(now: Instant) -> MemberCore {
-        let cfg = MemberConfig::new(NodeId::random(), "me".into(), Incarnation(1));
-        MemberCore::new(cfg, Restored::default(), now)
-    }
-
-    fn drain(m: &mut MemberCore) -> Vec<MemberOutput> {
-        std::iter::from_fn(|| m.poll_output()).collect()
-    }
-
-    fn line(text: &str) -> Pending {
-        Pending {
-            id: Uuid::new_v4(),
-            text: text.into(),
-            sent_at_ms: 0,
-        }
-    }
-
-    /// Reports for `epoch` and installs a view of `me` alone; returns the first token.
-    fn admit(m: &mut MemberCore, now: Instant, epoch: u64) -> Token {
-        let me = m.id();
-        m.handle_datagram(
-            now,
-            Msg::Gather {
-                epoch: Epoch(epoch),
-                members: vec![me],
-                server: Some(ServerId(1)),
-            },
-        );
-        let view = vec![Member {
-            id: me,
-            name: "me".into(),
-        }];
-        m.handle_datagram(
-            now,
-            Msg::View {
-                epoch: Epoch(epoch),
-                members: view,
-                cut: Seq(0),
-                high: Seq(0),
-                token_timeout_ms: 3000,
-                server: Some(ServerId(1)),
-            },
-        );
-        Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0), 1)
-    }
-
-    #[test]
-    fn g3_a_token_of_a_superseded_epoch_is_rejected_and_counted() {
-        let now = Instant::now();
-        let mut m = member(now);
-        let old = admit(&mut m, now, 1);
-        admit(&mut m, now, 2);
-        m.handle_datagram(now, Msg::Token(old));
-        assert!(!m.holds_token());
-        assert_eq!(m.stats().stale, 1);
-    }
-
-    #[test]
-    fn a_view_is_adopted_only_for_the_epoch_we_reported_for() {
-        let now = Instant::now();
-        let mut m = member(now);
-        let me = m.id();
-        let view = |e| Msg::View {
-            epoch: Epoch(e),
-            members: vec![Member {
-                id: me,
-                name: "me".into(),
-            }],
-            cut: Seq(0),
-            high: Seq(0),
-            token_timeout_ms: 3000,
-            server: Some(ServerId(1)),
-        };
-        // A restarted node sees its old view: not admission.
-        m.handle_datagram(now, view(1));
-        assert!(!m.is_admitted());
-        m.handle_datagram(
-            now,
-            Msg::Gather {
-                epoch: Epoch(3),
-                members: vec![me],
-                server: Some(ServerId(1)),
-            },
-        );
-        // A late view of an epoch below the gather we reported for must not revive it.
-        m.handle_datagram(now, view(2));
-        assert!(!m.is_admitted());
-        m.handle_datagram(now, view(3));
-        assert!(m.is_admitted());
-    }
-
-    #[test]
-    fn g2_lines_are_stamped_in_typing_order_and_delivered_once_safe() {
-        let now = Instant::now();
-        let mut m = member(now);
-        let token = admit(&mut m, now, 1);
-        m.submit(now, vec![line("one"), line("two")]);
-        drain(&mut m);
-        m.handle_datagram(now, Msg::Token(token));
-        let sent: Vec<(Seq, String)> = drain(&mut m)
-            .into_iter()
-            .filter_map(|o| match o {
-                Output::Send(Msg::Data { rec, .. }) => Some((rec.seq, rec.text)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(sent, vec![(Seq(1), "one".into()), (Seq(2), "two".into())]);
-        assert_eq!(
-            m.delivered(),
-            Seq(0),
-            "not safe before every member has shown it"
-        );
-        assert_eq!(m.outbox().count(), 2, "still in the outbox until delivered");
-    }
-
-    #[test]
-    fn a_client_without_a_server_times_out_its_join() {
-        let now = Instant::now();
-        let mut m = member(now);
-        m.handle_timeout(now);
-        assert!(matches!(
-            drain(&mut m)[..],
-            [Output::Send(Msg::Hello { .. })]
-        ));
-        m.handle_timeout(now + Duration::from_secs(11));
-        assert!(drain(&mut m).contains(&Output::Stop(MemberStop::JoinTimeout)));
     }
 }

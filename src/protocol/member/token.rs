@@ -1,0 +1,282 @@
+//! The ring, from one member's side: accepting token visits (stale, early and duplicate
+//! tokens are dropped or kept aside), retransmitting what others miss, stamping outbox lines,
+//! holding an idle token or passing it, sending an unconfirmed pass again, waking an idle
+//! holder, and delivering what is safe.
+//!
+//! Methods of `MemberCore` over the ring data in `state::Ring`; they never change the phase
+//! (joins, views and leaves live in `member.rs`). No clock, no I/O.
+
+use super::state::{Phase, Timer};
+use super::MemberCore;
+use crate::protocol::events::Output;
+use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
+use crate::protocol::wire::Msg;
+use crate::token_ring::{self, Token};
+use std::time::{Duration, Instant};
+
+impl MemberCore {
+    pub(super) fn on_token(&mut self, now: Instant, token: Token) {
+        if token.epoch > self.view.epoch {
+            if token.to == self.cfg.id
+                && self.early_token.as_ref().is_none_or(|t| t.hop < token.hop)
+            {
+                self.early_token = Some(token);
+            }
+            return;
+        }
+        let Some(Phase::InRing(ring)) = self.state.phase_mut() else {
+            // A superseded epoch's, or ours while its ring is frozen (gathering) or closed to
+            // us (left out).
+            self.stale_token(&token);
+            return;
+        };
+        if token.epoch < self.view.epoch {
+            self.stale_token(&token);
+            return;
+        }
+        if token.arus.len() != self.view.members.len() {
+            // Its `safe` would not speak for every member: never deliver on it.
+            self.stats.stale += 1;
+            log::debug!(
+                "token with {} aru slots for a ring of {}",
+                token.arus.len(),
+                self.view.members.len()
+            );
+            return;
+        }
+        if ring.unconfirmed.as_ref().is_some_and(|t| token.hop > t.hop) {
+            ring.unconfirmed = None;
+            self.timers.stop(Timer::TokenRetransmit);
+        }
+        if ring.seen_holder.is_none_or(|(hop, _)| token.hop > hop) {
+            ring.seen_holder = Some((token.hop, token.to));
+        }
+        let fresh = token.to == self.cfg.id && token.hop > ring.last_hop;
+        if fresh {
+            ring.last_hop = token.hop;
+            ring.unconfirmed = None;
+        }
+        self.raise_safe(token.safe);
+        if !fresh {
+            if token.to == self.cfg.id {
+                self.stats.duplicates += 1;
+            }
+            return;
+        }
+        self.timers.stop(Timer::TokenRetransmit);
+        self.timers.stop(Timer::WakeResend);
+        self.stats.tokens_held += 1;
+        self.visit(now, token);
+    }
+
+    fn stale_token(&mut self, token: &Token) {
+        self.stats.stale += 1;
+        let gathering = match self.state.phase() {
+            Some(Phase::Gathering { epoch, .. }) => Some(*epoch),
+            _ => None,
+        };
+        log::debug!(
+            "stale token of epoch {} (ours {}, gathering {gathering:?})",
+            token.epoch,
+            self.view.epoch
+        );
+    }
+
+    /// One token visit: retransmit, fold in our aru, ask for gaps, stamp, deliver, then hold or
+    /// pass.
+    fn visit(&mut self, now: Instant, mut token: Token) {
+        self.retransmit_requested(&mut token);
+        let aru = self.order.aru();
+        let pos = self.view.position(self.cfg.id).unwrap_or(0);
+        let safe_before = token.safe;
+        token.record_aru(pos, aru);
+        let safe_rose = token.safe > safe_before;
+        let order = &self.order;
+        token.request_missing(aru, |s| order.has(s));
+        if token.wake == Some(self.cfg.id) {
+            token.wake = None;
+        }
+        let heard_wake = self.state.ring_mut().and_then(|r| r.heard_wake.take());
+        if let Some((from, at)) = heard_wake {
+            if now < at + self.cfg.idle_hold && from != self.cfg.id {
+                token.wake.get_or_insert(from);
+            }
+        }
+        self.raise_safe(token.safe);
+        let stamped = self.stamp(&mut token);
+        self.hold_or_pass(now, token, stamped > 0 || safe_rose);
+    }
+
+    fn retransmit_requested(&mut self, token: &mut Token) {
+        let epoch = self.view.epoch;
+        let mut still_missing = Vec::new();
+        for seq in std::mem::take(&mut token.rtr) {
+            match self.order.live(seq) {
+                Some(rec) => {
+                    let rec = rec.clone();
+                    self.stats.retransmissions += 1;
+                    self.send(Msg::Data { epoch, rec });
+                }
+                None => still_missing.push(seq),
+            }
+        }
+        token.rtr = still_missing;
+    }
+
+    /// Stamps up to a window of outbox lines with the next seqs and multicasts them.
+    pub(super) fn stamp(&mut self, token: &mut Token) -> usize {
+        let caught_up = self.order.delivered() >= self.order.base();
+        if !caught_up || self.state.announced() {
+            return 0;
+        }
+        let Some(ring) = self.state.ring_mut() else {
+            return 0;
+        };
+        let ready: Vec<Pending> = self
+            .outbox
+            .iter()
+            .skip(ring.in_flight)
+            .take(self.cfg.window)
+            .cloned()
+            .collect();
+        ring.in_flight += ready.len();
+        for line in &ready {
+            let rec = ChatRecord {
+                seq: token.allocate(),
+                id: line.id,
+                from: self.cfg.id,
+                name: self.cfg.name.clone(),
+                text: line.text.clone(),
+                sent_at_ms: line.sent_at_ms,
+            };
+            self.order.insert_live(rec.clone());
+            self.stats.stamped += 1;
+            self.send(Msg::Data {
+                epoch: self.view.epoch,
+                rec,
+            });
+        }
+        ready.len()
+    }
+
+    /// Passes at once when the ring has work (we stamped, `safe` just rose and the others
+    /// must learn it, lines we may not send yet wait) or we are leaving, else holds the idle
+    /// token for `idle_hold`.
+    pub(super) fn hold_or_pass(&mut self, now: Instant, token: Token, news: bool) {
+        let in_flight = self.state.ring().map_or(0, |r| r.in_flight);
+        let waiting = self.outbox.len() > in_flight;
+        if news || token.is_busy() || waiting || self.state.leaving() {
+            self.pass(now, token);
+        } else if let Some(ring) = self.state.ring_mut() {
+            ring.held = Some(token);
+            self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
+        }
+    }
+
+    /// The token we hold, if any, taken out of the idle hold.
+    pub(super) fn take_held(&mut self) -> Option<Token> {
+        let token = self.state.ring_mut()?.held.take()?;
+        self.timers.stop(Timer::IdlePass);
+        Some(token)
+    }
+
+    /// Passes the token to our successor and waits for a later hop to confirm it arrived.
+    pub(super) fn pass(&mut self, now: Instant, token: Token) {
+        let Some(next) = self.view.successor(self.cfg.id) else {
+            return;
+        };
+        let passed = token.pass(self.cfg.id, next);
+        self.send(Msg::Token(passed.clone()));
+        if let Some(ring) = self.state.ring_mut() {
+            ring.unconfirmed = Some(passed);
+            self.timers
+                .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+        }
+    }
+
+    /// Sends our last pass again: nobody has shown it arrived.
+    pub(super) fn retransmit_pass(&mut self, now: Instant) {
+        let Some(token) = self.state.ring().and_then(|r| r.unconfirmed.clone()) else {
+            return;
+        };
+        self.stats.token_retransmits += 1;
+        log::debug!("token hop {} unconfirmed; sending it again", token.hop);
+        self.send(Msg::Token(token));
+        self.timers
+            .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+    }
+
+    fn retransmit_interval(&self) -> Duration {
+        token_ring::retransmit_interval(self.token_timeout, self.cfg.idle_hold)
+    }
+
+    /// How long a Wake may go unanswered before it is sent again.
+    fn wake_resend(&self) -> Duration {
+        (self.cfg.idle_hold / 5).max(Duration::from_millis(20))
+    }
+
+    /// Asks an idle holder for the token, once per visit (sent again if it does not come).
+    pub(super) fn wake(&mut self, now: Instant) {
+        if self.timers.get(Timer::WakeResend).is_some() {
+            return;
+        }
+        self.timers.set(Timer::WakeResend, now + self.wake_resend());
+        self.send(Msg::Wake {
+            epoch: self.view.epoch,
+            from: self.cfg.id,
+        });
+    }
+
+    pub(super) fn on_wake(&mut self, now: Instant, epoch: Epoch, from: NodeId) {
+        // Only a member clears the token's wake mark (on its visit), so only members count.
+        if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
+            return;
+        }
+        if let Some(mut token) = self.take_held() {
+            token.wake.get_or_insert(from);
+            self.pass(now, token);
+        } else if let Some(ring) = self.state.ring_mut() {
+            // The token may be on its way to us: pass it on at once when it comes.
+            ring.heard_wake = Some((from, now));
+        }
+    }
+
+    pub(super) fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
+        if epoch < self.view.epoch {
+            self.stats.stale += 1;
+            log::debug!("stale message {} of epoch {epoch}", rec.seq);
+            return;
+        }
+        if epoch > self.view.epoch || !self.state.admitted() {
+            return;
+        }
+        if self.order.insert_live(rec) {
+            self.deliver_ready();
+        } else {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    fn raise_safe(&mut self, safe: Seq) {
+        if safe > self.safe {
+            self.safe = safe;
+        }
+        self.deliver_ready();
+    }
+
+    pub(super) fn deliver_ready(&mut self) {
+        for rec in self.order.take_deliverable(self.safe) {
+            if rec.from == self.cfg.id {
+                // Own lines are delivered in typing order: normally the front of the outbox.
+                if let Some(i) = self.outbox.iter().position(|p| p.id == rec.id) {
+                    self.outbox.remove(i);
+                    if let Some(ring) = self.state.ring_mut().filter(|r| i < r.in_flight) {
+                        ring.in_flight -= 1;
+                    }
+                }
+            }
+            self.stats.delivered += 1;
+            self.outputs.push_back(Output::Deliver(rec));
+        }
+    }
+}
