@@ -18,9 +18,9 @@
 use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
 use crate::protocol::limits::{MAX_MEMBERS, MAX_NAME_BYTES};
 use crate::protocol::order::Order;
+use crate::protocol::token_ring::Token;
 use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId, View};
 use crate::protocol::wire::{self, Msg};
-use crate::token_ring::Token;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -28,9 +28,9 @@ use self::state::{Phase, ServerContact, State, Timer};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;
 use crate::protocol::timer::TimerTable;
+use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, Incarnation, NodeId, Pending, Seq, View};
 use crate::protocol::wire::Msg;
-use crate::token_ring::Token;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,8 @@
 //! that cause it (`member.rs`, `token.rs`), never here. No clock, no I/O.
 
 use crate::protocol::timer;
+use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, NodeId};
-use crate::token_ring::Token;
 use std::time::Instant;
 
 /// A member's life: chatting, then (after `leave`) draining and announcing, then stopped.

@@ -9,9 +9,9 @@
 use super::state::{Phase, Timer};
 use super::MemberCore;
 use crate::protocol::events::Output;
+use crate::protocol::token_ring::{self, Token};
 use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
 use crate::protocol::wire::Msg;
-use crate::token_ring::{self, Token};
 use std::time::{Duration, Instant};
 
 impl MemberCore {
