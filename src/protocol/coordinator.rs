@@ -16,7 +16,7 @@
 //!    they lack up to the cut; lines above it return to their authors' outboxes.
 //!
 //! # Layout
-//! This file holds the configuration, the [`State`] and [`Timer`] enums, the public API, the
+//! This file holds the configuration, the `State` and `Timer` enums, the public API, the
 //! dispatch of datagrams, joins and leaves, the start-up probe and rival servers. The
 //! `recovery` submodule runs the three steps above; `archive` keeps the archive, serves
 //! history and pulls what reconciliation finds missing.
