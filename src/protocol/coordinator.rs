@@ -14,18 +14,29 @@
 //!    it *before* it installs the view (persist before send).
 //! 3. **Install.** Multicast the view with the cut and issue a fresh token. Members fetch what
 //!    they lack up to the cut; lines above it return to their authors' outboxes.
+//!
+//! # Layout
+//! This file holds the configuration, the `State` and `Timer` enums, the public API, the
+//! dispatch of datagrams, joins and leaves, the start-up probe and rival servers. The
+//! `recovery` submodule runs the three steps above; `archive` keeps the archive, serves
+//! history and pulls what reconciliation finds missing.
+
+mod archive;
+mod recovery;
+#[cfg(test)]
+mod tests;
 
 use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
+use crate::protocol::fetch::RangeFetch;
 use crate::protocol::limits::{MAX_MEMBERS, MAX_NAME_BYTES};
 use crate::protocol::order::Order;
+use crate::protocol::timer::{self, TimerTable};
 use crate::protocol::token_ring::Token;
-use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId, View};
-use crate::protocol::wire::{self, Msg};
+use crate::protocol::types::{Epoch, Incarnation, Member, NodeId, Seq, ServerId, View};
+use crate::protocol::wire::{self, Msg, RefuseReason};
+use recovery::{Collecting, Gathering, ReportInfo};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
-
-/// The shortest wait for the remaining reports after the first one arrived.
-const MIN_REPORT_WAIT: Duration = Duration::from_millis(100);
 
 /// Tunables of the server.
 #[derive(Clone, Debug)]
@@ -85,60 +96,80 @@ pub struct CoordinatorStats {
     pub refused: u64,
 }
 
-#[derive(Clone, Debug)]
-struct ReportInfo {
-    incarnation: Incarnation,
-    view_epoch: Epoch,
-    aru: Seq,
-    delivered: Seq,
+/// Where the server is; each phase owns its data, and its deadlines are the [`Timer`]s that
+/// [`Coordinator::enter`] clears when the phase ends.
+#[derive(Debug)]
+enum State {
+    /// At start-up, listening before coordinating ([`Timer::Probe`]): a view or gather with
+    /// another server's id means another live server (its own, from before a restart, carry
+    /// its own id).
+    Probing,
+    /// A view is installed and its ring runs.
+    Coordinating(Running),
+    /// Recovery step 1: waiting for reports.
+    Gathering(Gathering),
+    /// Recovery step 2: fetching what the archive lacks up to the cut.
+    Collecting(Collecting),
+    /// Another server coordinates this group: this one has stopped and does nothing more (a
+    /// view it sent now would look like a rival's to that server).
+    Yielded,
 }
 
+/// What only normal operation has.
+#[derive(Debug, Default)]
+struct Running {
+    /// The first token of the view, sent again ([`Timer::FirstTokenResend`]) until the ring
+    /// shows a later hop.
+    first_token: Option<Token>,
+    /// Reconciliation: final records the archive lacks, pulled from a member
+    /// ([`Timer::PullRetry`]).
+    pull: Option<RangeFetch>,
+}
+
+/// The server's deadlines, each armed only in the [`State`] named beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// Probing: the start-up probe ends.
+    Probe,
+    /// Coordinating: the view goes out as a heartbeat.
+    Beacon,
+    /// Coordinating, with members: no token progress since `token_timeout`.
+    TokenLoss,
+    /// Coordinating: the first token goes out again.
+    FirstTokenResend,
+    /// Coordinating: the pull's chunk is overdue.
+    PullRetry,
+    /// Gathering: the gather goes out again.
+    GatherResend,
+    /// Gathering: proposed members that have not reported are left out. It starts at
+    /// `report_timeout` and shrinks when the first report shows how fast members answer.
+    ReportDeadline,
+    /// Collecting: the chunk asked for is overdue.
+    CollectRetry,
+}
+
+impl timer::Timer for Timer {
+    const ALL: &'static [Timer] = &[
+        Timer::Probe,
+        Timer::Beacon,
+        Timer::TokenLoss,
+        Timer::FirstTokenResend,
+        Timer::PullRetry,
+        Timer::GatherResend,
+        Timer::ReportDeadline,
+        Timer::CollectRetry,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A node that asked to join, waiting for the next view.
 #[derive(Clone, Debug)]
 struct Joiner {
     member: Member,
     incarnation: Incarnation,
-}
-
-/// Step 1: waiting for reports.
-#[derive(Clone, Debug)]
-struct Gathering {
-    epoch: Epoch,
-    proposed: Vec<Member>,
-    reports: HashMap<NodeId, ReportInfo>,
-    started: Instant,
-    /// Proposed members that have not reported by then are left out. It starts at
-    /// `report_timeout` and shrinks when the first report shows how fast members answer.
-    deadline: Instant,
-    next_send: Instant,
-}
-
-/// Step 2: fetching what the archive lacks up to the cut.
-#[derive(Clone, Debug)]
-struct Collecting {
-    epoch: Epoch,
-    members: Vec<Member>,
-    incarnations: HashMap<NodeId, Incarnation>,
-    cut: Seq,
-    /// Reporters and how far each holds everything, best first.
-    sources: Vec<(NodeId, Seq)>,
-    asked_to: Seq,
-    retry_at: Instant,
-    retries: u32,
-}
-
-#[derive(Clone, Debug)]
-enum Phase {
-    Normal,
-    Gathering(Gathering),
-    Collecting(Collecting),
-}
-
-/// Reconciliation: pulling final records the archive lacks from a member.
-#[derive(Clone, Debug)]
-struct Pull {
-    target: Seq,
-    asked_to: Seq,
-    retry_at: Instant,
 }
 
 /// The server's protocol state.
@@ -169,27 +200,20 @@ pub struct Coordinator {
     /// Whether live messages of the installed epoch are archived; false once a cut is being
     /// fixed, so nothing above the cut slips into the archive.
     archiving: bool,
-    phase: Phase,
+    state: State,
+    timers: TimerTable<Timer>,
     joins: Vec<Joiner>,
     leaves: HashSet<NodeId>,
     /// Incarnations that left the ring cleanly: their hellos are stale (replays, duplicates).
     departed: HashSet<(NodeId, Incarnation)>,
     last_hop: u64,
+    /// The installed ring's last sign of life: the token-loss deadline while coordinating,
+    /// and how long the old ring has been silent while gathering.
     last_progress: Instant,
     /// Highest `safe` seen on a token of the installed epoch.
     safe_seen: Seq,
     /// `safe_seen` at the previous beacon: if the archive is still below it, pull.
     safe_at_last_beacon: Seq,
-    /// The first token of the view, sent again until the ring shows a later hop.
-    first_token: Option<(Token, Instant)>,
-    next_beacon: Instant,
-    pull: Option<Pull>,
-    /// Until then the server only listens: a view or gather with another server's id means
-    /// another live server (its own, from before a restart, carry its own id).
-    probing: Option<Instant>,
-    /// Another server coordinates this group: this one has stopped and does nothing more
-    /// (a view it sent now would look like a rival's to that server).
-    yielded: bool,
     /// Pulls started, to pick members in turn.
     pulls: usize,
     outputs: VecDeque<CoordinatorOutput>,
@@ -199,14 +223,15 @@ pub struct Coordinator {
 impl Coordinator {
     /// A server whose archive holds everything up to `archived`, last in `view`.
     pub fn new(cfg: CoordinatorConfig, view: View, archived: Seq, now: Instant) -> Coordinator {
-        Coordinator {
+        let mut c = Coordinator {
             max_epoch: view.epoch,
             cut: archived,
             view,
             incarnations: HashMap::new(),
             order: Order::new(archived),
             archiving: true,
-            phase: Phase::Normal,
+            state: State::Probing,
+            timers: TimerTable::default(),
             joins: Vec::new(),
             leaves: HashSet::new(),
             departed: HashSet::new(),
@@ -214,16 +239,17 @@ impl Coordinator {
             last_progress: now,
             safe_seen: archived,
             safe_at_last_beacon: archived,
-            first_token: None,
-            next_beacon: now,
-            pull: None,
-            probing: (!cfg.probe.is_zero()).then(|| now + cfg.probe),
-            yielded: false,
             pulls: 0,
             outputs: VecDeque::new(),
             stats: CoordinatorStats::default(),
             cfg,
+        };
+        if c.cfg.probe.is_zero() {
+            c.start_coordinating(now);
+        } else {
+            c.timers.set(Timer::Probe, now + c.cfg.probe);
         }
+        c
     }
 
     /// The installed view.
@@ -243,10 +269,10 @@ impl Coordinator {
 
     /// Whether a view change is under way.
     pub fn is_recovering(&self) -> bool {
-        !matches!(self.phase, Phase::Normal)
+        matches!(self.state, State::Gathering(_) | State::Collecting(_))
     }
 
-    /// Next output for the driver, in order.
+    /// Next output for the driver, in order. Drain it until `None` after every input.
     pub fn poll_output(&mut self) -> Option<CoordinatorOutput> {
         self.outputs.pop_front()
     }
@@ -256,76 +282,89 @@ impl Coordinator {
         !self.outputs.is_empty()
     }
 
-    /// The earliest instant at which [`Coordinator::handle_timeout`] has work.
+    /// The earliest instant at which [`Coordinator::handle_timeout`] has work; `None` once
+    /// the server has given way to another.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.yielded {
-            return None;
-        }
-        if let Some(until) = self.probing {
-            return Some(until);
-        }
-        let mut t = Vec::new();
-        match &self.phase {
-            Phase::Normal => {
-                t.push(self.next_beacon);
-                if !self.view.members.is_empty() {
-                    t.push(self.last_progress + self.cfg.token_timeout);
-                }
-            }
-            Phase::Gathering(g) => t.extend([g.next_send, g.deadline]),
-            Phase::Collecting(c) => t.push(c.retry_at),
-        }
-        t.extend(self.first_token.as_ref().map(|f| f.1));
-        t.extend(self.pull.as_ref().map(|p| p.retry_at));
-        t.into_iter().min()
+        self.timers.next()
     }
 
-    /// Runs the timers that are due.
+    /// Runs the timers that are due. `now` never goes backwards.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.yielded {
-            return;
-        }
-        if let Some(until) = self.probing {
-            if now < until {
-                return;
+        match self.state {
+            State::Yielded => return,
+            State::Probing => {
+                if !self.timers.is_due(Timer::Probe, now) {
+                    return;
+                }
+                self.start_coordinating(now);
+                self.outputs
+                    .push_back(Output::Event(CoordinatorEvent::Coordinating));
+                if self.max_epoch > self.view.epoch {
+                    self.start_gather(now); // the ring moved on while we were away
+                    return;
+                }
             }
-            self.probing = None;
-            self.last_progress = now;
-            self.next_beacon = now;
-            self.outputs
-                .push_back(Output::Event(CoordinatorEvent::Coordinating));
-            if self.max_epoch > self.view.epoch {
-                self.start_gather(now); // the ring moved on while we were away
-                return;
-            }
+            _ => {}
         }
-        match self.phase.clone() {
-            Phase::Normal => self.normal_timers(now),
-            Phase::Gathering(g) => {
-                if now >= g.deadline {
+        match self.state {
+            State::Coordinating(_) => self.running_timers(now),
+            State::Gathering(_) => {
+                if self.timers.is_due(Timer::ReportDeadline, now) {
                     self.finish_gather(now);
-                } else if now >= g.next_send {
+                } else if self.timers.is_due(Timer::GatherResend, now) {
                     self.send_gather(now);
                 }
             }
-            Phase::Collecting(c) if now >= c.retry_at => self.retry_collect(now),
-            Phase::Collecting(_) => {}
+            State::Collecting(_) => {
+                if self.timers.is_due(Timer::CollectRetry, now) {
+                    self.retry_collect(now);
+                }
+            }
+            State::Probing | State::Yielded => {}
         }
-        if self.pull.as_ref().is_some_and(|p| now >= p.retry_at) {
-            self.pull = None;
-            self.start_pull(now);
+        if self.timers.is_due(Timer::PullRetry, now) {
+            self.restart_pull(now);
         }
     }
 
-    fn normal_timers(&mut self, now: Instant) {
-        if now >= self.next_beacon {
+    /// Moves to `state`; the deadlines of the phase left behind die with it, and the caller
+    /// arms those of the new one.
+    fn enter(&mut self, state: State) {
+        self.timers.stop_all();
+        self.state = state;
+    }
+
+    /// Takes the state out to consume its data; the caller enters the next one at once.
+    fn take_state(&mut self) -> State {
+        std::mem::replace(&mut self.state, State::Coordinating(Running::default()))
+    }
+
+    /// Normal operation begins with the installed view: the heartbeat is due at once.
+    fn start_coordinating(&mut self, now: Instant) {
+        self.enter(State::Coordinating(Running::default()));
+        self.progress_at(now);
+        self.timers.set(Timer::Beacon, now);
+    }
+
+    /// The installed ring showed life at `now`; while coordinating a ring with members, the
+    /// token is lost if it shows none for `token_timeout`.
+    fn progress_at(&mut self, now: Instant) {
+        self.last_progress = now;
+        if matches!(self.state, State::Coordinating(_)) && !self.view.members.is_empty() {
+            self.timers
+                .set(Timer::TokenLoss, now + self.cfg.token_timeout);
+        }
+    }
+
+    fn running_timers(&mut self, now: Instant) {
+        if self.timers.is_due(Timer::Beacon, now) {
             self.beacon(now);
-            if self.safe_at_last_beacon > self.archived() && self.pull.is_none() {
+            if self.safe_at_last_beacon > self.archived() && !self.is_pulling() {
                 self.start_pull(now);
             }
             self.safe_at_last_beacon = self.safe_seen;
         }
-        if !self.view.members.is_empty() && now >= self.last_progress + self.cfg.token_timeout {
+        if self.timers.is_due(Timer::TokenLoss, now) {
             log::info!(
                 "token lost: no progress in epoch {} for {:?}; recovering",
                 self.view.epoch,
@@ -335,20 +374,34 @@ impl Coordinator {
             self.start_gather(now);
             return;
         }
-        if let Some((token, at)) = self.first_token.clone() {
-            if now >= at {
-                self.send(Msg::Token(token.clone()));
-                self.first_token = Some((token, now + self.retransmit_interval()));
+        if self.timers.is_due(Timer::FirstTokenResend, now) {
+            if let State::Coordinating(Running {
+                first_token: Some(token),
+                ..
+            }) = &self.state
+            {
+                let msg = Msg::Token(token.clone());
+                self.send(msg);
+                self.arm_first_token_resend(now);
             }
         }
+    }
+
+    /// A lost first token would cost a whole recovery; it goes out again as often as a
+    /// member resends a pass (with no idle hold: the server never holds the token).
+    fn arm_first_token_resend(&mut self, now: Instant) {
+        let interval =
+            crate::protocol::token_ring::retransmit_interval(self.cfg.token_timeout, Duration::ZERO);
+        self.timers.set(Timer::FirstTokenResend, now + interval);
     }
 
     /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
     /// and pull anything final that the archive lacks.
     pub fn handle_sync(&mut self, now: Instant) {
-        if !self.yielded && self.probing.is_none() && matches!(self.phase, Phase::Normal) {
+        if let State::Coordinating(running) = &self.state {
+            let idle = running.pull.is_none();
             self.beacon(now);
-            if self.safe_seen > self.archived() && self.pull.is_none() {
+            if self.safe_seen > self.archived() && idle {
                 self.start_pull(now);
             }
         }
@@ -356,12 +409,13 @@ impl Coordinator {
 
     /// Handles one decoded datagram.
     pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
-        if self.yielded {
-            return;
-        }
-        if self.probing.is_some() {
-            self.probe(now, msg);
-            return;
+        match self.state {
+            State::Yielded => return,
+            State::Probing => {
+                self.probe(now, msg);
+                return;
+            }
+            _ => {}
         }
         match msg {
             Msg::Hello {
@@ -426,7 +480,7 @@ impl Coordinator {
 
     /// Stops for good: another server coordinates this group.
     fn give_way(&mut self) {
-        self.yielded = true;
+        self.enter(State::Yielded);
         self.outputs
             .push_back(Output::Stop(CoordinatorStop::AnotherServer));
     }
@@ -456,7 +510,7 @@ impl Coordinator {
     fn observe_epoch(&mut self, now: Instant, epoch: Epoch) {
         if epoch > self.max_epoch {
             self.max_epoch = epoch;
-            if matches!(self.phase, Phase::Normal) {
+            if matches!(self.state, State::Coordinating(_)) {
                 log::info!(
                     "seen epoch {epoch} above ours ({}); recovering",
                     self.view.epoch
@@ -487,7 +541,7 @@ impl Coordinator {
             self.send(Msg::Refuse {
                 to: from,
                 incarnation,
-                reason,
+                reason: reason.to_string(),
             });
             return;
         }
@@ -498,27 +552,28 @@ impl Coordinator {
             member: member.clone(),
             incarnation,
         });
-        match &mut self.phase {
-            Phase::Normal => self.start_gather(now),
-            Phase::Gathering(g) => {
+        match &mut self.state {
+            State::Coordinating(_) => self.start_gather(now),
+            State::Gathering(g) => {
                 g.reports.remove(&from);
                 g.proposed.retain(|m| m.id != from);
                 g.proposed.push(member);
                 self.send_gather(now);
             }
-            Phase::Collecting(_) => {} // joins right after this install
+            // Joins right after this install.
+            State::Collecting(_) | State::Probing | State::Yielded => {}
         }
     }
 
     /// Whether a join keeps the ring within its limits (and its view within one datagram).
-    fn admissible(&self, from: NodeId, name: &str) -> Result<(), String> {
+    fn admissible(&self, from: NodeId, name: &str) -> Result<(), RefuseReason> {
         if name.len() > MAX_NAME_BYTES {
-            return Err(format!("name longer than {MAX_NAME_BYTES} bytes"));
+            return Err(RefuseReason::NameTooLong);
         }
         let mut members = self.gather_members();
         members.retain(|m| m.id != from && !self.leaves.contains(&m.id));
         if members.len() >= MAX_MEMBERS {
-            return Err(format!("the ring is full ({MAX_MEMBERS} members)"));
+            return Err(RefuseReason::RingFull);
         }
         members.push(Member {
             id: from,
@@ -527,7 +582,7 @@ impl Coordinator {
         let view = self.view_msg(Epoch(u64::MAX), members, Seq(u64::MAX));
         wire::encode(&view)
             .map(|_| ())
-            .map_err(|_| "the members' names are too long to fit the view in one datagram".into())
+            .map_err(|_| RefuseReason::ViewTooLarge)
     }
 
     fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: Incarnation) {
@@ -540,285 +595,8 @@ impl Coordinator {
             return;
         }
         log::info!("{} leaves", from.short());
-        match &self.phase {
-            Phase::Normal => self.start_gather(now),
-            // The gather under way asks the leaver to report; the view will leave it out.
-            Phase::Gathering(_) | Phase::Collecting(_) => {}
-        }
-    }
-
-    /// Who takes part in the next gather: the current members (leavers too: they report, so
-    /// the cut covers what they hold), then the joiners.
-    fn gather_members(&self) -> Vec<Member> {
-        let current = self.view.members.iter();
-        let joining = self.joins.iter().map(|j| &j.member);
-        let mut out: Vec<Member> = Vec::new();
-        for m in current.chain(joining) {
-            if !out.iter().any(|o| o.id == m.id) {
-                out.push(m.clone());
-            }
-        }
-        out
-    }
-
-    fn start_gather(&mut self, now: Instant) {
-        let epoch = Epoch(self.max_epoch.0 + 1);
-        self.max_epoch = epoch;
-        self.first_token = None;
-        self.pull = None;
-        let proposed = self.gather_members();
-        log::info!(
-            "gathering epoch {epoch} with {} proposed members",
-            proposed.len()
-        );
-        self.phase = Phase::Gathering(Gathering {
-            epoch,
-            proposed,
-            reports: HashMap::new(),
-            started: now,
-            deadline: now + self.cfg.report_timeout,
-            next_send: now,
-        });
-        self.maybe_finish_gather(now);
-        if matches!(self.phase, Phase::Gathering(_)) {
-            self.send_gather(now);
-        }
-    }
-
-    fn send_gather(&mut self, now: Instant) {
-        let resend = self.cfg.gather_resend;
-        let Phase::Gathering(g) = &mut self.phase else {
-            return;
-        };
-        g.next_send = now + resend;
-        let msg = Msg::Gather {
-            epoch: g.epoch,
-            members: g.proposed.iter().map(|m| m.id).collect(),
-            server: Some(self.cfg.server_id),
-        };
-        self.send(msg);
-    }
-
-    fn on_report(&mut self, now: Instant, epoch: Epoch, from: NodeId, name: String, r: ReportInfo) {
-        if r.view_epoch > self.max_epoch {
-            self.observe_epoch(now, r.view_epoch);
-        }
-        let Phase::Gathering(g) = &mut self.phase else {
-            return;
-        };
-        if r.view_epoch >= g.epoch {
-            // The member has seen a later view than this gather: gather above it.
-            self.start_gather(now);
-            return;
-        }
-        if epoch != g.epoch {
-            return;
-        }
-        let Some(m) = g.proposed.iter_mut().find(|m| m.id == from) else {
-            return;
-        };
-        m.name = name;
-        if g.reports.is_empty() {
-            // Live members answer within a few round trips of the fastest one; a dead one
-            // never does, so there is no point waiting a whole report timeout for it.
-            let wait = ((now - g.started) * 4).max(MIN_REPORT_WAIT);
-            g.deadline = g.deadline.min(now + wait);
-        }
-        g.reports.insert(from, r);
-        self.maybe_finish_gather(now);
-    }
-
-    fn maybe_finish_gather(&mut self, now: Instant) {
-        let Phase::Gathering(g) = &self.phase else {
-            return;
-        };
-        if g.proposed.iter().all(|m| g.reports.contains_key(&m.id)) || g.proposed.is_empty() {
-            self.finish_gather(now);
-        }
-    }
-
-    /// Whether the reports fix a cut that covers everything the old ring delivered (see the
-    /// type's docs).
-    fn cut_is_complete(&self, g: &Gathering, now: Instant) -> bool {
-        let old = &self.view.members;
-        let trusted = |id: &NodeId| {
-            g.reports
-                .get(id)
-                .is_some_and(|r| r.view_epoch == self.view.epoch)
-        };
-        old.is_empty()
-            || old.iter().any(|m| trusted(&m.id))
-            || old.iter().all(|m| g.reports.contains_key(&m.id))
-            || now >= self.last_progress + self.cfg.abandon_timeout
-    }
-
-    /// Step 2: fix the cut from the reports; fetch what the archive lacks, then install.
-    fn finish_gather(&mut self, now: Instant) {
-        let wait = match &self.phase {
-            Phase::Gathering(g) => !self.cut_is_complete(g, now),
-            _ => return,
-        };
-        if wait {
-            // A silent old member may hold what the ring delivered: keep asking.
-            let report_timeout = self.cfg.report_timeout;
-            if let Phase::Gathering(g) = &mut self.phase {
-                g.deadline = now + report_timeout;
-            }
-            return;
-        }
-        let Phase::Gathering(g) = std::mem::replace(&mut self.phase, Phase::Normal) else {
-            return;
-        };
-        // Leavers report (their messages count for the cut) but are not in the new view.
-        let reporters: Vec<Member> = g
-            .proposed
-            .iter()
-            .filter(|m| g.reports.contains_key(&m.id) && !self.leaves.contains(&m.id))
-            .cloned()
-            .collect();
-        // Only an aru collected in the installed view is trusted; otherwise what the member
-        // delivered (final) is all it surely holds.
-        let holds = |r: &ReportInfo| {
-            if r.view_epoch == self.view.epoch {
-                r.aru.max(r.delivered)
-            } else {
-                r.delivered
-            }
-        };
-        let mut sources: Vec<(NodeId, Seq)> =
-            g.reports.iter().map(|(id, r)| (*id, holds(r))).collect();
-        sources.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let archived = self.archived();
-        let cut = sources.first().map_or(archived, |s| s.1).max(archived);
-        let incarnations = g
-            .reports
-            .iter()
-            .map(|(id, r)| (*id, r.incarnation))
-            .collect();
-        // A joiner that was asked and did not report is forgotten; if it is alive, its next
-        // hello brings it back. Otherwise it would start a new gather after every install.
-        let asked_silent =
-            |id: NodeId| g.proposed.iter().any(|m| m.id == id) && !g.reports.contains_key(&id);
-        self.joins.retain(|j| !asked_silent(j.member.id));
-        // From here on nothing of the old epoch may enter the archive: the cut is fixed.
-        self.archiving = false;
-        self.order.reset_epoch(archived);
-        log::info!(
-            "epoch {}: {} of {} asked reported; view of {}; cut at #{cut} (archive #{archived})",
-            g.epoch,
-            g.reports.len(),
-            g.proposed.len(),
-            reporters.len()
-        );
-        let collecting = Collecting {
-            epoch: g.epoch,
-            members: reporters,
-            incarnations,
-            cut,
-            sources,
-            asked_to: Seq(0),
-            retry_at: now,
-            retries: 0,
-        };
-        if cut > archived {
-            self.phase = Phase::Collecting(collecting);
-            self.request_collect(now);
-        } else {
-            self.install(now, collecting);
-        }
-    }
-
-    fn request_collect(&mut self, now: Instant) {
-        let chunk = self.cfg.fetch_chunk;
-        let retry = self.retransmit_interval() * 2;
-        let lo = self.archived().next();
-        let Phase::Collecting(c) = &mut self.phase else {
-            return;
-        };
-        let hi = Seq((lo.0 + chunk - 1).min(c.cut.0));
-        let candidates: Vec<NodeId> = c
-            .sources
-            .iter()
-            .filter(|s| s.1 >= lo)
-            .map(|s| s.0)
-            .collect();
-        let Some(&to) = candidates.get(c.retries as usize % candidates.len().max(1)) else {
-            return;
-        };
-        c.asked_to = hi;
-        c.retry_at = now + retry;
-        self.send(Msg::Fetch {
-            from: NodeId::SERVER,
-            to,
-            lo,
-            hi,
-        });
-    }
-
-    fn retry_collect(&mut self, now: Instant) {
-        let Phase::Collecting(c) = &mut self.phase else {
-            return;
-        };
-        c.retries += 1;
-        if c.retries > 3 * c.sources.len().max(1) as u32 {
-            log::info!(
-                "epoch {}: sources stopped answering; gathering again",
-                c.epoch
-            );
-            self.start_gather(now);
-        } else {
-            self.request_collect(now);
-        }
-    }
-
-    /// Step 3: install the view and issue a fresh token.
-    fn install(&mut self, now: Instant, c: Collecting) {
-        // A clean leave ends an incarnation (a member left out alive keeps its own and may
-        // come back with it, so exclusions are not recorded).
-        for m in &self.view.members {
-            let gone = !c.members.iter().any(|n| n.id == m.id);
-            if let (true, true, Some(inc)) = (
-                gone,
-                self.leaves.contains(&m.id),
-                self.incarnations.get(&m.id),
-            ) {
-                self.departed.insert((m.id, *inc));
-            }
-        }
-        if self.departed.len() > 4096 {
-            self.departed.clear(); // bounded memory; a rare extra view is harmless
-        }
-        self.view = View {
-            epoch: c.epoch,
-            members: c.members,
-        };
-        self.cut = c.cut;
-        self.incarnations = c.incarnations;
-        self.joins.retain(|j| !self.view.contains(j.member.id));
-        let view = &self.view;
-        self.leaves.retain(|id| view.contains(*id));
-        self.order.reset_epoch(c.cut);
-        self.archiving = true;
-        self.phase = Phase::Normal;
-        self.last_hop = 0;
-        self.last_progress = now;
-        self.safe_seen = self.safe_seen.max(c.cut);
-        self.stats.views += 1;
-        self.outputs.push_back(Output::Checkpoint);
-        self.outputs
-            .push_back(Output::Event(CoordinatorEvent::ViewInstalled {
-                epoch: self.view.epoch,
-                members: self.view.members.len(),
-                cut: self.cut,
-            }));
-        self.beacon(now);
-        if let Some(first) = self.view.members.first() {
-            let n = self.view.members.len();
-            let token = Token::first(self.view.epoch, NodeId::SERVER, first.id, self.cut, n);
-            self.send(Msg::Token(token.clone()));
-            self.first_token = Some((token, now + self.retransmit_interval()));
-        }
-        if !self.joins.is_empty() || !self.leaves.is_empty() {
+        // A gather under way asks the leaver to report; the view will leave it out.
+        if matches!(self.state, State::Coordinating(_)) {
             self.start_gather(now);
         }
     }
@@ -836,98 +614,23 @@ impl Coordinator {
     fn note_progress(&mut self, now: Instant, token: &Token) {
         if token.epoch == self.view.epoch && token.hop > self.last_hop {
             self.last_hop = token.hop;
-            self.last_progress = now;
+            self.progress_at(now);
             self.safe_seen = self.safe_seen.max(token.safe);
             if token.hop > 1 {
-                self.first_token = None;
+                if let State::Coordinating(running) = &mut self.state {
+                    running.first_token = None;
+                }
+                self.timers.stop(Timer::FirstTokenResend);
             }
         }
     }
 
-    fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
-        if epoch < self.view.epoch {
-            self.stats.stale += 1;
-            return;
-        }
-        if epoch == self.view.epoch && self.archiving && self.order.insert_live(rec) {
-            self.archive_ready();
-        }
-    }
-
-    /// The archive keeps whatever is contiguous: its own cut decisions never go below it.
-    fn archive_ready(&mut self) {
-        for rec in self.order.take_deliverable(Seq(u64::MAX)) {
-            self.stats.archived += 1;
-            self.outputs.push_back(Output::Deliver(rec));
-        }
-    }
-
-    fn serve(&mut self, to: NodeId, lo: Seq, hi: Seq) {
-        let hi = hi.min(self.archived());
-        if lo <= hi && lo > Seq(0) {
-            self.outputs
-                .push_back(Output::ServeFromReplica { to, lo, hi });
-        }
-    }
-
-    fn on_history(&mut self, now: Instant, records: Vec<ChatRecord>) {
-        let limit = match (&self.phase, &self.pull) {
-            (Phase::Collecting(c), _) => c.cut,
-            (Phase::Normal, Some(p)) => p.target,
-            _ => return,
-        };
-        for rec in records.into_iter().filter(|r| r.seq <= limit) {
-            self.order.insert_final(rec);
-        }
-        self.archive_ready();
-        let archived = self.archived();
-        if let Phase::Collecting(c) = &self.phase {
-            if archived >= c.cut {
-                let Phase::Collecting(c) = std::mem::replace(&mut self.phase, Phase::Normal) else {
-                    return;
-                };
-                self.install(now, c);
-            } else if archived >= c.asked_to {
-                self.request_collect(now);
-            }
-            return;
-        }
-        match &self.pull {
-            Some(p) if archived >= p.target => self.pull = None,
-            Some(p) if archived >= p.asked_to => {
-                self.pull = None;
-                self.start_pull(now);
-            }
-            _ => {}
-        }
-    }
-
-    /// Reconciliation pull: ask a member for final records between the archive and `safe`.
-    fn start_pull(&mut self, now: Instant) {
-        let lo = self.archived().next();
-        if lo > self.safe_seen || self.view.members.is_empty() {
-            return;
-        }
-        // Round robin, so one unresponsive member cannot stall reconciliation.
-        self.pulls += 1;
-        let from = self.view.members[self.pulls % self.view.members.len()].id;
-        let hi = Seq((lo.0 + self.cfg.fetch_chunk - 1).min(self.safe_seen.0));
-        self.pull = Some(Pull {
-            target: self.safe_seen,
-            asked_to: hi,
-            retry_at: now + self.retransmit_interval() * 2,
-        });
-        log::debug!("pulling #{lo}..=#{hi} from {}", from.short());
-        self.send(Msg::Fetch {
-            from: NodeId::SERVER,
-            to: from,
-            lo,
-            hi,
-        });
-    }
-
+    /// The view goes out, as a heartbeat while coordinating.
     fn beacon(&mut self, now: Instant) {
-        self.next_beacon = now + self.cfg.beacon_interval;
+        if matches!(self.state, State::Coordinating(_)) {
+            self.timers
+                .set(Timer::Beacon, now + self.cfg.beacon_interval);
+        }
         let msg = self.view_msg(self.view.epoch, self.view.members.clone(), self.cut);
         self.send(msg);
     }
@@ -941,10 +644,6 @@ impl Coordinator {
             token_timeout_ms: self.cfg.token_timeout.as_millis() as u64,
             server: Some(self.cfg.server_id),
         }
-    }
-
-    fn retransmit_interval(&self) -> Duration {
-        (self.cfg.token_timeout / 4).max(Duration::from_millis(20))
     }
 
     fn send(&mut self, msg: Msg) {

@@ -43,6 +43,7 @@ pub enum Msg {
         to: NodeId,
         /// The incarnation whose hello this answers, so a replayed refusal stops nobody else.
         incarnation: Incarnation,
+        /// Why, in words the client shows its user: a [`RefuseReason`]'s text.
         reason: String,
     },
     /// Server → proposed members: a new epoch begins; stop the old ring and report.
@@ -98,6 +99,31 @@ pub enum Msg {
         to: NodeId,
         records: Vec<ChatRecord>,
     },
+}
+
+/// Why the server refuses a join. It travels as its text in [`Msg::Refuse`], which the client
+/// shows as it is, so the texts are part of the wire contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The name is over [`MAX_NAME_BYTES`].
+    NameTooLong,
+    /// The ring already has [`MAX_MEMBERS`] members.
+    RingFull,
+    /// With this member the view would not fit one datagram.
+    ViewTooLarge,
+}
+
+impl fmt::Display for RefuseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefuseReason::NameTooLong => write!(f, "name longer than {MAX_NAME_BYTES} bytes"),
+            RefuseReason::RingFull => write!(f, "the ring is full ({MAX_MEMBERS} members)"),
+            RefuseReason::ViewTooLarge => write!(
+                f,
+                "the members' names are too long to fit the view in one datagram"
+            ),
+        }
+    }
 }
 
 /// A server id on the wire: a number, where 0 (or no field at all) means "no id".
