@@ -390,8 +390,10 @@ impl Coordinator {
     /// A lost first token would cost a whole recovery; it goes out again as often as a
     /// member resends a pass (with no idle hold: the server never holds the token).
     fn arm_first_token_resend(&mut self, now: Instant) {
-        let interval =
-            crate::protocol::token_ring::retransmit_interval(self.cfg.token_timeout, Duration::ZERO);
+        let interval = crate::protocol::token_ring::retransmit_interval(
+            self.cfg.token_timeout,
+            Duration::ZERO,
+        );
         self.timers.set(Timer::FirstTokenResend, now + interval);
     }
 

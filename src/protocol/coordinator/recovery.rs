@@ -7,9 +7,9 @@
 use super::{Coordinator, Running, State, Timer};
 use crate::protocol::events::{CoordinatorEvent, Output};
 use crate::protocol::fetch::{self, RangeFetch};
+use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, Incarnation, Member, NodeId, Seq, View};
 use crate::protocol::wire::Msg;
-use crate::protocol::token_ring::Token;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -7,9 +7,9 @@
 use super::{Coordinator, CoordinatorConfig};
 use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
 use crate::protocol::fetch;
+use crate::protocol::token_ring::{self, Token};
 use crate::protocol::types::{ChatRecord, Epoch, Incarnation, NodeId, Seq, ServerId, View};
 use crate::protocol::wire::{Msg, RefuseReason};
-use crate::protocol::token_ring::{self, Token};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
