@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! Dependencies point down the list; nothing points up.
-//! - [`app`]: the two programs (`server`, `client`): flags, identity, restore, slash commands.
+//! - [`app`]: the two programs (`server`, `client`): flags, identity, restore, stdin and
+//!   slash commands, and how each ends (one error type per program, exit codes in one place).
 //! - [`ui`]: the display (text or JSON) and the terminal line editor.
 //! - [`runtime`]: threads, the `Mutex`, timers and shutdown; drives a state machine over the
 //!   network and the disk, performing its outputs in order.
@@ -29,8 +30,6 @@ pub mod store;
 pub mod token_ring;
 pub mod ui;
 
-use std::process::ExitCode;
-
 /// Logs go to stderr; `RUST_LOG` overrides `default_level`.
 pub fn init_logging(default_level: &str) {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
@@ -38,13 +37,22 @@ pub fn init_logging(default_level: &str) {
         .init();
 }
 
-/// Prints `error: ...` with the cause chain on stderr and gives exit code 1.
-pub fn report_error(e: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {e}");
+/// Prints `error: ...` on stderr, then `  caused by: ...` for each cause in the chain that
+/// the line above does not already show. Errors here put the cause's text in their own
+/// one-line message (users and tests read that line) and also return the cause from
+/// `source()` (code may inspect it); printing it again would only repeat it.
+///
+/// The exit status is not decided here but in [`app::exit`].
+pub fn report_error(e: &dyn std::error::Error) {
+    let mut shown = e.to_string();
+    eprintln!("error: {shown}");
     let mut source = e.source();
     while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+            shown = text;
+        }
         source = cause.source();
     }
-    ExitCode::from(1)
 }
