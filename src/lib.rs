@@ -44,15 +44,67 @@ pub fn init_logging(default_level: &str) {
 ///
 /// The exit status is not decided here but in [`app::exit`].
 pub fn report_error(e: &dyn std::error::Error) {
+    for line in error_lines(e) {
+        eprintln!("{line}");
+    }
+}
+
+/// The lines [`report_error`] prints.
+fn error_lines(e: &dyn std::error::Error) -> Vec<String> {
     let mut shown = e.to_string();
-    eprintln!("error: {shown}");
+    let mut lines = vec![format!("error: {shown}")];
     let mut source = e.source();
     while let Some(cause) = source {
         let text = cause.to_string();
         if !shown.contains(&text) {
-            eprintln!("  caused by: {text}");
+            lines.push(format!("  caused by: {text}"));
             shown = text;
         }
         source = cause.source();
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    /// An error with context around a cause, printing the cause or not.
+    #[derive(Debug)]
+    struct Context {
+        inline: bool,
+        cause: io::Error,
+    }
+
+    impl std::fmt::Display for Context {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.inline {
+                true => write!(f, "cannot start threads: {}", self.cause),
+                false => write!(f, "cannot start threads"),
+            }
+        }
+    }
+
+    impl std::error::Error for Context {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.cause)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let e = |inline| Context {
+            inline,
+            cause: io::Error::other("out of threads"),
+        };
+        assert_eq!(
+            error_lines(&e(true)),
+            ["error: cannot start threads: out of threads"]
+        );
+        assert_eq!(
+            error_lines(&e(false)),
+            ["error: cannot start threads", "  caused by: out of threads"]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! Every variant keeps the typed error it came from; nothing is flattened into a string.
 //!
 //! How `Display` and `source()` cooperate: each variant's `Display` is the whole one-line
-//! message users and tests read after `error: `, as it was before these types had sources.
+//! message that users and tests read after `error: `, so it must name the cause itself.
 //! - A variant that only carries a lower layer's error (`Storage`, `Net`, `Key`, `Identity`)
 //!   is transparent: its `Display` and `source()` are the inner error's, so the inner
 //!   message is not printed twice.

@@ -44,7 +44,7 @@ pub trait ExitStatus: Error {
 }
 
 // Every variant is listed, with no catch-all: a new kind of failure must choose its code here.
-// All are 1 today; scripts tell them apart by the message, and 2 stays clap's.
+// All are 1: scripts tell the failures apart by the message, and 2 is clap's alone.
 impl ExitStatus for ClientError {
     fn exit_code(&self) -> ExitCode {
         match self {
