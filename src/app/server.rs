@@ -2,54 +2,30 @@
 //! archives every message, reconciles every `--sync-interval`, and stops on SIGINT/SIGTERM
 //! after a final checkpoint.
 //!
-//! Wiring only: the protocol is in [`crate::protocol::coordinator`], the threads in [`crate::runtime`].
+//! Wiring only: the protocol is in [`crate::protocol::coordinator`], the threads in
+//! [`crate::runtime`]. What this module must not do: decide the exit code (that is
+//! [`super::exit`]) or print the final error.
 
-use crate::app::cli::ServerConfig;
-use crate::net::seal::{Key, KeyError};
-use crate::net::{NetError, Transport};
+use super::cli::ServerConfig;
+use crate::net::seal::Key;
+use crate::net::Transport;
 use crate::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use crate::protocol::events::CoordinatorStop;
 use crate::protocol::types::{NodeId, ServerId};
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
-use crate::store::{Identity, StorageError};
+use crate::store::Identity;
 use crate::ui::display::Printer;
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Why the server could not run.
-#[derive(Debug)]
-pub enum ServerError {
-    /// A file in the data dir could not be used.
-    Storage(StorageError),
-    /// The multicast socket could not be set up.
-    Net(NetError),
-    /// The `--key-file` cannot be used.
-    Key(KeyError),
-    /// Something failed while running.
-    Runtime(String),
-}
-
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerError::Storage(e) => write!(f, "{e}"),
-            ServerError::Net(e) => write!(f, "{e}"),
-            ServerError::Key(e) => write!(f, "{e}"),
-            ServerError::Runtime(why) => write!(f, "{why}"),
-        }
-    }
-}
-
-/// The variants print their cause themselves; `source` would repeat it.
-impl std::error::Error for ServerError {}
+pub use super::error::ServerError;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
-    let key = Key::load(cfg.common.key_file.as_deref()).map_err(ServerError::Key)?;
+    // The key first: a bad file fails before anything in the data dir is touched.
+    let key = Key::load(cfg.common.key_file.as_deref())?;
     let dir = cfg.common.data_dir.clone();
-    let (storage, cp) =
-        runtime::storage::open_storage(&dir, Identity::Server).map_err(ServerError::Storage)?;
+    let (storage, cp) = runtime::storage::open_storage(&dir, Identity::Server)?;
     // Kept across restarts: this server's own earlier views never look like a rival's.
     let server_id = cp
         .as_ref()
@@ -57,7 +33,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         .unwrap_or_else(ServerId::random);
     let view = cp.map(|cp| cp.view).unwrap_or_default();
     let archived = storage.replica.last_seq();
-    let transport = Transport::open(&cfg.common.net).map_err(ServerError::Net)?;
+    let transport = Transport::open(&cfg.common.net)?;
     let mut core_cfg = CoordinatorConfig::new(cfg.token_timeout);
     core_cfg.server_id = server_id;
     let core = Coordinator::new(core_cfg, view, archived, Instant::now());
@@ -83,23 +59,24 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
             None => "no key: anyone who reaches the group can read and post".to_string(),
         }
     ));
-    node.spawn_workers()
-        .map_err(|e| ServerError::Runtime(format!("cannot start threads: {e}")))?;
+    node.spawn_workers().map_err(|source| ServerError::Spawn {
+        thread: "threads",
+        source,
+    })?;
     node.request_checkpoint(); // keeps the server id from the first moment
     spawn_reconciliation(&node, cfg.sync_interval)?;
     let stopper = Arc::clone(&node);
     runtime::signals::on_signal(move || stopper.finish(Outcome::Interrupted))
-        .map_err(|e| ServerError::Runtime(format!("cannot handle signals: {e}")))?;
+        .map_err(ServerError::Signals)?;
     let outcome = node.wait();
     if let Err(e) = node.write_checkpoint(true) {
         log::warn!("final checkpoint failed: {e}");
     }
     node.transport.shutdown();
     match outcome {
-        Outcome::Stopped(CoordinatorStop::AnotherServer) => Err(ServerError::Runtime(format!(
-            "another server already coordinates {}; stop it, or use another --port or --group",
-            cfg.common.net
-        ))),
+        Outcome::Stopped(CoordinatorStop::AnotherServer) => Err(ServerError::AnotherServer {
+            net: cfg.common.net,
+        }),
         Outcome::Interrupted => Ok(()),
         Outcome::Failed(e) => Err(ServerError::Storage(e)),
     }
@@ -122,5 +99,8 @@ fn spawn_reconciliation(node: &Arc<Node<Coordinator>>, every: Duration) -> Resul
             }
         })
         .map(|_| ())
-        .map_err(|e| ServerError::Runtime(format!("cannot start the reconciliation thread: {e}")))
+        .map_err(|source| ServerError::Spawn {
+            thread: "the reconciliation thread",
+            source,
+        })
 }

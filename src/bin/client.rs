@@ -1,14 +1,16 @@
 //! `client`: chat from stdin to the group. See `--help`.
+//!
+//! Thin: parse the flags, run, report the error; the exit codes are in `app::exit`.
 
-use clap::Parser;
 use mcast_chat::app::cli::ClientCli;
+use mcast_chat::app::{client, exit};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = ClientCli::parse();
+    let cli = match exit::parse_args::<ClientCli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     mcast_chat::init_logging("warn");
-    match mcast_chat::app::client::run(cli.into_config()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => mcast_chat::report_error(&e),
-    }
+    exit::finish(client::run(cli.into_config()))
 }

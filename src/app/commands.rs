@@ -1,0 +1,215 @@
+//! Slash commands typed at the client: a stdin line that starts with `/` is parsed into a
+//! [`Command`] and run here; its answer is a notice (or, for `/history`, messages).
+//!
+//! What this module must not do: send anything to the ring or change the core's state; a
+//! command only reads (the view, the counters, the replica). `/quit` is parsed here but acted
+//! on by the input loop, which owns leaving.
+
+use crate::protocol::member::MemberCore;
+use crate::protocol::types::{count, Seq};
+use crate::runtime::{lock, Node};
+use std::ops::ControlFlow;
+
+/// How many messages `/history` without N shows.
+const DEFAULT_HISTORY: u64 = 20;
+
+const HELP: &str = "commands: /help, /who, /history [N], /stats, /quit; anything else is a message";
+
+/// A slash command, as parsed from a line that starts with `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `/help`: list the commands.
+    Help,
+    /// `/who`: the members of the current view, marking this client and the token holder.
+    Who,
+    /// `/history [N]`: the last N delivered messages (20 when N is absent).
+    History(Option<u64>),
+    /// `/stats`: the protocol's and the network's counters.
+    Stats,
+    /// `/quit`: leave the ring and exit, as at EOF.
+    Quit,
+    /// A known command with arguments it cannot use; holds its usage line.
+    Usage(&'static str),
+    /// Anything else; holds the first word after `/` (empty for a bare `/`).
+    Unknown(String),
+}
+
+impl Command {
+    /// The command in `line`, or `None` when the line is a message (does not start with `/`).
+    ///
+    /// The first word names the command and extra words are ignored, except that `/quit`
+    /// takes none: "/quit now" is more likely a message typed too fast than a request to go.
+    pub fn parse(line: &str) -> Option<Command> {
+        let command = line.strip_prefix('/')?;
+        if command.trim() == "quit" {
+            return Some(Command::Quit);
+        }
+        let mut words = command.split_whitespace();
+        let (name, arg) = (words.next().unwrap_or(""), words.next());
+        Some(match name {
+            "help" => Command::Help,
+            "who" => Command::Who,
+            "stats" => Command::Stats,
+            "history" => match arg.map(str::parse::<u64>).transpose() {
+                Ok(n) => Command::History(n),
+                Err(_) => Command::Usage("usage: /history [N]"),
+            },
+            other => Command::Unknown(other.to_string()),
+        })
+    }
+}
+
+/// Runs `command` and prints its answer. `Break` for [`Command::Quit`]: the caller leaves.
+pub fn execute(node: &Node<MemberCore>, command: &Command) -> ControlFlow<()> {
+    let text = match command {
+        Command::Quit => return ControlFlow::Break(()),
+        Command::History(n) => {
+            history(node, n.unwrap_or(DEFAULT_HISTORY));
+            return ControlFlow::Continue(());
+        }
+        Command::Help => HELP.to_string(),
+        Command::Who => who(node),
+        Command::Stats => stats(node),
+        Command::Usage(usage) => usage.to_string(),
+        Command::Unknown(name) => format!("unknown command /{name}; try /help"),
+    };
+    lock(&node.sink).notice(&text);
+    ControlFlow::Continue(())
+}
+
+fn who(node: &Node<MemberCore>) -> String {
+    let core = lock(&node.core);
+    if !core.is_admitted() {
+        return "not in the ring yet".into();
+    }
+    let names: Vec<String> = core
+        .view()
+        .members
+        .iter()
+        .map(|m| {
+            let you = if m.id == core.id() { " (you)" } else { "" };
+            let token = if core.token_holder() == Some(m.id) {
+                " (token)"
+            } else {
+                ""
+            };
+            format!("{}{you}{token}", m.name)
+        })
+        .collect();
+    format!(
+        "{} in epoch {}: {}",
+        count(names.len(), "member"),
+        core.view().epoch,
+        names.join(", ")
+    )
+}
+
+fn stats(node: &Node<MemberCore>) -> String {
+    let (s, delivered, outbox) = {
+        let core = lock(&node.core);
+        (
+            core.stats().clone(),
+            core.delivered(),
+            core.outbox().count(),
+        )
+    };
+    let net = node.transport.stats().snapshot();
+    format!(
+        "delivered up to #{delivered} ({} this run), outbox {outbox}, stamped {}, token visits \
+         {}, token resends {}, retransmissions {}, duplicates {}, stale {}, views {}; network: \
+         sent {}, received {}, simulated drops {}, simulated duplicates {}; dropped datagrams: {}",
+        s.delivered,
+        s.stamped,
+        s.tokens_held,
+        s.token_retransmits,
+        s.retransmissions,
+        s.duplicates,
+        s.stale,
+        s.views,
+        net.sent,
+        net.received,
+        net.sim_dropped,
+        net.sim_duplicated,
+        node.drops.summary()
+    )
+}
+
+/// Prints the last `n` messages of the replica; the sink is held throughout, so that no
+/// delivery lands in the middle of them.
+fn history(node: &Node<MemberCore>, n: u64) {
+    let records = {
+        let storage = lock(&node.storage);
+        let last = storage.replica.last_seq();
+        let lo = Seq(last.0.saturating_sub(n.saturating_sub(1)).max(1));
+        storage.replica.read_range(lo, last)
+    };
+    let mut sink = lock(&node.sink);
+    match records {
+        Ok(records) if records.is_empty() => sink.notice("no history yet"),
+        Ok(records) => {
+            sink.notice(&format!("the last {} messages:", records.len()));
+            records.iter().for_each(|r| sink.message(r));
+            sink.flush();
+        }
+        Err(e) => sink.notice(&format!("cannot read history: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Option<Command> {
+        Command::parse(line)
+    }
+
+    #[test]
+    fn lines_without_a_leading_slash_are_messages() {
+        for line in ["hello", " /help", "", "help", "\\/who"] {
+            assert_eq!(parse(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn each_command_by_its_first_word() {
+        assert_eq!(parse("/help"), Some(Command::Help));
+        assert_eq!(parse("/help me"), Some(Command::Help));
+        assert_eq!(parse("/who"), Some(Command::Who));
+        assert_eq!(parse("/who  is there"), Some(Command::Who));
+        assert_eq!(parse("/stats"), Some(Command::Stats));
+        assert_eq!(parse("/ stats"), Some(Command::Stats));
+    }
+
+    #[test]
+    fn history_takes_an_optional_count() {
+        assert_eq!(parse("/history"), Some(Command::History(None)));
+        assert_eq!(parse("/history 5"), Some(Command::History(Some(5))));
+        assert_eq!(parse("/history 3 4"), Some(Command::History(Some(3))));
+        assert_eq!(parse("/history 0"), Some(Command::History(Some(0))));
+        let usage = Some(Command::Usage("usage: /history [N]"));
+        for bad in [
+            "/history x",
+            "/history -1",
+            "/history 1.5",
+            "/history 99999999999999999999",
+        ] {
+            assert_eq!(parse(bad), usage, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quit_takes_no_words_after_it() {
+        assert_eq!(parse("/quit"), Some(Command::Quit));
+        assert_eq!(parse("/ quit "), Some(Command::Quit));
+        assert_eq!(parse("/quit now"), Some(Command::Unknown("quit".into())));
+    }
+
+    #[test]
+    fn anything_else_is_unknown_and_named_by_its_first_word() {
+        assert_eq!(parse("/HELP"), Some(Command::Unknown("HELP".into())));
+        assert_eq!(parse("/foo bar"), Some(Command::Unknown("foo".into())));
+        assert_eq!(parse("/"), Some(Command::Unknown(String::new())));
+        assert_eq!(parse("/   "), Some(Command::Unknown(String::new())));
+        assert_eq!(parse("//x"), Some(Command::Unknown("/x".into())));
+    }
+}
