@@ -13,14 +13,20 @@
 //! displayed: every member of the view holds it, so any member that answers the recovery
 //! reports it.
 
-use crate::protocol::limits::MAX_RTR;
+use crate::protocol::limits::{MAX_IN_FLIGHT, MAX_RTR};
 use crate::protocol::types::{Epoch, NodeId, Seq};
+use crate::protocol::wire::OUT_OF_RANGE;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The token: only its holder may stamp and send messages (G3), and it carries the sequence
 /// counter, which gives every node the same total order (G1).
+///
+/// On the wire (see [`TokenWire`]) the `aru` slots and the requests travel as offsets below
+/// `seq`: flow control ([`MAX_IN_FLIGHT`]) keeps them short, so a token for
+/// [`crate::protocol::limits::MAX_MEMBERS`] members fits one datagram.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TokenWire", into = "TokenWire")]
 pub struct Token {
     /// Epoch of the view this token belongs to. A token from an older epoch is stale.
     pub epoch: Epoch,
@@ -41,6 +47,71 @@ pub struct Token {
     pub rtr: Vec<Seq>,
     /// A member that wants to send: holders pass at once instead of idling until it holds.
     pub wake: Option<NodeId>,
+}
+
+/// The token as it travels: like [`Token`], with `lag[i] = seq - arus[i]` and each request
+/// as `seq - rtr[i]`. An `aru` slot is never below `safe` and `seq - safe` stays within
+/// [`MAX_IN_FLIGHT`] (holders stop stamping there), so a lag takes at most four digits where a
+/// counter can take sixteen.
+#[derive(Serialize, Deserialize)]
+struct TokenWire {
+    epoch: Epoch,
+    from: NodeId,
+    to: NodeId,
+    hop: u64,
+    seq: Seq,
+    lag: Vec<u64>,
+    safe: Seq,
+    rtr: Vec<u64>,
+    wake: Option<NodeId>,
+}
+
+impl From<Token> for TokenWire {
+    fn from(t: Token) -> TokenWire {
+        // A slot or request above `seq` cannot happen (nothing above it was stamped); were
+        // one there, it would go out as `seq`, which asks and promises less.
+        let below = |s: &Seq| t.seq.0.saturating_sub(s.0);
+        TokenWire {
+            lag: t.arus.iter().map(below).collect(),
+            rtr: t.rtr.iter().map(below).collect(),
+            epoch: t.epoch,
+            from: t.from,
+            to: t.to,
+            hop: t.hop,
+            seq: t.seq,
+            safe: t.safe,
+            wake: t.wake,
+        }
+    }
+}
+
+impl TryFrom<TokenWire> for Token {
+    type Error = String;
+
+    /// Rejects offsets that would reach below seq 0 (G6).
+    fn try_from(w: TokenWire) -> Result<Token, String> {
+        let seq = w.seq.0;
+        let back = |what: &str, offsets: Vec<u64>| -> Result<Vec<Seq>, String> {
+            offsets
+                .into_iter()
+                .map(|d| match seq.checked_sub(d) {
+                    Some(s) => Ok(Seq(s)),
+                    None => Err(format!("{OUT_OF_RANGE}{what} {d} is above seq {seq}")),
+                })
+                .collect()
+        };
+        Ok(Token {
+            arus: back("lag", w.lag)?,
+            rtr: back("rtr offset", w.rtr)?,
+            epoch: w.epoch,
+            from: w.from,
+            to: w.to,
+            hop: w.hop,
+            seq: w.seq,
+            safe: w.safe,
+            wake: w.wake,
+        })
+    }
 }
 
 impl Token {
@@ -68,6 +139,19 @@ impl Token {
         if let Some(min) = self.arus.iter().min() {
             self.safe = self.safe.max(*min);
         }
+    }
+
+    /// How many more lines the holder may stamp under flow control: `seq - safe` stays
+    /// within [`MAX_IN_FLIGHT`]. The ring keeps rotating and retransmitting while it is
+    /// full, so `safe` catches up and stamping resumes.
+    pub fn room(&self) -> u64 {
+        MAX_IN_FLIGHT.saturating_sub(self.seq.0.saturating_sub(self.safe.0))
+    }
+
+    /// Drops requests that every member now holds (they are at or below `safe`).
+    pub fn drop_safe_requests(&mut self) {
+        let safe = self.safe;
+        self.rtr.retain(|s| *s > safe);
     }
 
     /// Allocates the next sequence number (the holder stamps a message with it).
@@ -169,6 +253,55 @@ mod tests {
         let before = t.rtr.clone();
         t.request_missing(Seq(10), |s| s.0 % 2 == 0);
         assert_eq!(t.rtr, before);
+    }
+
+    #[test]
+    fn flow_control_stops_stamping_at_max_in_flight() {
+        let mut t = token();
+        assert_eq!(t.room(), MAX_IN_FLIGHT);
+        t.seq = Seq(10 + MAX_IN_FLIGHT - 3);
+        assert_eq!(t.room(), 3);
+        t.seq = Seq(10 + MAX_IN_FLIGHT);
+        assert_eq!(t.room(), 0);
+        t.record_aru(0, Seq(20));
+        t.record_aru(1, Seq(20));
+        t.record_aru(2, Seq(20));
+        assert_eq!(t.room(), 10, "safe rose, so the ring may stamp again");
+    }
+
+    #[test]
+    fn requests_at_or_below_safe_are_dropped() {
+        let mut t = token();
+        t.seq = Seq(30);
+        t.safe = Seq(20);
+        t.rtr = vec![Seq(19), Seq(20), Seq(21), Seq(29)];
+        t.drop_safe_requests();
+        assert_eq!(t.rtr, vec![Seq(21), Seq(29)]);
+    }
+
+    #[test]
+    fn wire_form_carries_slots_and_requests_as_offsets_below_seq() {
+        let mut t = token();
+        t.seq = Seq(1000);
+        t.arus = vec![Seq(1000), Seq(990), Seq(10)];
+        t.rtr = vec![Seq(995)];
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["lag"], serde_json::json!([0, 10, 990]));
+        assert_eq!(json["rtr"], serde_json::json!([5]));
+        assert!(json.get("arus").is_none());
+        let back: Token = serde_json::from_value(json).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn g6_a_lag_above_seq_is_refused() {
+        let mut json = serde_json::to_value(token()).unwrap();
+        json["lag"] = serde_json::json!([0, 11, 0]);
+        let err = serde_json::from_value::<Token>(json.clone()).unwrap_err();
+        assert!(err.to_string().starts_with(OUT_OF_RANGE), "{err}");
+        json["lag"] = serde_json::json!([0, 10, 0]);
+        json["rtr"] = serde_json::json!([11]);
+        assert!(serde_json::from_value::<Token>(json).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! `recovery` submodule runs the three steps above; `archive` keeps the archive, serves
 //! history and pulls what reconciliation finds missing.
 
+mod announce;
 mod archive;
 mod recovery;
 #[cfg(test)]
@@ -33,7 +34,7 @@ use crate::protocol::order::Order;
 use crate::protocol::timer::{self, TimerTable};
 use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, Incarnation, Member, NodeId, Seq, ServerId, View};
-use crate::protocol::wire::{self, Msg, RefuseReason};
+use crate::protocol::wire::{Msg, RefuseReason};
 use recovery::{Collecting, Gathering, ReportInfo};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -43,7 +44,8 @@ use std::time::{Duration, Instant};
 pub struct CoordinatorConfig {
     /// No token progress for this long means the token is lost: recover.
     pub token_timeout: Duration,
-    /// How often the view goes out as a heartbeat (with the archive's high-water mark).
+    /// How often the beacon (the view in brief, with the archive's high-water mark) goes out
+    /// as the heartbeat.
     pub beacon_interval: Duration,
     /// How often a gather is repeated while reports are missing.
     pub gather_resend: Duration,
@@ -135,6 +137,8 @@ enum Timer {
     Beacon,
     /// Coordinating, with members: no token progress since `token_timeout`.
     TokenLoss,
+    /// Coordinating: the whole view goes out again, asked for within the resend gap.
+    ViewResend,
     /// Coordinating: the first token goes out again.
     FirstTokenResend,
     /// Coordinating: the pull's chunk is overdue.
@@ -153,6 +157,7 @@ impl timer::Timer for Timer {
         Timer::Probe,
         Timer::Beacon,
         Timer::TokenLoss,
+        Timer::ViewResend,
         Timer::FirstTokenResend,
         Timer::PullRetry,
         Timer::GatherResend,
@@ -216,6 +221,8 @@ pub struct Coordinator {
     safe_at_last_beacon: Seq,
     /// Pulls started, to pick members in turn.
     pulls: usize,
+    /// When the whole view last went out: asks within the resend gap wait for the next.
+    view_sent_at: Option<Instant>,
     outputs: VecDeque<CoordinatorOutput>,
     stats: CoordinatorStats,
 }
@@ -240,6 +247,7 @@ impl Coordinator {
             safe_seen: archived,
             safe_at_last_beacon: archived,
             pulls: 0,
+            view_sent_at: None,
             outputs: VecDeque::new(),
             stats: CoordinatorStats::default(),
             cfg,
@@ -374,6 +382,9 @@ impl Coordinator {
             self.start_gather(now);
             return;
         }
+        if self.timers.is_due(Timer::ViewResend, now) {
+            self.send_view(now);
+        }
         if self.timers.is_due(Timer::FirstTokenResend, now) {
             if let State::Coordinating(Running {
                 first_token: Some(token),
@@ -448,9 +459,12 @@ impl Coordinator {
             Msg::Data { epoch, rec } => self.on_data(epoch, rec),
             Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
             Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
-            Msg::View { epoch, server, .. } if server != Some(self.cfg.server_id) => {
+            Msg::View { epoch, server, .. } | Msg::Beacon { epoch, server, .. }
+                if self.is_rival(server) =>
+            {
                 self.on_rival_view(epoch, server)
             }
+            Msg::ViewRequest { .. } => self.view_wanted(now),
             _ => {}
         }
     }
@@ -491,10 +505,10 @@ impl Coordinator {
     /// still archived, everything else waits until we coordinate.
     fn probe(&mut self, now: Instant, msg: Msg) {
         match msg {
-            // Our own earlier views and gathers (this data dir's server before a restart),
-            // delayed or replayed, are not another server.
-            Msg::View { server, .. } | Msg::Gather { server, .. }
-                if server != Some(self.cfg.server_id) =>
+            // Our own earlier views, beacons and gathers (this data dir's server before a
+            // restart), delayed or replayed, are not another server.
+            Msg::View { server, .. } | Msg::Beacon { server, .. } | Msg::Gather { server, .. }
+                if self.is_rival(server) =>
             {
                 self.give_way()
             }
@@ -556,18 +570,16 @@ impl Coordinator {
         });
         match &mut self.state {
             State::Coordinating(_) => self.start_gather(now),
-            State::Gathering(g) => {
-                g.reports.remove(&from);
-                g.proposed.retain(|m| m.id != from);
-                g.proposed.push(member);
-                self.send_gather(now);
-            }
+            // Joins during a gather go out with its next resend, not one gather per hello:
+            // a hundred clients that start together cost a few gathers, not a hundred.
+            State::Gathering(_) => self.propose_joiner(member),
             // Joins right after this install.
             State::Collecting(_) | State::Probing | State::Yielded => {}
         }
     }
 
-    /// Whether a join keeps the ring within its limits (and its view within one datagram).
+    /// Whether a join keeps the ring within its limits. Views span datagrams, so the names'
+    /// lengths do not count beyond their own limit.
     fn admissible(&self, from: NodeId, name: &str) -> Result<(), RefuseReason> {
         if name.len() > MAX_NAME_BYTES {
             return Err(RefuseReason::NameTooLong);
@@ -577,20 +589,13 @@ impl Coordinator {
         if members.len() >= MAX_MEMBERS {
             return Err(RefuseReason::RingFull);
         }
-        members.push(Member {
-            id: from,
-            name: name.to_string(),
-        });
-        let view = self.view_msg(Epoch(u64::MAX), members, Seq(u64::MAX));
-        wire::encode(&view)
-            .map(|_| ())
-            .map_err(|_| RefuseReason::ViewTooLarge)
+        Ok(())
     }
 
     fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: Incarnation) {
         self.joins.retain(|j| j.member.id != from);
         if !self.view.contains(from) || self.incarnations.get(&from) != Some(&incarnation) {
-            self.beacon(now); // it is not a member: the view tells it so
+            self.view_wanted(now); // it is not a member: the view tells it so
             return;
         }
         if !self.leaves.insert(from) {
@@ -624,27 +629,6 @@ impl Coordinator {
                 }
                 self.timers.stop(Timer::FirstTokenResend);
             }
-        }
-    }
-
-    /// The view goes out, as a heartbeat while coordinating.
-    fn beacon(&mut self, now: Instant) {
-        if matches!(self.state, State::Coordinating(_)) {
-            self.timers
-                .set(Timer::Beacon, now + self.cfg.beacon_interval);
-        }
-        let msg = self.view_msg(self.view.epoch, self.view.members.clone(), self.cut);
-        self.send(msg);
-    }
-
-    fn view_msg(&self, epoch: Epoch, members: Vec<Member>, cut: Seq) -> Msg {
-        Msg::View {
-            epoch,
-            members,
-            cut,
-            high: self.archived(),
-            token_timeout_ms: self.cfg.token_timeout.as_millis() as u64,
-            server: Some(self.cfg.server_id),
         }
     }
 

@@ -27,9 +27,18 @@ pub const MAX_TOKEN_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 pub const MAX_LINE_BYTES: usize = 1000;
 /// Largest display name, in bytes.
 pub const MAX_NAME_BYTES: usize = 32;
-/// Largest ring. A join beyond it is refused. With names of up to [`MAX_NAME_BYTES`] a full
-/// ring's view can exceed one datagram, so admission also checks that the view still encodes.
-pub const MAX_MEMBERS: usize = 16;
+/// Largest ring. A join beyond it is refused. A view of this many members with the longest
+/// names spans several datagrams ([`MAX_VIEW_PARTS`]); the token carries one slot per member
+/// and still fits one datagram because the slots travel as lags below `seq`
+/// ([`MAX_IN_FLIGHT`]).
+pub const MAX_MEMBERS: usize = 128;
+/// Most datagrams one view (or gather) is split into. [`MAX_MEMBERS`] members whose names take
+/// the most bytes once escaped (32 quotes each) fill 15 parts; a part count above this is garbage.
+pub const MAX_VIEW_PARTS: u32 = 16;
+/// Flow control, as in Totem: a holder stamps new lines only while `seq - safe` is below this.
+/// Every `aru` slot and every retransmission request lies within it, so the token, which
+/// carries them as offsets below `seq`, stays small for a full ring.
+pub const MAX_IN_FLIGHT: u64 = 4096;
 /// Most retransmission requests a token carries at once.
 pub const MAX_RTR: usize = 32;
 

@@ -19,12 +19,14 @@
 mod catch_up;
 mod state;
 mod token;
+mod view_parts;
 
 #[cfg(test)]
 mod tests;
 
 use self::catch_up::CatchUp;
 use self::state::{Phase, ServerContact, State, Timer};
+use self::view_parts::{ViewAssembly, ViewPart, WholeView};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;
 use crate::protocol::timer::TimerTable;
@@ -137,6 +139,8 @@ pub struct MemberCore {
     server: ServerContact,
     /// The catch-up to the current view's cut; it goes on across gathers and exclusions.
     catch_up: Option<CatchUp>,
+    /// The parts of a view that spans several datagrams, until they are all in.
+    view_parts: ViewAssembly,
     outputs: VecDeque<MemberOutput>,
     stats: MemberStats,
 }
@@ -156,6 +160,7 @@ impl MemberCore {
             token_timeout: Duration::from_secs(3),
             server: ServerContact::Unheard,
             catch_up: None,
+            view_parts: ViewAssembly::default(),
             outputs: VecDeque::new(),
             stats: MemberStats::default(),
             cfg,
@@ -326,11 +331,33 @@ impl MemberCore {
             Msg::Gather { epoch, members, .. } => self.on_gather(now, epoch, &members),
             Msg::View {
                 epoch,
+                part,
+                parts,
                 members,
                 cut,
                 token_timeout_ms,
+                server,
                 ..
-            } => self.on_view(now, View { epoch, members }, cut, token_timeout_ms),
+            } => self.on_view_part(
+                now,
+                ViewPart {
+                    epoch,
+                    part,
+                    parts,
+                    members,
+                    cut,
+                    token_timeout_ms,
+                    server,
+                },
+            ),
+            Msg::Beacon {
+                epoch,
+                cut,
+                token_timeout_ms,
+                members,
+                digest,
+                ..
+            } => self.on_beacon(now, epoch, cut, token_timeout_ms, (members, digest)),
             Msg::Token(token) => self.on_token(now, token),
             Msg::Data { epoch, rec } => self.on_data(epoch, rec),
             Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
@@ -405,8 +432,53 @@ impl MemberCore {
         self.timers.stop(Timer::TokenRetransmit);
     }
 
-    fn on_view(&mut self, now: Instant, view: View, cut: Seq, token_timeout_ms: u64) {
+    fn on_view_part(&mut self, now: Instant, part: ViewPart) {
         self.heard_server(now);
+        if let Some(WholeView {
+            view,
+            cut,
+            token_timeout_ms,
+        }) = self.view_parts.add(self.view.epoch, part)
+        {
+            self.on_view(now, view, cut, token_timeout_ms);
+        }
+    }
+
+    /// The server's heartbeat: the view in brief (`size`: its member count and digest).
+    /// A member whose view is not the server's, and that could act on the server's, asks for
+    /// it, once per beacon heard; otherwise it makes sure it catches up to the cut.
+    fn on_beacon(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        cut: Seq,
+        token_timeout_ms: u64,
+        (members, digest): (u64, u64),
+    ) {
+        self.heard_server(now);
+        if epoch < self.view.epoch {
+            return;
+        }
+        self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
+        let ours = (self.view.members.len() as u64, self.view.digest());
+        if epoch == self.view.epoch && (members, digest) == ours {
+            if self.state.admitted() && self.catch_up.is_none() && self.order.delivered() < cut {
+                self.start_fetch(now, cut);
+            }
+            return;
+        }
+        // A joiner adopts only the view of the gather it reported for (see `on_view`), so
+        // asking for any other would cost the group a resend for nothing.
+        let could_act = self.state.admitted() || self.state.announced() || epoch == self.reported;
+        if could_act {
+            self.send(Msg::ViewRequest {
+                from: self.cfg.id,
+                epoch: self.view.epoch,
+            });
+        }
+    }
+
+    fn on_view(&mut self, now: Instant, view: View, cut: Seq, token_timeout_ms: u64) {
         if view.epoch < self.view.epoch {
             return;
         }

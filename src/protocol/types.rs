@@ -175,6 +175,27 @@ impl View {
     pub fn contains(&self, id: NodeId) -> bool {
         self.position(id).is_some()
     }
+
+    /// The digest that a beacon carries instead of the member list: see [`digest_ids`].
+    pub fn digest(&self) -> u64 {
+        digest_ids(self.members.iter().map(|m| m.id))
+    }
+}
+
+/// FNV-1a (64 bits) over the ids' uuid bytes, in ring order: the same on every node and every
+/// build (std's `DefaultHasher` promises neither), so a member can tell from a beacon whether
+/// it holds the server's view. Not a defence against forgery; sealing is.
+pub fn digest_ids(ids: impl IntoIterator<Item = NodeId>) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for id in ids {
+        for byte in id.0.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    hash
 }
 
 #[cfg(test)]
@@ -201,6 +222,24 @@ mod tests {
         assert_eq!(view.successor(a), Some(b));
         assert_eq!(view.successor(b), Some(a));
         assert_eq!(view.successor(NodeId::random()), None);
+    }
+
+    #[test]
+    fn digest_is_fnv1a_over_the_ordered_uuid_bytes() {
+        // FNV-1a 64 of no bytes is its offset basis; of one zero byte, a published value.
+        assert_eq!(digest_ids([]), 0xcbf2_9ce4_8422_2325);
+        let a = NodeId(Uuid::from_u128(1));
+        let b = NodeId(Uuid::from_u128(2));
+        assert_ne!(digest_ids([a, b]), digest_ids([b, a]), "order matters");
+        assert_eq!(digest_ids([a, b]), digest_ids([a, b]));
+        let mut bytes = [0u8; 32];
+        bytes[15] = 1;
+        bytes[31] = 2;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for x in bytes {
+            h = (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
+        }
+        assert_eq!(digest_ids([a, b]), h);
     }
 
     #[test]

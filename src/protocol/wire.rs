@@ -13,7 +13,7 @@
 
 use crate::protocol::limits::{
     is_clean_name, is_clean_text, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_LINE_BYTES, MAX_MEMBERS,
-    MAX_NAME_BYTES, MAX_PLAINTEXT_BYTES, MAX_TOKEN_TIMEOUT_MS, VERSION,
+    MAX_NAME_BYTES, MAX_PLAINTEXT_BYTES, MAX_RTR, MAX_TOKEN_TIMEOUT_MS, MAX_VIEW_PARTS, VERSION,
 };
 use crate::protocol::token_ring::Token;
 use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId};
@@ -38,7 +38,7 @@ pub enum Msg {
         from: NodeId,
         incarnation: Incarnation,
     },
-    /// Server → client: the join is refused (ring full, name too long for the view).
+    /// Server → client: the join is refused (ring full, name too long).
     Refuse {
         to: NodeId,
         /// The incarnation whose hello this answers, so a replayed refusal stops nobody else.
@@ -46,9 +46,16 @@ pub enum Msg {
         /// Why, in words the client shows its user: a [`RefuseReason`]'s text.
         reason: String,
     },
-    /// Server → proposed members: a new epoch begins; stop the old ring and report.
+    /// Server → proposed members: a new epoch begins; stop the old ring and report. A large
+    /// gather is split into parts ([`pack_gather`]); each stands alone: a member reports if
+    /// its id is in the part it received.
     Gather {
         epoch: Epoch,
+        /// This part's index, below `parts`.
+        part: u32,
+        /// How many parts the gather of `epoch` was split into.
+        parts: u32,
+        /// This part's share of the proposed members.
         members: Vec<NodeId>,
         /// The sending server's id, as in [`Msg::View`].
         #[serde(default, with = "server_id_or_zero")]
@@ -67,9 +74,16 @@ pub enum Msg {
         /// Highest seq the member delivered (final).
         delivered: Seq,
     },
-    /// Server → all: the installed view (sent at install and as the server's heartbeat).
+    /// Server → all: the installed view, at install and when asked ([`Msg::ViewRequest`]).
+    /// A large view is split into parts ([`pack_view`]), each with a contiguous slice of the
+    /// members in ring order; a member acts on the view once it holds every part.
     View {
         epoch: Epoch,
+        /// This part's index, below `parts`.
+        part: u32,
+        /// How many parts the view of `epoch` was split into.
+        parts: u32,
+        /// This part's slice of the members, in ring order.
         members: Vec<Member>,
         /// Every seq up to `cut` is final and held by the server.
         cut: Seq,
@@ -80,6 +94,27 @@ pub enum Msg {
         /// The sending server's id: tells its own looped-back views from a second server's.
         #[serde(default, with = "server_id_or_zero")]
         server: Option<ServerId>,
+    },
+    /// Server → all, every beacon interval: the heartbeat. The view in brief (its size and
+    /// [`View::digest`]); a member whose view differs asks for the whole one.
+    Beacon {
+        epoch: Epoch,
+        /// As in [`Msg::View`].
+        cut: Seq,
+        high: Seq,
+        token_timeout_ms: u64,
+        #[serde(default, with = "server_id_or_zero")]
+        server: Option<ServerId>,
+        /// How many members the view has.
+        members: u64,
+        /// [`View::digest`] of the view.
+        digest: u64,
+    },
+    /// Member → server: send the installed view again (a beacon showed ours is not it).
+    ViewRequest {
+        from: NodeId,
+        /// The epoch of the view the member holds.
+        epoch: Epoch,
     },
     /// The token (see [`Token`]).
     Token(Token),
@@ -109,8 +144,6 @@ pub enum RefuseReason {
     NameTooLong,
     /// The ring already has [`MAX_MEMBERS`] members.
     RingFull,
-    /// With this member the view would not fit one datagram.
-    ViewTooLarge,
 }
 
 impl fmt::Display for RefuseReason {
@@ -118,10 +151,6 @@ impl fmt::Display for RefuseReason {
         match self {
             RefuseReason::NameTooLong => write!(f, "name longer than {MAX_NAME_BYTES} bytes"),
             RefuseReason::RingFull => write!(f, "the ring is full ({MAX_MEMBERS} members)"),
-            RefuseReason::ViewTooLarge => write!(
-                f,
-                "the members' names are too long to fit the view in one datagram"
-            ),
         }
     }
 }
@@ -159,6 +188,11 @@ struct InFrame {
 struct VersionProbe {
     v: u64,
 }
+
+/// How a range check that can only run while deserializing (the token's offsets, see
+/// [`Token`]) starts its message, so that [`decode`] reports it as
+/// [`DecodeError::OutOfRange`] and not as malformed: serde passes such errors on as text.
+pub(crate) const OUT_OF_RANGE: &str = "out of range: ";
 
 /// Why a datagram was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +259,9 @@ pub fn decode(bytes: &[u8]) -> Result<Msg, DecodeError> {
         Err(e) => {
             return match serde_json::from_slice::<VersionProbe>(bytes) {
                 Ok(p) if p.v != VERSION => Err(DecodeError::WrongVersion(p.v)),
+                _ if e.is_data() && e.to_string().starts_with(OUT_OF_RANGE) => {
+                    Err(DecodeError::OutOfRange(e.to_string()))
+                }
                 _ => Err(DecodeError::Malformed(e.to_string())),
             }
         }
@@ -242,7 +279,16 @@ fn check_values(msg: &Msg) -> Result<(), String> {
         } => check_name(name).and(check_counter("delivered", delivered.0)),
         Msg::Leave { .. } => Ok(()),
         Msg::Refuse { reason, .. } => check_printable("reason", reason),
-        Msg::Gather { epoch, .. } | Msg::Wake { epoch, .. } => check_ring_epoch(*epoch),
+        Msg::Gather {
+            epoch,
+            part,
+            parts,
+            members,
+            ..
+        } => check_ring_epoch(*epoch)
+            .and(check_part(*part, *parts))
+            .and(check_member_count(members.len())),
+        Msg::Wake { epoch, .. } => check_ring_epoch(*epoch),
         Msg::Report {
             epoch,
             name,
@@ -258,6 +304,8 @@ fn check_values(msg: &Msg) -> Result<(), String> {
         ])),
         Msg::View {
             epoch,
+            part,
+            parts,
             members,
             cut,
             high,
@@ -265,12 +313,24 @@ fn check_values(msg: &Msg) -> Result<(), String> {
             ..
         } => {
             check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("high", high.0)])?;
+            check_part(*part, *parts)?;
+            check_member_count(members.len())?;
             members.iter().try_for_each(|m| check_name(&m.name))?;
-            if *token_timeout_ms > MAX_TOKEN_TIMEOUT_MS {
-                return Err(format!("token timeout of {token_timeout_ms} ms"));
-            }
-            Ok(())
+            check_token_timeout(*token_timeout_ms)
         }
+        Msg::Beacon {
+            epoch,
+            cut,
+            high,
+            token_timeout_ms,
+            members,
+            ..
+        } => {
+            check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("high", high.0)])?;
+            check_member_count(usize::try_from(*members).unwrap_or(usize::MAX))?;
+            check_token_timeout(*token_timeout_ms)
+        }
+        Msg::ViewRequest { epoch, .. } => check_counter("epoch", epoch.0),
         Msg::Token(t) => check_token(t),
         Msg::Data { epoch, rec } => check_ring_epoch(*epoch).and(check_record(rec)),
         Msg::Fetch { lo, hi, .. } => check_counters(&[("lo", lo.0), ("hi", hi.0)]),
@@ -278,14 +338,41 @@ fn check_values(msg: &Msg) -> Result<(), String> {
     }
 }
 
+/// The token's slots and requests came as offsets below `seq`, each checked to be at most
+/// `seq` when the token was decoded (see [`Token`]), so they are counters if `seq` is one.
 fn check_token(t: &Token) -> Result<(), String> {
     check_ring_epoch(t.epoch)?;
     check_counters(&[("hop", t.hop), ("seq", t.seq.0), ("safe", t.safe.0)])?;
     if t.arus.is_empty() || t.arus.len() > MAX_MEMBERS {
         return Err(format!("{} aru slots", t.arus.len()));
     }
-    t.arus.iter().try_for_each(|s| check_counter("aru", s.0))?;
-    t.rtr.iter().try_for_each(|s| check_counter("rtr", s.0))
+    if t.rtr.len() > MAX_RTR {
+        return Err(format!("{} retransmission requests", t.rtr.len()));
+    }
+    Ok(())
+}
+
+/// A part index within its count, and a count that some honest view or gather could need.
+fn check_part(part: u32, parts: u32) -> Result<(), String> {
+    if parts == 0 || parts > MAX_VIEW_PARTS || part >= parts {
+        return Err(format!("part {part} of {parts}"));
+    }
+    Ok(())
+}
+
+fn check_member_count(n: usize) -> Result<(), String> {
+    if n > MAX_MEMBERS {
+        return Err(format!("{n} members"));
+    }
+    Ok(())
+}
+
+/// Members add the token timeout to the clock, so an absurd value must not reach them.
+fn check_token_timeout(ms: u64) -> Result<(), String> {
+    if ms > MAX_TOKEN_TIMEOUT_MS {
+        return Err(format!("token timeout of {ms} ms"));
+    }
+    Ok(())
 }
 
 fn check_record(rec: &ChatRecord) -> Result<(), String> {
@@ -411,39 +498,8 @@ fn encoded_len(msg: &Msg) -> usize {
     serde_json::to_vec(&OutFrame { v: VERSION, msg }).map_or(usize::MAX, |b| b.len())
 }
 
-/// Packs final records (in seq order) into as few `History` datagrams for `to` as fit.
-/// A record that cannot fit even alone (impossible for lines that passed [`check_line`]) is
-/// skipped with a warning rather than sent oversize.
-pub fn pack_history(to: NodeId, records: Vec<ChatRecord>) -> Vec<Vec<u8>> {
-    // A History's size is its empty frame plus each record plus a comma between records, so
-    // each record is measured once and each datagram encoded once.
-    let empty = encoded_len(&history(to, Vec::new()));
-    let mut out = Vec::new();
-    let mut batch: Vec<ChatRecord> = Vec::new();
-    let mut size = empty;
-    for rec in records {
-        let len = serde_json::to_vec(&rec).map_or(usize::MAX, |b| b.len());
-        if empty.saturating_add(len) > MAX_PLAINTEXT_BYTES {
-            log::warn!("record {} too large for a datagram; not sent", rec.seq);
-            continue;
-        }
-        let comma = usize::from(!batch.is_empty());
-        if size + comma + len > MAX_PLAINTEXT_BYTES {
-            out.extend(encode(&history(to, std::mem::take(&mut batch))).ok());
-            size = empty;
-        }
-        size += usize::from(!batch.is_empty()) + len;
-        batch.push(rec);
-    }
-    if !batch.is_empty() {
-        out.extend(encode(&history(to, batch)).ok());
-    }
-    out
-}
-
-fn history(to: NodeId, records: Vec<ChatRecord>) -> Msg {
-    Msg::History { to, records }
-}
-
+mod pack;
 #[cfg(test)]
 mod tests;
+
+pub use pack::{pack_gather, pack_history, pack_view, ViewHead};

@@ -9,8 +9,8 @@ use crate::protocol::events::{CoordinatorEvent, Output};
 use crate::protocol::fetch::{self, RangeFetch};
 use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, Incarnation, Member, NodeId, Seq, View};
-use crate::protocol::wire::Msg;
-use std::collections::HashMap;
+use crate::protocol::wire::{self, Msg};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// The shortest wait for the remaining reports after the first one arrived.
@@ -32,8 +32,13 @@ pub(super) struct Gathering {
     pub(super) epoch: Epoch,
     pub(super) proposed: Vec<Member>,
     pub(super) reports: HashMap<NodeId, ReportInfo>,
+    /// The proposed members that a gather went out to. A joiner proposed since the last
+    /// (re)send has not been asked yet: it is not given up on if the gather ends first.
+    asked: HashSet<NodeId>,
     /// When the gather began: the first report's delay tells how fast members answer.
     started: Instant,
+    /// How long to wait for the rest once the first report came (learned from its delay).
+    reply_wait: Option<Duration>,
 }
 
 /// The view that step 3 installs, fixed in step 2.
@@ -97,7 +102,9 @@ impl Coordinator {
             epoch,
             proposed,
             reports: HashMap::new(),
+            asked: HashSet::new(),
             started: now,
+            reply_wait: None,
         }));
         self.timers
             .set(Timer::ReportDeadline, now + self.cfg.report_timeout);
@@ -107,18 +114,44 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn send_gather(&mut self, now: Instant) {
-        let State::Gathering(g) = &self.state else {
+    /// A join during a gather: the joiner (again, if it restarted) joins the proposed
+    /// members and is asked with the next resend, not at once, so a hundred clients that start
+    /// together cost a few gathers rather than one per hello. The report deadline moves to
+    /// give it as long to answer as the first reporters took, within the gather's report
+    /// timeout: a join storm ends in one view, not in one view per gather interval.
+    pub(super) fn propose_joiner(&mut self, member: Member) {
+        let cap = self.cfg.report_timeout;
+        let State::Gathering(g) = &mut self.state else {
             return;
         };
-        let msg = Msg::Gather {
-            epoch: g.epoch,
-            members: g.proposed.iter().map(|m| m.id).collect(),
-            server: Some(self.cfg.server_id),
+        g.reports.remove(&member.id);
+        g.asked.remove(&member.id);
+        g.proposed.retain(|m| m.id != member.id);
+        g.proposed.push(member);
+        let (Some(wait), Some(ask_at), Some(deadline)) = (
+            g.reply_wait,
+            self.timers.get(Timer::GatherResend),
+            self.timers.get(Timer::ReportDeadline),
+        ) else {
+            return; // no report yet: the deadline is still the whole report timeout
         };
+        let at = (ask_at + wait).min(g.started + cap);
+        self.timers.set(Timer::ReportDeadline, deadline.max(at));
+    }
+
+    /// Sends every part of the gather (each part asks its share of the proposed members).
+    pub(super) fn send_gather(&mut self, now: Instant) {
+        let State::Gathering(g) = &mut self.state else {
+            return;
+        };
+        let ids: Vec<NodeId> = g.proposed.iter().map(|m| m.id).collect();
+        g.asked.extend(ids.iter().copied());
+        let parts = wire::pack_gather(g.epoch, Some(self.cfg.server_id), &ids);
         self.timers
             .set(Timer::GatherResend, now + self.cfg.gather_resend);
-        self.send(msg);
+        for part in parts {
+            self.send(part);
+        }
     }
 
     pub(super) fn on_report(
@@ -151,6 +184,7 @@ impl Coordinator {
             // Live members answer within a few round trips of the fastest one; a dead one
             // never does, so there is no point waiting a whole report timeout for it.
             let wait = ((now - g.started) * 4).max(MIN_REPORT_WAIT);
+            g.reply_wait = Some(wait);
             if let Some(deadline) = self.timers.get(Timer::ReportDeadline) {
                 self.timers
                     .set(Timer::ReportDeadline, deadline.min(now + wait));
@@ -226,8 +260,7 @@ impl Coordinator {
             .collect();
         // A joiner that was asked and did not report is forgotten; if it is alive, its next
         // hello brings it back. Otherwise it would start a new gather after every install.
-        let asked_silent =
-            |id: NodeId| g.proposed.iter().any(|m| m.id == id) && !g.reports.contains_key(&id);
+        let asked_silent = |id: NodeId| g.asked.contains(&id) && !g.reports.contains_key(&id);
         self.joins.retain(|j| !asked_silent(j.member.id));
         // From here on nothing of the old epoch may enter the archive: the cut is fixed.
         self.archiving = false;
@@ -352,7 +385,9 @@ impl Coordinator {
                 members: self.view.members.len(),
                 cut: self.cut,
             }));
-        self.beacon(now);
+        self.send_view(now);
+        self.timers
+            .set(Timer::Beacon, now + self.cfg.beacon_interval);
         if let Some(first) = self.view.members.first() {
             let n = self.view.members.len();
             let token = Token::first(self.view.epoch, NodeId::SERVER, first.id, self.cut, n);

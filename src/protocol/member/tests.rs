@@ -2,7 +2,7 @@
 //! safe delivery, joining and leaving. Each drives one `MemberCore` by hand in virtual time.
 
 use super::*;
-use crate::protocol::types::{Member, ServerId};
+use crate::protocol::types::{ChatRecord, Member, ServerId};
 use uuid::Uuid;
 
 fn member(now: Instant) -> MemberCore {
@@ -29,6 +29,8 @@ fn admit(m: &mut MemberCore, now: Instant, epoch: u64) -> Token {
         now,
         Msg::Gather {
             epoch: Epoch(epoch),
+            part: 0,
+            parts: 1,
             members: vec![me],
             server: Some(ServerId(1)),
         },
@@ -41,6 +43,8 @@ fn admit(m: &mut MemberCore, now: Instant, epoch: u64) -> Token {
         now,
         Msg::View {
             epoch: Epoch(epoch),
+            part: 0,
+            parts: 1,
             members: view,
             cut: Seq(0),
             high: Seq(0),
@@ -69,6 +73,8 @@ fn a_view_is_adopted_only_for_the_epoch_we_reported_for() {
     let me = m.id();
     let view = |e| Msg::View {
         epoch: Epoch(e),
+        part: 0,
+        parts: 1,
         members: vec![Member {
             id: me,
             name: "me".into(),
@@ -85,6 +91,8 @@ fn a_view_is_adopted_only_for_the_epoch_we_reported_for() {
         now,
         Msg::Gather {
             epoch: Epoch(3),
+            part: 0,
+            parts: 1,
             members: vec![me],
             server: Some(ServerId(1)),
         },
@@ -139,6 +147,8 @@ fn gather(m: &mut MemberCore, now: Instant, epoch: u64) {
         now,
         Msg::Gather {
             epoch: Epoch(epoch),
+            part: 0,
+            parts: 1,
             members: vec![me],
             server: Some(ServerId(1)),
         },
@@ -149,6 +159,8 @@ fn gather(m: &mut MemberCore, now: Instant, epoch: u64) {
 fn view_of(epoch: u64, members: &[NodeId]) -> Msg {
     Msg::View {
         epoch: Epoch(epoch),
+        part: 0,
+        parts: 1,
         members: members
             .iter()
             .map(|&id| Member {
@@ -265,4 +277,213 @@ fn a_member_left_out_of_a_view_joins_again_at_once_with_a_fresh_join_timeout() {
     );
     m.handle_timeout(t1);
     assert!(sent_hello(&drain(&mut m)));
+}
+
+/// The server's beacon for a view of `epoch` with these members, cut at `cut`.
+fn beacon_of(epoch: u64, members: &[NodeId], cut: u64) -> Msg {
+    Msg::Beacon {
+        epoch: Epoch(epoch),
+        cut: Seq(cut),
+        high: Seq(cut),
+        token_timeout_ms: 3000,
+        server: Some(ServerId(1)),
+        members: members.len() as u64,
+        digest: crate::protocol::types::digest_ids(members.iter().copied()),
+    }
+}
+
+fn view_requests(out: &[MemberOutput]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::Send(Msg::ViewRequest { .. })))
+        .count()
+}
+
+#[test]
+fn a_beacon_of_the_view_we_hold_asks_nothing_and_keeps_the_server_heard() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    admit(&mut m, t0, 1);
+    drain(&mut m);
+    let me = m.id();
+    let later = t0 + Duration::from_secs(4);
+    m.handle_datagram(later, beacon_of(1, &[me], 0));
+    assert_eq!(view_requests(&drain(&mut m)), 0);
+    assert_eq!(
+        m.timers.get(Timer::ServerSilence),
+        Some(later + m.cfg.server_silence)
+    );
+}
+
+#[test]
+fn a_beacon_of_a_later_view_or_another_digest_makes_a_member_ask_once_per_beacon() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    admit(&mut m, t0, 1);
+    drain(&mut m);
+    let me = m.id();
+    m.handle_datagram(t0, beacon_of(2, &[me], 0));
+    assert_eq!(view_requests(&drain(&mut m)), 1, "a later epoch");
+    m.handle_datagram(t0, beacon_of(1, &[me, NodeId::random()], 0));
+    assert_eq!(
+        view_requests(&drain(&mut m)),
+        1,
+        "the same epoch, other members"
+    );
+    m.handle_datagram(t0, beacon_of(0, &[], 0));
+    assert_eq!(view_requests(&drain(&mut m)), 0, "an older view");
+}
+
+#[test]
+fn a_joiner_asks_only_for_the_view_of_the_gather_it_reported_for() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    drain(&mut m);
+    let me = m.id();
+    m.handle_datagram(t0, beacon_of(4, &[NodeId::random()], 0));
+    assert_eq!(
+        view_requests(&drain(&mut m)),
+        0,
+        "it could not adopt that view"
+    );
+    gather(&mut m, t0, 5);
+    drain(&mut m);
+    m.handle_datagram(t0, beacon_of(5, &[me], 0));
+    assert_eq!(view_requests(&drain(&mut m)), 1, "its admission got lost");
+}
+
+#[test]
+fn a_beacon_of_our_view_starts_the_catch_up_to_its_cut() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    admit(&mut m, t0, 1);
+    drain(&mut m);
+    let me = m.id();
+    m.handle_datagram(t0, beacon_of(1, &[me], 7));
+    let out = drain(&mut m);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send(Msg::Fetch {
+                lo: Seq(1),
+                hi: Seq(7),
+                ..
+            })
+        )),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_view_in_parts_is_installed_only_once_every_part_is_in() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    let me = m.id();
+    gather(&mut m, t0, 1);
+    drain(&mut m);
+    let others: Vec<NodeId> = (0..3).map(|_| NodeId::random()).collect();
+    let part = |part: u32, ids: &[NodeId]| match view_of(1, ids) {
+        Msg::View { members, .. } => Msg::View {
+            epoch: Epoch(1),
+            part,
+            parts: 2,
+            members,
+            cut: Seq(0),
+            high: Seq(0),
+            token_timeout_ms: 3000,
+            server: Some(ServerId(1)),
+        },
+        _ => unreachable!(),
+    };
+    m.handle_datagram(t0, part(1, &[others[2], me]));
+    assert!(!m.is_admitted());
+    m.handle_datagram(t0, part(0, &others[..2]));
+    assert!(m.is_admitted());
+    let ring: Vec<NodeId> = m.view().members.iter().map(|x| x.id).collect();
+    assert_eq!(ring, [others[0], others[1], others[2], me]);
+}
+
+#[test]
+fn a_member_reports_only_to_the_gather_part_that_names_it() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    drain(&mut m);
+    let part = |part: u32, members: Vec<NodeId>| Msg::Gather {
+        epoch: Epoch(1),
+        part,
+        parts: 2,
+        members,
+        server: Some(ServerId(1)),
+    };
+    m.handle_datagram(t0, part(0, vec![NodeId::random()]));
+    let reported = |out: &[MemberOutput]| {
+        out.iter()
+            .any(|o| matches!(o, Output::Send(Msg::Report { .. })))
+    };
+    assert!(!reported(&drain(&mut m)));
+    m.handle_datagram(t0, part(1, vec![NodeId::random(), m.id()]));
+    assert!(reported(&drain(&mut m)), "no assembly needed");
+}
+
+#[test]
+fn flow_control_a_holder_stamps_nothing_while_max_in_flight_are_unsafe() {
+    use crate::protocol::limits::MAX_IN_FLIGHT;
+    let now = Instant::now();
+    let mut m = member(now);
+    let mut token = admit(&mut m, now, 1);
+    // Our own slot (position 0) is the only one; pretend the ring has not caught up.
+    token.seq = Seq(MAX_IN_FLIGHT);
+    m.submit(now, vec![line("waits")]);
+    drain(&mut m);
+    // Our aru is 0, so safe stays 0 and seq - safe is the whole window.
+    m.handle_datagram(now, Msg::Token(token.clone()));
+    let out = drain(&mut m);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Send(Msg::Data { .. }))),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send(Msg::Token(_)))),
+        "the ring keeps rotating"
+    );
+}
+
+#[test]
+fn a_holder_drops_requests_that_every_member_holds() {
+    let now = Instant::now();
+    let mut m = member(now);
+    let mut token = admit(&mut m, now, 1);
+    token.seq = Seq(10);
+    token.safe = Seq(5);
+    token.arus = vec![Seq(5)];
+    token.rtr = vec![Seq(3), Seq(5)];
+    for seq in 1..=5 {
+        let rec = ChatRecord {
+            seq: Seq(seq),
+            id: Uuid::new_v4(),
+            from: NodeId::random(),
+            name: "x".into(),
+            text: "y".into(),
+            sent_at_ms: 0,
+        };
+        m.handle_datagram(
+            now,
+            Msg::Data {
+                epoch: Epoch(1),
+                rec,
+            },
+        );
+    }
+    drain(&mut m);
+    m.handle_datagram(now, Msg::Token(token));
+    let passed = drain(&mut m).into_iter().find_map(|o| match o {
+        Output::Send(Msg::Token(t)) => Some(t),
+        _ => None,
+    });
+    let rtr = passed.expect("passed on").rtr;
+    assert_eq!(
+        rtr,
+        (6..=10).map(Seq).collect::<Vec<_>>(),
+        "only what is missing"
+    );
 }

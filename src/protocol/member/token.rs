@@ -85,6 +85,8 @@ impl MemberCore {
     /// One token visit: retransmit, fold in our aru, ask for gaps, stamp, deliver, then hold or
     /// pass.
     fn visit(&mut self, now: Instant, mut token: Token) {
+        // What is safe every member holds: nobody needs it sent again.
+        token.drop_safe_requests();
         self.retransmit_requested(&mut token);
         let aru = self.order.aru();
         let pos = self.view.position(self.cfg.id).unwrap_or(0);
@@ -123,7 +125,8 @@ impl MemberCore {
         token.rtr = still_missing;
     }
 
-    /// Stamps up to a window of outbox lines with the next seqs and multicasts them.
+    /// Stamps up to a window of outbox lines with the next seqs and multicasts them, no
+    /// more than flow control allows ([`Token::room`]).
     pub(super) fn stamp(&mut self, token: &mut Token) -> usize {
         let caught_up = self.order.delivered() >= self.order.base();
         if !caught_up || self.state.announced() {
@@ -136,7 +139,11 @@ impl MemberCore {
             .outbox
             .iter()
             .skip(ring.in_flight)
-            .take(self.cfg.window)
+            .take(
+                self.cfg
+                    .window
+                    .min(usize::try_from(token.room()).unwrap_or(usize::MAX)),
+            )
             .cloned()
             .collect();
         ring.in_flight += ready.len();

@@ -2,6 +2,7 @@
 //! history packing.
 
 use super::*;
+use crate::protocol::limits::MAX_IN_FLIGHT;
 
 fn rec(seq: u64, text: &str) -> ChatRecord {
     ChatRecord {
@@ -34,6 +35,8 @@ fn all_kinds() -> Vec<Msg> {
         },
         Msg::Gather {
             epoch: Epoch(2),
+            part: 0,
+            parts: 1,
             members: vec![id],
             server: Some(ServerId(42)),
         },
@@ -48,6 +51,8 @@ fn all_kinds() -> Vec<Msg> {
         },
         Msg::View {
             epoch: Epoch(2),
+            part: 0,
+            parts: 1,
             members: vec![Member {
                 id,
                 name: "bob".into(),
@@ -75,6 +80,19 @@ fn all_kinds() -> Vec<Msg> {
         Msg::History {
             to: id,
             records: vec![rec(1, "a"), rec(2, "b")],
+        },
+        Msg::Beacon {
+            epoch: Epoch(2),
+            cut: Seq(9),
+            high: Seq(9),
+            token_timeout_ms: 3000,
+            server: Some(ServerId(42)),
+            members: 1,
+            digest: 0xdead_beef,
+        },
+        Msg::ViewRequest {
+            from: id,
+            epoch: Epoch(1),
         },
     ]
 }
@@ -165,7 +183,19 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         ),
         (&kinds[8], "epoch", big.clone()),
         (&kinds[9], "hi", big.clone()),
-        (&kinds[10], "records.1.seq", big),
+        (&kinds[10], "records.1.seq", big.clone()),
+        (&kinds[3], "parts", serde_json::json!(0)),
+        (&kinds[3], "part", serde_json::json!(1)),
+        (&kinds[3], "parts", serde_json::json!(MAX_VIEW_PARTS + 1)),
+        (&kinds[5], "parts", serde_json::json!(0)),
+        (&kinds[5], "part", serde_json::json!(1)),
+        (&kinds[5], "parts", serde_json::json!(MAX_VIEW_PARTS + 1)),
+        (&kinds[6], "lag", serde_json::json!([10])),
+        (&kinds[11], "epoch", big.clone()),
+        (&kinds[11], "high", big.clone()),
+        (&kinds[11], "members", serde_json::json!(MAX_MEMBERS + 1)),
+        (&kinds[11], "token_timeout_ms", serde_json::json!(u64::MAX)),
+        (&kinds[12], "epoch", big),
     ];
     for (msg, field, value) in cases {
         let bytes = edited(msg, field, value.clone());
@@ -181,6 +211,7 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[6], "hop"),
         (&kinds[7], "rec.seq"),
         (&kinds[3], "epoch"),
+        (&kinds[11], "cut"),
     ] {
         assert!(decode(&edited(msg, field, max.clone())).is_ok(), "{field}");
     }
@@ -253,24 +284,177 @@ fn history_packs_into_datagrams_under_the_limit_in_order() {
     assert_eq!(got, records);
 }
 
+/// Names that take the most bytes once escaped: every byte a quote, which JSON doubles.
+fn longest_names(n: usize) -> Vec<Member> {
+    (0..n)
+        .map(|i| Member {
+            id: NodeId(Uuid::from_u128(u128::MAX - i as u128)),
+            name: "\"".repeat(MAX_NAME_BYTES),
+        })
+        .collect()
+}
+
+fn head() -> ViewHead {
+    ViewHead {
+        epoch: Epoch(MAX_COUNTER),
+        cut: Seq(MAX_COUNTER),
+        high: Seq(MAX_COUNTER),
+        token_timeout_ms: MAX_TOKEN_TIMEOUT_MS,
+        server: Some(ServerId(MAX_COUNTER)),
+    }
+}
+
 #[test]
-fn a_full_ring_of_the_longest_names_does_not_fit_one_view_datagram() {
-    let members = (0..MAX_MEMBERS)
-        .map(|_| Member {
+fn a_full_ring_of_the_longest_names_fits_max_view_parts() {
+    let members = longest_names(MAX_MEMBERS);
+    let parts = pack_view(head(), &members);
+    assert!(
+        parts.len() > 1 && parts.len() <= MAX_VIEW_PARTS as usize,
+        "{}",
+        parts.len()
+    );
+    let mut got = Vec::new();
+    for (i, msg) in parts.iter().enumerate() {
+        let bytes = encode(msg).expect("each part fits a sealed datagram");
+        match decode(&bytes).unwrap() {
+            Msg::View {
+                part,
+                parts: n,
+                members,
+                cut,
+                ..
+            } => {
+                assert_eq!((part as usize, n as usize), (i, parts.len()));
+                assert_eq!(cut, Seq(MAX_COUNTER), "every part carries the header");
+                got.extend(members);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, members, "contiguous slices in ring order");
+}
+
+#[test]
+fn a_view_that_fits_one_datagram_is_part_0_of_1() {
+    for n in [0, 1, 5] {
+        let parts = pack_view(head(), &longest_names(n));
+        assert!(matches!(
+            parts.as_slice(),
+            [Msg::View {
+                part: 0,
+                parts: 1,
+                ..
+            }]
+        ));
+    }
+}
+
+#[test]
+fn a_full_gather_splits_into_parts_that_each_fit() {
+    let ids: Vec<NodeId> = longest_names(MAX_MEMBERS).iter().map(|m| m.id).collect();
+    let parts = pack_gather(Epoch(MAX_COUNTER), Some(ServerId(MAX_COUNTER)), &ids);
+    assert!(parts.len() > 1 && parts.len() <= MAX_VIEW_PARTS as usize);
+    let mut got = Vec::new();
+    for msg in &parts {
+        match decode(&encode(msg).expect("fits")).unwrap() {
+            Msg::Gather { members, .. } => got.extend(members),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, ids);
+}
+
+/// The largest token of a full ring: every counter at its maximum, every slot and request as
+/// far below `seq` as flow control lets it be, every request slot used, a wake mark.
+fn largest_token() -> Token {
+    let id = NodeId(Uuid::max());
+    let seq = Seq(MAX_COUNTER);
+    let low = Seq(MAX_COUNTER - MAX_IN_FLIGHT);
+    Token {
+        epoch: Epoch(MAX_COUNTER),
+        from: id,
+        to: id,
+        hop: MAX_COUNTER,
+        seq,
+        arus: vec![low; MAX_MEMBERS],
+        safe: low,
+        rtr: vec![low; MAX_RTR],
+        wake: Some(id),
+    }
+}
+
+#[test]
+fn the_largest_token_of_a_full_ring_fits_a_sealed_datagram() {
+    let token = Msg::Token(largest_token());
+    let bytes = encode(&token).expect("fits");
+    assert!(bytes.len() <= MAX_PLAINTEXT_BYTES, "{}", bytes.len());
+    assert_eq!(decode(&bytes).unwrap(), token);
+}
+
+#[test]
+fn g6_a_token_lag_above_seq_is_out_of_range() {
+    let mut token = Token::first(Epoch(2), NodeId::random(), NodeId::random(), Seq(9), 3);
+    token.rtr = vec![Seq(5)];
+    let msg = Msg::Token(token);
+    for (field, value) in [
+        ("lag", serde_json::json!([0, 10, 0])),
+        ("lag", serde_json::json!([0, u64::MAX, 0])),
+        ("rtr", serde_json::json!([10])),
+    ] {
+        let got = decode(&edited(&msg, field, value.clone()));
+        assert!(
+            matches!(got, Err(DecodeError::OutOfRange(_))),
+            "{field} = {value}: {got:?}"
+        );
+    }
+    assert!(decode(&edited(&msg, "lag", serde_json::json!([0, 9, 0]))).is_ok());
+}
+
+#[test]
+fn g6_a_token_with_more_slots_than_members_is_out_of_range() {
+    let mut token = largest_token();
+    token.arus = vec![token.seq; MAX_MEMBERS + 1];
+    token.rtr.clear();
+    let bytes = serde_json::to_vec(&OutFrame {
+        v: VERSION,
+        msg: &Msg::Token(token),
+    })
+    .unwrap();
+    assert!(matches!(decode(&bytes), Err(DecodeError::OutOfRange(_))));
+}
+
+/// The sizes PROTOCOL.md quotes: `cargo test --lib sizes_of_a_full_ring -- --nocapture`.
+#[test]
+fn sizes_of_a_full_ring() {
+    let members = longest_names(MAX_MEMBERS);
+    let sizes =
+        |msgs: Vec<Msg>| -> Vec<usize> { msgs.iter().map(|m| encode(m).unwrap().len()).collect() };
+    let view = sizes(pack_view(head(), &members));
+    let ids: Vec<NodeId> = members.iter().map(|m| m.id).collect();
+    let gather = sizes(pack_gather(
+        Epoch(MAX_COUNTER),
+        Some(ServerId(MAX_COUNTER)),
+        &ids,
+    ));
+    let token = encode(&Msg::Token(largest_token())).unwrap().len();
+    let plain: Vec<Member> = (0..100)
+        .map(|i| Member {
             id: NodeId::random(),
-            name: "n".repeat(MAX_NAME_BYTES),
+            name: format!("client{i}"),
         })
         .collect();
-    let view = Msg::View {
-        epoch: Epoch(u64::MAX),
-        members,
-        cut: Seq(u64::MAX),
-        high: Seq(u64::MAX),
-        token_timeout_ms: u64::MAX,
-        server: Some(ServerId(u64::MAX)),
-    };
-    assert!(
-        encode(&view).is_err(),
-        "names this long do not fit 16 members"
+    println!(
+        "100 members named clientN: {} view parts",
+        pack_view(head(), &plain).len()
+    );
+    let mut old = largest_token();
+    old.arus = vec![Seq(MAX_COUNTER); MAX_MEMBERS];
+    let old_arus = serde_json::to_vec(&old.arus).unwrap().len();
+    println!(
+        "view: {} parts, {} bytes; gather: {} parts, {} bytes; token: {token} bytes (its slots as counters alone: {old_arus} bytes)",
+        view.len(),
+        view.iter().sum::<usize>(),
+        gather.len(),
+        gather.iter().sum::<usize>()
     );
 }
