@@ -10,7 +10,9 @@ use crate::sim::net::Network;
 use crate::sim::oracle::Oracle;
 use crate::sim::trace;
 use mcast_chat::protocol::coordinator::Coordinator;
-use mcast_chat::protocol::events::{perform, CoordinatorStop, Effects, MemberStop, Output};
+use mcast_chat::protocol::events::{
+    perform, CoordinatorOutput, CoordinatorStop, Effects, MemberOutput, MemberStop,
+};
 use mcast_chat::protocol::member::MemberCore;
 use mcast_chat::protocol::types::{ChatRecord, NodeId, Pending, Seq, View};
 use mcast_chat::protocol::wire::{self, Msg};
@@ -144,9 +146,10 @@ impl Node {
     }
 }
 
+/// A core's outputs, drained in order.
 enum Outputs {
-    Server(Vec<Output<mcast_chat::protocol::events::CoordinatorEvent, CoordinatorStop>>),
-    Member(Vec<Output<mcast_chat::protocol::events::MemberEvent, MemberStop>>),
+    Server(Vec<CoordinatorOutput>),
+    Member(Vec<MemberOutput>),
 }
 
 /// Why a node stopped, and whether that is a clean leave (anything else fails the run).
