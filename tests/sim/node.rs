@@ -135,14 +135,15 @@ impl Node {
             failure: None,
             stopped: None,
         };
-        match outputs {
-            Outputs::Server(o) => perform(&mut fx, o)?,
-            Outputs::Member(o) => perform(&mut fx, o)?,
+        let performed = match outputs {
+            Outputs::Server(o) => perform(&mut fx, o),
+            Outputs::Member(o) => perform(&mut fx, o),
+        };
+        // A failed send came before whatever ended `perform`: report the earlier one.
+        if let Some(failure) = fx.failure {
+            return Err(failure);
         }
-        match fx.failure {
-            Some(failure) => Err(failure),
-            None => Ok(fx.stopped),
-        }
+        performed.map(|()| fx.stopped)
     }
 }
 

@@ -80,8 +80,8 @@ impl Oracle {
         let (first, id) = *self.stamped.entry((epoch, rec.seq)).or_insert((i, rec.id));
         if id != rec.id {
             return Err(format!(
-                "G3 violated: node {i} sent {:?} as #{} in epoch {epoch}, node {first} sent \
-                 line {id} there: two holders stamped the same seq",
+                "G3 violated: node {i} sent {:?} as #{} in epoch {epoch}, but node {first} sent \
+                 line {id} there first: one seq of an epoch, two lines (two holders stamped)",
                 rec.text, rec.seq
             ));
         }
