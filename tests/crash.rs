@@ -1,5 +1,5 @@
-//! `kill -9` in the middle of the work (issue "Survive crashes and lost tokens"): each test
-//! ends with byte-identical replicas and every accepted line exactly once.
+//! `kill -9` in the middle of the work: the ring survives crashes and lost tokens, and each
+//! test ends with byte-identical replicas and every accepted line exactly once.
 
 mod common;
 

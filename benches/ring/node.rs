@@ -295,8 +295,6 @@ pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
 }
 
 /// Kills every child on SIGINT, SIGTERM or SIGHUP, then exits 130: a stopped bench leaves no
-
-/// Kills every child on SIGINT, SIGTERM or SIGHUP, then exits 130: a stopped bench leaves no
 /// server behind (clients would leave on their own at stdin EOF, a server would not).
 pub fn install_signal_guard() {
     let flag = Arc::new(AtomicBool::new(false));
