@@ -1,7 +1,7 @@
-//! Criterion micro-benchmarks of the hot path (issue 5): `cargo bench --bench micro`.
+//! Criterion micro-benchmarks of the hot path: `cargo bench --bench micro`.
 //!
 //! - `wire/encode_data`, `wire/decode_data`: one chat message as a `Data` datagram (about 200
-//!   bytes, the size `benches/ring.rs` floods with);
+//!   bytes, the size the ring bench (`benches/ring/`) floods with);
 //! - `wire/encode_token`, `wire/decode_token`: a token carrying a few retransmission requests;
 //! - `wire/pack_history_512`: one history answer of 512 records (a member's fetch chunk);
 //! - `replica/append_1`, `replica/append_64`: `Replica::append` of one record and of a batch of

@@ -1,5 +1,5 @@
-//! `kill -9` in the middle of the work (issue "Survive crashes and lost tokens"): each test
-//! ends with byte-identical replicas and every accepted line exactly once.
+//! `kill -9` in the middle of the work: the ring survives crashes and lost tokens, and each
+//! test ends with byte-identical replicas and every accepted line exactly once.
 
 mod common;
 
@@ -254,9 +254,7 @@ fn a_second_process_on_the_same_identity_is_refused() {
     let _srv = server(port, &root.join("server"), &[]);
     let dir = root.join("alice");
     let mut alice = client(port, &dir, "alice", &[]);
-    alice.wait_for("the ring", LONG, |l| {
-        l.iter().any(|l| l.contains("joined the ring"))
-    });
+    alice.wait_joined(LONG);
     let out = run_to_end(env!("CARGO_BIN_EXE_client"), port, &dir, &["--resume"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -295,7 +293,7 @@ fn of_two_servers_started_together_one_exits() {
     let mut exited = Vec::new();
     eventually("one server to exit", LONG, || {
         for (i, s) in servers.iter_mut().enumerate() {
-            if let Some(status) = s.child.try_wait().unwrap() {
+            if let Some(status) = s.try_exit() {
                 exited.push((i, status.code()));
             }
         }
@@ -308,14 +306,9 @@ fn of_two_servers_started_together_one_exits() {
     assert!(err.contains("another server"), "{err}");
     // The other one coordinates: a client joins through it.
     let mut alice = client(port, &root.join("alice"), "alice", &[]);
-    alice.wait_for("alice to join", LONG, |l| {
-        l.iter().any(|l| l.contains("joined the ring"))
-    });
+    alice.wait_joined(LONG);
     let survivor = &mut servers[1 - exited[0].0];
-    assert!(
-        survivor.child.try_wait().unwrap().is_none(),
-        "the survivor exited too"
-    );
+    assert!(survivor.try_exit().is_none(), "the survivor exited too");
 }
 
 fn run_to_end(bin: &str, port: u16, dir: &Path, extra: &[&str]) -> std::process::Output {

@@ -1,4 +1,4 @@
-//! Property tests (issue 4 item 5, G6): the datagram decoder and the replica reader are fed
+//! Property tests (G6): the datagram decoder and the replica reader are fed
 //! arbitrary and mutated input. A bounded run (256 cases each) is part of `cargo test`; set
 //! `PROPTEST_CASES=100000` for a longer one.
 

@@ -376,9 +376,7 @@ fn cut_off_and_heal(how: Cut) {
         expected.extend(type_lines(p, name, "during the cut", 5));
     }
     wait_all(&mut [&mut *alice, &mut *bob], "lines during the cut", 25);
-    alice.wait_for("carol to be left out", STEP, |l| {
-        has_notice(l, "carol left")
-    });
+    alice.wait_left("carol", STEP);
     carol.drain();
     let heard = message_texts(&carol.seen);
     assert!(

@@ -1,4 +1,4 @@
-//! The limits of README "Limits" (issue 4 item 6): the longest line, the largest datagram and
+//! The size limits of docs/OPERATIONS.md ("Size limits"): the longest line, the largest datagram and
 //! the largest ring, and what happens at each. The ring limit is checked on the server's state
 //! machine through its public API (seventeen real clients would only make the test slow); the
 //! line limit with the real binaries on loopback, with a key so that the largest line also
@@ -152,9 +152,7 @@ fn a_line_over_the_limit_is_refused_at_the_prompt_and_never_delivered() {
     let extra = ["--key-file", key.as_str()];
     let srv = server(port, &root.join("server"), &extra);
     let mut alice = client(port, &root.join("alice"), "alice", &extra);
-    alice.wait_for("the join", LONG, |l| {
-        l.iter().any(|l| l.contains("joined the ring"))
-    });
+    alice.wait_joined(LONG);
     let longest = "x".repeat(MAX_LINE_BYTES);
     alice.send_line(&longest);
     alice.send_line(&"y".repeat(MAX_LINE_BYTES + 1));

@@ -157,7 +157,5 @@ fn typing_is_never_interrupted_by_incoming_messages() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    bob[0].wait_for("alice to leave", Duration::from_secs(30), |l| {
-        l.iter().any(|l| l.contains("alice left"))
-    });
+    bob[0].wait_left("alice", Duration::from_secs(30));
 }

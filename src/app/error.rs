@@ -214,47 +214,26 @@ fn signals_failed(f: &mut fmt::Formatter<'_>, source: &io::Error) -> fmt::Result
     write!(f, "cannot handle signals: {source}")
 }
 
-impl From<KeyError> for ClientError {
-    fn from(e: KeyError) -> Self {
-        ClientError::Key(e)
-    }
+/// `From` for the variants that wrap another area's error, so `?` converts it.
+macro_rules! wraps {
+    ($($outer:ident :: $variant:ident ($inner:ty)),* $(,)?) => {
+        $(impl From<$inner> for $outer {
+            fn from(e: $inner) -> Self {
+                $outer::$variant(e)
+            }
+        })*
+    };
 }
 
-impl From<IdentityError> for ClientError {
-    fn from(e: IdentityError) -> Self {
-        ClientError::Identity(e)
-    }
-}
-
-impl From<StorageError> for ClientError {
-    fn from(e: StorageError) -> Self {
-        ClientError::Storage(e)
-    }
-}
-
-impl From<NetError> for ClientError {
-    fn from(e: NetError) -> Self {
-        ClientError::Net(e)
-    }
-}
-
-impl From<KeyError> for ServerError {
-    fn from(e: KeyError) -> Self {
-        ServerError::Key(e)
-    }
-}
-
-impl From<StorageError> for ServerError {
-    fn from(e: StorageError) -> Self {
-        ServerError::Storage(e)
-    }
-}
-
-impl From<NetError> for ServerError {
-    fn from(e: NetError) -> Self {
-        ServerError::Net(e)
-    }
-}
+wraps!(
+    ClientError::Key(KeyError),
+    ClientError::Identity(IdentityError),
+    ClientError::Storage(StorageError),
+    ClientError::Net(NetError),
+    ServerError::Key(KeyError),
+    ServerError::Storage(StorageError),
+    ServerError::Net(NetError),
+);
 
 #[cfg(test)]
 mod tests {

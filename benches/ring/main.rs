@@ -1,0 +1,152 @@
+//! The ring benchmark: `cargo bench --bench ring` (a `harness = false` binary).
+//!
+//! It starts the real `server` and `client` binaries (built by cargo for this bench, found
+//! through `CARGO_BIN_EXE_*`) on loopback, with `--json` client output read line by line, and
+//! measures in one run, for N = 1, 2, 4, 8, 16 clients:
+//!
+//! - **raw baseline**: one sender floods 200-byte datagrams to N+1 receiver sockets opened by
+//!   the library's `net::open_socket` like the chat's (reuse address and port, join 224.1.1.1
+//!   on 127.0.0.1, loopback on, 4 MiB buffers), no protocol; the rate is what the slowest
+//!   receiver got per second;
+//! - **ordered throughput**: every client gets its share of a batch of lines on stdin at once;
+//!   lines/s from the first write until the last line shows on the stdout of every client (a
+//!   client prints a message after appending it to its replica, so this is "delivered and
+//!   persisted"), and until the server's archive has it too; its ratio to the baseline; and a
+//!   steady rate between the 10th and 90th percent of the lines. A calibration flood (checked,
+//!   not quoted) sizes the quoted runs to last a few seconds each;
+//! - **latency**: submit (the write to a client's stdin) to delivered everywhere (the latest of
+//!   the clients' stdout readers), at a paced 1,000 lines/s spread over the clients, and for a
+//!   sporadic line every 200 ms on an otherwise idle ring;
+//! - **token rotation**: a passive observer socket joined to the ring's group records every
+//!   token pass (decoded with `wire::decode`); per phase it reports the hop interval p50/p99,
+//!   the rotation (N times the mean hop), stalls (hops over 50 ms) and the bare hop (a pass
+//!   after a visit that stamped nothing). Client 0's `/stats` token visits give a cross-check;
+//! - **idle cost**: CPU time (the threads' `/proc/PID/task/*/schedstat`, ns resolution) and
+//!   thread wake-ups (context switches) of the server and the clients over an idle window:
+//!   10 s at N = 8, 2 s at the other sizes;
+//! - **recovery**: with `--token-timeout 1s`, a client is killed with `kill -9` under a paced
+//!   load; the time from the kill until every survivor delivers again (the target: within
+//!   the token timeout + 200 ms);
+//! - **catch-up**: a replica of 20,000 (and 200,000) messages is written into the server's data
+//!   dir before it starts; the time until a new client has delivered all of it, counting the
+//!   server's start, and the client's resident memory afterwards.
+//!
+//! Times are taken in this process: a line's submit when it is written to the pipe, its
+//! delivery when the reader thread reads it from the client's stdout (the clients flush every
+//! line). The bench's reader threads and observer share the 2 cores with the ring.
+//!
+//! Every ring session ends with a check that fails the run (exit 1) on a fast wrong answer:
+//! the replicas of all clients and the server byte-identical, `seq` gapless from 1, every
+//! submitted line exactly once and each author's lines in submit order, and every client's
+//! stdout stream equal to its replica. It prints a markdown table and one `BENCH_JSON {...}`
+//! line (`scripts/plot.py` draws `docs/bench.svg` from it).
+//!
+//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows (about a minute); the full run takes a
+//! few minutes on a 2-core machine. `BENCH_NS=1,8` picks the ring sizes, `BENCH_PORT_BASE`
+//! (default 46000) the first of the ports used (base .. base + 999), `BENCH_COMMIT` the commit
+//! named in the report (default: `git rev-parse --short HEAD`, marked when `src/` has changes).
+//!
+//! Safety: all traffic stays on loopback (group 224.1.1.1 via 127.0.0.1, the binaries' default
+//! interface); every child process is killed when its handle drops, on a panic, and on SIGINT,
+//! SIGTERM or SIGHUP of the bench; every wait has a deadline and every loop a bound.
+
+//!
+//! # Layout
+//!
+//! - `main.rs`: this overview, the line kinds, and the order of the run;
+//! - `plan.rs`: what to run and for how long (full or `BENCH_QUICK`);
+//! - `node.rs`: one `server` or `client` (started by the shared runner,
+//!   `tests/common/process.rs`), its stdout parsed into deliveries and notices;
+//! - `session.rs`: a ring of a server and N clients, typing and waiting;
+//! - `check.rs`: the replica checks that end every session;
+//! - `raw.rs`: the raw multicast baseline; `observer.rs`: the token-pass observer;
+//! - `measure.rs`: latency, flood and idle at one ring size; `recovery.rs`: `kill -9` under
+//!   load; `catchup.rs`: a late joiner and a long history;
+//! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
+
+#[path = "../../tests/common/process.rs"]
+mod process;
+
+mod catchup;
+mod check;
+mod measure;
+mod node;
+mod observer;
+mod plan;
+mod procfs;
+mod raw;
+mod recovery;
+mod report;
+mod session;
+mod util;
+
+use catchup::catch_ups;
+use measure::measure_n;
+use node::install_signal_guard;
+use plan::Plan;
+use recovery::recovery;
+use report::{machine, print_table};
+use serde_json::json;
+use session::{data_datagram_len, pad_len};
+use std::time::Instant;
+use util::progress;
+
+/// Size of a raw baseline datagram, and the size the chat lines are padded to as `Data`.
+const DATAGRAM_BYTES: usize = 200;
+
+/// Line kinds, the first part of every bench line's key (and text: `b<phase>-<client>-<n>`).
+const PHASE_WARMUP: u64 = 1;
+const PHASE_SPORADIC: u64 = 2;
+const PHASE_PACED: u64 = 3;
+/// Flood run `r` uses phase `PHASE_FLOOD + r`.
+const PHASE_FLOOD: u64 = 4;
+/// Key of a line that is not a bench line (history written by the catch-up session).
+const NO_KEY: u64 = 0;
+
+fn main() {
+    let t0 = Instant::now();
+    install_signal_guard();
+    let plan = Plan::from_env();
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let machine = machine();
+    progress(
+        t0,
+        &format!(
+            "plan: N = {:?}{}; ports {}..{}",
+            plan.ns,
+            if plan.quick { " (quick)" } else { "" },
+            plan.port_base,
+            plan.port_base + 999
+        ),
+    );
+    let mut failures = Vec::new();
+    let mut rows = Vec::new();
+    for (i, &n) in plan.ns.iter().enumerate() {
+        rows.push(measure_n(&plan, n, i as u16, t0, &mut failures));
+    }
+    let recovery = recovery(&plan, t0, &mut failures);
+    let catchups = catch_ups(&plan, t0, &mut failures);
+    print_table(&date, &machine, &plan, &rows, &recovery, &catchups);
+    let report = json!({
+        "date": date,
+        "machine": machine,
+        "quick": plan.quick,
+        "datagram_bytes": DATAGRAM_BYTES,
+        "data_datagram_bytes": data_datagram_len(&format!("b3-1-1234 {}", "x".repeat(pad_len()))),
+        "plan": plan,
+        "rows": rows,
+        "recovery": recovery,
+        "catchup": catchups,
+        "failures": failures,
+        "elapsed_s": t0.elapsed().as_secs_f64(),
+    });
+    println!("BENCH_JSON {report}");
+    if !failures.is_empty() {
+        eprintln!("\nFAILED:");
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+        std::process::exit(1);
+    }
+    progress(t0, "done; every check passed");
+}

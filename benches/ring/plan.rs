@@ -1,0 +1,129 @@
+//! The plan of a run: which ring sizes, for how long, how many repetitions; the full run or
+//! `BENCH_QUICK=1`, adjusted by `BENCH_NS` and `BENCH_PORT_BASE`.
+//!
+//! It only reads the environment and holds numbers: no processes, no sockets, no measuring.
+
+use crate::util::as_ms;
+use serde::Serialize;
+use std::time::Duration;
+
+/// The knobs of one run: the full run, or `BENCH_QUICK=1`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub quick: bool,
+    /// Ring sizes.
+    pub ns: Vec<usize>,
+    /// First port; sessions use `port_base + offset` (all within `port_base..port_base+1000`).
+    pub port_base: u16,
+    /// How long the raw sender floods, per repetition.
+    #[serde(serialize_with = "as_ms", rename = "raw_window_ms")]
+    pub raw_window: Duration,
+    /// Repetitions of the cheap measurements (raw baseline, flood); the median is quoted.
+    pub repeats: usize,
+    /// Ring size whose idle window is the headline idle cost.
+    pub idle_n: usize,
+    /// Idle window at `idle_n`.
+    #[serde(serialize_with = "as_ms", rename = "idle_window_ms")]
+    pub idle_window: Duration,
+    /// Idle window at the other sizes.
+    #[serde(serialize_with = "as_ms", rename = "idle_probe_ms")]
+    pub idle_probe: Duration,
+    /// Sporadic lines, one every `sporadic_every`.
+    pub sporadic_lines: usize,
+    #[serde(serialize_with = "as_ms", rename = "sporadic_every_ms")]
+    pub sporadic_every: Duration,
+    /// Paced load: lines per second over all clients, for `paced_for`.
+    pub paced_rate: u32,
+    #[serde(serialize_with = "as_ms", rename = "paced_for_ms")]
+    pub paced_for: Duration,
+    /// Lines per flood run, over all clients: a calibration run of `flood_min_lines` (checked,
+    /// not quoted) sizes the quoted runs to last about `flood_for`, within
+    /// `flood_min_lines..=flood_lines`.
+    pub flood_lines: usize,
+    pub flood_min_lines: usize,
+    #[serde(serialize_with = "as_ms", rename = "flood_for_ms")]
+    pub flood_for: Duration,
+    /// Recovery session: clients, and how many of them are killed one after another.
+    pub recovery_clients: usize,
+    pub recovery_kills: usize,
+    /// Paced load during the recovery session, lines per second.
+    pub recovery_rate: u32,
+    /// Token timeout of the recovery session's server.
+    #[serde(serialize_with = "as_ms", rename = "recovery_token_timeout_ms")]
+    pub recovery_token_timeout: Duration,
+    /// Catch-up sessions: (history size, repetitions).
+    pub catchup: Vec<(usize, usize)>,
+}
+
+impl Plan {
+    pub fn from_env() -> Plan {
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let port_base = std::env::var("BENCH_PORT_BASE")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(46000);
+        let mut plan = if quick {
+            Plan {
+                quick,
+                ns: vec![1, 2, 4],
+                port_base,
+                raw_window: Duration::from_millis(500),
+                repeats: 3,
+                idle_n: 4,
+                idle_window: Duration::from_secs(3),
+                idle_probe: Duration::from_secs(1),
+                sporadic_lines: 10,
+                sporadic_every: Duration::from_millis(200),
+                paced_rate: 1000,
+                paced_for: Duration::from_millis(1500),
+                flood_lines: 5_000,
+                flood_min_lines: 1_000,
+                flood_for: Duration::from_secs(2),
+                recovery_clients: 3,
+                recovery_kills: 1,
+                recovery_rate: 500,
+                recovery_token_timeout: Duration::from_secs(1),
+                catchup: vec![(20_000, 1)],
+            }
+        } else {
+            Plan {
+                quick,
+                ns: vec![1, 2, 4, 8, 16],
+                port_base,
+                raw_window: Duration::from_secs(1),
+                repeats: 3,
+                idle_n: 8,
+                idle_window: Duration::from_secs(10),
+                idle_probe: Duration::from_secs(2),
+                sporadic_lines: 25,
+                sporadic_every: Duration::from_millis(200),
+                paced_rate: 1000,
+                paced_for: Duration::from_secs(3),
+                flood_lines: 20_000,
+                flood_min_lines: 2_000,
+                flood_for: Duration::from_secs(6),
+                recovery_clients: 5,
+                recovery_kills: 3,
+                recovery_rate: 500,
+                recovery_token_timeout: Duration::from_secs(1),
+                catchup: vec![(20_000, 3), (200_000, 1)],
+            }
+        };
+        if let Ok(ns) = std::env::var("BENCH_NS") {
+            let parsed: Vec<usize> = ns
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .filter(|n| (1..=16).contains(n))
+                .collect();
+            if !parsed.is_empty() {
+                plan.ns = parsed;
+            }
+        }
+        plan
+    }
+
+    /// A port for a session: `offset` below 1000 keeps it in the bench's range.
+    pub fn port(&self, offset: u16) -> u16 {
+        self.port_base + offset % 1000
+    }
+}

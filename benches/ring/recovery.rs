@@ -1,0 +1,159 @@
+//! Recovery after `kill -9`: a ring with a short token timeout under a paced load, its
+//! clients killed one after another; how long until every survivor delivers again, against
+//! the target of the token timeout + 200 ms.
+//!
+//! It kills only the ring's own clients, and checks the history afterwards like every session.
+
+use crate::check::Verified;
+use crate::plan::Plan;
+use crate::session::Ring;
+use crate::util::{key, median, ms, progress, sleep_until};
+use crate::PHASE_PACED;
+use serde::Serialize;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One kill and what the survivors saw.
+#[derive(Clone, Debug, Serialize)]
+pub struct Kill {
+    pub victim: String,
+    /// From the kill until every survivor delivered again.
+    pub resume_ms: f64,
+    /// The longest pause in deliveries at a survivor after the kill.
+    pub stall_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Recovery {
+    pub clients: usize,
+    pub token_timeout_ms: f64,
+    pub rate: u32,
+    pub kills: Vec<Kill>,
+    pub median_resume_ms: f64,
+    /// The target: the chat resumes within the token timeout + 200 ms.
+    pub target_ms: f64,
+    pub check: Option<Verified>,
+}
+
+pub fn recovery(plan: &Plan, t0: Instant, failures: &mut Vec<String>) -> Option<Recovery> {
+    let tt = format!("{}ms", plan.recovery_token_timeout.as_millis());
+    let n = plan.recovery_clients;
+    let mut ring = match Ring::start("recovery", plan.port(300), n, &["--token-timeout", &tt]) {
+        Ok(ring) => ring,
+        Err(e) => {
+            failures.push(format!("recovery: ring did not start: {e}"));
+            return None;
+        }
+    };
+    progress(t0, &format!("recovery: ring of {n} up, token timeout {tt}"));
+    let mut result = Recovery {
+        clients: n,
+        token_timeout_ms: ms(plan.recovery_token_timeout),
+        rate: plan.recovery_rate,
+        kills: Vec::new(),
+        median_resume_ms: 0.0,
+        target_ms: ms(plan.recovery_token_timeout) + 200.0,
+        check: None,
+    };
+    match kill_under_load(plan, &mut ring) {
+        Ok(kills) => result.kills = kills,
+        Err(e) => failures.push(format!("recovery: {e}")),
+    }
+    let resumes: Vec<f64> = result.kills.iter().map(|k| k.resume_ms).collect();
+    result.median_resume_ms = median(&resumes);
+    progress(
+        t0,
+        &format!("recovery: resume after kill -9 {resumes:.0?} ms"),
+    );
+    match ring.verify() {
+        Ok(v) => result.check = Some(v),
+        Err(e) => failures.push(format!("recovery: CHECK FAILED: {e}")),
+    }
+    Some(result)
+}
+
+/// Paced load over the live clients; every few seconds the last live client is killed.
+pub fn kill_under_load(plan: &Plan, ring: &mut Ring) -> Result<Vec<Kill>, String> {
+    let every = Duration::from_secs(1) / plan.recovery_rate;
+    let gap = Duration::from_millis(3500);
+    let kills = plan.recovery_kills.min(ring.n() - 1);
+    let run_for = Duration::from_secs(1) + gap * kills as u32;
+    let start = Instant::now() + Duration::from_millis(5);
+    let mut kill_at: Vec<Instant> = (0..kills)
+        .map(|i| start + Duration::from_secs(1) + gap * i as u32)
+        .collect();
+    kill_at.reverse();
+    let mut killed_at: Vec<(usize, Instant)> = Vec::new();
+    let lines = (run_for.as_secs_f64() / every.as_secs_f64()) as usize;
+    for i in 0..lines {
+        let at = start + every * i as u32;
+        sleep_until(at);
+        if kill_at.last().is_some_and(|k| *k <= at) {
+            kill_at.pop();
+            let victim = ring.live().last().ok_or("no client left")?;
+            let when = Instant::now();
+            ring.clients[victim].kill();
+            ring.killed.insert(victim);
+            killed_at.push((victim, when));
+        }
+        let live: Vec<usize> = ring.live().collect();
+        let c = live[i % live.len()];
+        ring.submit(c, key(PHASE_PACED, c, i), true)?;
+    }
+    // Quiet: every survivor holds every survivor's line.
+    let survivors_lines: usize = ring.live().map(|c| ring.submitted[c].len()).sum();
+    let mut count = ring.delivered();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = ring.delivered();
+        if now == count && now >= survivors_lines {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the survivors did not settle ({})",
+                ring.progress_summary()
+            ));
+        }
+        count = now;
+    }
+    let mut out = Vec::new();
+    for (i, &(victim, at)) in killed_at.iter().enumerate() {
+        let until = killed_at.get(i + 1).map_or(at + gap * 3, |k| k.1);
+        let (mut resume, mut stall) = (Duration::ZERO, Duration::ZERO);
+        for c in ring.live() {
+            let seen = ring.clients[c].watch.lock();
+            let times: Vec<Instant> = seen
+                .msgs
+                .iter()
+                .map(|m| m.1)
+                .filter(|t| *t > at && *t < until)
+                .collect();
+            let (end, longest) = longest_gap(at, &times);
+            resume = resume.max(end.saturating_duration_since(at));
+            stall = stall.max(longest);
+        }
+        out.push(Kill {
+            victim: ring.clients[victim].name.clone(),
+            resume_ms: ms(resume),
+            stall_ms: ms(stall),
+        });
+    }
+    Ok(out)
+}
+
+/// The longest pause in `times` (sorted, all after `from`), counting from `from`; returns when
+/// it ended and how long it was.
+pub fn longest_gap(from: Instant, times: &[Instant]) -> (Instant, Duration) {
+    let mut prev = from;
+    let mut best = (from, Duration::ZERO);
+    for &t in times {
+        let gap = t.saturating_duration_since(prev);
+        if gap > best.1 {
+            best = (t, gap);
+        }
+        prev = t;
+    }
+    best
+}

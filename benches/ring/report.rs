@@ -1,0 +1,176 @@
+//! The report: the machine and commit, the markdown tables printed at the end of a run.
+//! (`main` prints the `BENCH_JSON` line from the same rows.)
+//!
+//! It only formats what was measured: no processes, no sockets, no checks.
+
+use crate::catchup::CatchUp;
+use crate::measure::{Idle, Latency, Row};
+use crate::plan::Plan;
+use crate::recovery::Recovery;
+use crate::util::median;
+use crate::DATAGRAM_BYTES;
+use serde_json::json;
+use std::process::Command;
+use std::thread;
+
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim())
+        .to_string();
+    let nproc = thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    if let Ok(commit) = std::env::var("BENCH_COMMIT") {
+        return json!({ "nproc": nproc, "cpu": model, "kernel": kernel, "commit": commit });
+    }
+    let dirty = !git(&["status", "--porcelain", "--", "src"]).is_empty();
+    let commit = format!(
+        "{}{}",
+        git(&["rev-parse", "--short", "HEAD"]),
+        if dirty { "+src-changes" } else { "" }
+    );
+    json!({ "nproc": nproc, "cpu": model, "kernel": kernel, "commit": commit })
+}
+
+pub fn fmt_lat(l: &Option<Latency>) -> String {
+    l.as_ref()
+        .map_or("-".into(), |l| format!("{:.1} / {:.1}", l.p50_ms, l.p99_ms))
+}
+
+pub fn print_table(
+    date: &str,
+    machine: &serde_json::Value,
+    plan: &Plan,
+    rows: &[Row],
+    recovery: &Option<Recovery>,
+    catchups: &[CatchUp],
+) {
+    println!();
+    println!(
+        "## ring benchmark, {date}, {} ({} cores), commit {}{}",
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["nproc"],
+        machine["commit"].as_str().unwrap_or("?"),
+        if plan.quick { ", BENCH_QUICK" } else { "" }
+    );
+    println!();
+    println!(
+        "Datagrams of {DATAGRAM_BYTES} bytes. Throughput: medians of {} flood runs (sized to \
+         about {:?} each); rotation and hops from a passive observer of token passes. Latency: \
+         submit to delivered at every client.",
+        plan.repeats, plan.flood_for
+    );
+    println!();
+    println!(
+        "| N | raw datagrams/s | ordered lines/s | incl. server | ratio | steady lines/s | \
+         rotation (ms) | hop p50 / p99 (us) | stalls > 50 ms per s | lines per visit |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.1} % | {:.0} | {:.2} | {:.0} / {:.0} | {:.1} | {:.1} |",
+            r.n,
+            r.raw_rate,
+            r.ordered_rate,
+            r.ordered_rate_with_server,
+            r.ratio * 100.0,
+            r.steady_rate,
+            r.observed_rotation_ms,
+            r.observed_hop_p50_us,
+            r.observed_hop_p99_us,
+            r.stalls_per_s,
+            r.lines_per_visit,
+        );
+    }
+    println!();
+    println!(
+        "| N | paced {}/s p50 / p99 (ms) | sporadic p50 / p99 (ms) | bare hop p50 (us) | idle \
+         rotation (ms) | idle CPU (% of a core) | idle wake-ups/s |",
+        plan.paced_rate
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let idle = |f: fn(&Idle) -> String| r.idle.as_ref().map_or("-".into(), f);
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {} |",
+            r.n,
+            fmt_lat(&r.paced),
+            fmt_lat(&r.sporadic),
+            r.bare_hop_us,
+            idle(|i| format!("{:.0}", i.hops.rotation_ms)),
+            idle(|i| format!("{:.2}", i.cpu_pct)),
+            idle(|i| format!("{:.0}", i.wakeups_per_s)),
+        );
+    }
+    println!();
+    println!("| measure | result |");
+    println!("|---|---|");
+    if let Some(i) = rows
+        .iter()
+        .find(|r| r.n == plan.idle_n)
+        .and_then(|r| r.idle.as_ref())
+    {
+        println!(
+            "| idle cost, server + {} clients, {:.0} s | {:.2} % of one core (server {:.2} %, \
+             busiest client {:.2} %), {:.0} wake-ups/s |",
+            plan.idle_n,
+            i.secs,
+            i.cpu_pct,
+            i.cpu_pct_server,
+            i.cpu_pct_busiest_client,
+            i.wakeups_per_s
+        );
+    }
+    let mut sizes: Vec<usize> = catchups.iter().map(|c| c.messages).collect();
+    sizes.dedup();
+    for m in sizes {
+        let runs: Vec<&CatchUp> = catchups.iter().filter(|c| c.messages == m).collect();
+        let med = |f: fn(&CatchUp) -> f64| median(&runs.iter().map(|c| f(c)).collect::<Vec<_>>());
+        println!(
+            "| catch-up of {m} messages ({} run{}) | {:.0} msgs/s from client start \
+             ({:.0} msgs/s transfer); {:.2} s counting the server's start ({:.2} s); client \
+             RSS {:.1} MiB, server {:.1} MiB |",
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
+            med(|c| c.msgs_per_s),
+            med(|c| c.transfer_msgs_per_s),
+            med(|c| c.total_s),
+            med(|c| c.server_start_s),
+            med(|c| c.client_rss_mib),
+            med(|c| c.server_rss_mib),
+        );
+    }
+    if let Some(r) = recovery {
+        let each: Vec<String> = r
+            .kills
+            .iter()
+            .map(|k| format!("{:.0}", k.resume_ms))
+            .collect();
+        println!(
+            "| recovery after kill -9 under {} lines/s, {} clients, token timeout {:.0} ms | \
+             delivery resumes after {:.0} ms (median; runs: {} ms); target {:.0} ms |",
+            r.rate,
+            r.clients,
+            r.token_timeout_ms,
+            r.median_resume_ms,
+            each.join(", "),
+            r.target_ms
+        );
+    }
+    println!();
+}

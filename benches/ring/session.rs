@@ -1,0 +1,221 @@
+//! A ring session: the server and N clients started on one port in a temp dir, the warm-up,
+//! and what each client was given to type (keys and submit instants), with waits that have
+//! deadlines. The checks of the history are in `check.rs`, the measurements in `measure.rs`.
+//!
+//! It must not judge results: it starts, types, waits and reports progress; every process is
+//! killed when the ring drops.
+
+use crate::node::Proc;
+use crate::observer::Observer;
+use crate::process::says_joined;
+use crate::util::{key, key_client, key_n, key_phase};
+use crate::{DATAGRAM_BYTES, PHASE_WARMUP};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use mcast_chat::protocol::wire::{self, Msg};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// The server and N clients on one port, each in its own data dir under one temp dir.
+pub struct Ring {
+    /// Clients first: they are killed before the server when the ring drops.
+    pub clients: Vec<Proc>,
+    pub server: Proc,
+    /// Every line handed to each client, as keys, in submit order.
+    pub submitted: Vec<Vec<u64>>,
+    /// When each line whose latency is measured was written to its client's stdin.
+    pub submit_at: HashMap<u64, Instant>,
+    /// Clients that were killed on purpose (recovery): their lines may be missing.
+    pub killed: HashSet<usize>,
+    /// Padding that brings a line's `Data` datagram to `DATAGRAM_BYTES`.
+    pub pad: String,
+    /// Records token passes on the ring's port.
+    pub observer: Observer,
+    /// Removed on drop unless a check failed (then kept for inspection).
+    pub root: Option<TempDir>,
+    pub root_path: PathBuf,
+}
+
+impl Ring {
+    pub fn start(label: &str, port: u16, n: usize, server_extra: &[&str]) -> Result<Ring, String> {
+        let root = tempfile::Builder::new()
+            .prefix(&format!("mcast-bench-{label}-"))
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+        let root_path = root.path().to_path_buf();
+        let observer =
+            Observer::start(port).map_err(|e| format!("cannot observe port {port}: {e}"))?;
+        let server = Proc::server(port, &root_path.join("server"), server_extra);
+        let mut ring = Ring {
+            clients: Vec::new(),
+            server,
+            submitted: vec![Vec::new(); n],
+            submit_at: HashMap::new(),
+            killed: HashSet::new(),
+            pad: "x".repeat(pad_len()),
+            observer,
+            root: Some(root),
+            root_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if !ring
+            .server
+            .watch
+            .wait_for(deadline, |s| !s.notices.is_empty())
+        {
+            return Err(format!(
+                "server did not start: {}",
+                ring.server.stderr_tail()
+            ));
+        }
+        for c in 0..n {
+            let name = format!("c{c}");
+            let dir = ring.root_path.join(&name);
+            ring.clients.push(Proc::client(port, &dir, &name));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20 + 2 * n as u64);
+        for c in &ring.clients {
+            let joined = c
+                .watch
+                .wait_for(deadline, |s| s.notices.iter().any(|(_, t)| says_joined(t)));
+            if !joined {
+                return Err(format!("{} did not join: {}", c.name, c.stderr_tail()));
+            }
+        }
+        for c in 0..n {
+            ring.submit(c, key(PHASE_WARMUP, c, 0), false)?;
+        }
+        ring.wait_clients(n, Duration::from_secs(30), "the warm-up lines")?;
+        let expect = format!("{n} member");
+        ring.clients[0].ask("/who", |t| t.starts_with(&expect))?;
+        Ok(ring)
+    }
+
+    pub fn n(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.n()).filter(|c| !self.killed.contains(c))
+    }
+
+    pub fn text(&self, key: u64) -> String {
+        format!(
+            "b{}-{}-{} {}",
+            key_phase(key),
+            key_client(key),
+            key_n(key),
+            self.pad
+        )
+    }
+
+    /// Writes a line to client `c`; `timed` records its submit instant for latency.
+    pub fn submit(&mut self, c: usize, key: u64, timed: bool) -> Result<(), String> {
+        let text = self.text(key);
+        let at = Instant::now();
+        self.clients[c].send(&text)?;
+        self.submitted[c].push(key);
+        if timed {
+            self.submit_at.insert(key, at);
+        }
+        Ok(())
+    }
+
+    /// Waits until every live client has delivered `count` messages; returns, per client,
+    /// when it printed message number `count`.
+    pub fn wait_clients(
+        &self,
+        count: usize,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Vec<Instant>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut done = Vec::new();
+        for c in self.live() {
+            let p = &self.clients[c];
+            if !p.watch.wait_for(deadline, |s| s.msgs.len() >= count) {
+                return Err(format!(
+                    "{what}: {} delivered {} of {count} within {timeout:?} ({})",
+                    p.name,
+                    p.watch.delivered(),
+                    self.progress_summary()
+                ));
+            }
+            done.push(p.watch.lock().msgs[count - 1].1);
+        }
+        Ok(done)
+    }
+
+    /// When the server archived (printed) message number `count`.
+    pub fn wait_server(&self, count: usize, timeout: Duration) -> Result<Instant, String> {
+        let deadline = Instant::now() + timeout;
+        let w = &self.server.watch;
+        if !w.wait_for(deadline, |s| s.msgs.len() >= count) {
+            return Err(format!(
+                "the server archived {} of {count} within {timeout:?}",
+                w.delivered()
+            ));
+        }
+        Ok(w.lock().msgs[count - 1].1)
+    }
+
+    pub fn progress_summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .clients
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.watch.delivered()))
+            .collect();
+        parts.push(format!("server {}", self.server.watch.delivered()));
+        parts.join(", ")
+    }
+
+    /// Messages every live client has delivered (they agree when the ring is quiet).
+    pub fn delivered(&self) -> usize {
+        self.live()
+            .map(|c| self.clients[c].watch.delivered())
+            .min()
+            .unwrap_or(0)
+    }
+
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let mut out = vec![("server".to_string(), self.server.pid())];
+        out.extend(
+            self.live()
+                .map(|c| (self.clients[c].name.clone(), self.clients[c].pid())),
+        );
+        out
+    }
+
+    /// Keeps the temp dir (a check failed): its path goes into the error.
+    pub fn keep_files(&mut self) -> PathBuf {
+        if let Some(root) = self.root.take() {
+            let _ = root.keep();
+        }
+        self.root_path.clone()
+    }
+}
+
+/// Padding length that makes a bench line's `Data` datagram about `DATAGRAM_BYTES` long.
+pub fn pad_len() -> usize {
+    data_datagram_len("b3-1-1234 ").map_or(40, |len| DATAGRAM_BYTES.saturating_sub(len))
+}
+
+/// The encoded size of a `Data` datagram carrying `text` (a typical seq, uuids, name "c1").
+pub fn data_datagram_len(text: &str) -> Option<usize> {
+    let rec = ChatRecord {
+        seq: Seq(12_345),
+        id: Uuid::new_v4(),
+        from: NodeId::random(),
+        name: "c1".into(),
+        text: text.into(),
+        sent_at_ms: 1_800_000_000_000,
+    };
+    wire::encode(&Msg::Data {
+        epoch: Epoch(3),
+        rec,
+    })
+    .ok()
+    .map(|b| b.len())
+}

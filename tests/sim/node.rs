@@ -1,0 +1,267 @@
+//! One simulated node: its core (the real server or client state machine), its "disk" (what
+//! survives a crash), and the [`Effects`] that carry out the core's outputs in memory, through
+//! the library's own [`perform`], so the tests follow the same "persist before you send" rule
+//! as the threaded runtime.
+//!
+//! Effects only perform and report: every delivery and every `Data` sent goes past the
+//! [`Oracle`]; no scheduling, no timers and no fault injection happen here.
+
+use crate::sim::net::Network;
+use crate::sim::oracle::Oracle;
+use crate::sim::trace;
+use mcast_chat::protocol::coordinator::Coordinator;
+use mcast_chat::protocol::events::{
+    perform, CoordinatorOutput, CoordinatorStop, Effects, MemberOutput, MemberStop,
+};
+use mcast_chat::protocol::member::MemberCore;
+use mcast_chat::protocol::types::{ChatRecord, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::wire::{self, Msg};
+use std::fmt::Debug;
+use std::time::Instant;
+
+/// What survives a crash: the replica and the last checkpoint (outbox, or the server's view).
+#[derive(Default, Clone)]
+pub struct Disk {
+    pub replica: Vec<ChatRecord>,
+    pub outbox: Vec<Pending>,
+    pub view: View,
+}
+
+/// The state machine a node runs.
+pub enum Core {
+    Server(Box<Coordinator>),
+    Member(Box<MemberCore>),
+}
+
+impl Core {
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Core::Server(c) => c.poll_timeout(),
+            Core::Member(m) => m.poll_timeout(),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Core::Server(c) => c.handle_timeout(now),
+            Core::Member(m) => m.handle_timeout(now),
+        }
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
+        match self {
+            Core::Server(c) => c.handle_datagram(now, msg),
+            Core::Member(m) => m.handle_datagram(now, msg),
+        }
+    }
+
+    /// What a checkpoint writes now.
+    fn checkpoint(&self, disk: &mut Disk) {
+        match self {
+            Core::Server(c) => disk.view = c.view().clone(),
+            Core::Member(m) => disk.outbox = m.outbox().cloned().collect(),
+        }
+    }
+}
+
+/// A simulated host: stays in the run across crashes (`core` is `None` while it is down).
+pub struct Node {
+    pub id: NodeId,
+    pub name: String,
+    pub disk: Disk,
+    pub core: Option<Core>,
+    /// Left the ring for good: it is not restarted.
+    pub left: bool,
+}
+
+impl Node {
+    pub fn new(id: NodeId, name: String) -> Node {
+        Node {
+            id,
+            name,
+            disk: Disk::default(),
+            core: None,
+            left: false,
+        }
+    }
+
+    pub fn member(&self) -> Option<&MemberCore> {
+        match &self.core {
+            Some(Core::Member(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn member_mut(&mut self) -> Option<&mut MemberCore> {
+        match &mut self.core {
+            Some(Core::Member(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn server(&self) -> Option<&Coordinator> {
+        match &self.core {
+            Some(Core::Server(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Drains the core's outputs and performs them with [`perform`]. Returns why the node
+    /// stopped, if it did (the caller takes the core down), or the first violated check.
+    pub fn perform_outputs(
+        &mut self,
+        me: usize,
+        net: &mut Network,
+        oracle: &mut Oracle,
+        trace: bool,
+    ) -> Result<Option<Stopped>, String> {
+        let Some(core) = &mut self.core else {
+            return Ok(None);
+        };
+        // Effects never touch the core, so draining first and performing after is the same
+        // as performing each output as it is polled.
+        let outputs = match core {
+            Core::Server(c) => Outputs::Server(std::iter::from_fn(|| c.poll_output()).collect()),
+            Core::Member(m) => Outputs::Member(std::iter::from_fn(|| m.poll_output()).collect()),
+        };
+        let mut fx = NodeEffects {
+            me,
+            name: &self.name,
+            core,
+            disk: &mut self.disk,
+            net,
+            oracle,
+            trace,
+            failure: None,
+            stopped: None,
+        };
+        let performed = match outputs {
+            Outputs::Server(o) => perform(&mut fx, o),
+            Outputs::Member(o) => perform(&mut fx, o),
+        };
+        // A failed send came before whatever ended `perform`: report the earlier one.
+        if let Some(failure) = fx.failure {
+            return Err(failure);
+        }
+        performed.map(|()| fx.stopped)
+    }
+}
+
+/// A core's outputs, drained in order.
+enum Outputs {
+    Server(Vec<CoordinatorOutput>),
+    Member(Vec<MemberOutput>),
+}
+
+/// Why a node stopped, and whether that is a clean leave (anything else fails the run).
+#[derive(Debug)]
+pub struct Stopped {
+    pub clean: bool,
+    pub reason: String,
+}
+
+/// A core's stop reason, as the harness judges it.
+pub trait StopReason: Debug {
+    /// Whether the node left as asked (the only stop a run may see).
+    fn is_clean_leave(&self) -> bool;
+}
+
+impl StopReason for MemberStop {
+    fn is_clean_leave(&self) -> bool {
+        *self == MemberStop::Left
+    }
+}
+
+impl StopReason for CoordinatorStop {
+    fn is_clean_leave(&self) -> bool {
+        false
+    }
+}
+
+/// The effects of one node, in memory: deliveries to its replica, datagrams to the network.
+struct NodeEffects<'a> {
+    me: usize,
+    name: &'a str,
+    core: &'a Core,
+    disk: &'a mut Disk,
+    net: &'a mut Network,
+    oracle: &'a mut Oracle,
+    trace: bool,
+    /// The first violation found by an effect that cannot return an error.
+    failure: Option<String>,
+    stopped: Option<Stopped>,
+}
+
+impl NodeEffects<'_> {
+    fn fail(&mut self, what: String) {
+        self.failure.get_or_insert(what);
+    }
+
+    fn multicast(&mut self, bytes: Vec<u8>) {
+        self.net.multicast(self.me, bytes);
+    }
+}
+
+impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
+    /// A violated guarantee.
+    type Error = String;
+
+    fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), String> {
+        for rec in records {
+            if self.trace {
+                let line = format!("{} DELIVERS #{} {}", self.name, rec.seq, rec.text);
+                trace(self.net.elapsed(), &line);
+            }
+            self.oracle
+                .check_delivery(self.me, &self.disk.replica, &rec)?;
+            self.disk.replica.push(rec);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msg: Msg) {
+        if let Msg::Data { epoch, rec } = &msg {
+            if let Err(e) = self.oracle.check_data(self.me, *epoch, rec) {
+                self.fail(e);
+            }
+        }
+        match wire::encode(&msg) {
+            Ok(bytes) => self.multicast(bytes),
+            Err(e) => self.fail(format!("node {} could not encode {msg:?}: {e}", self.me)),
+        }
+    }
+
+    fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, String> {
+        let replica = &self.disk.replica;
+        Ok(replica
+            .iter()
+            .filter(|r| r.seq >= lo && r.seq <= hi)
+            .cloned()
+            .collect())
+    }
+
+    fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>) {
+        for datagram in wire::pack_history(to, records) {
+            self.multicast(datagram);
+        }
+    }
+
+    fn event(&mut self, event: E) {
+        if self.trace {
+            trace(self.net.elapsed(), &format!("{} {event:?}", self.name));
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        self.core.checkpoint(self.disk);
+    }
+
+    fn stop(&mut self, reason: S) {
+        // The driver writes a final checkpoint before it exits.
+        self.core.checkpoint(self.disk);
+        self.stopped = Some(Stopped {
+            clean: reason.is_clean_leave(),
+            reason: format!("{reason:?}"),
+        });
+    }
+}
