@@ -61,15 +61,30 @@ fn record() -> impl Strategy<Value = ChatRecord> {
     )
 }
 
+/// Seqs at most `MAX_IN_FLIGHT` below `seq` (and not below 0), as flow control keeps the
+/// token's slots and requests.
+fn below(seq: Seq, n: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<Seq>> {
+    let lag = 0..=seq.0.min(limits::MAX_IN_FLIGHT);
+    proptest::collection::vec(lag, n)
+        .prop_map(move |lags| lags.into_iter().map(|d| Seq(seq.0 - d)).collect())
+}
+
 fn token() -> impl Strategy<Value = Token> {
     (
         (epoch(), id(), id(), counter()),
-        (seq(), proptest::collection::vec(seq(), 1..17), seq()),
-        proptest::collection::vec(seq(), 0..5),
+        seq(),
+        seq(),
         proptest::option::of(id()),
     )
+        .prop_flat_map(|(head, seq, safe, wake)| {
+            (
+                Just((head, seq, safe, wake)),
+                below(seq, 1..=limits::MAX_MEMBERS),
+                below(seq, 0..=limits::MAX_RTR),
+            )
+        })
         .prop_map(
-            |((epoch, from, to, hop), (seq, arus, safe), rtr, wake)| Token {
+            |(((epoch, from, to, hop), seq, safe, wake), arus, rtr)| Token {
                 epoch,
                 from,
                 to,
@@ -81,6 +96,11 @@ fn token() -> impl Strategy<Value = Token> {
                 wake,
             },
         )
+}
+
+/// A part index and count as a packer numbers them.
+fn part() -> impl Strategy<Value = (u32, u32)> {
+    (1..=limits::MAX_VIEW_PARTS).prop_flat_map(|parts| (0..parts, Just(parts)))
 }
 
 fn incarnation() -> impl Strategy<Value = Incarnation> {
@@ -110,13 +130,19 @@ fn msg() -> impl Strategy<Value = Msg> {
             incarnation,
             reason
         }),
-        (epoch(), proptest::collection::vec(id(), 0..8), server_id()).prop_map(
-            |(epoch, members, server)| Msg::Gather {
+        (
+            epoch(),
+            part(),
+            proptest::collection::vec(id(), 0..8),
+            server_id()
+        )
+            .prop_map(|(epoch, (part, parts), members, server)| Msg::Gather {
                 epoch,
+                part,
+                parts,
                 members,
                 server
-            }
-        ),
+            }),
         (epoch(), id(), incarnation(), name(), seq(), seq(), seq()).prop_map(
             |(epoch, from, incarnation, name, view_epoch, aru, delivered)| Msg::Report {
                 epoch,
@@ -130,6 +156,7 @@ fn msg() -> impl Strategy<Value = Msg> {
         ),
         (
             seq(),
+            part(),
             proptest::collection::vec(member, 0..6),
             seq(),
             seq(),
@@ -137,8 +164,10 @@ fn msg() -> impl Strategy<Value = Msg> {
             server_id(),
         )
             .prop_map(
-                |(epoch, members, cut, high, token_timeout_ms, server)| Msg::View {
+                |(epoch, (part, parts), members, cut, high, token_timeout_ms, server)| Msg::View {
                     epoch: Epoch(epoch.0),
+                    part,
+                    parts,
                     members,
                     cut,
                     high,
@@ -152,6 +181,28 @@ fn msg() -> impl Strategy<Value = Msg> {
         (id(), id(), seq(), seq()).prop_map(|(from, to, lo, hi)| Msg::Fetch { from, to, lo, hi }),
         (id(), proptest::collection::vec(record(), 0..4))
             .prop_map(|(to, records)| Msg::History { to, records }),
+        (
+            (seq(), seq(), seq()),
+            0..=limits::MAX_TOKEN_TIMEOUT_MS,
+            server_id(),
+            0..=limits::MAX_MEMBERS as u64,
+            any::<u64>(),
+        )
+            .prop_map(
+                |((epoch, cut, high), token_timeout_ms, server, members, digest)| Msg::Beacon {
+                    epoch: Epoch(epoch.0),
+                    cut,
+                    high,
+                    token_timeout_ms,
+                    server,
+                    members,
+                    digest,
+                }
+            ),
+        (id(), seq()).prop_map(|(from, epoch)| Msg::ViewRequest {
+            from,
+            epoch: Epoch(epoch.0)
+        }),
     ]
 }
 

@@ -345,7 +345,7 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
         Seq(7),
         1,
     ));
-    match i % 20 {
+    match i % 24 {
         0 => {
             let mut b = vec![0u8; rng.gen_range(0..MAX_DATAGRAM_BYTES)];
             rng.fill_bytes(&mut b);
@@ -368,7 +368,7 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
         8 => encoded(&data),
         9 => edit(&data, |v| v["rec"]["name"] = json!("m".repeat(100))),
         10 => edit(&data, |v| v["rec"]["text"] = json!("t".repeat(1001))),
-        11 => br#"{"v":1,"type":"view","epoch":0,"members":[],"cut":0,"high":0,"token_timeout_ms":18446744073709551615}"#.to_vec(),
+        11 => br#"{"v":1,"type":"view","epoch":0,"part":0,"parts":1,"members":[],"cut":0,"high":0,"token_timeout_ms":18446744073709551615}"#.to_vec(),
         12 => edit(&stale_token, |v| v["epoch"] = json!(u64::MAX)),
         13 => edit(&stale_token, |v| v["hop"] = json!(u64::MAX)),
         14 => edit(&data, |v| v["epoch"] = json!(0)),
@@ -376,6 +376,14 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
         16 => format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes()[..1400].to_vec(),
         17 => br#"{"v":1e400,"type":"wake"}"#.to_vec(),
         18 => b"{\"v\":1,\"type\":\"wake\",\"epoch\":1,\"from\":\"\xff\xfe\"}".to_vec(),
+        19 => br#"{"v":1,"type":"view","epoch":9,"part":3,"parts":2,"members":[],"cut":0,"high":0,"token_timeout_ms":1000}"#.to_vec(),
+        20 => br#"{"v":1,"type":"beacon","epoch":9,"cut":0,"high":0,"token_timeout_ms":1000,"server":3,"members":1000,"digest":0}"#.to_vec(),
+        21 => edit(&stale_token, |v| v["lag"] = json!([8])),
+        22 => format!(
+            r#"{{"v":1,"type":"gather","epoch":9,"part":0,"parts":{},"members":[],"server":3}}"#,
+            rng.gen_range(17..u32::MAX)
+        )
+        .into_bytes(),
         _ => format!(
             r#"{{"v":1,"type":"report","epoch":1,"from":"{}","incarnation":1,"name":"m","view_epoch":{},"aru":0,"delivered":0}}"#,
             Uuid::new_v4(),

@@ -23,6 +23,8 @@ fn server(id: u64, epoch: u64, now: Instant) -> Coordinator {
 fn view_from(id: u64, epoch: u64) -> Msg {
     Msg::View {
         epoch: Epoch(epoch),
+        part: 0,
+        parts: 1,
         members: Vec::new(),
         cut: Seq(0),
         high: Seq(0),
@@ -36,12 +38,24 @@ fn stopped(c: &mut Coordinator) -> bool {
         .any(|o| matches!(o, Output::Stop(CoordinatorStop::AnotherServer)))
 }
 
-/// The views a server sends, as its heartbeat goes out.
+fn beacon_from(id: u64, epoch: u64) -> Msg {
+    Msg::Beacon {
+        epoch: Epoch(epoch),
+        cut: Seq(0),
+        high: Seq(0),
+        token_timeout_ms: 3000,
+        server: Some(ServerId(id)),
+        members: 0,
+        digest: View::default().digest(),
+    }
+}
+
+/// What a server sends as its heartbeat goes out: beacons (and views, were any due).
 fn heartbeat(c: &mut Coordinator, now: Instant) -> Vec<Msg> {
     c.handle_timeout(now);
     std::iter::from_fn(|| c.poll_output())
         .filter_map(|o| match o {
-            Output::Send(msg @ Msg::View { .. }) => Some(msg),
+            Output::Send(msg @ (Msg::View { .. } | Msg::Beacon { .. })) => Some(msg),
             _ => None,
         })
         .collect()
@@ -89,6 +103,8 @@ fn while_probing_its_own_earlier_views_are_ignored_and_another_servers_are_not()
         late,
         Msg::Gather {
             epoch: Epoch(5),
+            part: 0,
+            parts: 1,
             members: Vec::new(),
             server: Some(ServerId(5)),
         },
@@ -101,6 +117,24 @@ fn while_probing_its_own_earlier_views_are_ignored_and_another_servers_are_not()
     let mut d = Coordinator::new(cfg.clone(), View::default(), Seq(0), now);
     d.handle_datagram(late, view_from(6, 0));
     assert!(stopped(&mut d), "another server's view");
+}
+
+#[test]
+fn a_beacon_is_a_rival_view_while_probing_and_after() {
+    let now = Instant::now();
+    let mut cfg = CoordinatorConfig::new(Duration::from_secs(3));
+    cfg.server_id = ServerId(5);
+    let mut c = Coordinator::new(cfg.clone(), View::default(), Seq(0), now);
+    c.handle_datagram(now, beacon_from(5, 4));
+    assert!(!stopped(&mut c), "its own, from before a restart");
+    c.handle_datagram(now, beacon_from(6, 0));
+    assert!(stopped(&mut c), "another server's beacon during the probe");
+    let mut a = server(1, 3, now);
+    a.handle_datagram(now, beacon_from(2, 2));
+    assert!(!stopped(&mut a), "an older view");
+    a.handle_datagram(now, beacon_from(2, 3));
+    assert!(stopped(&mut a), "same epoch, higher id");
+    assert_eq!(a.stats().rival_views, 2);
 }
 
 #[test]
