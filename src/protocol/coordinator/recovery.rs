@@ -180,15 +180,27 @@ impl Coordinator {
             return;
         };
         m.name = name;
-        if g.reports.is_empty() {
-            // Live members answer within a few round trips of the fastest one; a dead one
-            // never does, so there is no point waiting a whole report timeout for it.
-            let wait = ((now - g.started) * 4).max(MIN_REPORT_WAIT);
-            g.reply_wait = Some(wait);
-            if let Some(deadline) = self.timers.get(Timer::ReportDeadline) {
-                self.timers
-                    .set(Timer::ReportDeadline, deadline.min(now + wait));
-            }
+        // Live members answer within a few round trips of the fastest one; a dead one never
+        // does, so there is no point waiting a whole report timeout for it. A large ring on a
+        // busy host answers over a longer spread, so each report keeps the gather open for that
+        // long again (within the report timeout): the gather ends once reports stop coming.
+        // Only a member's first report counts: every resend of the gather draws the same
+        // reports again, and those must not keep a gather open for a dead member.
+        let cap = g.started + self.cfg.report_timeout;
+        let first = g.reply_wait.is_none();
+        let news = !g.reports.contains_key(&from);
+        let wait = *g
+            .reply_wait
+            .get_or_insert(((now - g.started) * 4).max(MIN_REPORT_WAIT));
+        if let Some(deadline) = self.timers.get(Timer::ReportDeadline) {
+            let deadline = if first {
+                deadline.min(now + wait)
+            } else if news {
+                deadline.max((now + wait).min(cap))
+            } else {
+                deadline
+            };
+            self.timers.set(Timer::ReportDeadline, deadline);
         }
         g.reports.insert(from, r);
         self.maybe_finish_gather(now);

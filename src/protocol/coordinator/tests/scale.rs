@@ -215,3 +215,22 @@ fn a_rival_beacon_counts_as_a_rival_view_during_the_probe_and_after() {
         [Output::Stop(CoordinatorStop::AnotherServer)]
     );
 }
+
+#[test]
+fn g4_each_new_report_keeps_the_gather_open_but_repeated_ones_do_not() {
+    let (mut c, t0, _) = ring(4, 10);
+    let (t1, epoch, _) = lose_token(&mut c, t0);
+    // Member 0 answers after 10 ms: the others get 100 ms from the latest new report.
+    c.handle_datagram(t1 + 10 * MS, report(epoch, 0, 1, 10, 10));
+    assert_eq!(c.poll_timeout(), Some(t1 + 110 * MS));
+    c.handle_datagram(t1 + 90 * MS, report(epoch, 1, 1, 10, 10));
+    assert_eq!(
+        c.poll_timeout(),
+        Some(t1 + 190 * MS),
+        "a slow but live member"
+    );
+    c.handle_datagram(t1 + 150 * MS, report(epoch, 0, 1, 10, 10));
+    assert_eq!(c.poll_timeout(), Some(t1 + 190 * MS), "a repeated report");
+    let out = untimed(run_until(&mut c, t1 + 190 * MS));
+    assert_eq!(views(&out), [(epoch, vec![id(0), id(1)], Seq(10))]);
+}
