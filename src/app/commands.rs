@@ -6,8 +6,9 @@
 //! on by the input loop, which owns leaving.
 
 use crate::protocol::member::MemberCore;
-use crate::protocol::types::{count, Seq};
+use crate::protocol::types::{count, Epoch, Seq};
 use crate::runtime::{lock, Node};
+use crate::ui::display::{wrap_list, NOTICE_WIDTH};
 use std::ops::ControlFlow;
 
 /// How many messages `/history` without N shows.
@@ -96,12 +97,18 @@ fn who(node: &Node<MemberCore>) -> String {
             format!("{}{you}{token}", m.name)
         })
         .collect();
-    format!(
-        "{} in epoch {}: {}",
-        count(names.len(), "member"),
-        core.view().epoch,
-        names.join(", ")
-    )
+    who_text(core.view().epoch, &names)
+}
+
+/// `/who`'s answer: the count and the epoch, then the names in ring order, on the same line
+/// when they fit a notice, else wrapped below it (a ring of up to 128 must stay readable).
+fn who_text(epoch: Epoch, names: &[String]) -> String {
+    let head = format!("{} in epoch {epoch}", count(names.len(), "member"));
+    let one_line = format!("{head}: {}", names.join(", "));
+    if one_line.chars().count() <= NOTICE_WIDTH {
+        return one_line;
+    }
+    format!("{head}:\n{}", wrap_list(names, NOTICE_WIDTH).join("\n"))
 }
 
 fn stats(node: &Node<MemberCore>) -> String {
@@ -161,6 +168,30 @@ mod tests {
 
     fn parse(line: &str) -> Option<Command> {
         Command::parse(line)
+    }
+
+    #[test]
+    fn who_fits_a_small_ring_on_one_line() {
+        let names = ["alice (you) (token)".to_string(), "bob".to_string()];
+        assert_eq!(
+            who_text(Epoch(2), &names),
+            "2 members in epoch 2: alice (you) (token), bob"
+        );
+    }
+
+    #[test]
+    fn who_puts_a_large_ring_below_its_count_in_lines_that_fit() {
+        let mut names: Vec<String> = (0..40).map(|i| format!("c{i:02}")).collect();
+        names[0].push_str(" (you)");
+        names[7].push_str(" (token)");
+        let text = who_text(Epoch(3), &names);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "40 members in epoch 3:");
+        assert!(lines.len() > 2, "{text}");
+        assert!(lines.iter().all(|l| l.chars().count() <= NOTICE_WIDTH));
+        assert!(lines[1].starts_with("c00 (you), c01,"), "{text}");
+        assert!(text.contains("c07 (token),"), "{text}");
+        assert_eq!(lines[1..].join(" ").split(", ").collect::<Vec<_>>(), names);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! `* notice`, or one JSON object per line with `--json`. On a terminal each author's name
 //! gets its own colour (never with `NO_COLOR` or when stdout is not a terminal).
 //!
+//! A notice of several lines (a long `/who`) prints its later lines indented under the first;
+//! in JSON it stays one event whose text has line breaks.
+//!
 //! Formatting only: no protocol, no files.
 
 use crate::protocol::events::{CoordinatorEvent, MemberEvent};
@@ -34,6 +37,37 @@ impl Printer {
     fn line(&mut self, line: &str) {
         self.out.line(line);
     }
+}
+
+/// How wide a notice's lines may be after the `* ` (or the indent of a later line), so that a
+/// long list, such as `/who` in a large ring, prints within 100 columns.
+pub const NOTICE_WIDTH: usize = 98;
+
+/// `items` separated by ", " in lines of at most `width` characters, each line but the last
+/// ending with ","; an item too wide for a line has one of its own, never broken.
+pub fn wrap_list<S: AsRef<str>>(items: &[S], width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_chars = 0;
+    for (i, item) in items.iter().enumerate() {
+        let comma = if i + 1 < items.len() { "," } else { "" };
+        let word = format!("{}{comma}", item.as_ref());
+        let word_chars = word.chars().count();
+        if line_chars > 0 && line_chars + 1 + word_chars > width {
+            lines.push(std::mem::take(&mut line));
+            line_chars = 0;
+        }
+        if line_chars > 0 {
+            line.push(' ');
+            line_chars += 1;
+        }
+        line.push_str(&word);
+        line_chars += word_chars;
+    }
+    if line_chars > 0 {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The colour of a name: one of six, the same for a name on every node.
@@ -103,7 +137,7 @@ impl Sink for Printer {
             })
             .unwrap_or_default()
         } else {
-            format!("* {text}")
+            format!("* {}", text.replace('\n', "\n  "))
         };
         self.line(&line);
         self.out.flush();
@@ -221,6 +255,60 @@ mod tests {
         );
         assert_eq!(paint("alice"), paint("alice"));
         assert!(!format_message(&rec()).contains('\x1b'));
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("member{i:02}")).collect()
+    }
+
+    #[test]
+    fn a_short_list_is_one_line() {
+        assert_eq!(wrap_list(&["alice (you)", "bob"], 98), ["alice (you), bob"]);
+        assert_eq!(wrap_list(&["alice"], 98), ["alice"]);
+        assert!(wrap_list::<&str>(&[], 98).is_empty());
+    }
+
+    #[test]
+    fn a_long_list_wraps_at_the_width_keeping_every_item_whole_and_in_order() {
+        let items = names(40);
+        for width in [10, 20, 37, 98] {
+            let lines = wrap_list(&items, width);
+            assert!(lines.len() > 1, "{width}: {lines:?}");
+            for l in &lines {
+                assert!(l.chars().count() <= width, "{width}: {l:?}");
+            }
+            let (last, rest) = lines.split_last().unwrap();
+            assert!(rest.iter().all(|l| l.ends_with(',')), "{lines:?}");
+            assert!(!last.ends_with(','), "{lines:?}");
+            assert_eq!(lines.join(" ").split(", ").collect::<Vec<_>>(), items);
+        }
+        // Names of 8 characters with ", ": nine take 89 columns, ten would take 99.
+        let lines = wrap_list(&items, 98);
+        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[0], items[..9].join(", ") + ",");
+    }
+
+    #[test]
+    fn an_item_wider_than_the_line_gets_a_line_of_its_own() {
+        let wide = "w".repeat(12);
+        let lines = wrap_list(&["a", wide.as_str(), "b"], 8);
+        assert_eq!(lines, ["a,", &format!("{wide},"), "b"]);
+        let lines = wrap_list(&["ü".repeat(4), "é".repeat(4)], 10);
+        assert_eq!(lines, ["üüüü, éééé"], "width counts characters, not bytes");
+    }
+
+    #[test]
+    fn a_notice_of_several_lines_is_indented_under_its_first() {
+        let buf = Shared::default();
+        let mut p = Printer::new(false, Box::new(buf.clone()));
+        p.notice("3 members in epoch 4:\na,\nb, c");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "* 3 members in epoch 4:\n  a,\n  b, c\n");
+        let buf = Shared::default();
+        let mut p = Printer::new(true, Box::new(buf.clone()));
+        p.notice("two\nlines");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "{\"event\":\"notice\",\"text\":\"two\\nlines\"}\n");
     }
 
     #[test]
