@@ -255,9 +255,12 @@ impl Proc {
         Ok(parse_stats(&text))
     }
 
-    /// `kill -9`, and reap it.
+    /// `kill -9`, and reap it. Its stdin is closed only after it is dead: a client that saw
+    /// EOF first would leave cleanly, and a recovery would time that leave, not a crash.
     pub fn kill(&mut self) {
+        let stdin = self.process.stdin.take();
         self.process.kill_9();
+        drop(stdin);
     }
 
     pub fn stderr_tail(&self) -> String {
