@@ -2,8 +2,12 @@
 //!
 //! It starts the real `server` and `client` binaries (built by cargo for this bench, found
 //! through `CARGO_BIN_EXE_*`) on loopback, with `--json` client output read line by line, and
-//! measures in one run, for N = 1, 2, 4, 8, 16 clients:
+//! measures in one run, for N = 1, 2, 4, 8, 16 clients (the small rings):
 //!
+//! - **join storm** (every session starts with it): once the server admits joins, all N
+//!   clients started at once, each typing one line as soon as it says it joined; the time from the first start until every client
+//!   joined, and until every client delivered the first line of every client, and the views
+//!   the server installed meanwhile (its `view E: K members` notices);
 //! - **raw baseline**: one sender floods 200-byte datagrams to N+1 receiver sockets opened by
 //!   the library's `net::open_socket` like the chat's (reuse address and port, join 224.1.1.1
 //!   on 127.0.0.1, loopback on, 4 MiB buffers), no protocol; the rate is what the slowest
@@ -19,17 +23,25 @@
 //!   sporadic line every 200 ms on an otherwise idle ring;
 //! - **token rotation**: a passive observer socket joined to the ring's group records every
 //!   token pass (decoded with `wire::decode`); per phase it reports the hop interval p50/p99,
-//!   the rotation (N times the mean hop), stalls (hops over 50 ms) and the bare hop (a pass
+//!   the rotation (N times the mean hop; idle, sporadic and flood), stalls (hops over 50 ms) and the bare hop (a pass
 //!   after a visit that stamped nothing). Client 0's `/stats` token visits give a cross-check;
 //! - **idle cost**: CPU time (the threads' `/proc/PID/task/*/schedstat`, ns resolution) and
 //!   thread wake-ups (context switches) of the server and the clients over an idle window:
-//!   10 s at N = 8, 2 s at the other sizes;
-//! - **recovery**: with `--token-timeout 1s`, a client is killed with `kill -9` under a paced
-//!   load; the time from the kill until every survivor delivers again (the target: within
-//!   the token timeout + 200 ms);
+//!   10 s at N = 8 and at the large rings, 2 s at the other small sizes;
+//! - **recovery**: with `--token-timeout 1s`, a client of a ring of 5 is killed with `kill -9`
+//!   under a paced load of 500 lines/s, three times; the time from the kill until every
+//!   survivor delivers again (the target: within the token timeout + 200 ms), and until the
+//!   server printed the view without the victim. The same at a ring of 100 under 50 lines/s
+//!   (target: the token timeout + 500 ms), in a run that has a large ring;
 //! - **catch-up**: a replica of 20,000 (and 200,000) messages is written into the server's data
 //!   dir before it starts; the time until a new client has delivered all of it, counting the
 //!   server's start, and the client's resident memory afterwards.
+//!
+//! For the large rings, N = 32, 64, 100, it runs the join storm, the idle cost (a 10 s window),
+//! the sporadic latency and the token rotation (idle and sporadic), and skips the raw
+//! baseline, the paced load and the flood: with N+1 processes on 2 cores they would take too
+//! long. Each child costs the bench two pipes and a reader thread; the bench raises its soft
+//! limit of open files with `prlimit` if it is too low for the largest ring.
 //!
 //! Times are taken in this process: a line's submit when it is written to the pipe, its
 //! delivery when the reader thread reads it from the client's stdout (the clients flush every
@@ -38,12 +50,13 @@
 //! Every ring session ends with a check that fails the run (exit 1) on a fast wrong answer:
 //! the replicas of all clients and the server byte-identical, `seq` gapless from 1, every
 //! submitted line exactly once and each author's lines in submit order, and every client's
-//! stdout stream equal to its replica. It prints a markdown table and one `BENCH_JSON {...}`
-//! line (`scripts/plot.py` draws `docs/bench.svg` from it).
+//! stdout stream equal to its replica. It prints markdown tables, with the load average at its
+//! start and end, and one `BENCH_JSON {...}` line (`scripts/plot.py` draws `docs/bench.svg`
+//! from its `rows`, the small rings; `big_rows` holds the large ones).
 //!
-//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows (about a minute); the full run takes a
-//! few minutes on a 2-core machine. `BENCH_NS=1,8` picks the ring sizes, `BENCH_PORT_BASE`
-//! (default 46000) the first of the ports used (base .. base + 999), `BENCH_COMMIT` the commit
+//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows (about a minute); the full run takes
+//! about 4 minutes on a 2-core machine. `BENCH_NS=1,8,100` picks the ring sizes (1 to 128),
+//! `BENCH_PORT_BASE` (default 46000) the first of the ports used (base .. base + 999), `BENCH_COMMIT` the commit
 //! named in the report (default: `git rev-parse --short HEAD`, marked when `src/` has changes).
 //!
 //! Safety: all traffic stays on loopback (group 224.1.1.1 via 127.0.0.1, the binaries' default
@@ -57,16 +70,19 @@
 //! - `plan.rs`: what to run and for how long (full or `BENCH_QUICK`);
 //! - `node.rs`: one `server` or `client` (started by the shared runner,
 //!   `tests/common/process.rs`), its stdout parsed into deliveries and notices;
-//! - `session.rs`: a ring of a server and N clients, typing and waiting;
+//! - `session.rs`: a ring of a server and N clients, typing and waiting; `storm.rs`: the join
+//!   storm that starts its clients;
 //! - `check.rs`: the replica checks that end every session;
 //! - `raw.rs`: the raw multicast baseline; `observer.rs`: the token-pass observer;
-//! - `measure.rs`: latency, flood and idle at one ring size; `recovery.rs`: `kill -9` under
-//!   load; `catchup.rs`: a late joiner and a long history;
+//! - `measure.rs`: latency, flood and idle at one small ring size; `big.rs`: the phases at a
+//!   large ring; `recovery.rs`: `kill -9` under load; `catchup.rs`: a late joiner and a long
+//!   history;
 //! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
 
 #[path = "../../tests/common/process.rs"]
 mod process;
 
+mod big;
 mod catchup;
 mod check;
 mod measure;
@@ -78,14 +94,17 @@ mod raw;
 mod recovery;
 mod report;
 mod session;
+mod storm;
 mod util;
 
+use big::measure_big;
 use catchup::catch_ups;
 use measure::measure_n;
 use node::install_signal_guard;
 use plan::Plan;
-use recovery::recovery;
-use report::{machine, print_table};
+use procfs::{own_limit, raise_open_files};
+use recovery::recoveries;
+use report::{loadavg, machine, print_table};
 use serde_json::json;
 use session::{data_datagram_len, pad_len};
 use std::time::Instant;
@@ -120,13 +139,21 @@ fn main() {
         ),
     );
     let mut failures = Vec::new();
+    check_limits(&plan, t0, &mut failures);
     let mut rows = Vec::new();
+    let mut big_rows = Vec::new();
     for (i, &n) in plan.ns.iter().enumerate() {
-        rows.push(measure_n(&plan, n, i as u16, t0, &mut failures));
+        if n >= plan.big_from {
+            big_rows.push(measure_big(&plan, n, i as u16, t0, &mut failures));
+        } else {
+            rows.push(measure_n(&plan, n, i as u16, t0, &mut failures));
+        }
     }
-    let recovery = recovery(&plan, t0, &mut failures);
+    let recovery = recoveries(&plan, t0, &mut failures);
     let catchups = catch_ups(&plan, t0, &mut failures);
-    print_table(&date, &machine, &plan, &rows, &recovery, &catchups);
+    print_table(
+        &date, &machine, &plan, &rows, &big_rows, &recovery, &catchups,
+    );
     let report = json!({
         "date": date,
         "machine": machine,
@@ -135,9 +162,11 @@ fn main() {
         "data_datagram_bytes": data_datagram_len(&format!("b3-1-1234 {}", "x".repeat(pad_len()))),
         "plan": plan,
         "rows": rows,
+        "big_rows": big_rows,
         "recovery": recovery,
         "catchup": catchups,
         "failures": failures,
+        "loadavg_end": loadavg(),
         "elapsed_s": t0.elapsed().as_secs_f64(),
     });
     println!("BENCH_JSON {report}");
@@ -149,4 +178,35 @@ fn main() {
         std::process::exit(1);
     }
     progress(t0, "done; every check passed");
+}
+
+/// Makes sure the largest ring fits this process's limits: two pipes per child (its stdin and
+/// stdout) and a reader thread, plus the observer, files being checked and slack. The soft
+/// limit of open files is raised if it is too low; what cannot be fixed is a failure.
+fn check_limits(plan: &Plan, t0: Instant, failures: &mut Vec<String>) {
+    let largest = plan
+        .ns
+        .iter()
+        .copied()
+        .chain(plan.recoveries.iter().map(|r| r.clients))
+        .max()
+        .unwrap_or(1) as u64;
+    let needed = 4 * (largest + 1) + 64;
+    let files = raise_open_files(needed);
+    let processes = own_limit("Max processes").map(|(soft, _)| soft);
+    progress(
+        t0,
+        &format!(
+            "limits: open files {} (the largest ring needs about {needed}), processes and \
+             threads {}",
+            files.map_or("unknown".into(), |v| v.to_string()),
+            processes.map_or("unknown".into(), |v| v.to_string())
+        ),
+    );
+    if files.is_some_and(|f| f < needed) {
+        failures.push(format!(
+            "the soft limit of open files ({files:?}) is below the {needed} a ring of \
+             {largest} needs; raise it with `ulimit -n {needed}`"
+        ));
+    }
 }

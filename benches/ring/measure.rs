@@ -11,6 +11,7 @@ use crate::plan::Plan;
 use crate::procfs::{context_switches, cpu_secs};
 use crate::raw::{raw_baseline, RawRun};
 use crate::session::Ring;
+use crate::storm::Storm;
 use crate::util::{key, key_phase, median, ms, percentile, progress, sleep_until};
 use crate::{DATAGRAM_BYTES, PHASE_FLOOD, PHASE_PACED, PHASE_SPORADIC};
 use serde::Serialize;
@@ -78,6 +79,8 @@ pub struct Idle {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Row {
     pub n: usize,
+    /// How the clients joined (the session's start).
+    pub storm: Option<Storm>,
     pub raw: Vec<RawRun>,
     pub raw_rate: f64,
     pub flood: Vec<FloodRun>,
@@ -296,7 +299,14 @@ pub fn measure_n(
             return row;
         }
     };
-    progress(t0, &format!("N={n}: ring of {n} up"));
+    progress(
+        t0,
+        &format!(
+            "N={n}: ring of {n} up: all joined {:.2} s, all lines everywhere {:.2} s, {} views",
+            ring.storm.all_joined_s, ring.storm.all_lines_s, ring.storm.views
+        ),
+    );
+    row.storm = Some(ring.storm.clone());
     if let Err(e) = measure_ring(plan, &mut ring, &mut row, t0) {
         failures.push(format!("N={n}: {e}"));
     }

@@ -7,7 +7,7 @@
 //! It must not check results; and, since it reads every delivery of every client, its line
 //! parser takes a fast path without a JSON parser so that it steals little CPU from the ring.
 
-use crate::process::{Launch, LineSink, Process};
+use crate::process::{says_joined, Launch, LineSink, Process};
 use crate::util::parse_key;
 use crate::NO_KEY;
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ pub struct Seen {
     pub msgs: Vec<(u64, Instant)>,
     /// Notices (client `--json` `notice` events, server `* ` lines), with when they were read.
     pub notices: Vec<(Instant, String)>,
+    /// When the first notice that says the client joined the ring was read.
+    pub joined_at: Option<Instant>,
     /// The first inconsistency in the stream: a message whose `seq` is not the next one.
     pub error: Option<String>,
     /// The process closed its stdout (it exited).
@@ -144,7 +146,12 @@ impl LineSink for Reader {
                 }
                 seen.msgs.push((key, at));
             }
-            Line::Notice(text) => seen.notices.push((at, text)),
+            Line::Notice(text) => {
+                if seen.joined_at.is_none() && says_joined(&text) {
+                    seen.joined_at = Some(at);
+                }
+                seen.notices.push((at, text));
+            }
             Line::Other => {}
         }
         drop(seen);
@@ -248,9 +255,12 @@ impl Proc {
         Ok(parse_stats(&text))
     }
 
-    /// `kill -9`, and reap it.
+    /// `kill -9`, and reap it. Its stdin is closed only after it is dead: a client that saw
+    /// EOF first would leave cleanly, and a recovery would time that leave, not a crash.
     pub fn kill(&mut self) {
+        let stdin = self.process.stdin.take();
         self.process.kill_9();
+        drop(stdin);
     }
 
     pub fn stderr_tail(&self) -> String {

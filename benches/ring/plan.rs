@@ -4,8 +4,52 @@
 //! It only reads the environment and holds numbers: no processes, no sockets, no measuring.
 
 use crate::util::as_ms;
+use mcast_chat::protocol::limits::MAX_MEMBERS;
 use serde::Serialize;
 use std::time::Duration;
+
+/// The smallest large ring (see [`Plan::big_from`]).
+const BIG_FROM: usize = 32;
+
+/// One recovery session: a ring under a paced load whose clients are killed one by one.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecoveryPlan {
+    pub clients: usize,
+    /// How many clients are killed, one after another.
+    pub kills: usize,
+    /// Paced load, lines per second over the live clients.
+    pub rate: u32,
+    /// The server's `--token-timeout`.
+    #[serde(serialize_with = "as_ms", rename = "token_timeout_ms")]
+    pub token_timeout: Duration,
+    /// The target: delivery resumes at every survivor within this time after the kill.
+    #[serde(serialize_with = "as_ms", rename = "target_ms")]
+    pub target: Duration,
+}
+
+impl RecoveryPlan {
+    /// A small ring at 500 lines/s; the target is the token timeout + 200 ms.
+    fn small(clients: usize, kills: usize) -> RecoveryPlan {
+        RecoveryPlan {
+            clients,
+            kills,
+            rate: 500,
+            token_timeout: Duration::from_secs(1),
+            target: Duration::from_millis(1200),
+        }
+    }
+
+    /// A large ring under a light load (50 lines/s); the target is the token timeout + 500 ms.
+    fn big(clients: usize, kills: usize) -> RecoveryPlan {
+        RecoveryPlan {
+            clients,
+            kills,
+            rate: 50,
+            token_timeout: Duration::from_secs(1),
+            target: Duration::from_millis(1500),
+        }
+    }
+}
 
 /// The knobs of one run: the full run, or `BENCH_QUICK=1`.
 #[derive(Clone, Debug, Serialize)]
@@ -43,14 +87,14 @@ pub struct Plan {
     pub flood_min_lines: usize,
     #[serde(serialize_with = "as_ms", rename = "flood_for_ms")]
     pub flood_for: Duration,
-    /// Recovery session: clients, and how many of them are killed one after another.
-    pub recovery_clients: usize,
-    pub recovery_kills: usize,
-    /// Paced load during the recovery session, lines per second.
-    pub recovery_rate: u32,
-    /// Token timeout of the recovery session's server.
-    #[serde(serialize_with = "as_ms", rename = "recovery_token_timeout_ms")]
-    pub recovery_token_timeout: Duration,
+    /// Ring sizes from this one up are large rings: a join storm, idle cost, sporadic latency
+    /// and rotation, but no raw baseline, paced load or flood (see `big.rs`).
+    pub big_from: usize,
+    /// Idle window at the large rings.
+    #[serde(serialize_with = "as_ms", rename = "big_idle_window_ms")]
+    pub big_idle_window: Duration,
+    /// Recovery sessions, one after another.
+    pub recoveries: Vec<RecoveryPlan>,
     /// Catch-up sessions: (history size, repetitions).
     pub catchup: Vec<(usize, usize)>,
 }
@@ -79,16 +123,15 @@ impl Plan {
                 flood_lines: 5_000,
                 flood_min_lines: 1_000,
                 flood_for: Duration::from_secs(2),
-                recovery_clients: 3,
-                recovery_kills: 1,
-                recovery_rate: 500,
-                recovery_token_timeout: Duration::from_secs(1),
+                big_from: BIG_FROM,
+                big_idle_window: Duration::from_secs(3),
+                recoveries: vec![RecoveryPlan::small(3, 1)],
                 catchup: vec![(20_000, 1)],
             }
         } else {
             Plan {
                 quick,
-                ns: vec![1, 2, 4, 8, 16],
+                ns: vec![1, 2, 4, 8, 16, 32, 64, 100],
                 port_base,
                 raw_window: Duration::from_secs(1),
                 repeats: 3,
@@ -102,10 +145,9 @@ impl Plan {
                 flood_lines: 20_000,
                 flood_min_lines: 2_000,
                 flood_for: Duration::from_secs(6),
-                recovery_clients: 5,
-                recovery_kills: 3,
-                recovery_rate: 500,
-                recovery_token_timeout: Duration::from_secs(1),
+                big_from: BIG_FROM,
+                big_idle_window: Duration::from_secs(10),
+                recoveries: vec![RecoveryPlan::small(5, 3), RecoveryPlan::big(100, 3)],
                 catchup: vec![(20_000, 3), (200_000, 1)],
             }
         };
@@ -113,11 +155,15 @@ impl Plan {
             let parsed: Vec<usize> = ns
                 .split(',')
                 .filter_map(|s| s.trim().parse().ok())
-                .filter(|n| (1..=16).contains(n))
+                .filter(|n| (1..=MAX_MEMBERS).contains(n))
                 .collect();
             if !parsed.is_empty() {
                 plan.ns = parsed;
             }
+        }
+        // The recovery of a large ring runs only when the plan has a large ring.
+        if !plan.ns.iter().any(|&n| n >= plan.big_from) {
+            plan.recoveries.retain(|r| r.clients < plan.big_from);
         }
         plan
     }

@@ -1,7 +1,10 @@
-//! Readers of `/proc` (Linux): CPU time, context switches and resident memory of a process.
+//! Readers of `/proc` (Linux): CPU time, context switches and resident memory of a process,
+//! and the bench's own limits of open files and processes, with a way to raise its soft limit
+//! of open files.
 //!
-//! Read-only, best effort: a missing file gives `None`, never an error; it never signals or
-//! starts a process except `getconf CLK_TCK`.
+//! Best effort: a missing file gives `None`, never an error. It never signals or starts a
+//! process except `getconf CLK_TCK` and `prlimit` on the bench's own pid (no libc binding is
+//! a dependency).
 
 use std::process::Command;
 
@@ -71,4 +74,31 @@ pub fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// The soft and hard limits named `what` (`Max open files`, `Max processes`) of this process,
+/// from `/proc/self/limits`; `u64::MAX` for `unlimited`.
+pub fn own_limit(what: &str) -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with(what))?;
+    let mut values = line[what.len()..].split_whitespace().map(|v| match v {
+        "unlimited" => Some(u64::MAX),
+        v => v.parse().ok(),
+    });
+    Some((values.next()??, values.next()??))
+}
+
+/// Raises this process's soft limit of open files to `needed` (within the hard limit) with
+/// `prlimit`; returns the soft limit in force afterwards.
+pub fn raise_open_files(needed: u64) -> Option<u64> {
+    let (soft, hard) = own_limit("Max open files")?;
+    if soft >= needed {
+        return Some(soft);
+    }
+    let target = needed.min(hard);
+    let _ = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={target}:"))
+        .status();
+    own_limit("Max open files").map(|(soft, _)| soft)
 }

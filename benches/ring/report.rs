@@ -3,15 +3,27 @@
 //!
 //! It only formats what was measured: no processes, no sockets, no checks.
 
+use crate::big::BigRow;
 use crate::catchup::CatchUp;
 use crate::measure::{Idle, Latency, Row};
 use crate::plan::Plan;
 use crate::recovery::Recovery;
+use crate::storm::Storm;
 use crate::util::median;
 use crate::DATAGRAM_BYTES;
 use serde_json::json;
 use std::process::Command;
 use std::thread;
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` has them.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 pub fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -35,8 +47,11 @@ pub fn machine() -> serde_json::Value {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default()
     };
+    // Other work on the machine shares its cores with the ring: say how much there was.
+    let loadavg = loadavg();
     if let Ok(commit) = std::env::var("BENCH_COMMIT") {
-        return json!({ "nproc": nproc, "cpu": model, "kernel": kernel, "commit": commit });
+        return json!({ "nproc": nproc, "cpu": model, "kernel": kernel, "commit": commit,
+                       "loadavg": loadavg });
     }
     let dirty = !git(&["status", "--porcelain", "--", "src"]).is_empty();
     let commit = format!(
@@ -44,12 +59,12 @@ pub fn machine() -> serde_json::Value {
         git(&["rev-parse", "--short", "HEAD"]),
         if dirty { "+src-changes" } else { "" }
     );
-    json!({ "nproc": nproc, "cpu": model, "kernel": kernel, "commit": commit })
+    json!({ "nproc": nproc, "cpu": model, "kernel": kernel, "commit": commit,
+            "loadavg": loadavg })
 }
 
-pub fn fmt_lat(l: &Option<Latency>) -> String {
-    l.as_ref()
-        .map_or("-".into(), |l| format!("{:.1} / {:.1}", l.p50_ms, l.p99_ms))
+pub fn fmt_lat(l: Option<&Latency>) -> String {
+    l.map_or("-".into(), |l| format!("{:.1} / {:.1}", l.p50_ms, l.p99_ms))
 }
 
 pub fn print_table(
@@ -57,7 +72,8 @@ pub fn print_table(
     machine: &serde_json::Value,
     plan: &Plan,
     rows: &[Row],
-    recovery: &Option<Recovery>,
+    big_rows: &[BigRow],
+    recoveries: &[Recovery],
     catchups: &[CatchUp],
 ) {
     println!();
@@ -69,6 +85,87 @@ pub fn print_table(
         if plan.quick { ", BENCH_QUICK" } else { "" }
     );
     println!();
+    println!(
+        "Load average (1, 5, 15 min) {} at the start, {} at the end.",
+        machine["loadavg"].as_str().unwrap_or("?"),
+        loadavg()
+    );
+    println!();
+    if !rows.is_empty() {
+        print_small(plan, rows);
+    }
+    print_scale(plan, rows, big_rows);
+    println!("| measure | result |");
+    println!("|---|---|");
+    if let Some(i) = rows
+        .iter()
+        .find(|r| r.n == plan.idle_n)
+        .and_then(|r| r.idle.as_ref())
+    {
+        println!(
+            "| idle cost, server + {} clients, {:.0} s | {:.2} % of one core (server {:.2} %, \
+             busiest client {:.2} %), {:.0} wake-ups/s |",
+            plan.idle_n,
+            i.secs,
+            i.cpu_pct,
+            i.cpu_pct_server,
+            i.cpu_pct_busiest_client,
+            i.wakeups_per_s
+        );
+    }
+    for r in big_rows {
+        if let Some(i) = &r.idle {
+            println!(
+                "| idle cost, server + {} clients, {:.0} s | {:.2} % of one core (server \
+                 {:.2} %, busiest client {:.2} %), {:.0} wake-ups/s |",
+                r.n, i.secs, i.cpu_pct, i.cpu_pct_server, i.cpu_pct_busiest_client, i.wakeups_per_s
+            );
+        }
+    }
+    let mut sizes: Vec<usize> = catchups.iter().map(|c| c.messages).collect();
+    sizes.dedup();
+    for m in sizes {
+        let runs: Vec<&CatchUp> = catchups.iter().filter(|c| c.messages == m).collect();
+        let med = |f: fn(&CatchUp) -> f64| median(&runs.iter().map(|c| f(c)).collect::<Vec<_>>());
+        println!(
+            "| catch-up of {m} messages ({} run{}) | {:.0} msgs/s from client start \
+             ({:.0} msgs/s transfer); {:.2} s counting the server's start ({:.2} s); client \
+             RSS {:.1} MiB, server {:.1} MiB |",
+            runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
+            med(|c| c.msgs_per_s),
+            med(|c| c.transfer_msgs_per_s),
+            med(|c| c.total_s),
+            med(|c| c.server_start_s),
+            med(|c| c.client_rss_mib),
+            med(|c| c.server_rss_mib),
+        );
+    }
+    for r in recoveries {
+        let each: Vec<String> = r
+            .kills
+            .iter()
+            .map(|k| format!("{:.0}", k.resume_ms))
+            .collect();
+        println!(
+            "| recovery after kill -9 under {} lines/s, {} clients, token timeout {:.0} ms | \
+             delivery resumes after {:.0} ms (median; runs: {} ms; max {:.0} ms; the new \
+             view after {:.0} ms, median); target {:.0} ms |",
+            r.rate,
+            r.clients,
+            r.token_timeout_ms,
+            r.median_resume_ms,
+            each.join(", "),
+            r.max_resume_ms,
+            median(&r.kills.iter().filter_map(|k| k.view_ms).collect::<Vec<_>>()),
+            r.target_ms
+        );
+    }
+    println!();
+}
+
+/// Throughput, latency and idle cost at the small ring sizes.
+fn print_small(plan: &Plan, rows: &[Row]) {
     println!(
         "Datagrams of {DATAGRAM_BYTES} bytes. Throughput: medians of {} flood runs (sized to \
          about {:?} each); rotation and hops from a passive observer of token passes. Latency: \
@@ -109,8 +206,8 @@ pub fn print_table(
         println!(
             "| {} | {} | {} | {:.0} | {} | {} | {} |",
             r.n,
-            fmt_lat(&r.paced),
-            fmt_lat(&r.sporadic),
+            fmt_lat(r.paced.as_ref()),
+            fmt_lat(r.sporadic.as_ref()),
             r.bare_hop_us,
             idle(|i| format!("{:.0}", i.hops.rotation_ms)),
             idle(|i| format!("{:.2}", i.cpu_pct)),
@@ -118,59 +215,69 @@ pub fn print_table(
         );
     }
     println!();
-    println!("| measure | result |");
-    println!("|---|---|");
-    if let Some(i) = rows
+}
+
+/// The join storm, sporadic latency, rotation and idle cost at every size, small and large.
+fn print_scale(plan: &Plan, rows: &[Row], big_rows: &[BigRow]) {
+    let mut lines: Vec<ScaleLine> = rows
         .iter()
-        .find(|r| r.n == plan.idle_n)
-        .and_then(|r| r.idle.as_ref())
-    {
+        .map(|r| ScaleLine {
+            n: r.n,
+            storm: r.storm.as_ref(),
+            sporadic: r.sporadic.as_ref(),
+            idle: r.idle.as_ref(),
+        })
+        .collect();
+    lines.extend(big_rows.iter().map(|r| ScaleLine {
+        n: r.n,
+        storm: r.storm.as_ref(),
+        sporadic: r.sporadic.as_ref(),
+        idle: r.idle.as_ref(),
+    }));
+    lines.sort_by_key(|l| l.n);
+    println!(
+        "Every session starts with a join storm: all N clients started at once, each typing one \
+         line once joined; times from the first start. Large rings (N >= {}) run the storm, \
+         an idle window of {:?}, the sporadic lines and the checks; no raw baseline, paced load \
+         or flood. Rotation from the observer: N times the mean hop.",
+        plan.big_from, plan.big_idle_window
+    );
+    println!();
+    println!(
+        "| N | storm: all joined (s) | all first lines everywhere (s) | views (members) | \
+         sporadic p50 / p99 (ms) | bare hop p50 (us) | rotation idle (ms) | rotation \
+         sporadic (ms) | idle CPU (% of a core) | idle wake-ups/s |"
+    );
+    println!("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+    for l in &lines {
+        let storm = |f: fn(&Storm) -> String| l.storm.map_or("-".into(), f);
+        let idle = |f: fn(&Idle) -> String| l.idle.map_or("-".into(), f);
         println!(
-            "| idle cost, server + {} clients, {:.0} s | {:.2} % of one core (server {:.2} %, \
-             busiest client {:.2} %), {:.0} wake-ups/s |",
-            plan.idle_n,
-            i.secs,
-            i.cpu_pct,
-            i.cpu_pct_server,
-            i.cpu_pct_busiest_client,
-            i.wakeups_per_s
-        );
-    }
-    let mut sizes: Vec<usize> = catchups.iter().map(|c| c.messages).collect();
-    sizes.dedup();
-    for m in sizes {
-        let runs: Vec<&CatchUp> = catchups.iter().filter(|c| c.messages == m).collect();
-        let med = |f: fn(&CatchUp) -> f64| median(&runs.iter().map(|c| f(c)).collect::<Vec<_>>());
-        println!(
-            "| catch-up of {m} messages ({} run{}) | {:.0} msgs/s from client start \
-             ({:.0} msgs/s transfer); {:.2} s counting the server's start ({:.2} s); client \
-             RSS {:.1} MiB, server {:.1} MiB |",
-            runs.len(),
-            if runs.len() == 1 { "" } else { "s" },
-            med(|c| c.msgs_per_s),
-            med(|c| c.transfer_msgs_per_s),
-            med(|c| c.total_s),
-            med(|c| c.server_start_s),
-            med(|c| c.client_rss_mib),
-            med(|c| c.server_rss_mib),
-        );
-    }
-    if let Some(r) = recovery {
-        let each: Vec<String> = r
-            .kills
-            .iter()
-            .map(|k| format!("{:.0}", k.resume_ms))
-            .collect();
-        println!(
-            "| recovery after kill -9 under {} lines/s, {} clients, token timeout {:.0} ms | \
-             delivery resumes after {:.0} ms (median; runs: {} ms); target {:.0} ms |",
-            r.rate,
-            r.clients,
-            r.token_timeout_ms,
-            r.median_resume_ms,
-            each.join(", "),
-            r.target_ms
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.n,
+            storm(|s| format!("{:.2}", s.all_joined_s)),
+            storm(|s| format!("{:.2}", s.all_lines_s)),
+            storm(|s| {
+                let members: Vec<String> = s.view_members.iter().map(|m| m.to_string()).collect();
+                format!("{} ({})", s.views, members.join(", "))
+            }),
+            fmt_lat(l.sporadic),
+            l.sporadic
+                .map_or("-".into(), |s| format!("{:.0}", s.hops.bare_p50_us)),
+            idle(|i| format!("{:.0}", i.hops.rotation_ms)),
+            l.sporadic
+                .map_or("-".into(), |s| format!("{:.0}", s.hops.rotation_ms)),
+            idle(|i| format!("{:.2}", i.cpu_pct)),
+            idle(|i| format!("{:.0}", i.wakeups_per_s)),
         );
     }
     println!();
+}
+
+/// One line of the scale table, from a small or a large ring's row.
+struct ScaleLine<'a> {
+    n: usize,
+    storm: Option<&'a Storm>,
+    sporadic: Option<&'a Latency>,
+    idle: Option<&'a Idle>,
 }

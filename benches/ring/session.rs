@@ -1,15 +1,16 @@
-//! A ring session: the server and N clients started on one port in a temp dir, the warm-up,
-//! and what each client was given to type (keys and submit instants), with waits that have
-//! deadlines. The checks of the history are in `check.rs`, the measurements in `measure.rs`.
+//! A ring session: the server and N clients started on one port in a temp dir (the clients
+//! in a join storm, `storm.rs`, which is also the warm-up), and what each client was given to
+//! type (keys and submit instants), with waits that have deadlines. The checks of the history
+//! are in `check.rs`, the measurements in `measure.rs`.
 //!
 //! It must not judge results: it starts, types, waits and reports progress; every process is
 //! killed when the ring drops.
 
-use crate::node::Proc;
+use crate::node::{Proc, Seen};
 use crate::observer::Observer;
-use crate::process::says_joined;
-use crate::util::{key, key_client, key_n, key_phase};
-use crate::{DATAGRAM_BYTES, PHASE_WARMUP};
+use crate::storm::Storm;
+use crate::util::{key_client, key_n, key_phase};
+use crate::DATAGRAM_BYTES;
 use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
 use mcast_chat::protocol::wire::{self, Msg};
 use std::collections::{HashMap, HashSet};
@@ -17,6 +18,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use uuid::Uuid;
+
+/// The end of the server's notice that it admits joins: `no other server on the group:
+/// coordinating`, printed when its start-up probe ends.
+const COORDINATING: &str = ": coordinating";
 
 /// The server and N clients on one port, each in its own data dir under one temp dir.
 pub struct Ring {
@@ -33,6 +38,8 @@ pub struct Ring {
     pub pad: String,
     /// Records token passes on the ring's port.
     pub observer: Observer,
+    /// How the clients joined: all started at once (see `storm.rs`).
+    pub storm: Storm,
     /// Removed on drop unless a check failed (then kept for inspection).
     pub root: Option<TempDir>,
     pub root_path: PathBuf,
@@ -56,38 +63,21 @@ impl Ring {
             killed: HashSet::new(),
             pad: "x".repeat(pad_len()),
             observer,
+            storm: Storm::default(),
             root: Some(root),
             root_path,
         };
+        // The storm starts once the server admits joins (after its start-up probe), so that it
+        // times the joins and not the probe.
         let deadline = Instant::now() + Duration::from_secs(10);
-        if !ring
-            .server
-            .watch
-            .wait_for(deadline, |s| !s.notices.is_empty())
-        {
+        let coordinating = |s: &Seen| s.notices.iter().any(|(_, t)| t.contains(COORDINATING));
+        if !ring.server.watch.wait_for(deadline, coordinating) {
             return Err(format!(
-                "server did not start: {}",
+                "server did not start coordinating within 10 s: {}",
                 ring.server.stderr_tail()
             ));
         }
-        for c in 0..n {
-            let name = format!("c{c}");
-            let dir = ring.root_path.join(&name);
-            ring.clients.push(Proc::client(port, &dir, &name));
-        }
-        let deadline = Instant::now() + Duration::from_secs(20 + 2 * n as u64);
-        for c in &ring.clients {
-            let joined = c
-                .watch
-                .wait_for(deadline, |s| s.notices.iter().any(|(_, t)| says_joined(t)));
-            if !joined {
-                return Err(format!("{} did not join: {}", c.name, c.stderr_tail()));
-            }
-        }
-        for c in 0..n {
-            ring.submit(c, key(PHASE_WARMUP, c, 0), false)?;
-        }
-        ring.wait_clients(n, Duration::from_secs(30), "the warm-up lines")?;
+        ring.storm = ring.join_storm(port, n)?;
         let expect = format!("{n} member");
         ring.clients[0].ask("/who", |t| t.starts_with(&expect))?;
         Ok(ring)

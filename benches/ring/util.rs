@@ -94,3 +94,8 @@ pub fn parse_key(text: &str) -> u64 {
         _ => NO_KEY,
     }
 }
+
+/// Seconds from `from` to `to` (0 if `to` is earlier).
+pub fn secs_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64()
+}
