@@ -255,12 +255,9 @@ impl Proc {
         Ok(parse_stats(&text))
     }
 
-    /// `kill -9`, and reap it. Its stdin is closed only after it is dead: a client that saw
-    /// EOF first would leave cleanly, and a recovery would time that leave, not a crash.
+    /// `kill -9`, and reap it (the runner closes stdin only once it is dead).
     pub fn kill(&mut self) {
-        let stdin = self.process.stdin.take();
         self.process.kill_9();
-        drop(stdin);
     }
 
     pub fn stderr_tail(&self) -> String {

@@ -353,9 +353,11 @@ impl Process {
 
     /// `kill -9`, and reaps it (nothing happens if it was reaped already).
     pub fn kill_9(&mut self) {
-        self.stdin = None;
+        // SIGKILL first: a client that saw its stdin close first could leave cleanly, and
+        // the caller would be timing or testing a leave instead of a crash.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.stdin = None;
         self.forget();
     }
 
