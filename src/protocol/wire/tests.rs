@@ -388,6 +388,38 @@ fn g6_the_smallest_records_fill_no_more_than_max_pack_records() {
     assert!(check_values(&over).is_err());
 }
 
+#[test]
+fn g6_a_data_pack_reads_the_same_by_the_short_path_as_by_the_general_one() {
+    let kinds = all_kinds();
+    let pack = &kinds[7];
+    let mut inputs = vec![encode(pack).unwrap()];
+    for (field, value) in [
+        ("v", serde_json::json!(2)),
+        ("epoch", serde_json::json!(0)),
+        ("recs", serde_json::json!([])),
+        ("recs.1.seq", serde_json::json!(9)),
+        ("recs.0.text", serde_json::json!(7)),
+        ("type", serde_json::json!("token")),
+        ("extra", serde_json::json!({"x": [1, 2]})),
+    ] {
+        inputs.push(edited(pack, field, value));
+    }
+    inputs.push(br#"{"type":"data","recs":[],"epoch":1,"v":1}"#.to_vec());
+    inputs.push(br#"{"v":1,"type":"data","type":"data","epoch":1,"recs":[]}"#.to_vec());
+    for bytes in &inputs {
+        let general = read_frame(bytes).and_then(|m| {
+            check_values(&m).map_err(DecodeError::OutOfRange)?;
+            Ok(m)
+        });
+        assert_eq!(decode(bytes), general, "{}", String::from_utf8_lossy(bytes));
+    }
+    assert_eq!(
+        read_data_pack(&inputs[0]).as_ref(),
+        Some(pack),
+        "the short path is taken"
+    );
+}
+
 /// Names that take the most bytes once escaped: every byte a quote, which JSON doubles.
 fn longest_names(n: usize) -> Vec<Member> {
     (0..n)
