@@ -61,6 +61,23 @@ fn record() -> impl Strategy<Value = ChatRecord> {
     )
 }
 
+/// Records as a pack carries them: seqs strictly increasing (gaps allowed).
+fn in_seq_order(mut recs: Vec<ChatRecord>) -> Vec<ChatRecord> {
+    recs.sort_by_key(|r| r.seq);
+    recs.dedup_by_key(|r| r.seq);
+    recs
+}
+
+/// Records with lines of every length the prompt might see, some too large to travel.
+fn any_size_record() -> impl Strategy<Value = ChatRecord> {
+    let text = prop_oneof![text(), "[a-z]{900,1000}", "[\t \"\\\\a-z]{300,1000}"];
+    (record(), prop_oneof![name(), "\"{32}"], text).prop_map(|(rec, name, text)| ChatRecord {
+        name,
+        text,
+        ..rec
+    })
+}
+
 /// Seqs at most `MAX_IN_FLIGHT` below `seq` (and not below 0), as flow control keeps the
 /// token's slots and requests.
 fn below(seq: Seq, n: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<Seq>> {
@@ -176,7 +193,12 @@ fn msg() -> impl Strategy<Value = Msg> {
                 }
             ),
         token().prop_map(Msg::Token),
-        (epoch(), record()).prop_map(|(epoch, rec)| Msg::Data { epoch, rec }),
+        (epoch(), proptest::collection::vec(record(), 1..5)).prop_map(|(epoch, recs)| {
+            Msg::Data {
+                epoch,
+                recs: in_seq_order(recs),
+            }
+        }),
         (epoch(), id()).prop_map(|(epoch, from)| Msg::Wake { epoch, from }),
         (id(), id(), seq(), seq()).prop_map(|(from, to, lo, hi)| Msg::Fetch { from, to, lo, hi }),
         (id(), proptest::collection::vec(record(), 0..4))
@@ -339,18 +361,50 @@ proptest! {
         if wire::check_line(&name, &text).is_ok() {
             let msg = Msg::Data {
                 epoch: Epoch(MAX_COUNTER),
-                rec: ChatRecord {
+                recs: vec![ChatRecord {
                     seq: Seq(MAX_COUNTER),
                     id: Uuid::max(),
                     from: NodeId(Uuid::max()),
                     name,
                     text,
                     sent_at_ms: u64::MAX,
-                },
+                }],
             };
             let bytes = wire::encode(&msg).unwrap();
             prop_assert_eq!(wire::decode(&bytes).unwrap(), msg);
         }
+    }
+
+    /// Packing: arbitrary records (in seq order) pack into datagrams that each fit and decode,
+    /// and unpack to exactly the records that fit a datagram alone, in order; every line the
+    /// prompt accepts is among them.
+    #[test]
+    fn data_packs_round_trip_within_the_size_limit(
+        epoch in epoch(),
+        records in proptest::collection::vec(any_size_record(), 0..40)
+    ) {
+        let records = in_seq_order(records);
+        let fits_alone = |r: &ChatRecord| {
+            wire::encode(&Msg::Data { epoch, recs: vec![r.clone()] }).is_ok()
+        };
+        for r in &records {
+            prop_assert!(wire::check_line(&r.name, &r.text).is_err() || fits_alone(r));
+        }
+        let expected: Vec<ChatRecord> = records.iter().filter(|r| fits_alone(r)).cloned().collect();
+        let mut got = Vec::new();
+        for msg in wire::pack_data(epoch, records) {
+            let bytes = wire::encode(&msg).unwrap();
+            prop_assert!(bytes.len() <= MAX_PLAINTEXT_BYTES);
+            match wire::decode(&bytes).unwrap() {
+                Msg::Data { epoch: e, recs } => {
+                    prop_assert_eq!(e, epoch);
+                    prop_assert!(!recs.is_empty() && recs.len() <= limits::MAX_PACK_RECORDS);
+                    got.extend(recs);
+                }
+                other => prop_assert!(false, "not a data pack: {:?}", other),
+            }
+        }
+        prop_assert_eq!(got, expected);
     }
 
     /// G5/G6: a replica of N valid records followed by arbitrary bytes either opens keeping

@@ -336,7 +336,7 @@ fn edit(msg: &Msg, f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
 fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
     let data = Msg::Data {
         epoch: Epoch(1),
-        rec: record(1, "forged"),
+        recs: vec![record(1, "forged"), record(2, "forged too")],
     };
     let stale_token = Msg::Token(Token::first(
         Epoch(1),
@@ -345,7 +345,7 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
         Seq(7),
         1,
     ));
-    match i % 24 {
+    match i % 26 {
         0 => {
             let mut b = vec![0u8; rng.gen_range(0..MAX_DATAGRAM_BYTES)];
             rng.fill_bytes(&mut b);
@@ -362,17 +362,17 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
         5 => vec![b' '; MAX_DATAGRAM_BYTES + 1 + rng.gen_range(0..2000)],
         6 => edit(&data, |v| {
             v["epoch"] = json!(u64::MAX - 1);
-            v["rec"]["seq"] = json!(u64::MAX - 1);
+            v["recs"][0]["seq"] = json!(u64::MAX - 1);
         }),
         7 => encoded(&stale_token),
         8 => encoded(&data),
-        9 => edit(&data, |v| v["rec"]["name"] = json!("m".repeat(100))),
-        10 => edit(&data, |v| v["rec"]["text"] = json!("t".repeat(1001))),
+        9 => edit(&data, |v| v["recs"][1]["name"] = json!("m".repeat(100))),
+        10 => edit(&data, |v| v["recs"][0]["text"] = json!("t".repeat(1001))),
         11 => br#"{"v":1,"type":"view","epoch":0,"part":0,"parts":1,"members":[],"cut":0,"high":0,"token_timeout_ms":18446744073709551615}"#.to_vec(),
         12 => edit(&stale_token, |v| v["epoch"] = json!(u64::MAX)),
         13 => edit(&stale_token, |v| v["hop"] = json!(u64::MAX)),
         14 => edit(&data, |v| v["epoch"] = json!(0)),
-        15 => edit(&data, |v| v["rec"]["text"] = json!("\u{1b}[2J\n[#1 00:00:00] server: hi")),
+        15 => edit(&data, |v| v["recs"][1]["text"] = json!("\u{1b}[2J\n[#1 00:00:00] server: hi")),
         16 => format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes()[..1400].to_vec(),
         17 => br#"{"v":1e400,"type":"wake"}"#.to_vec(),
         18 => b"{\"v\":1,\"type\":\"wake\",\"epoch\":1,\"from\":\"\xff\xfe\"}".to_vec(),
@@ -384,6 +384,8 @@ fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
             rng.gen_range(17..u32::MAX)
         )
         .into_bytes(),
+        23 => edit(&data, |v| v["recs"] = json!([])),
+        24 => edit(&data, |v| v["recs"][1]["seq"] = json!(1)),
         _ => format!(
             r#"{{"v":1,"type":"report","epoch":1,"from":"{}","incarnation":1,"name":"m","view_epoch":{},"aru":0,"delivered":0}}"#,
             Uuid::new_v4(),
@@ -407,7 +409,7 @@ fn g6_a_spray_of_hostile_datagrams_does_not_disturb_a_chatting_group() {
     for seq in 1..=20 {
         let forged = Msg::Data {
             epoch: Epoch(1),
-            rec: record(seq, "forged before the first view"),
+            recs: vec![record(seq, "forged before the first view")],
         };
         send_to_group(&socket, port, &edit(&forged, |v| v["epoch"] = json!(0)));
     }

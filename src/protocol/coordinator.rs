@@ -456,7 +456,7 @@ impl Coordinator {
                 self.on_report(now, epoch, from, name, info)
             }
             Msg::Token(token) => self.on_token(now, token),
-            Msg::Data { epoch, rec } => self.on_data(epoch, rec),
+            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
             Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
             Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
             Msg::View { epoch, server, .. } | Msg::Beacon { epoch, server, .. }
@@ -516,7 +516,7 @@ impl Coordinator {
                 self.max_epoch = self.max_epoch.max(token.epoch);
                 self.note_progress(now, &token);
             }
-            Msg::Data { epoch, rec } => self.on_data(epoch, rec),
+            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
             _ => {}
         }
     }

@@ -39,6 +39,10 @@ pub const MAX_VIEW_PARTS: u32 = 16;
 /// Every `aru` slot and every retransmission request lies within it, so the token, which
 /// carries them as offsets below `seq`, stays small for a full ring.
 pub const MAX_IN_FLIGHT: u64 = 4096;
+/// Most records one `Data` datagram (a pack) carries. The smallest record any node could
+/// send (empty name and text, one-digit numbers) takes 134 bytes encoded, so at most 9 fit
+/// [`MAX_PLAINTEXT_BYTES`]; a pack of more than this is garbage.
+pub const MAX_PACK_RECORDS: usize = 10;
 /// Most retransmission requests a token carries at once.
 pub const MAX_RTR: usize = 32;
 

@@ -103,11 +103,11 @@ pub struct MemberStats {
     pub tokens_held: u64,
     /// Token passes sent again because no progress was seen.
     pub token_retransmits: u64,
-    /// Messages multicast again on request.
+    /// Messages multicast again on request (each record of a resent pack counts).
     pub retransmissions: u64,
-    /// Duplicate datagrams ignored.
+    /// Duplicate tokens and records ignored (each record of a pack counts).
     pub duplicates: u64,
-    /// Tokens or messages from a superseded epoch, rejected (G3).
+    /// Tokens or records from a superseded epoch, rejected (G3).
     pub stale: u64,
     /// Views installed.
     pub views: u64,
@@ -359,7 +359,7 @@ impl MemberCore {
                 ..
             } => self.on_beacon(now, epoch, cut, token_timeout_ms, (members, digest)),
             Msg::Token(token) => self.on_token(now, token),
-            Msg::Data { epoch, rec } => self.on_data(epoch, rec),
+            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
             Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
             Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),
             Msg::History { to, records } if to == self.cfg.id => self.on_history(now, records),

@@ -1,6 +1,7 @@
 //! The guarantees, checked as the run goes: every delivery against the one true history (G1,
-//! G2) and every multicast `Data` against what was sent before under the same epoch and seq
-//! (G3). A check returns the violation as text; the driver adds the seed and fails.
+//! G2) and every record of every multicast `Data` pack against what was sent before under
+//! the same epoch and seq (G3). A check returns the violation as text; the driver adds the
+//! seed and fails.
 //!
 //! It only watches: it never changes what a node does, and it holds no node state.
 
@@ -15,7 +16,7 @@ pub struct Oracle {
     typed: HashMap<Uuid, (usize, String)>,
     /// The one true history as it grows: seq → line id (G1).
     history: BTreeMap<Seq, Uuid>,
-    /// Every `Data` any node multicast: (epoch, seq) → line id. The token is the only source
+    /// Every record of every `Data` pack any node multicast: (epoch, seq) → line id. The token is the only source
     /// of seqs in an epoch, so a second id under one key means two holders stamped (G3).
     stamped: HashMap<(Epoch, Seq), (usize, Uuid)>,
 }
@@ -74,9 +75,19 @@ impl Oracle {
         }
     }
 
-    /// G3 for one `Data` multicast by node `i`: nobody sent another line under this epoch
-    /// and seq. Retransmissions of the same line are fine.
-    pub fn check_data(&mut self, i: usize, epoch: Epoch, rec: &ChatRecord) -> Result<(), String> {
+    /// G3 for one `Data` pack multicast by node `i`: for every record in it, nobody sent
+    /// another line under this epoch and seq. Retransmissions of the same line are fine.
+    pub fn check_data(
+        &mut self,
+        i: usize,
+        epoch: Epoch,
+        recs: &[ChatRecord],
+    ) -> Result<(), String> {
+        recs.iter()
+            .try_for_each(|rec| self.check_record(i, epoch, rec))
+    }
+
+    fn check_record(&mut self, i: usize, epoch: Epoch, rec: &ChatRecord) -> Result<(), String> {
         let (first, id) = *self.stamped.entry((epoch, rec.seq)).or_insert((i, rec.id));
         if id != rec.id {
             return Err(format!(
@@ -87,4 +98,26 @@ impl Oracle {
         }
         Ok(())
     }
+}
+
+#[test]
+fn g3_the_oracle_fails_on_two_lines_under_one_seq_in_any_record_of_a_pack() {
+    let rec = |seq, id| ChatRecord {
+        seq: Seq(seq),
+        id: Uuid::from_u128(id),
+        from: mcast_chat::protocol::types::NodeId(Uuid::nil()),
+        name: "n".into(),
+        text: "t".into(),
+        sent_at_ms: 0,
+    };
+    let mut oracle = Oracle::default();
+    let e = Epoch(1);
+    assert!(oracle.check_data(0, e, &[rec(1, 1), rec(2, 2)]).is_ok());
+    assert!(oracle.check_data(1, e, &[rec(2, 2)]).is_ok(), "a resend");
+    assert!(
+        oracle.check_data(1, Epoch(2), &[rec(2, 9)]).is_ok(),
+        "another epoch"
+    );
+    let second = oracle.check_data(1, e, &[rec(3, 3), rec(2, 9)]);
+    assert!(second.is_err_and(|e| e.starts_with("G3 violated")));
 }

@@ -13,12 +13,20 @@ use crate::protocol::wire::Msg;
 use std::time::Instant;
 
 impl Coordinator {
-    pub(super) fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
+    /// A pack of live records: the archive takes every record of the installed epoch.
+    pub(super) fn on_data(&mut self, epoch: Epoch, recs: Vec<ChatRecord>) {
         if epoch < self.view.epoch {
             self.stats.stale += 1;
             return;
         }
-        if epoch == self.view.epoch && self.archiving && self.order.insert_live(rec) {
+        if epoch != self.view.epoch || !self.archiving {
+            return;
+        }
+        let mut fresh = false;
+        for rec in recs {
+            fresh |= self.order.insert_live(rec);
+        }
+        if fresh {
             self.archive_ready();
         }
     }

@@ -14,6 +14,39 @@ fn drain(m: &mut MemberCore) -> Vec<MemberOutput> {
     std::iter::from_fn(|| m.poll_output()).collect()
 }
 
+/// The records of every `Data` pack sent, pack by pack.
+fn packs(out: &[MemberOutput]) -> Vec<Vec<ChatRecord>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(Msg::Data { recs, .. }) => Some(recs.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn seqs(recs: &[ChatRecord]) -> Vec<u64> {
+    recs.iter().map(|r| r.seq.0).collect()
+}
+
+/// A pack of `epoch` with a record (by someone else) for each of `seqs`.
+fn data(epoch: u64, seqs: &[u64]) -> Msg {
+    let recs = seqs
+        .iter()
+        .map(|&seq| ChatRecord {
+            seq: Seq(seq),
+            id: Uuid::from_u128(u128::from(seq)),
+            from: NodeId(Uuid::from_u128(7)),
+            name: "x".into(),
+            text: format!("line {seq}"),
+            sent_at_ms: 0,
+        })
+        .collect();
+    Msg::Data {
+        epoch: Epoch(epoch),
+        recs,
+    }
+}
+
 fn line(text: &str) -> Pending {
     Pending {
         id: Uuid::new_v4(),
@@ -112,14 +145,10 @@ fn g2_lines_are_stamped_in_typing_order_and_delivered_once_safe() {
     m.submit(now, vec![line("one"), line("two")]);
     drain(&mut m);
     m.handle_datagram(now, Msg::Token(token));
-    let sent: Vec<(Seq, String)> = drain(&mut m)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Send(Msg::Data { rec, .. }) => Some((rec.seq, rec.text)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(sent, vec![(Seq(1), "one".into()), (Seq(2), "two".into())]);
+    let packs = packs(&drain(&mut m));
+    assert_eq!(packs.len(), 1, "one visit's lines travel in one pack");
+    let sent: Vec<(Seq, &str)> = packs[0].iter().map(|r| (r.seq, &*r.text)).collect();
+    assert_eq!(sent, vec![(Seq(1), "one"), (Seq(2), "two")]);
     assert_eq!(
         m.delivered(),
         Seq(0),
@@ -458,21 +487,7 @@ fn a_holder_drops_requests_that_every_member_holds() {
     token.arus = vec![Seq(5)];
     token.rtr = vec![Seq(3), Seq(5)];
     for seq in 1..=5 {
-        let rec = ChatRecord {
-            seq: Seq(seq),
-            id: Uuid::new_v4(),
-            from: NodeId::random(),
-            name: "x".into(),
-            text: "y".into(),
-            sent_at_ms: 0,
-        };
-        m.handle_datagram(
-            now,
-            Msg::Data {
-                epoch: Epoch(1),
-                rec,
-            },
-        );
+        m.handle_datagram(now, data(1, &[seq]));
     }
     drain(&mut m);
     m.handle_datagram(now, Msg::Token(token));
@@ -486,4 +501,163 @@ fn a_holder_drops_requests_that_every_member_holds() {
         (6..=10).map(Seq).collect::<Vec<_>>(),
         "only what is missing"
     );
+}
+
+/// Gathers and installs, at every member, a view of `ring` (in ring order).
+fn admit_ring(ring: &mut [MemberCore], now: Instant, epoch: u64) {
+    let ids: Vec<NodeId> = ring.iter().map(MemberCore::id).collect();
+    let view: Vec<Member> = ring
+        .iter()
+        .map(|m| Member {
+            id: m.id(),
+            name: m.name().into(),
+        })
+        .collect();
+    for m in ring.iter_mut() {
+        for msg in [
+            Msg::Gather {
+                epoch: Epoch(epoch),
+                part: 0,
+                parts: 1,
+                members: ids.clone(),
+                server: Some(ServerId(1)),
+            },
+            Msg::View {
+                epoch: Epoch(epoch),
+                part: 0,
+                parts: 1,
+                members: view.clone(),
+                cut: Seq(0),
+                high: Seq(0),
+                token_timeout_ms: 3000,
+                server: Some(ServerId(1)),
+            },
+        ] {
+            m.handle_datagram(now, msg);
+        }
+        drain(m);
+    }
+}
+
+fn passed_token(out: &[MemberOutput]) -> Token {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Send(Msg::Token(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .expect("the token is passed on")
+}
+
+#[test]
+fn g2_a_lost_pack_is_asked_for_seq_by_seq_and_sent_again_packed() {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..3).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let (a, b, c) = (0, 1, 2);
+    ring[a].submit(now, vec![line("one"), line("two"), line("three")]);
+    drain(&mut ring[a]);
+    let first = Token::first(Epoch(1), NodeId::SERVER, ring[a].id(), Seq(0), 3);
+    ring[a].handle_datagram(now, Msg::Token(first));
+    let out = drain(&mut ring[a]);
+    let sent = packs(&out);
+    assert_eq!(sent.len(), 1, "three short lines, one pack");
+    assert_eq!(seqs(&sent[0]), [1, 2, 3]);
+    // The pack reaches c but is lost on the way to b: all of it.
+    ring[c].handle_datagram(
+        now,
+        Msg::Data {
+            epoch: Epoch(1),
+            recs: sent[0].clone(),
+        },
+    );
+    ring[b].handle_datagram(now, Msg::Token(passed_token(&out)));
+    let out = drain(&mut ring[b]);
+    assert!(packs(&out).is_empty(), "b holds nothing to resend");
+    let token = passed_token(&out);
+    assert_eq!(token.rtr, [Seq(1), Seq(2), Seq(3)], "one request per seq");
+    // c, the next holder, answers every request it can, in one pack, and clears them.
+    ring[c].handle_datagram(now, Msg::Token(token));
+    let out = drain(&mut ring[c]);
+    let resent = packs(&out);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0], sent[0], "the same records, packed again");
+    assert!(passed_token(&out).rtr.is_empty());
+    assert_eq!(ring[c].stats().retransmissions, 3);
+    ring[b].handle_datagram(
+        now,
+        Msg::Data {
+            epoch: Epoch(1),
+            recs: resent[0].clone(),
+        },
+    );
+    assert_eq!(ring[b].order.aru(), Seq(3), "b holds the whole pack now");
+    ring[b].handle_datagram(
+        now,
+        Msg::Data {
+            epoch: Epoch(1),
+            recs: resent[0].clone(),
+        },
+    );
+    assert_eq!(
+        ring[b].stats().duplicates,
+        3,
+        "each record of a repeated pack counts"
+    );
+}
+
+#[test]
+fn a_holder_answers_the_requests_it_holds_in_one_pack_in_seq_order() {
+    let now = Instant::now();
+    let mut m = member(now);
+    let mut token = admit(&mut m, now, 1);
+    m.handle_datagram(now, data(1, &[1, 2, 3, 4, 5]));
+    drain(&mut m);
+    token.seq = Seq(9);
+    token.rtr = vec![Seq(4), Seq(2), Seq(9)];
+    m.handle_datagram(now, Msg::Token(token));
+    let out = drain(&mut m);
+    let resent = packs(&out);
+    assert_eq!(resent.len(), 1, "{out:?}");
+    assert_eq!(
+        seqs(&resent[0]),
+        [2, 4],
+        "not consecutive, still in seq order"
+    );
+    let rtr = passed_token(&out).rtr;
+    assert!(
+        rtr.contains(&Seq(9)),
+        "what it lacks stays asked for: {rtr:?}"
+    );
+    assert!(!rtr.contains(&Seq(2)) && !rtr.contains(&Seq(4)), "{rtr:?}");
+}
+
+#[test]
+fn a_full_window_of_long_lines_goes_out_in_packs_that_each_fit() {
+    use crate::protocol::limits::{MAX_LINE_BYTES, MAX_PLAINTEXT_BYTES};
+    let now = Instant::now();
+    let mut m = member(now);
+    let token = admit(&mut m, now, 1);
+    let lines: Vec<Pending> = (0..32)
+        .map(|i| line(&"w".repeat(i * MAX_LINE_BYTES / 31)))
+        .map(|mut p| {
+            if p.text.is_empty() {
+                p.text.push('w');
+            }
+            p
+        })
+        .collect();
+    m.submit(now, lines);
+    drain(&mut m);
+    m.handle_datagram(now, Msg::Token(token));
+    let out = drain(&mut m);
+    let mut all = Vec::new();
+    for o in &out {
+        if let Output::Send(msg @ Msg::Data { recs, .. }) = o {
+            let len = crate::protocol::wire::encode(msg).expect("fits").len();
+            assert!(len <= MAX_PLAINTEXT_BYTES, "{len}");
+            all.extend(seqs(recs));
+        }
+    }
+    assert_eq!(all, (1..=32).collect::<Vec<_>>(), "the window, in order");
+    assert!(packs(&out).len() < 32, "short lines share packs");
 }

@@ -11,7 +11,7 @@ use super::MemberCore;
 use crate::protocol::events::Output;
 use crate::protocol::token_ring::{self, Token};
 use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
-use crate::protocol::wire::Msg;
+use crate::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
 
 impl MemberCore {
@@ -109,20 +109,33 @@ impl MemberCore {
         self.hold_or_pass(now, token, stamped > 0 || safe_rose);
     }
 
+    /// Sends again, packed, the requested records we hold; the requests for the others stay
+    /// on the token. Requests are per seq, so a lost pack is answered by whoever holds each
+    /// of its records.
     fn retransmit_requested(&mut self, token: &mut Token) {
-        let epoch = self.view.epoch;
+        let mut found = Vec::new();
         let mut still_missing = Vec::new();
         for seq in std::mem::take(&mut token.rtr) {
             match self.order.live(seq) {
-                Some(rec) => {
-                    let rec = rec.clone();
-                    self.stats.retransmissions += 1;
-                    self.send(Msg::Data { epoch, rec });
-                }
+                Some(rec) => found.push(rec.clone()),
                 None => still_missing.push(seq),
             }
         }
         token.rtr = still_missing;
+        if found.is_empty() {
+            return;
+        }
+        found.sort_by_key(|r| r.seq);
+        found.dedup_by_key(|r| r.seq);
+        self.stats.retransmissions += found.len() as u64;
+        self.send_packed(found);
+    }
+
+    /// Multicasts live records of this epoch in as few `Data` packs as fit.
+    fn send_packed(&mut self, recs: Vec<ChatRecord>) {
+        for msg in wire::pack_data(self.view.epoch, recs) {
+            self.send(msg);
+        }
     }
 
     /// Stamps up to a window of outbox lines with the next seqs and multicasts them, no
@@ -147,23 +160,23 @@ impl MemberCore {
             .cloned()
             .collect();
         ring.in_flight += ready.len();
-        for line in &ready {
+        let count = ready.len();
+        let mut recs = Vec::with_capacity(count);
+        for line in ready {
             let rec = ChatRecord {
                 seq: token.allocate(),
                 id: line.id,
                 from: self.cfg.id,
                 name: self.cfg.name.clone(),
-                text: line.text.clone(),
+                text: line.text,
                 sent_at_ms: line.sent_at_ms,
             };
             self.order.insert_live(rec.clone());
-            self.stats.stamped += 1;
-            self.send(Msg::Data {
-                epoch: self.view.epoch,
-                rec,
-            });
+            recs.push(rec);
         }
-        ready.len()
+        self.stats.stamped += count as u64;
+        self.send_packed(recs);
+        count
     }
 
     /// Passes at once when the ring has work (we stamped, `safe` just rose and the others
@@ -248,19 +261,27 @@ impl MemberCore {
         }
     }
 
-    pub(super) fn on_data(&mut self, epoch: Epoch, rec: ChatRecord) {
+    /// A pack of live records: each is held back (or counted as a duplicate), then whatever
+    /// became deliverable is delivered at once, as one batch.
+    pub(super) fn on_data(&mut self, epoch: Epoch, recs: Vec<ChatRecord>) {
         if epoch < self.view.epoch {
-            self.stats.stale += 1;
-            log::debug!("stale message {} of epoch {epoch}", rec.seq);
+            self.stats.stale += recs.len() as u64;
+            log::debug!("stale pack of {} records of epoch {epoch}", recs.len());
             return;
         }
         if epoch > self.view.epoch || !self.state.admitted() {
             return;
         }
-        if self.order.insert_live(rec) {
+        let mut fresh = false;
+        for rec in recs {
+            if self.order.insert_live(rec) {
+                fresh = true;
+            } else {
+                self.stats.duplicates += 1;
+            }
+        }
+        if fresh {
             self.deliver_ready();
-        } else {
-            self.stats.duplicates += 1;
         }
     }
 

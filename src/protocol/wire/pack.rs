@@ -1,5 +1,7 @@
-//! Packing what does not fit one datagram into as few datagrams as fit: final records into
-//! `History` datagrams, and the member lists of views and gathers into parts.
+//! Packing what does not fit one datagram into as few datagrams as fit: live records into
+//! `Data` packs, final records into `History` datagrams, and the member lists of views and
+//! gathers into parts. One splitter serves them all: each item is measured once, and a list's
+//! size is its empty message plus its items plus a comma between two.
 //!
 //! Pure: sizes are measured by encoding, nothing is sent from here. Every packer keeps each
 //! datagram within [`MAX_PLAINTEXT_BYTES`], so it fits sealed or not.
@@ -76,55 +78,86 @@ fn count<T>(runs: &[T]) -> u32 {
 }
 
 /// Splits `items` into contiguous runs, each of which fits a message whose form without items
-/// encodes to `empty` bytes: a list's size is its items plus a comma between two. Always at
-/// least one run (an empty one if there are no items).
+/// encodes to `empty` bytes. Always at least one run (an empty one if there are no items).
 fn split<T: Serialize>(items: &[T], empty: usize) -> Vec<Range<usize>> {
+    let lens: Vec<usize> = items.iter().map(json_len).collect();
+    split_lens(&lens, empty)
+}
+
+/// [`split`] over measured items: a list's size is its items plus a comma between two. An
+/// item too large even alone gets a run of its own (its message then fails to encode).
+fn split_lens(lens: &[usize], empty: usize) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
     let mut size = empty;
-    for (i, item) in items.iter().enumerate() {
-        let len = serde_json::to_vec(item).map_or(usize::MAX, |b| b.len());
-        if i > start && size.saturating_add(1 + len) > MAX_PLAINTEXT_BYTES {
+    for (i, &len) in lens.iter().enumerate() {
+        if i > start && size.saturating_add(1).saturating_add(len) > MAX_PLAINTEXT_BYTES {
             runs.push(start..i);
             start = i;
             size = empty;
         }
-        size = size.saturating_add(usize::from(i > start) + len);
+        size = size
+            .saturating_add(usize::from(i > start))
+            .saturating_add(len);
     }
-    runs.push(start..items.len());
+    runs.push(start..lens.len());
     runs
 }
 
-/// Packs final records (in seq order) into as few `History` datagrams for `to` as fit.
-/// A record that cannot fit even alone (impossible for lines that passed [`super::check_line`]) is
-/// skipped with a warning rather than sent oversize.
-pub fn pack_history(to: NodeId, records: Vec<ChatRecord>) -> Vec<Vec<u8>> {
-    // A History's size is its empty frame plus each record plus a comma between records, so
-    // each record is measured once and each datagram encoded once.
-    let empty = encoded_len(&history(to, Vec::new()));
-    let mut out = Vec::new();
-    let mut batch: Vec<ChatRecord> = Vec::new();
-    let mut size = empty;
+fn json_len<T: Serialize>(item: &T) -> usize {
+    serde_json::to_vec(item).map_or(usize::MAX, |b| b.len())
+}
+
+/// Splits records (in seq order) into as few batches as fit a message whose form without
+/// records encodes to `empty` bytes, each record measured once and kept in order. A record
+/// that cannot fit even alone (impossible for lines that passed [`super::check_line`]) is
+/// left out with a warning rather than sent oversize; every other record fits a batch.
+fn batch_records(records: Vec<ChatRecord>, empty: usize) -> Vec<Vec<ChatRecord>> {
+    let mut kept = Vec::with_capacity(records.len());
+    let mut lens = Vec::with_capacity(records.len());
     for rec in records {
-        let len = serde_json::to_vec(&rec).map_or(usize::MAX, |b| b.len());
+        let len = json_len(&rec);
         if empty.saturating_add(len) > MAX_PLAINTEXT_BYTES {
             log::warn!("record {} too large for a datagram; not sent", rec.seq);
             continue;
         }
-        let comma = usize::from(!batch.is_empty());
-        if size + comma + len > MAX_PLAINTEXT_BYTES {
-            out.extend(encode(&history(to, std::mem::take(&mut batch))).ok());
-            size = empty;
-        }
-        size += usize::from(!batch.is_empty()) + len;
-        batch.push(rec);
+        kept.push(rec);
+        lens.push(len);
     }
-    if !batch.is_empty() {
-        out.extend(encode(&history(to, batch)).ok());
+    if kept.is_empty() {
+        return Vec::new();
     }
-    out
+    let mut recs = kept.into_iter();
+    split_lens(&lens, empty)
+        .into_iter()
+        .map(|run| recs.by_ref().take(run.len()).collect())
+        .collect()
+}
+
+/// Packs final records (in seq order) into as few `History` datagrams for `to` as fit.
+pub fn pack_history(to: NodeId, records: Vec<ChatRecord>) -> Vec<Vec<u8>> {
+    let empty = encoded_len(&history(to, Vec::new()));
+    batch_records(records, empty)
+        .into_iter()
+        .filter_map(|batch| encode(&history(to, batch)).ok())
+        .collect()
 }
 
 fn history(to: NodeId, records: Vec<ChatRecord>) -> Msg {
     Msg::History { to, records }
+}
+
+/// Packs live records of `epoch` (in seq order, consecutive or not) into as few `Data`
+/// datagrams as fit, greedily in order: a holder's window, or the records a retransmission
+/// request asked for. Every pack holds at least one record and encodes within
+/// [`MAX_PLAINTEXT_BYTES`]; a loss costs the whole pack, and receivers ask again per seq.
+pub fn pack_data(epoch: Epoch, records: Vec<ChatRecord>) -> Vec<Msg> {
+    let empty = encoded_len(&Msg::Data {
+        epoch,
+        recs: Vec::new(),
+    });
+    batch_records(records, empty)
+        .into_iter()
+        .map(|recs| Msg::Data { epoch, recs })
+        .collect()
 }

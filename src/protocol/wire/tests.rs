@@ -1,8 +1,8 @@
-//! Unit tests of the datagram format: round trips, bad input, value ranges, line limits and
-//! history packing.
+//! Unit tests of the datagram format: round trips, bad input, value ranges, line limits, and
+//! packing (data packs, history, views).
 
 use super::*;
-use crate::protocol::limits::MAX_IN_FLIGHT;
+use crate::protocol::limits::{MAX_IN_FLIGHT, SEAL_OVERHEAD_BYTES};
 
 fn rec(seq: u64, text: &str) -> ChatRecord {
     ChatRecord {
@@ -65,7 +65,7 @@ fn all_kinds() -> Vec<Msg> {
         Msg::Token(Token::first(Epoch(2), id, id, Seq(9), 1)),
         Msg::Data {
             epoch: Epoch(2),
-            rec: rec(10, "hi"),
+            recs: vec![rec(10, "hi"), rec(12, "a resent pair")],
         },
         Msg::Wake {
             epoch: Epoch(2),
@@ -170,17 +170,25 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[6], "hop", serde_json::json!(u64::MAX)),
         (&kinds[6], "epoch", big.clone()),
         (&kinds[6], "rtr", serde_json::json!([1, u64::MAX])),
-        (&kinds[7], "rec.seq", serde_json::json!(u64::MAX - 1)),
+        (&kinds[7], "recs.0.seq", serde_json::json!(u64::MAX - 1)),
         (&kinds[7], "epoch", serde_json::json!(0)),
         (&kinds[6], "epoch", serde_json::json!(0)),
         (&kinds[8], "epoch", serde_json::json!(0)),
         (&kinds[7], "epoch", big.clone()),
-        (&kinds[7], "rec.text", "y".repeat(MAX_LINE_BYTES + 1).into()),
         (
             &kinds[7],
-            "rec.text",
+            "recs.0.text",
+            "y".repeat(MAX_LINE_BYTES + 1).into(),
+        ),
+        (
+            &kinds[7],
+            "recs.0.text",
             "fake\n[#1 00:00:00] server: hi".into(),
         ),
+        (&kinds[7], "recs", serde_json::json!([])),
+        (&kinds[7], "recs.1.seq", serde_json::json!(10)),
+        (&kinds[7], "recs.1.seq", serde_json::json!(9)),
+        (&kinds[7], "recs.1.name", "a\nb".into()),
         (&kinds[8], "epoch", big.clone()),
         (&kinds[9], "hi", big.clone()),
         (&kinds[10], "records.1.seq", big.clone()),
@@ -209,24 +217,22 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
     let max = serde_json::json!(MAX_COUNTER);
     for (msg, field) in [
         (&kinds[6], "hop"),
-        (&kinds[7], "rec.seq"),
+        (&kinds[7], "recs.1.seq"),
         (&kinds[3], "epoch"),
         (&kinds[11], "cut"),
     ] {
         assert!(decode(&edited(msg, field, max.clone())).is_ok(), "{field}");
     }
-    let tab = edited(&kinds[7], "rec.text", "a\tb".into());
+    let tab = edited(&kinds[7], "recs.0.text", "a\tb".into());
     assert!(decode(&tab).is_ok(), "a tab is allowed, as at the prompt");
 }
 
 #[test]
 fn the_largest_line_fits_a_sealed_datagram() {
-    let mut r = rec(u64::MAX, &"x".repeat(MAX_LINE_BYTES));
-    r.name = "n".repeat(MAX_NAME_BYTES);
-    r.sent_at_ms = u64::MAX;
+    let r = largest_record(u64::MAX);
     let data = Msg::Data {
         epoch: Epoch(u64::MAX),
-        rec: r.clone(),
+        recs: vec![r.clone()],
     };
     let history = Msg::History {
         to: NodeId::random(),
@@ -282,6 +288,136 @@ fn history_packs_into_datagrams_under_the_limit_in_order() {
         }
     }
     assert_eq!(got, records);
+}
+
+/// The largest record a prompt lets through: the longest line under the longest name, with
+/// every number at its widest.
+fn largest_record(seq: u64) -> ChatRecord {
+    let mut r = rec(seq, &"x".repeat(MAX_LINE_BYTES));
+    r.name = "n".repeat(MAX_NAME_BYTES);
+    r.sent_at_ms = u64::MAX;
+    r
+}
+
+/// Decodes data packs, checking each against the limits; their records in order.
+fn unpack(packs: &[Msg], epoch: Epoch) -> Vec<ChatRecord> {
+    let mut got = Vec::new();
+    for msg in packs {
+        let bytes = encode(msg).expect("a pack fits");
+        assert!(bytes.len() + SEAL_OVERHEAD_BYTES <= MAX_DATAGRAM_BYTES);
+        match decode(&bytes).expect("a pack decodes") {
+            Msg::Data { epoch: e, recs } => {
+                assert_eq!(e, epoch);
+                assert!(!recs.is_empty() && recs.len() <= MAX_PACK_RECORDS);
+                got.extend(recs);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn data_packs_fit_keep_the_order_and_fill_greedily() {
+    let records: Vec<_> = (1..=300)
+        .map(|s| rec(s, &"\"".repeat((s as usize * 37) % 480 + 1)))
+        .collect();
+    let epoch = Epoch(MAX_COUNTER);
+    let packs = pack_data(epoch, records.clone());
+    assert!(packs.len() > 1 && packs.len() < records.len());
+    assert_eq!(unpack(&packs, epoch), records, "every record, in order");
+    // Greedy: the next pack's first record would not have fitted the one before.
+    for pair in packs.windows(2) {
+        let (Msg::Data { recs: next, .. }, Ok(bytes)) = (&pair[1], encode(&pair[0])) else {
+            panic!("two packs");
+        };
+        let len = serde_json::to_vec(&next[0]).unwrap().len();
+        assert!(bytes.len() + 1 + len > MAX_PLAINTEXT_BYTES);
+    }
+}
+
+#[test]
+fn any_record_that_fits_alone_fits_a_pack_of_its_own() {
+    let epoch = Epoch(u64::MAX);
+    let alone = pack_data(epoch, vec![largest_record(MAX_COUNTER)]);
+    assert_eq!(alone.len(), 1);
+    let len = encode(&alone[0]).unwrap().len();
+    assert!(len + SEAL_OVERHEAD_BYTES <= MAX_DATAGRAM_BYTES, "{len}");
+    // Among short ones it still travels, in order, and they around it share packs.
+    let mut records: Vec<_> = (1..=4).map(|s| rec(s, "short")).collect();
+    records.push(largest_record(5));
+    records.extend((6..=9).map(|s| rec(s, "short")));
+    let packs = pack_data(Epoch(MAX_COUNTER), records.clone());
+    assert_eq!(unpack(&packs, Epoch(MAX_COUNTER)), records);
+    assert!(packs.len() <= 3, "{}", packs.len());
+}
+
+#[test]
+fn a_record_too_large_even_alone_is_left_out_not_sent_oversize() {
+    let huge = rec(2, &"\"".repeat(MAX_LINE_BYTES));
+    let packs = pack_data(Epoch(1), vec![rec(1, "a"), huge, rec(3, "b")]);
+    assert_eq!(seqs_of(&unpack(&packs, Epoch(1))), [1, 3]);
+    assert!(pack_data(Epoch(1), Vec::new()).is_empty(), "no empty pack");
+}
+
+fn seqs_of(recs: &[ChatRecord]) -> Vec<u64> {
+    recs.iter().map(|r| r.seq.0).collect()
+}
+
+#[test]
+fn g6_the_smallest_records_fill_no_more_than_max_pack_records() {
+    let tiny = |seq| ChatRecord {
+        seq: Seq(seq),
+        id: Uuid::nil(),
+        from: NodeId(Uuid::nil()),
+        name: String::new(),
+        text: String::new(),
+        sent_at_ms: 0,
+    };
+    let packs = pack_data(Epoch(1), (0..=9).map(tiny).collect());
+    let most = packs.iter().map(|p| match p {
+        Msg::Data { recs, .. } => recs.len(),
+        _ => 0,
+    });
+    assert!(most.max().unwrap() <= MAX_PACK_RECORDS);
+    // A decoder check, though no datagram under the size limit could carry more.
+    let over = Msg::Data {
+        epoch: Epoch(1),
+        recs: (1..=MAX_PACK_RECORDS as u64 + 1).map(tiny).collect(),
+    };
+    assert!(check_values(&over).is_err());
+}
+
+#[test]
+fn g6_a_data_pack_reads_the_same_by_the_short_path_as_by_the_general_one() {
+    let kinds = all_kinds();
+    let pack = &kinds[7];
+    let mut inputs = vec![encode(pack).unwrap()];
+    for (field, value) in [
+        ("v", serde_json::json!(2)),
+        ("epoch", serde_json::json!(0)),
+        ("recs", serde_json::json!([])),
+        ("recs.1.seq", serde_json::json!(9)),
+        ("recs.0.text", serde_json::json!(7)),
+        ("type", serde_json::json!("token")),
+        ("extra", serde_json::json!({"x": [1, 2]})),
+    ] {
+        inputs.push(edited(pack, field, value));
+    }
+    inputs.push(br#"{"type":"data","recs":[],"epoch":1,"v":1}"#.to_vec());
+    inputs.push(br#"{"v":1,"type":"data","type":"data","epoch":1,"recs":[]}"#.to_vec());
+    for bytes in &inputs {
+        let general = read_frame(bytes).and_then(|m| {
+            check_values(&m).map_err(DecodeError::OutOfRange)?;
+            Ok(m)
+        });
+        assert_eq!(decode(bytes), general, "{}", String::from_utf8_lossy(bytes));
+    }
+    assert_eq!(
+        read_data_pack(&inputs[0]).as_ref(),
+        Some(pack),
+        "the short path is taken"
+    );
 }
 
 /// Names that take the most bytes once escaped: every byte a quote, which JSON doubles.

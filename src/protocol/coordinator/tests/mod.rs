@@ -572,3 +572,20 @@ fn a_join_is_refused_with_the_reason_the_client_shows() {
         "the ring is full (128 members)"
     );
 }
+
+#[test]
+fn g2_the_archive_takes_every_record_of_a_pack_and_waits_for_a_lost_one() {
+    let (mut c, t0, _) = ring(2, 0);
+    let pack = |epoch, seqs: &[u64]| Msg::Data {
+        epoch: Epoch(epoch),
+        recs: seqs.iter().copied().map(rec).collect(),
+    };
+    c.handle_datagram(t0, pack(1, &[4, 5, 6]));
+    assert!(delivered(&drain(&mut c)).is_empty(), "1..=3 were lost");
+    c.handle_datagram(t0, pack(1, &[1, 2, 3]));
+    assert_eq!(delivered(&drain(&mut c)), [1, 2, 3, 4, 5, 6]);
+    c.handle_datagram(t0, pack(1, &[5, 6, 7]));
+    assert_eq!(delivered(&drain(&mut c)), [7], "the duplicates are dropped");
+    c.handle_datagram(t0, pack(0, &[8]));
+    assert_eq!(c.archived(), Seq(7), "a stale epoch's pack is not archived");
+}
