@@ -56,7 +56,7 @@ fn wire_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire");
     let data = Msg::Data {
         epoch: Epoch(7),
-        rec: record(100_001, NodeId::random()),
+        recs: vec![record(100_001, NodeId::random())],
     };
     let data_bytes = wire::encode(&data).expect("a data message encodes");
     g.throughput(Throughput::Elements(1));

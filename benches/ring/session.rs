@@ -204,7 +204,7 @@ pub fn data_datagram_len(text: &str) -> Option<usize> {
     };
     wire::encode(&Msg::Data {
         epoch: Epoch(3),
-        rec,
+        recs: vec![rec],
     })
     .ok()
     .map(|b| b.len())
