@@ -10,6 +10,7 @@
 //! - `net`: the network (loss, cuts, isolation, duplication, delay), bytes only.
 //! - `oracle`: the guarantees, checked as the run goes.
 //! - `node`: a core, its disk, and its `Effects`.
+//! - `watch`: what the per-step checks ask about every node, kept up to date incrementally.
 //! - `world`: nodes, network and oracle together, and the moves every test makes.
 
 // Each test crate uses its own part of the harness.
@@ -18,6 +19,7 @@
 pub mod net;
 pub mod node;
 pub mod oracle;
+pub mod watch;
 pub mod world;
 
 use std::time::Duration;

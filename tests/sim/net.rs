@@ -5,21 +5,35 @@
 //! time only moves when the driver jumps it to the next event ([`Network::advance_to`]).
 //!
 //! It moves bytes and nothing else: it knows no message kinds, checks no guarantee, and never
-//! reads the wall clock or touches a socket.
+//! reads the wall clock or touches a socket. The copies of one multicast share their bytes and
+//! carry its number ([`Arrival::datagram`]), so a receiver can tell copies of one datagram apart
+//! from equal datagrams sent twice.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// A datagram on its way to one node; the heap pops the earliest arrival, ties in send order.
+/// The key packs both in one number (cheap to compare even in a debug build): nanoseconds since
+/// the start in the high half, the send order in the low half.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct InFlight {
-    at: Reverse<Instant>,
-    order: Reverse<u64>,
+    key: Reverse<u128>,
     to: usize,
-    bytes: Vec<u8>,
+    datagram: u64,
+    bytes: Rc<[u8]>,
+}
+
+/// One copy of a multicast, arrived at its receiver.
+pub struct Arrival {
+    pub to: usize,
+    /// The number of the multicast it is a copy of (every copy of one multicast, duplicates
+    /// included, has the same number; no two multicasts do).
+    pub datagram: u64,
+    pub bytes: Rc<[u8]>,
 }
 
 /// Nodes are numbered `0..nodes`; every multicast goes to all of them, the sender included
@@ -46,6 +60,8 @@ pub struct Network {
     in_flight: BinaryHeap<InFlight>,
     /// Datagrams scheduled so far: the tie-break that keeps equal arrival times in send order.
     scheduled: u64,
+    /// Multicasts so far: the number of the next one.
+    multicasts: u64,
     /// Every datagram multicast so far (once per multicast), while recording.
     log: Option<Vec<Vec<u8>>>,
 }
@@ -66,6 +82,7 @@ impl Network {
             delay: (Duration::ZERO, Duration::ZERO),
             in_flight: BinaryHeap::new(),
             scheduled: 0,
+            multicasts: 0,
             log: None,
         }
     }
@@ -160,6 +177,9 @@ impl Network {
         if let Some(log) = &mut self.log {
             log.push(bytes.clone());
         }
+        let datagram = self.multicasts;
+        self.multicasts += 1;
+        let bytes: Rc<[u8]> = bytes.into();
         for to in 0..self.nodes {
             if self.is_cut(from, to) {
                 continue;
@@ -178,11 +198,12 @@ impl Network {
                 let (lo, hi) = (lo.as_micros() as u64, hi.as_micros() as u64);
                 let delay = Duration::from_micros(self.rng.gen_range(lo..=hi));
                 self.scheduled += 1;
+                let at = (self.now + delay - self.start).as_nanos();
                 self.in_flight.push(InFlight {
-                    at: Reverse(self.now + delay),
-                    order: Reverse(self.scheduled),
+                    key: Reverse(at << 64 | u128::from(self.scheduled)),
                     to,
-                    bytes: bytes.clone(),
+                    datagram,
+                    bytes: Rc::clone(&bytes),
                 });
             }
         }
@@ -190,15 +211,21 @@ impl Network {
 
     /// When the next datagram arrives, if any is in flight.
     pub fn next_arrival(&self) -> Option<Instant> {
-        self.in_flight.peek().map(|f| f.at.0)
+        let nanos = self.in_flight.peek()?.key.0 >> 64;
+        Some(self.start + Duration::from_nanos(nanos as u64))
     }
 
-    /// The earliest datagram due by now, and its receiver.
-    pub fn pop_arrival(&mut self) -> Option<(usize, Vec<u8>)> {
+    /// The earliest datagram due by now, with its receiver.
+    pub fn pop_arrival(&mut self) -> Option<Arrival> {
         if self.next_arrival()? > self.now {
             return None;
         }
-        self.in_flight.pop().map(|f| (f.to, f.bytes))
+        let f = self.in_flight.pop()?;
+        Some(Arrival {
+            to: f.to,
+            datagram: f.datagram,
+            bytes: f.bytes,
+        })
     }
 
     /// `node` crashed: what is in flight to it is lost with its socket.
