@@ -594,6 +594,15 @@ impl Coordinator {
 
     fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: Incarnation) {
         self.joins.retain(|j| j.member.id != from);
+        if self.view.contains(from) && !self.incarnations.contains_key(&from) {
+            // This server restarted since the view was installed, so it does not know the
+            // members' incarnations yet (they are not in its checkpoint). A recovery learns
+            // them from the reports; the leaver repeats its Leave until a view without it.
+            if matches!(self.state, State::Coordinating(_)) {
+                self.start_gather(now);
+            }
+            return;
+        }
         if !self.view.contains(from) || self.incarnations.get(&from) != Some(&incarnation) {
             self.view_wanted(now); // it is not a member: the view tells it so
             return;

@@ -589,3 +589,47 @@ fn g2_the_archive_takes_every_record_of_a_pack_and_waits_for_a_lost_one() {
     c.handle_datagram(t0, pack(0, &[8]));
     assert_eq!(c.archived(), Seq(7), "a stale epoch's pack is not archived");
 }
+
+#[test]
+fn a_restarted_server_learns_incarnations_by_a_recovery_and_then_confirms_a_leave() {
+    // Restored from its checkpoint: the view, but not the members' incarnations.
+    let t0 = Instant::now();
+    let view = View {
+        epoch: Epoch(4),
+        members: (0..3)
+            .map(|n| crate::protocol::types::Member {
+                id: id(n),
+                name: format!("m{n}"),
+            })
+            .collect(),
+    };
+    let mut c = Coordinator::new(config(), view, Seq(10), t0);
+    drain(&mut c);
+    let leave = Msg::Leave {
+        from: id(2),
+        incarnation: Incarnation(1),
+    };
+    c.handle_datagram(t0 + MS, leave.clone());
+    let out = drain(&mut c);
+    let (epoch, proposed) = gathers(&out)
+        .pop()
+        .expect("an unknown incarnation of a member starts a recovery");
+    assert!(
+        views(&out).is_empty(),
+        "not a view that keeps the leaver in"
+    );
+    assert_eq!(proposed, [id(0), id(1), id(2)]);
+    (0..3).for_each(|m| c.handle_datagram(t0 + 2 * MS, report(epoch, m, 4, 10, 10)));
+    let out = drain(&mut c);
+    assert_eq!(views(&out), [(epoch, vec![id(0), id(1), id(2)], Seq(10))]);
+    // The leaver repeats its Leave; now its incarnation is known and the leave goes through.
+    c.handle_datagram(t0 + 3 * MS, leave);
+    let (epoch, _) = gathers(&drain(&mut c))
+        .pop()
+        .expect("the leave starts a gather");
+    (0..3).for_each(|m| c.handle_datagram(t0 + 4 * MS, report(epoch, m, 5, 10, 10)));
+    assert_eq!(
+        views(&drain(&mut c)),
+        [(epoch, vec![id(0), id(1)], Seq(10))]
+    );
+}
