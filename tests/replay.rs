@@ -1,4 +1,4 @@
-//! Replay (issue 4 item 2): a captured datagram sent again later changes nothing. With a key
+//! Replay: a captured datagram sent again later changes nothing. With a key
 //! an attacker cannot forge datagrams but can record and replay sealed ones, so the protocol
 //! itself must be idempotent against duplicates: tokens are accepted once per (epoch, hop),
 //! messages once per seq, older epochs are stale, history records are final and deduplicated
@@ -271,7 +271,7 @@ fn a_replayed_refusal_does_not_stop_a_member_of_the_ring() {
     let refusal = wire::Msg::Refuse {
         to,
         incarnation: Incarnation(1),
-        reason: "the ring is full (16 members)".into(),
+        reason: "the ring is full (128 members)".into(),
     };
     // A member that stopped for any reason but a clean leave fails the harness at once.
     net.inject(&wire::encode(&refusal).unwrap());
