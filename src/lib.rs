@@ -9,13 +9,15 @@
 //! - [`ui`]: the display (text or JSON) and the terminal line editor.
 //! - [`runtime`]: threads, the `Mutex`, timers and shutdown; drives a state machine over the
 //!   network and the disk, performing its outputs in order.
-//! - [`protocol`]: pure, no I/O: the vocabulary ([`protocol::types`]), the limits, the
-//!   datagram format, the hold-back queue, and the two state machines, a client's
-//!   ([`protocol::member`]) and the server's ([`protocol::coordinator`]).
-//! - [`token_ring`]: the token and the holder's rules (allocation, safe delivery, requests).
 //! - [`replica`], [`checkpoint`], [`store`]: the files: the JSON Lines replica, the atomic
 //!   checkpoint, and the rest (file names, lock, outbox journal, one error type).
 //! - [`net`]: the multicast socket, the simulated network, sealing with `--key-file`.
+//! - [`protocol`]: pure, no I/O: the vocabulary ([`protocol::types`]), the limits, the
+//!   datagram format, the hold-back queue, the token and the holder's rules ([`token_ring`]),
+//!   and the two state machines, a client's ([`protocol::member`]) and the server's
+//!   ([`protocol::coordinator`]).
+//!
+//! `tests/layout.rs` checks that the dependencies follow this order.
 //!
 //! The state machines never touch the clock, a socket or a file: `tests/simulation.rs` drives
 //! them over a simulated network and checks the guarantees of DESIGN.md after every step.

@@ -22,7 +22,7 @@ use std::time::Duration;
 /// The token: only its holder may stamp and send messages (G3), and it carries the sequence
 /// counter, which gives every node the same total order (G1).
 ///
-/// On the wire (see [`TokenWire`]) the `aru` slots and the requests travel as offsets below
+/// On the wire the `aru` slots and the requests travel as offsets below
 /// `seq`: flow control ([`MAX_IN_FLIGHT`]) keeps them short, so a token for
 /// [`crate::protocol::limits::MAX_MEMBERS`] members fits one datagram.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,7 +97,7 @@ pub enum Msg {
         server: Option<ServerId>,
     },
     /// Server → all, every beacon interval: the heartbeat. The view in brief (its size and
-    /// [`View::digest`]); a member whose view differs asks for the whole one.
+    /// [`crate::protocol::types::View::digest`]); a member whose view differs asks for the whole one.
     Beacon {
         epoch: Epoch,
         /// As in [`Msg::View`].
@@ -108,7 +108,7 @@ pub enum Msg {
         server: Option<ServerId>,
         /// How many members the view has.
         members: u64,
-        /// [`View::digest`] of the view.
+        /// [`crate::protocol::types::View::digest`] of the view.
         digest: u64,
     },
     /// Member → server: send the installed view again (a beacon showed ours is not it).
