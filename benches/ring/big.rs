@@ -61,19 +61,7 @@ pub fn measure_big(
     if let Err(e) = measure_big_ring(plan, &mut ring, &mut row, t0) {
         failures.push(format!("N={n}: {e}"));
     }
-    match ring.verify() {
-        Ok(v) => {
-            progress(
-                t0,
-                &format!(
-                    "N={n}: checked {} messages in {} replicas",
-                    v.messages, v.replicas
-                ),
-            );
-            row.check = Some(v);
-        }
-        Err(e) => failures.push(format!("N={n}: CHECK FAILED: {e}")),
-    }
+    row.check = crate::measure::verified(&mut ring, n, failures, t0);
     row
 }
 

@@ -310,20 +310,31 @@ pub fn measure_n(
     if let Err(e) = measure_ring(plan, &mut ring, &mut row, t0) {
         failures.push(format!("N={n}: {e}"));
     }
+    row.check = verified(&mut ring, n, failures, t0);
+    row
+}
+
+/// The end-of-session check of a ring of `n`: the verdict, or a failure recorded.
+pub fn verified(
+    ring: &mut Ring,
+    n: usize,
+    failures: &mut Vec<String>,
+    t0: Instant,
+) -> Option<crate::check::Verified> {
     match ring.verify() {
         Ok(v) => {
-            progress(
-                t0,
-                &format!(
-                    "N={n}: checked {} messages in {} replicas",
-                    v.messages, v.replicas
-                ),
+            let what = format!(
+                "N={n}: checked {} messages in {} replicas",
+                v.messages, v.replicas
             );
-            row.check = Some(v);
+            progress(t0, &what);
+            Some(v)
         }
-        Err(e) => failures.push(format!("N={n}: CHECK FAILED: {e}")),
+        Err(e) => {
+            failures.push(format!("N={n}: CHECK FAILED: {e}"));
+            None
+        }
     }
-    row
 }
 
 pub fn measure_ring(
