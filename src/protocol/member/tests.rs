@@ -58,16 +58,7 @@ fn line(text: &str) -> Pending {
 /// Reports for `epoch` and installs a view of `me` alone; returns the first token.
 fn admit(m: &mut MemberCore, now: Instant, epoch: u64) -> Token {
     let me = m.id();
-    m.handle_datagram(
-        now,
-        Msg::Gather {
-            epoch: Epoch(epoch),
-            part: 0,
-            parts: 1,
-            members: vec![me],
-            server: Some(ServerId(1)),
-        },
-    );
+    gather(m, now, epoch);
     let view = vec![Member {
         id: me,
         name: "me".into(),
