@@ -7,12 +7,11 @@
 //! two cores they would take too long. Like `measure.rs`, it must not hide a failure.
 
 use crate::check::Verified;
-use crate::measure::{idle, paced, Idle, Latency};
+use crate::measure::{idle_then_sporadic, Idle, Latency};
 use crate::plan::Plan;
 use crate::session::Ring;
 use crate::storm::Storm;
 use crate::util::progress;
-use crate::PHASE_SPORADIC;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -72,40 +71,8 @@ fn measure_big_ring(
     t0: Instant,
 ) -> Result<(), String> {
     let n = ring.n();
-    let idle = idle(ring, plan.big_idle_window)?;
-    progress(
-        t0,
-        &format!(
-            "N={n}: idle {:.2}% CPU (server {:.2}%, busiest client {:.2}%), {:.0} wake-ups/s, \
-             rotation {:.0} ms ({} hops in {:.1} s)",
-            idle.cpu_pct,
-            idle.cpu_pct_server,
-            idle.cpu_pct_busiest_client,
-            idle.wakeups_per_s,
-            idle.hops.rotation_ms,
-            idle.hops.hops,
-            idle.secs
-        ),
-    );
+    let (idle, sporadic) = idle_then_sporadic(plan, ring, plan.big_idle_window, t0)?;
     row.idle = Some(idle);
-    let sporadic = paced(
-        ring,
-        PHASE_SPORADIC,
-        plan.sporadic_lines,
-        plan.sporadic_every,
-    )?;
-    progress(
-        t0,
-        &format!(
-            "N={n}: sporadic p50 {:.1} ms p99 {:.1} ms max {:.1} ms; rotation {:.0} ms, \
-             bare hop p50 {:.0} us",
-            sporadic.p50_ms,
-            sporadic.p99_ms,
-            sporadic.max_ms,
-            sporadic.hops.rotation_ms,
-            sporadic.hops.bare_p50_us
-        ),
-    );
     row.sporadic = Some(sporadic);
     for c in 0..n {
         row.end_stats.push(ring.clients[c].stats()?);

@@ -337,6 +337,51 @@ pub fn verified(
     }
 }
 
+/// An idle window (CPU, wake-ups, idle rotation), then sporadic lines on the idle ring:
+/// the first two phases of every ring session, small or large.
+pub fn idle_then_sporadic(
+    plan: &Plan,
+    ring: &mut Ring,
+    window: Duration,
+    t0: Instant,
+) -> Result<(Idle, Latency), String> {
+    let n = ring.n();
+    let idle = idle(ring, window)?;
+    progress(
+        t0,
+        &format!(
+            "N={n}: idle {:.2}% CPU (server {:.2}%, busiest client {:.2}%), {:.0} wake-ups/s, \
+             rotation {:.0} ms ({} hops in {:.1} s)",
+            idle.cpu_pct,
+            idle.cpu_pct_server,
+            idle.cpu_pct_busiest_client,
+            idle.wakeups_per_s,
+            idle.hops.rotation_ms,
+            idle.hops.hops,
+            idle.secs
+        ),
+    );
+    let sporadic = paced(
+        ring,
+        PHASE_SPORADIC,
+        plan.sporadic_lines,
+        plan.sporadic_every,
+    )?;
+    progress(
+        t0,
+        &format!(
+            "N={n}: sporadic p50 {:.1} ms p99 {:.1} ms max {:.1} ms; rotation {:.0} ms, \
+             bare hop p50 {:.0} us",
+            sporadic.p50_ms,
+            sporadic.p99_ms,
+            sporadic.max_ms,
+            sporadic.hops.rotation_ms,
+            sporadic.hops.bare_p50_us
+        ),
+    );
+    Ok((idle, sporadic))
+}
+
 pub fn measure_ring(
     plan: &Plan,
     ring: &mut Ring,
@@ -349,28 +394,8 @@ pub fn measure_ring(
     } else {
         plan.idle_probe
     };
-    let idle = idle(ring, window)?;
-    progress(
-        t0,
-        &format!(
-            "N={n}: idle {:.2}% CPU, rotation {:.0} ms",
-            idle.cpu_pct, idle.rotation_ms
-        ),
-    );
+    let (idle, sporadic) = idle_then_sporadic(plan, ring, window, t0)?;
     row.idle = Some(idle);
-    let sporadic = paced(
-        ring,
-        PHASE_SPORADIC,
-        plan.sporadic_lines,
-        plan.sporadic_every,
-    )?;
-    progress(
-        t0,
-        &format!(
-            "N={n}: sporadic p50 {:.2} ms p99 {:.2} ms",
-            sporadic.p50_ms, sporadic.p99_ms
-        ),
-    );
     row.sporadic = Some(sporadic);
     let every = Duration::from_secs(1) / plan.paced_rate;
     let lines = (plan.paced_for.as_secs_f64() * f64::from(plan.paced_rate)) as usize;
