@@ -81,7 +81,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     match outcome {
         Outcome::Stopped(MemberStop::Left) | Outcome::Interrupted => Ok(()),
         Outcome::Stopped(MemberStop::JoinTimeout) => Err(ClientError::JoinTimeout {
-            net: cfg.common.net,
+            net: Box::new(cfg.common.net),
             after: cfg.join_timeout,
             unreadable: Unreadable::from_drops(&node.drops, node.info.key.is_some()),
         }),
