@@ -141,14 +141,10 @@ fn alice_on_a_terminal_and_bob() -> Option<Chat> {
 
 #[test]
 fn a_message_that_mentions_me_is_highlighted_and_rings_the_bell_and_me_is_an_action() {
-    let Some(Chat {
-        _srv,
-        mut bob,
-        alice,
-    }) = alice_on_a_terminal_and_bob()
-    else {
+    let Some(mut chat) = alice_on_a_terminal_and_bob() else {
         return;
     };
+    let (bob, alice) = (&mut chat.bob, &chat.alice);
     bob[0].send_line("nothing for her");
     alice.wait_screen("bob's first line", |s| s.contains("bob: nothing for her"));
     assert!(!alice.bell_rang(), "a line without her name rang the bell");
@@ -183,14 +179,10 @@ fn a_message_that_mentions_me_is_highlighted_and_rings_the_bell_and_me_is_an_act
 
 #[test]
 fn typing_is_never_interrupted_by_incoming_messages() {
-    let Some(Chat {
-        _srv,
-        mut bob,
-        alice,
-    }) = alice_on_a_terminal_and_bob()
-    else {
+    let Some(mut chat) = alice_on_a_terminal_and_bob() else {
         return;
     };
+    let (bob, alice) = (&mut chat.bob, &chat.alice);
 
     // alice is in the middle of a line when bob's message arrives.
     alice.keys(&["-l", "half a thou"]);
