@@ -380,12 +380,13 @@ mod tests {
         let InterfaceArg::Spec(spec) = &cli.common().interface else {
             panic!("--interface list in a test");
         };
-        let lo = crate::net::iface::IfaceAddr {
-            name: "lo".into(),
-            index: 1,
-            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        let iface = |name: &str, index, addr: &str| crate::net::iface::IfaceAddr {
+            name: name.into(),
+            index,
+            addr: addr.parse().expect("test address"),
         };
-        let local = crate::net::iface::resolve(spec, cli.common().group, &[lo])
+        let host = [iface("lo", 1, "127.0.0.1"), iface("eth0", 2, "fe80::1")];
+        let local = crate::net::iface::resolve(spec, cli.common().group, &host)
             .expect("the test's interface resolves");
         Ok(cli.into_config(local))
     }
@@ -539,12 +540,15 @@ mod tests {
             cfg.common.net.to_string(),
             "224.1.1.1:5007 via lo (127.0.0.1)"
         );
-        let cfg = server(&["--group", "ff02::114", "--interface", "::1%lo"]).expect("IPv6");
+        let cfg = server(&["--group", "ff02::114", "--interface", "eth0"]).expect("IPv6");
         assert_eq!(
             cfg.common.net.group,
             "ff02::114".parse::<IpAddr>().expect("ip")
         );
-        assert_eq!(cfg.common.net.to_string(), "[ff02::114]:5007 via lo (::1)");
+        assert_eq!(
+            cfg.common.net.to_string(),
+            "[ff02::114]:5007 via eth0 (fe80::1)"
+        );
     }
 
     #[test]

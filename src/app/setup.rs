@@ -41,12 +41,7 @@ pub fn configure<P: Program + CommandFactory>() -> Result<P::Config, process::Ex
     match iface::resolve(&spec, cli.common().group, &interfaces) {
         Ok(local) => Ok(cli.into_config(local)),
         Err(e) => {
-            let _ = P::command()
-                .error(
-                    ErrorKind::ValueValidation,
-                    format!("--interface {spec}: {e}"),
-                )
-                .print();
+            let _ = P::command().error(ErrorKind::ValueValidation, e).print();
             Err(ExitCode::Usage.into())
         }
     }

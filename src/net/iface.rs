@@ -161,6 +161,9 @@ impl std::error::Error for ResolveError {}
 ///   joins, as it always has.
 /// - An IPv6 address needs an index: from its `%scope` (a name or a number), else from the
 ///   interface that holds the address.
+///
+/// On Linux an IPv6 group on the loopback interface is refused: its datagrams reach no other
+/// socket there, so the nodes would wait for each other in silence.
 pub fn resolve(
     spec: &InterfaceSpec,
     group: IpAddr,
@@ -170,23 +173,36 @@ pub fn resolve(
         reason,
         interfaces: interfaces.to_vec(),
     };
+    let local = pick(spec, group, interfaces).map_err(fail)?;
+    let loopback = local.addr.is_loopback()
+        || interfaces
+            .iter()
+            .any(|i| i.index == local.index && i.index != 0 && i.addr.is_loopback());
+    if group.is_ipv6() && loopback && cfg!(target_os = "linux") {
+        return Err(fail(format!(
+            "--interface {spec}: IPv6 multicast does not cross the loopback interface on \
+             Linux; on one host keep the IPv4 default (224.1.1.1 via 127.0.0.1), or choose a \
+             LAN interface"
+        )));
+    }
+    Ok(local)
+}
+
+/// The interface `spec` names for `group`'s family, or why there is none.
+fn pick(spec: &InterfaceSpec, group: IpAddr, interfaces: &[IfaceAddr]) -> Result<Local, String> {
     let family = if group.is_ipv6() { "IPv6" } else { "IPv4" };
     match spec {
         InterfaceSpec::Name(name) => {
             let mine: Vec<&IfaceAddr> = interfaces.iter().filter(|i| &i.name == name).collect();
             if mine.is_empty() {
-                return Err(fail(format!(
-                    "--interface {name}: there is no such interface"
-                )));
+                return Err(format!("--interface {name}: there is no such interface"));
             }
             let pick = mine
                 .iter()
                 .filter(|i| i.addr.is_ipv6() == group.is_ipv6())
                 .min_by_key(|i| !is_link_local(i.addr))
                 .ok_or_else(|| {
-                    fail(format!(
-                        "--interface {name} has no {family} address (for --group {group})"
-                    ))
+                    format!("--interface {name} has no {family} address (for --group {group})")
                 })?;
             Ok(Local {
                 name: Some(name.clone()),
@@ -196,16 +212,15 @@ pub fn resolve(
         }
         InterfaceSpec::Addr { addr, scope } => {
             if addr.is_ipv6() != group.is_ipv6() {
-                return Err(fail(format!(
+                return Err(format!(
                     "--interface {spec} is not {family}, as --group {group} is; give both of \
                      one family (an IPv6 group such as ff02::114 with an IPv6 interface)"
-                )));
+                ));
             }
             match (addr, scope) {
                 (IpAddr::V4(a), _) => Ok(Local::v4(*a)),
-                (IpAddr::V6(a), Some(scope)) => by_scope(*a, scope, interfaces).ok_or_else(|| {
-                    fail(format!("--interface {spec}: there is no interface {scope}"))
-                }),
+                (IpAddr::V6(a), Some(scope)) => by_scope(*a, scope, interfaces)
+                    .ok_or_else(|| format!("--interface {spec}: there is no interface {scope}")),
                 (IpAddr::V6(a), None) => interfaces
                     .iter()
                     .find(|i| i.addr == IpAddr::V6(*a))
@@ -214,7 +229,7 @@ pub fn resolve(
                         addr: i.addr,
                         index: i.index,
                     })
-                    .ok_or_else(|| fail(format!("--interface {a} is not an address of this host"))),
+                    .ok_or_else(|| format!("--interface {a} is not an address of this host")),
             }
         }
     }
@@ -365,8 +380,15 @@ mod tests {
         assert_eq!(got.index, 2);
         let got = resolve(&spec("wlan0"), v6(), &host()).expect("wlan0");
         assert_eq!((got.index, got.addr.to_string()), (3, "fe80::3".into()));
-        let got = resolve(&spec("lo"), v6(), &host()).expect("lo");
-        assert_eq!((got.index, got.addr.to_string()), (1, "::1".into()));
+    }
+
+    #[test]
+    fn an_ipv6_group_on_the_loopback_is_refused_on_linux() {
+        if cfg!(target_os = "linux") {
+            for lo in ["lo", "::1", "::1%lo", "fe80::9%1"] {
+                refused(lo, v6(), &host(), "does not cross the loopback");
+            }
+        }
     }
 
     #[test]
