@@ -17,6 +17,10 @@ pub enum Output<E, S> {
     Deliver(ChatRecord),
     /// Multicast this message.
     Send(Msg),
+    /// Send this message to one node ([`NodeId::SERVER`] for the server) straight to its own
+    /// address if the driver has heard from it, else to the group (where the others ignore
+    /// it): the same effect, fewer processes woken.
+    SendTo { to: NodeId, msg: Msg },
     /// Read final records `lo..=hi` from the replica and send them to `to` as history.
     ServeFromReplica { to: NodeId, lo: Seq, hi: Seq },
     /// Send these records (held in memory, in order) to `to` as history.
@@ -30,6 +34,18 @@ pub enum Output<E, S> {
     Checkpoint,
     /// The node is done; the driver writes a final checkpoint and exits.
     Stop(S),
+}
+
+#[cfg(test)]
+impl<E, S> Output<E, S> {
+    /// The same output, forgetting where a message goes: a [`Output::SendTo`] becomes a
+    /// [`Output::Send`]. For unit tests that check what is sent, not to whom.
+    pub(crate) fn anywhere(self) -> Output<E, S> {
+        match self {
+            Output::SendTo { msg, .. } => Output::Send(msg),
+            other => other,
+        }
+    }
 }
 
 /// What a client's state machine outputs.
@@ -122,6 +138,8 @@ pub trait Effects<E, S> {
     fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), Self::Error>;
     /// Multicasts a message.
     fn send(&mut self, msg: Msg);
+    /// Sends a message to one node (see [`Output::SendTo`]).
+    fn send_to(&mut self, to: NodeId, msg: Msg);
     /// Reads final records `lo..=hi` from the replica, to send as history.
     fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, Self::Error>;
     /// Sends records to `to` as history (packed into as few datagrams as fit).
@@ -152,6 +170,7 @@ pub fn perform<E, S, X: Effects<E, S>>(
         match out {
             Output::Deliver(_) => {}
             Output::Send(msg) => effects.send(msg),
+            Output::SendTo { to, msg } => effects.send_to(to, msg),
             Output::ServeFromReplica { to, lo, hi } => {
                 let records = effects.read_replica(lo, hi)?;
                 effects.send_history(to, records);
@@ -186,6 +205,9 @@ mod tests {
         }
         fn send(&mut self, _: Msg) {
             self.0.push("send".into());
+        }
+        fn send_to(&mut self, _: NodeId, _: Msg) {
+            self.0.push("send to".into());
         }
         fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, ()> {
             self.0.push(format!("read {lo}..={hi}"));
@@ -225,7 +247,11 @@ mod tests {
         let outputs: Vec<MemberOutput> = vec![
             Output::Deliver(rec(1)),
             Output::Deliver(rec(2)),
-            Output::Send(wake),
+            Output::Send(wake.clone()),
+            Output::SendTo {
+                to: NodeId::SERVER,
+                msg: wake,
+            },
             Output::ServeFromReplica {
                 to: NodeId::SERVER,
                 lo: Seq(1),
@@ -245,6 +271,7 @@ mod tests {
             [
                 "deliver 1,2",
                 "send",
+                "send to",
                 "read 1..=2",
                 "history 0",
                 "deliver 3",
