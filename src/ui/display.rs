@@ -5,7 +5,7 @@
 //! A line typed as `/me waves` is stored as typed, so every reader of a replica still reads
 //! it, and shows as an action: `[#SEQ HH:MM:SS] * alice waves`. On a terminal, a message of
 //! someone else that mentions this client's name is shown in reverse video and rings the bell
-//! once (unless `--no-bell`).
+//! once (unless `--no-bell`; a burst of them, as when catching up, rings once).
 //!
 //! A notice of several lines (a long `/who`) prints its later lines indented under the first;
 //! in JSON it stays one event whose text has line breaks.
@@ -20,6 +20,7 @@ use chrono::{Local, TimeZone};
 use serde::Serialize;
 use std::fmt;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 /// Writes messages and notices to stdout, or above the prompt of a line editor.
 pub struct Printer {
@@ -28,6 +29,8 @@ pub struct Printer {
     out: LineOut,
     /// Whose mentions to highlight; `None` for the server and for output that is no terminal.
     me: Option<Mentions>,
+    /// When the bell last rang: a burst of mentions (catching up, `/history`) rings once.
+    last_bell: Option<Instant>,
 }
 
 /// How a client on a terminal marks the messages that mention it.
@@ -47,6 +50,9 @@ const HIGHLIGHT: (&str, &str) = ("\x1b[7m", "\x1b[0m");
 /// The terminal bell.
 const BELL: char = '\u{7}';
 
+/// After a bell, mentions within this long ring no more.
+const BELL_QUIET: Duration = Duration::from_secs(2);
+
 impl Printer {
     /// A printer in the human format, or JSON lines with `json`, to a stream.
     pub fn new(json: bool, out: Box<dyn Write + Send>) -> Printer {
@@ -60,6 +66,7 @@ impl Printer {
             color,
             out,
             me: None,
+            last_bell: None,
         }
     }
 
@@ -165,10 +172,21 @@ pub fn clock(ms: u64) -> String {
 }
 
 impl Printer {
-    /// The settings under which `rec` is highlighted, when it mentions this client.
-    fn mentioned(&self, rec: &ChatRecord) -> Option<&Mentions> {
+    /// Whether `rec` mentions this client, and if so whether to ring the bell now.
+    fn mentioned(&mut self, rec: &ChatRecord) -> Option<bool> {
         let me = self.me.as_ref().filter(|me| rec.from != me.id)?;
-        mentions(&rec.text, &me.name).then_some(me)
+        if !mentions(&rec.text, &me.name) {
+            return None;
+        }
+        let now = Instant::now();
+        let quiet = self
+            .last_bell
+            .is_some_and(|t| now.duration_since(t) < BELL_QUIET);
+        let ring = me.bell && !quiet;
+        if ring {
+            self.last_bell = Some(now);
+        }
+        Some(ring)
     }
 }
 
@@ -180,9 +198,9 @@ impl Sink for Printer {
                 rec,
             })
             .unwrap_or_default()
-        } else if let Some(me) = self.mentioned(rec) {
+        } else if let Some(ring) = self.mentioned(rec) {
             // Plain inside: a name's colour would end the highlight with its reset.
-            let bell = if me.bell {
+            let bell = if ring {
                 BELL.to_string()
             } else {
                 String::new()
@@ -350,13 +368,18 @@ mod tests {
         assert!(!mentions("anything", ""));
     }
 
-    fn printed(me: Mentions, rec: &ChatRecord) -> String {
+    /// What a terminal printer for `me` prints for `recs`, one after the other.
+    fn printed_all(me: Mentions, recs: &[&ChatRecord]) -> String {
         let buf = Shared::default();
         let out = LineOut::Stream(Box::new(buf.clone()));
         let mut p = Printer::to(false, true, out).with_mentions(me);
-        p.message(rec);
+        recs.iter().for_each(|r| p.message(r));
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         text
+    }
+
+    fn printed(me: Mentions, rec: &ChatRecord) -> String {
+        printed_all(me, &[rec])
     }
 
     #[test]
@@ -374,6 +397,9 @@ mod tests {
         assert!(text.starts_with("\x1b[7m[#7 "), "{text:?}");
         assert!(text.ends_with("alice: hi bob\x1b[0m\u{7}\n"), "{text:?}");
         assert_eq!(text.matches('\u{7}').count(), 1);
+        let burst = printed_all(me.clone(), &[&hi, &hi, &hi]);
+        assert_eq!(burst.matches("\x1b[7m").count(), 3, "{burst:?}");
+        assert_eq!(burst.matches('\u{7}').count(), 1, "a burst rings once");
         let quiet = printed(
             Mentions {
                 bell: false,
