@@ -4,8 +4,10 @@
 //!   sender is ([`AddressBook`]), hands them to the core; what fails is logged at debug level
 //!   and counted in [`DropStats`];
 //! - **io** (the sending worker): runs due timers, drains the core's outputs and performs them
-//!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`); it
-//!   alone touches the replica for writing, which keeps appends in `seq` order;
+//!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`). A
+//!   receive thread that finds the io thread idle performs the outputs of its datagram itself
+//!   (a token hop then costs one thread switch); either way outputs are drained and performed
+//!   under the storage lock, which keeps them in order and appends in `seq` order;
 //! - **checkpoint**: writes the checkpoint soon after it is asked (a new view, accepted
 //!   lines; at most one every [`persist::CHECKPOINT_SPACING`]) and makes it durable (fsync) every
 //!   `--checkpoint-interval`.
@@ -251,6 +253,43 @@ impl<M: Machine> Node<M> {
             let result = f(&mut core, Instant::now());
             (result, core.has_output(), core.poll_timeout())
         };
+        self.wake_io_for(has_output, next);
+        result
+    }
+
+    /// Hands a received message to the core and, when the io thread is not performing
+    /// outputs right now, performs what follows on this thread: a token hop then costs one
+    /// thread switch, not two. Outputs stay in order: whoever holds the storage lock drains
+    /// and performs them all before letting go.
+    fn handle_received(&self, msg: Msg) {
+        let Ok(mut storage) = self.storage.try_lock() else {
+            self.with_core(|core, now| core.handle_datagram(now, msg));
+            return;
+        };
+        let (outputs, next) = {
+            let mut core = lock(&self.core);
+            core.handle_datagram(Instant::now(), msg);
+            let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
+            (outputs, core.poll_timeout())
+        };
+        self.perform(&mut storage, outputs);
+        drop(storage);
+        self.wake_io_for(false, next);
+    }
+
+    fn perform(&self, storage: &mut Storage, outputs: Vec<Output<M::Event, M::Stop>>) {
+        let mut effects = NodeEffects {
+            node: self,
+            storage,
+        };
+        if let Err(e) = events::perform(&mut effects, outputs) {
+            self.finish(Outcome::Failed(e));
+        }
+    }
+
+    /// Wakes the io thread if there are outputs, or if the core's next deadline is earlier
+    /// than the one it sleeps until.
+    fn wake_io_for(&self, has_output: bool, next: Option<Instant>) {
         let (state, cv) = &self.wake;
         let mut state = lock(state);
         let sooner = match (next, state.sleeping_until) {
@@ -262,7 +301,6 @@ impl<M: Machine> Node<M> {
             state.woken = true;
             cv.notify_one();
         }
-        result
     }
 
     /// Wakes the io thread.
@@ -318,7 +356,7 @@ impl<M: Machine> Node<M> {
             match unwrap_datagram(self.info.key.as_ref(), &buf[..n]) {
                 Ok(msg) => {
                     lock(&self.peers).learn(&msg, from);
-                    self.with_core(|core, now| core.handle_datagram(now, msg))
+                    self.handle_received(msg);
                 }
                 Err(why) => self.drop_datagram(n, &why),
             }
@@ -352,13 +390,7 @@ impl<M: Machine> Node<M> {
                 }
                 std::iter::from_fn(|| core.poll_output()).collect::<Vec<_>>()
             };
-            let mut effects = NodeEffects {
-                node: &self,
-                storage: &mut storage,
-            };
-            if let Err(e) = events::perform(&mut effects, outputs) {
-                self.finish(Outcome::Failed(e));
-            }
+            self.perform(&mut storage, outputs);
         }
     }
 
