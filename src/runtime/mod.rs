@@ -394,15 +394,15 @@ impl<M: Machine> Node<M> {
         }
     }
 
-    /// Sleeps until woken or until the core's next timer, at most a second. The deadline is
-    /// read under the wake lock, so a thread that moves a timer earlier either sees the new
-    /// deadline or is seen by this read.
+    /// Sleeps until woken or until the core's next timer, at most [`RECEIVE_POLL`] (a safety
+    /// net: nothing should need it). The deadline is read under the wake lock, so a thread that
+    /// moves a timer earlier either sees the new deadline or is seen by this read.
     fn wait_for_work(&self) {
         let (state, cv) = &self.wake;
         let mut state = lock(state);
         if !state.woken {
             let now = Instant::now();
-            let max = now + Duration::from_secs(1);
+            let max = now + RECEIVE_POLL;
             let until = lock(&self.core).poll_timeout().map_or(max, |d| d.min(max));
             if until > now {
                 state.sleeping_until = Some(until);
