@@ -283,6 +283,9 @@ impl MemberCore {
                 self.pass(now, token, Pass::Direct);
             }
         }
+        if self.timers.take_due(Timer::TokenReorder, now) {
+            self.visit_early_token(now);
+        }
         if self.timers.take_due(Timer::TokenRetransmit, now) {
             self.retransmit_pass(now);
         }
@@ -360,7 +363,7 @@ impl MemberCore {
                 ..
             } => self.on_beacon(now, epoch, cut, token_timeout_ms, (members, digest)),
             Msg::Token(token) => self.on_token(now, token),
-            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
+            Msg::Data { epoch, recs } => self.on_data(now, epoch, recs),
             Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
             Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(epoch, hop),
             Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),
@@ -439,6 +442,7 @@ impl MemberCore {
             },
         };
         self.timers.stop(Timer::IdlePass);
+        self.timers.stop(Timer::TokenReorder);
         self.timers.stop(Timer::TokenRetransmit);
     }
 
@@ -519,6 +523,7 @@ impl MemberCore {
             *phase = Phase::Joining;
         }
         self.timers.stop(Timer::IdlePass);
+        self.timers.stop(Timer::TokenReorder);
         self.timers.stop(Timer::TokenRetransmit);
         if self.state.joining() {
             self.start_join_timers(now);
@@ -537,6 +542,7 @@ impl MemberCore {
             Timer::Hello,
             Timer::JoinTimeout,
             Timer::IdlePass,
+            Timer::TokenReorder,
             Timer::TokenRetransmit,
             Timer::WakeResend,
         ] {

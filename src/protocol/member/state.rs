@@ -55,6 +55,9 @@ pub(super) struct Ring {
     pub(super) last_hop: u64,
     /// The token, held through the idle hold until [`Timer::IdlePass`].
     pub(super) held: Option<Token>,
+    /// A token that came before packs it counts (they travel to the group, it came to us
+    /// alone, through another socket): its visit waits for them until [`Timer::TokenReorder`].
+    pub(super) early_packs: Option<Token>,
     /// Our last pass, until a later hop or the successor's ack shows it arrived; sent again
     /// (to the whole group) on [`Timer::TokenRetransmit`].
     pub(super) unconfirmed: Option<Token>,
@@ -158,6 +161,8 @@ pub(super) enum Timer {
     JoinTimeout,
     /// Pass on the idle token we hold.
     IdlePass,
+    /// Visit the token that arrived ahead of packs it counts, without waiting longer for them.
+    TokenReorder,
     /// Send our last pass again: no later hop showed it arrived.
     TokenRetransmit,
     /// Ask again for the history chunk that has not arrived.
@@ -179,6 +184,7 @@ impl timer::Timer for Timer {
         Timer::Hello,
         Timer::JoinTimeout,
         Timer::IdlePass,
+        Timer::TokenReorder,
         Timer::TokenRetransmit,
         Timer::FetchRetry,
         Timer::WakeResend,

@@ -14,6 +14,10 @@ use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
 use crate::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
 
+/// How long a token that came ahead of packs it counts waits for them. Reordered packs come
+/// within microseconds; a lost one is asked for on the token after this.
+const REORDER_WAIT: Duration = Duration::from_millis(2);
+
 /// Where a pass goes: see [`MemberCore::pass`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Pass {
@@ -82,6 +86,29 @@ impl MemberCore {
         self.timers.stop(Timer::TokenRetransmit);
         self.timers.stop(Timer::WakeResend);
         self.stats.tokens_held += 1;
+        if self.order.aru() < token.seq {
+            // Packs stamped before this pass may still be on their way to us (the group's
+            // socket is not the one the pass came through): a visit now would report a
+            // lower `aru`, ask for them again and hold `safe` back a whole rotation.
+            if let Some(ring) = self.state.ring_mut() {
+                ring.early_packs = Some(token);
+                self.timers.set(Timer::TokenReorder, now + REORDER_WAIT);
+                return;
+            }
+        }
+        self.visit_and_deliver(now, token);
+    }
+
+    /// The visit of a token that waited for packs: they came, or the wait is over.
+    pub(super) fn visit_early_token(&mut self, now: Instant) {
+        let Some(token) = self.state.ring_mut().and_then(|r| r.early_packs.take()) else {
+            return;
+        };
+        self.timers.stop(Timer::TokenReorder);
+        self.visit_and_deliver(now, token);
+    }
+
+    fn visit_and_deliver(&mut self, now: Instant, token: Token) {
         self.visit(now, token);
         // After the pass: the token goes on while the replica and the display are written.
         // Nothing the pass carries depends on our deliveries (its slots say what we
@@ -340,7 +367,7 @@ impl MemberCore {
 
     /// A pack of live records: each is held back (or counted as a duplicate), then whatever
     /// became deliverable is delivered at once, as one batch.
-    pub(super) fn on_data(&mut self, epoch: Epoch, recs: Vec<ChatRecord>) {
+    pub(super) fn on_data(&mut self, now: Instant, epoch: Epoch, recs: Vec<ChatRecord>) {
         if epoch < self.view.epoch {
             self.stats.stale += recs.len() as u64;
             log::debug!("stale pack of {} records of epoch {epoch}", recs.len());
@@ -357,7 +384,10 @@ impl MemberCore {
                 self.stats.duplicates += 1;
             }
         }
-        if fresh {
+        let waiting = self.state.ring().and_then(|r| r.early_packs.as_ref());
+        if waiting.is_some_and(|t| self.order.aru() >= t.seq) {
+            self.visit_early_token(now);
+        } else if fresh {
             self.deliver_ready();
         }
     }

@@ -1,7 +1,8 @@
 //! Unit tests of where a pass goes: to the whole group when it raised `safe` (everyone
 //! delivers on it), else to the successor alone with a copy to the server, acknowledged by the
 //! successor; an unacknowledged pass goes again to the group, and a successor that keeps
-//! missing direct passes gets them through the group.
+//! missing direct passes gets them through the group. A pass that overtakes the packs it counts
+//! (they come through the other socket) waits for them a moment.
 
 use super::*;
 
@@ -81,9 +82,10 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
     let mut ring: Vec<MemberCore> = (0..2).map(|_| member(t0)).collect();
     admit_ring(&mut ring, t0, 1);
     let (me, next) = (ring[0].id(), ring[1].id());
-    // Something is unsafe, so the ring keeps passing at once.
+    // Something is unsafe (and held), so the ring keeps passing at once.
     let mut token = Token::first(Epoch(1), next, me, Seq(0), 2);
     token.seq = Seq(1);
+    ring[0].handle_datagram(t0, data(1, &[1]));
     let mut now = t0;
     for visit in 0..3u64 {
         token.hop = 1 + 2 * visit;
@@ -104,6 +106,7 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
     let mut ring: Vec<MemberCore> = (0..2).map(|_| member(t0)).collect();
     admit_ring(&mut ring, t0, 1);
     let (me, next) = (ring[0].id(), ring[1].id());
+    ring[0].handle_datagram(t0, data(1, &[1]));
     let mut now = t0;
     for visit in 0..3u64 {
         token.hop = 1 + 2 * visit;
@@ -126,4 +129,40 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
 /// The outputs as the other tests see them (destinations forgotten).
 fn drain_all(out: Vec<MemberOutput>) -> Vec<MemberOutput> {
     out.into_iter().map(Output::anywhere).collect()
+}
+
+#[test]
+fn a_token_ahead_of_its_packs_waits_for_them_and_asks_only_when_they_do_not_come() {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..3).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let ids: Vec<NodeId> = ring.iter().map(MemberCore::id).collect();
+    ring[0].submit(now, vec![line("one")]);
+    outputs(&mut ring[0]);
+    let first = Token::first(Epoch(1), NodeId::SERVER, ids[0], Seq(0), 3);
+    ring[0].handle_datagram(now, Msg::Token(first));
+    let out = drain_all(outputs(&mut ring[0]));
+    let pack = packs(&out).pop().expect("a pack");
+    let pack = Msg::Data {
+        epoch: Epoch(1),
+        recs: pack,
+    };
+    let token = passed_token(&out);
+
+    // The pass comes first: no visit yet; the pack follows and the visit asks for nothing.
+    ring[1].handle_datagram(now, Msg::Token(token.clone()));
+    assert!(token_destinations(&outputs(&mut ring[1])).is_empty());
+    ring[1].handle_datagram(now, pack);
+    let passed = passed_token(&drain_all(outputs(&mut ring[1])));
+    assert!(passed.rtr.is_empty(), "{passed:?}");
+    assert_eq!(passed.arus[1], Seq(1));
+
+    // The pack never comes: after the wait, the visit asks for it.
+    let mut late = passed.clone();
+    late.to = ids[2];
+    ring[2].handle_datagram(now, Msg::Token(late));
+    assert!(token_destinations(&outputs(&mut ring[2])).is_empty());
+    ring[2].handle_timeout(now + Duration::from_millis(5));
+    let passed = passed_token(&drain_all(outputs(&mut ring[2])));
+    assert_eq!(passed.rtr, [Seq(1)]);
 }
