@@ -8,9 +8,10 @@
 //! without its newline is a torn write from a crash and is cut (G5); any other damage is
 //! reported as [`StorageError::Corrupt`] with the file, the line and the fix (G6).
 //!
-//! Durability: appends are not fsynced. A `kill -9` does not lose writes that reached the page
-//! cache; only a power loss or kernel crash can, and then the tail is cut or refilled by the
-//! group. The periodic checkpoint (which does fsync) bounds what such a crash costs.
+//! Durability: appends are not fsynced; [`Replica::sync`] is, and the driver calls it per batch
+//! with `--durability fsync`. A `kill -9` does not lose writes that reached the page cache;
+//! only a power loss or kernel crash can, and then the tail is cut or refilled by the group.
+//! A failed append never leaves part of a line behind: it is cut before the next append.
 //!
 //! This module owns the file format only: no protocol logic here, no decisions about what to
 //! store. Errors are [`StorageError`], shared by every file in the data dir.
@@ -48,8 +49,9 @@ pub struct Replica {
     offsets: Vec<u64>,
     /// Length of the file: the end of the last complete line.
     len_bytes: u64,
-    /// Set when a failed append left bytes that could not be cut off again; appending after
-    /// them would corrupt the middle of the file, so all further appends fail.
+    /// Set when a failed append left bytes that could not be cut off again: appending after
+    /// them would corrupt the middle of the file, so the next append first cuts them, or
+    /// fails without writing.
     broken: bool,
 }
 
@@ -114,13 +116,10 @@ impl Replica {
             return Ok(());
         }
         if self.broken {
-            return Err(StorageError::io(
-                &self.path,
-                io::Error::other(
-                    "an earlier append failed and its partial write could not be cut; restart \
-                     to repair the replica",
-                ),
-            ));
+            self.writer
+                .set_len(self.len_bytes)
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            self.broken = false;
         }
         self.check_order(records)?;
         let (bytes, starts) = self.encode(records)?;
@@ -131,6 +130,14 @@ impl Replica {
         self.offsets.extend(starts);
         self.len_bytes += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Makes every append so far durable (fdatasync): for `--durability fsync`, once per
+    /// batch of deliveries, before anything that depends on them goes out.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.writer
+            .sync_data()
+            .map_err(|e| StorageError::io(&self.path, e))
     }
 
     /// Records `lo..=hi`, clamped to `1..=last_seq`; empty when `lo > last_seq` or `lo > hi`.
