@@ -27,7 +27,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `server --port PORT --data-dir DIR EXTRA...` with `RUST_LOG=info`.
-fn server_launch(port: u16, dir: &Path, extra: &[&str]) -> Launch {
+pub fn server_launch(port: u16, dir: &Path, extra: &[&str]) -> Launch {
     Launch::new(env!("CARGO_BIN_EXE_server"), dir)
         .args(["--port", &port.to_string()])
         .args(extra)
@@ -35,14 +35,14 @@ fn server_launch(port: u16, dir: &Path, extra: &[&str]) -> Launch {
 }
 
 /// `client --port PORT --json --data-dir DIR --name NAME EXTRA...` with `RUST_LOG=info`.
-fn client_launch(port: u16, dir: &Path, name: &str, extra: &[&str]) -> Launch {
+pub fn client_launch(port: u16, dir: &Path, name: &str, extra: &[&str]) -> Launch {
     Launch::new(env!("CARGO_BIN_EXE_client"), dir)
         .args(["--port", &port.to_string(), "--json", "--name", name])
         .args(extra)
         .env("RUST_LOG", "info")
 }
 
-fn start(launch: Launch, name: &str) -> Proc {
+pub fn start(launch: Launch, name: &str) -> Proc {
     launch
         .start(name)
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
