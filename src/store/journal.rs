@@ -161,11 +161,6 @@ impl Journal {
         self.sync_appends = sync;
     }
 
-    /// The journal file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends `lines` in one write (after the header, if the file is empty), and with
     /// [`Journal::sync_appends`] syncs it. On error nothing counts as written: a partial write
     /// is cut off again (if that fails too, the next append retries the cut first), so no
