@@ -1,10 +1,13 @@
-//! Transport: the UDP multicast socket and the simulated network.
+//! Transport: the UDP multicast socket, the node's own socket, and the simulated network.
 //!
-//! [`Transport::open`] sets up one multicast socket with socket2 (reuse address and port so that
-//! several nodes on one host share the port, join the group on the chosen interface, TTL,
-//! multicast loopback, large buffers). [`Transport::send`] applies the simulated network of
-//! DESIGN §3 (`--delay`, `--loss`, `--dup`, `--seed`) to every outgoing datagram; delayed copies
-//! are sent by a background thread, each with its own random delay, so arrivals reorder.
+//! [`Transport::open`] sets up two sockets with socket2: the group socket (reuse address and
+//! port so that several nodes on one host share the port, join the group on the chosen
+//! interface, large buffers), which receives the group's datagrams, and the node's own socket
+//! (the interface and a port the kernel picks), which sends every datagram, to the group or to
+//! one node, and receives those sent to this node alone. [`Transport::send`] and
+//! [`Transport::send_to`] apply the simulated network of DESIGN §3 (`--delay`, `--loss`,
+//! `--dup`, `--seed`) to every outgoing datagram; delayed copies are sent by a background
+//! thread, each with its own random delay, so arrivals reorder.
 //!
 //! Multicast loopback is on, so a node receives its own datagrams: callers filter by sender id.
 //!
@@ -24,7 +27,7 @@ pub mod socket;
 
 pub use sim::SimConfig;
 use sim::{start_simulator, Simulator};
-pub use socket::open_socket;
+pub use socket::{open_direct_socket, open_socket};
 
 /// `SO_RCVTIMEO` cannot be zero (zero means "block forever"), so shorter timeouts become this.
 const MIN_RECV_TIMEOUT: Duration = Duration::from_micros(1);
@@ -145,9 +148,21 @@ impl fmt::Display for NetError {
 
 impl std::error::Error for NetError {}
 
-/// The multicast socket of one node, with its simulated network. `Sync`: share it with `Arc`.
+/// Which of a node's two sockets to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbox {
+    /// The group socket: datagrams multicast to the group.
+    Group,
+    /// The node's own socket: datagrams sent to this node alone.
+    Direct,
+}
+
+/// The sockets of one node, with its simulated network. `Sync`: share it with `Arc`.
 pub struct Transport {
+    /// Joined to the group; receives only.
     socket: UdpSocket,
+    /// The node's own address; sends everything.
+    direct: UdpSocket,
     /// Destination of every datagram: the group and port.
     group: SocketAddr,
     cfg: NetConfig,
@@ -163,15 +178,17 @@ impl Transport {
     /// group, port and interface, and which step failed.
     pub fn open(cfg: &NetConfig) -> Result<Transport, NetError> {
         let socket = open_socket(cfg)?;
+        let direct = open_direct_socket(cfg)?;
         let stats = Arc::new(NetStats::default());
         let group = SocketAddr::V4(SocketAddrV4::new(cfg.group, cfg.port));
         let sim = if cfg.sim.is_off() {
             None
         } else {
-            Some(start_simulator(cfg, &socket, group, &stats)?)
+            Some(start_simulator(cfg, &direct, &stats)?)
         };
         Ok(Transport {
             socket,
+            direct,
             group,
             cfg: cfg.clone(),
             stats,
@@ -185,19 +202,39 @@ impl Transport {
         &self.cfg
     }
 
-    /// Receives one datagram into `buf`, blocking for at most `timeout` (`None` = forever).
-    /// Returns `Ok(None)` on timeout (or when interrupted by a signal). A datagram longer than
-    /// `buf` is truncated, so give a 64 KiB buffer to see oversize datagrams whole. Our own
-    /// datagrams come back too (multicast loopback). Use a bounded timeout in a loop that
-    /// checks for shutdown: closing the transport does not wake a blocked `recv`.
+    /// This node's own address: where datagrams for it alone go, and where all of its
+    /// datagrams come from.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.direct.local_addr()
+    }
+
+    /// Receives one datagram from the group (see [`Transport::recv_from`]).
     pub fn recv(
         &self,
         buf: &mut [u8],
         timeout: Option<Duration>,
     ) -> io::Result<Option<(usize, SocketAddr)>> {
-        self.socket
-            .set_read_timeout(timeout.map(|t| t.max(MIN_RECV_TIMEOUT)))?;
-        match self.socket.recv_from(buf) {
+        self.recv_from(Inbox::Group, buf, timeout)
+    }
+
+    /// Receives one datagram from `inbox` into `buf`, blocking for at most `timeout` (`None`
+    /// = forever), with the address it came from. Returns `Ok(None)` on timeout (or when
+    /// interrupted by a signal). A datagram longer than `buf` is truncated, so give a 64 KiB
+    /// buffer to see oversize datagrams whole. Our own multicasts come back too (multicast
+    /// loopback). Use a bounded timeout in a loop that checks for shutdown: closing the
+    /// transport does not wake a blocked receive.
+    pub fn recv_from(
+        &self,
+        inbox: Inbox,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<Option<(usize, SocketAddr)>> {
+        let socket = match inbox {
+            Inbox::Group => &self.socket,
+            Inbox::Direct => &self.direct,
+        };
+        socket.set_read_timeout(timeout.map(|t| t.max(MIN_RECV_TIMEOUT)))?;
+        match socket.recv_from(buf) {
             Ok((len, from)) => {
                 bump(&self.stats.received, 1);
                 Ok(Some((len, from)))
@@ -212,13 +249,19 @@ impl Transport {
     /// error is counted and logged). Without delay, copies are sent now and the first send
     /// error is returned (and counted). After [`Transport::shutdown`], returns an error.
     pub fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        self.send_to(datagram, self.group)
+    }
+
+    /// Sends one datagram to one address (another node's own socket), like
+    /// [`Transport::send`].
+    pub fn send_to(&self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(shut_down_error());
         }
         let Some(sim) = &self.sim else {
-            return send_now(&self.socket, self.group, datagram, &self.stats);
+            return send_now(&self.direct, to, datagram, &self.stats);
         };
-        sim.send(&self.socket, self.group, datagram, &self.stats)
+        sim.send(&self.direct, to, datagram, &self.stats)
     }
 
     /// The live counters.

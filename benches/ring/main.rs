@@ -8,23 +8,27 @@
 //!   clients started at once, each typing one line as soon as it says it joined; the time from the first start until every client
 //!   joined, and until every client delivered the first line of every client, and the views
 //!   the server installed meanwhile (its `view E: K members` notices);
-//! - **raw baseline**: one sender floods 200-byte datagrams to N+1 receiver sockets opened by
+//! - **raw baseline**: one sender sends 200-byte datagrams to N+1 receiver sockets opened by
 //!   the library's `net::open_socket` like the chat's (reuse address and port, join 224.1.1.1
-//!   on 127.0.0.1, loopback on, 4 MiB buffers), no protocol; the rate is what the slowest
-//!   receiver got per second;
+//!   on 127.0.0.1, loopback on, 4 MiB buffers), no protocol: a flood, then paced at rising
+//!   multiples of the flood's rate while nothing is lost; the baseline is the best rate that
+//!   every receiver took in whole;
 //! - **ordered throughput**: every client gets its share of a batch of lines on stdin at once;
 //!   lines/s from the first write until the last line shows on the stdout of every client (a
 //!   client prints a message after appending it to its replica, so this is "delivered and
-//!   persisted"), and until the server's archive has it too; its ratio to the baseline; and a
-//!   steady rate between the 10th and 90th percent of the lines. A calibration flood (checked,
+//!   persisted"), and until the server's archive has it too; its ratio to the baseline; a
+//!   steady rate between the 10th and 90th percent of the lines; and the datagrams the clients
+//!   sent per second and the lines per datagram (from their `/stats`). A calibration flood (checked,
 //!   not quoted) sizes the quoted runs to last a few seconds each;
 //! - **latency**: submit (the write to a client's stdin) to delivered everywhere (the latest of
 //!   the clients' stdout readers), at a paced 1,000 lines/s spread over the clients, and for a
 //!   sporadic line every 200 ms on an otherwise idle ring;
-//! - **token rotation**: a passive observer socket joined to the ring's group records every
-//!   token pass (decoded with `wire::decode`); per phase it reports the hop interval p50/p99,
-//!   the rotation (N times the mean hop; idle, sporadic and flood), stalls (hops over 50 ms) and the bare hop (a pass
-//!   after a visit that stamped nothing). Client 0's `/stats` token visits give a cross-check;
+//! - **token rotation**: a passive observer socket joined to the ring's group records the
+//!   token passes sent to the group and the data packs (decoded with `wire::decode`); per
+//!   phase it reports the mean hop p50/p99 between passes (by hop number: a pass that raises
+//!   nothing goes to the successor alone), the rotation (N times the mean hop; idle, sporadic
+//!   and flood), stalls (hops over 50 ms) and the bare hop (a pack to the pass that made it
+//!   safe, over N). Client 0's `/stats` token visits give a cross-check;
 //! - **idle cost**: CPU time (the threads' `/proc/PID/task/*/schedstat`, ns resolution) and
 //!   thread wake-ups (context switches) of the server and the clients over an idle window:
 //!   10 s at N = 8 and at the large rings, 2 s at the other small sizes;

@@ -1,7 +1,13 @@
-//! The raw multicast baseline: one sender floods datagrams of `DATAGRAM_BYTES` at N+1
+//! The raw multicast baseline: one sender sends datagrams of `DATAGRAM_BYTES` to N+1
 //! receiver sockets, no protocol, for the "ratio to raw" column. Every socket comes from the
 //! library's `net::open_socket`, so it is set up exactly like the chat's (reuse address and
 //! port, 224.1.1.1 joined on 127.0.0.1, loopback on, TTL 1, the same buffers).
+//!
+//! The baseline is the highest rate that every receiver takes in without loss: an unpaced
+//! flood first (on 2 cores its sender steals time from the receivers and overruns their
+//! buffers), then the sender paced at multiples of what the flood delivered, going up while
+//! no datagram is lost ([`best_lossless`]). So the ratio is never flattered by a baseline
+//! dragged down by overruns.
 //!
 //! It must not start any process or touch the ring's port: it runs on a port of its own.
 
@@ -46,10 +52,55 @@ pub struct RawRun {
     pub send_errors: u64,
     /// The slowest receiver's datagrams per second (the sender's, if it is slower).
     pub rate: f64,
+    /// The pace the sender kept to (datagrams/s), or `None` for a flood.
+    pub paced: Option<f64>,
 }
 
-/// One sender floods `DATAGRAM_BYTES`-byte datagrams for `window`; `receivers` threads count.
-pub fn raw_baseline(port: u16, receivers: usize, window: Duration) -> io::Result<RawRun> {
+impl RawRun {
+    /// Every receiver got every datagram sent.
+    pub fn lossless(&self) -> bool {
+        self.send_errors == 0 && self.slowest >= self.sent
+    }
+}
+
+/// Paces tried, as multiples of the flood's rate, from the lowest; the search stops at the
+/// first pace that loses a datagram.
+const PACES: [f64; 6] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0];
+
+/// The best lossless rate: a flood, then paces going up from half the flood's rate. Returns
+/// every run and the best lossless rate (0 when none was lossless).
+pub fn best_lossless(
+    port: u16,
+    receivers: usize,
+    window: Duration,
+) -> io::Result<(Vec<RawRun>, f64)> {
+    let flood = raw_run(port, receivers, window, None)?;
+    let base = flood.rate.max(1000.0);
+    let mut runs = vec![flood];
+    for pace in PACES {
+        let run = raw_run(port, receivers, window, Some(base * pace))?;
+        let lossless = run.lossless();
+        runs.push(run);
+        if !lossless {
+            break;
+        }
+    }
+    let best = runs
+        .iter()
+        .filter(|r| r.lossless())
+        .map(|r| r.rate)
+        .fold(0.0, f64::max);
+    Ok((runs, best))
+}
+
+/// One sender sends `DATAGRAM_BYTES`-byte datagrams for `window`, as fast as it can or at
+/// `pace` datagrams/s; `receivers` threads count.
+pub fn raw_run(
+    port: u16,
+    receivers: usize,
+    window: Duration,
+    pace: Option<f64>,
+) -> io::Result<RawRun> {
     let magic: u64 = rand::random();
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(Barrier::new(receivers + 1));
@@ -88,6 +139,9 @@ pub fn raw_baseline(port: u16, receivers: usize, window: Duration) -> io::Result
         if (sent + errors) % 64 == 0 && start.elapsed() >= window {
             break;
         }
+        if let Some(pace) = pace {
+            wait_for_turn(start, sent + errors, pace);
+        }
         match sender.send_to(&datagram, to) {
             Ok(_) => sent += 1,
             Err(_) => errors += 1,
@@ -110,5 +164,16 @@ pub fn raw_baseline(port: u16, receivers: usize, window: Duration) -> io::Result
         fastest,
         send_errors: errors,
         rate: slowest.min(sent) as f64 / secs,
+        paced: pace,
     })
+}
+
+/// Sleeps (or, close to it, spins) until datagram `i` is due at `pace` per second. Sleeping
+/// whole milliseconds and then sending a burst keeps the sender's wake-ups few.
+fn wait_for_turn(start: Instant, i: u64, pace: f64) {
+    let due = start + Duration::from_secs_f64(i as f64 / pace);
+    let now = Instant::now();
+    if due > now + Duration::from_micros(500) {
+        thread::sleep(due - now);
+    }
 }

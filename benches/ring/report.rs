@@ -168,26 +168,31 @@ pub fn print_table(
 /// Throughput, latency and idle cost at the small ring sizes.
 fn print_small(plan: &Plan, rows: &[Row]) {
     println!(
-        "Datagrams of {DATAGRAM_BYTES} bytes. Throughput: medians of {} flood runs (sized to \
-         about {:?} each); rotation and hops from a passive observer of token passes. Latency: \
-         submit to delivered at every client.",
+        "Datagrams of {DATAGRAM_BYTES} bytes. Raw: the best rate every receiver took in \
+         without loss (a flood, then paced sends). Throughput: medians of {} flood runs (sized \
+         to about {:?} each); datagrams sent from the clients' counters; rotation and hops \
+         from a passive observer of the passes sent to the group. Latency: submit to delivered \
+         at every client.",
         plan.repeats, plan.flood_for
     );
     println!();
     println!(
         "| N | raw datagrams/s | ordered lines/s | incl. server | ratio | steady lines/s | \
-         rotation (ms) | hop p50 / p99 (us) | stalls > 50 ms per s | lines per visit |"
+         datagrams sent/s | lines per datagram | rotation (ms) | hop p50 / p99 (us) | \
+         stalls > 50 ms per s | lines per visit |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.1} % | {:.0} | {:.2} | {:.0} / {:.0} | {:.1} | {:.1} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.1} % | {:.0} | {:.0} | {:.1} | {:.2} | {:.0} / {:.0} | {:.1} | {:.1} |",
             r.n,
             r.raw_rate,
             r.ordered_rate,
             r.ordered_rate_with_server,
             r.ratio * 100.0,
             r.steady_rate,
+            r.datagrams_per_s,
+            r.lines_per_datagram,
             r.observed_rotation_ms,
             r.observed_hop_p50_us,
             r.observed_hop_p99_us,

@@ -44,6 +44,7 @@ impl SimConfig {
 struct Delayed {
     due: Instant,
     order: u64,
+    to: SocketAddr,
     bytes: Vec<u8>,
 }
 
@@ -72,14 +73,19 @@ impl DelayQueue {
     }
 
     /// Queues a datagram; false if the queue is closing.
-    fn push(&self, due: Instant, bytes: Vec<u8>) -> bool {
+    fn push(&self, due: Instant, to: SocketAddr, bytes: Vec<u8>) -> bool {
         let mut state = self.lock();
         if state.closing {
             return false;
         }
         let order = state.next_order;
         state.next_order += 1;
-        state.heap.push(Reverse(Delayed { due, order, bytes }));
+        state.heap.push(Reverse(Delayed {
+            due,
+            order,
+            to,
+            bytes,
+        }));
         drop(state);
         self.wake.notify_one();
         true
@@ -98,7 +104,7 @@ impl DelayQueue {
     }
 
     /// Blocks until a datagram is due and returns it; `None` once closing and empty.
-    fn next_due(&self) -> Option<Vec<u8>> {
+    fn next_due(&self) -> Option<(SocketAddr, Vec<u8>)> {
         let mut state = self.lock();
         loop {
             let now = Instant::now();
@@ -109,7 +115,7 @@ impl DelayQueue {
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner),
                 Some(Reverse(p)) if p.due <= now => {
-                    return state.heap.pop().map(|Reverse(p)| p.bytes);
+                    return state.heap.pop().map(|Reverse(p)| (p.to, p.bytes));
                 }
                 Some(Reverse(p)) => {
                     let wait = p.due - now;
@@ -147,7 +153,7 @@ impl Simulator {
     pub(super) fn send(
         &self,
         socket: &UdpSocket,
-        group: SocketAddr,
+        to: SocketAddr,
         datagram: &[u8],
         stats: &NetStats,
     ) -> io::Result<()> {
@@ -164,7 +170,7 @@ impl Simulator {
         let Some(delayer) = &self.delayer else {
             let mut result = Ok(());
             for _ in 0..fate.copies {
-                let sent = send_now(socket, group, datagram, stats);
+                let sent = send_now(socket, to, datagram, stats);
                 if result.is_ok() {
                     result = sent;
                 }
@@ -175,7 +181,7 @@ impl Simulator {
         for delay in &fate.delays[..fate.copies] {
             // Only an absurd delay overflows `Instant`; the CLI caps delays far below that.
             let due = now.checked_add(*delay).unwrap_or(now);
-            if !delayer.queue.push(due, datagram.to_vec()) {
+            if !delayer.queue.push(due, to, datagram.to_vec()) {
                 return Err(shut_down_error());
             }
         }
@@ -235,7 +241,6 @@ impl Simulator {
 pub(super) fn start_simulator(
     cfg: &NetConfig,
     socket: &UdpSocket,
-    group: SocketAddr,
     stats: &Arc<NetStats>,
 ) -> Result<Simulator, NetError> {
     let seed = match cfg.sim.seed {
@@ -244,7 +249,7 @@ pub(super) fn start_simulator(
     };
     log::info!("simulated network on {cfg}: {:?}, seed {seed}", cfg.sim);
     let delayer = match cfg.sim.delay {
-        Some(_) => Some(start_delayer(cfg, socket, group, stats)?),
+        Some(_) => Some(start_delayer(cfg, socket, stats)?),
         None => None,
     };
     Ok(Simulator {
@@ -266,7 +271,6 @@ fn entropy_seed() -> Result<u64, NetError> {
 fn start_delayer(
     cfg: &NetConfig,
     socket: &UdpSocket,
-    group: SocketAddr,
     stats: &Arc<NetStats>,
 ) -> Result<Delayer, NetError> {
     let sender = socket
@@ -277,9 +281,9 @@ fn start_delayer(
     let thread = thread::Builder::new()
         .name("net-delay".into())
         .spawn(move || {
-            while let Some(bytes) = q.next_due() {
+            while let Some((to, bytes)) = q.next_due() {
                 // Errors are counted and logged in `send_now`; UDP is lossy anyway.
-                let _ = send_now(&sender, group, &bytes, &st);
+                let _ = send_now(&sender, to, &bytes, &st);
             }
         })
         .map_err(|e| NetError::new(format!("start the delay thread for {cfg}"), e))?;

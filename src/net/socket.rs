@@ -33,6 +33,33 @@ pub fn open_socket(cfg: &NetConfig) -> Result<UdpSocket, NetError> {
     socket
         .join_multicast_v4(&cfg.group, &cfg.interface)
         .map_err(ctx(format!("join {} on {}", cfg.group, cfg.interface)))?;
+    set_multicast_sending(&socket, cfg)?;
+    Ok(socket.into())
+}
+
+/// Creates a node's own socket: bound to the interface on a port the kernel picks, so that a
+/// datagram sent to its address reaches this node alone, and set up to multicast on the
+/// interface too (every datagram a node sends leaves from here, which is how the others learn
+/// its address).
+pub fn open_direct_socket(cfg: &NetConfig) -> Result<UdpSocket, NetError> {
+    let at = format!("{} for {}:{}", cfg.interface, cfg.group, cfg.port);
+    let ctx = |what: String| move |e| NetError::new(what, e);
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(ctx(format!("create a UDP socket on {at}")))?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    let bind_addr = SocketAddrV4::new(cfg.interface, 0);
+    socket
+        .bind(&SockAddr::from(bind_addr))
+        .map_err(ctx(format!("bind {bind_addr} on {at}")))?;
+    set_multicast_sending(&socket, cfg)?;
+    Ok(socket.into())
+}
+
+/// The interface, TTL and loopback of multicast sent from `socket`.
+fn set_multicast_sending(socket: &Socket, cfg: &NetConfig) -> Result<(), NetError> {
+    let at = format!("{}:{} via {}", cfg.group, cfg.port, cfg.interface);
+    let ctx = |what: String| move |e| NetError::new(what, e);
     socket
         .set_multicast_if_v4(&cfg.interface)
         .map_err(ctx(format!("send multicast via {}", cfg.interface)))?;
@@ -41,8 +68,7 @@ pub fn open_socket(cfg: &NetConfig) -> Result<UdpSocket, NetError> {
         .map_err(ctx(format!("set multicast TTL {} for {at}", cfg.ttl)))?;
     socket
         .set_multicast_loop_v4(true)
-        .map_err(ctx(format!("enable multicast loopback for {at}")))?;
-    Ok(socket.into())
+        .map_err(ctx(format!("enable multicast loopback for {at}")))
 }
 
 /// SO_REUSEADDR, and SO_REUSEPORT where it exists: several nodes on one host share the port,

@@ -456,6 +456,9 @@ impl Coordinator {
                 self.on_report(now, epoch, from, name, info)
             }
             Msg::Token(token) => self.on_token(now, token),
+            Msg::TokenAck { epoch, hop, .. } if epoch == self.view.epoch => {
+                self.first_token_arrived(hop)
+            }
             Msg::Data { epoch, recs } => self.on_data(epoch, recs),
             Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
             Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
@@ -554,11 +557,14 @@ impl Coordinator {
         if let Err(reason) = self.admissible(from, &name) {
             self.stats.refused += 1;
             log::info!("refusing {} ({name}): {reason}", from.short());
-            self.send(Msg::Refuse {
-                to: from,
-                incarnation,
-                reason: reason.to_string(),
-            });
+            self.send_to(
+                from,
+                Msg::Refuse {
+                    to: from,
+                    incarnation,
+                    reason: reason.to_string(),
+                },
+            );
             return;
         }
         log::info!("{name} ({}) asks to join", from.short());
@@ -633,15 +639,27 @@ impl Coordinator {
             self.progress_at(now);
             self.safe_seen = self.safe_seen.max(token.safe);
             if token.hop > 1 {
-                if let State::Coordinating(running) = &mut self.state {
-                    running.first_token = None;
-                }
-                self.timers.stop(Timer::FirstTokenResend);
+                self.first_token_arrived(token.hop - 1);
             }
+        }
+    }
+
+    /// Hop `hop` of the installed epoch arrived (a later pass, or the ack of the first
+    /// member): once that covers the first token, it need not go out again.
+    fn first_token_arrived(&mut self, hop: u64) {
+        if hop >= 1 {
+            if let State::Coordinating(running) = &mut self.state {
+                running.first_token = None;
+            }
+            self.timers.stop(Timer::FirstTokenResend);
         }
     }
 
     fn send(&mut self, msg: Msg) {
         self.outputs.push_back(Output::Send(msg));
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: Msg) {
+        self.outputs.push_back(Output::SendTo { to, msg });
     }
 }

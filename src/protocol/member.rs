@@ -26,6 +26,7 @@ mod tests;
 
 use self::catch_up::CatchUp;
 use self::state::{Phase, ServerContact, State, Timer};
+use self::token::Pass;
 use self::view_parts::{ViewAssembly, ViewPart, WholeView};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;
@@ -245,7 +246,7 @@ impl MemberCore {
         self.outbox.extend(lines);
         if let Some(mut token) = self.take_held() {
             let stamped = self.stamp(&mut token);
-            self.hold_or_pass(now, token, stamped > 0);
+            self.hold_or_pass(now, token, stamped > 0, Pass::Direct);
         } else if self.state.ring().is_some() {
             self.wake(now);
         }
@@ -279,7 +280,7 @@ impl MemberCore {
         }
         if self.timers.take_due(Timer::IdlePass, now) {
             if let Some(token) = self.take_held() {
-                self.pass(now, token);
+                self.pass(now, token, Pass::Direct);
             }
         }
         if self.timers.take_due(Timer::TokenRetransmit, now) {
@@ -361,6 +362,7 @@ impl MemberCore {
             Msg::Token(token) => self.on_token(now, token),
             Msg::Data { epoch, recs } => self.on_data(epoch, recs),
             Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
+            Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(epoch, hop),
             Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),
             Msg::History { to, records } if to == self.cfg.id => self.on_history(now, records),
             Msg::Refuse {
@@ -398,15 +400,18 @@ impl MemberCore {
             self.freeze_ring(epoch);
         }
         self.reported = self.reported.max(epoch);
-        self.send(Msg::Report {
-            epoch,
-            from: self.cfg.id,
-            incarnation: self.cfg.incarnation,
-            name: self.cfg.name.clone(),
-            view_epoch: self.view.epoch,
-            aru: self.order.aru(),
-            delivered: self.order.delivered(),
-        });
+        self.send_to(
+            NodeId::SERVER,
+            Msg::Report {
+                epoch,
+                from: self.cfg.id,
+                incarnation: self.cfg.incarnation,
+                name: self.cfg.name.clone(),
+                view_epoch: self.view.epoch,
+                aru: self.order.aru(),
+                delivered: self.order.delivered(),
+            },
+        );
     }
 
     /// Totem gather: the old ring stops here for an admitted member; its token is dead to us.
@@ -471,10 +476,13 @@ impl MemberCore {
         // asking for any other would cost the group a resend for nothing.
         let could_act = self.state.admitted() || self.state.announced() || epoch == self.reported;
         if could_act {
-            self.send(Msg::ViewRequest {
-                from: self.cfg.id,
-                epoch: self.view.epoch,
-            });
+            self.send_to(
+                NodeId::SERVER,
+                Msg::ViewRequest {
+                    from: self.cfg.id,
+                    epoch: self.view.epoch,
+                },
+            );
         }
     }
 
@@ -609,13 +617,16 @@ impl MemberCore {
     /// Hands the token on if we hold it and (again) tells the server we leave.
     fn say_leave(&mut self, now: Instant) {
         if let Some(token) = self.take_held() {
-            self.pass(now, token);
+            self.pass(now, token, Pass::Direct);
         }
         self.timers.set(Timer::Leave, now + self.cfg.hello_interval);
-        self.send(Msg::Leave {
-            from: self.cfg.id,
-            incarnation: self.cfg.incarnation,
-        });
+        self.send_to(
+            NodeId::SERVER,
+            Msg::Leave {
+                from: self.cfg.id,
+                incarnation: self.cfg.incarnation,
+            },
+        );
     }
 
     fn stop(&mut self, reason: MemberStop) {
@@ -628,6 +639,10 @@ impl MemberCore {
 
     fn send(&mut self, msg: Msg) {
         self.outputs.push_back(Output::Send(msg));
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: Msg) {
+        self.outputs.push_back(Output::SendTo { to, msg });
     }
 
     fn event(&mut self, event: MemberEvent) {

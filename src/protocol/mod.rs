@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod limits;
 pub mod member;
 pub mod order;
+pub mod peers;
 pub mod timer;
 /// The token and the holder's rules. The file sits at the crate root, where the design card
 /// names it; it is part of the pure protocol.

@@ -129,6 +129,14 @@ pub enum Msg {
     },
     /// A member with something to send asks an idle holder to pass the token at once.
     Wake { epoch: Epoch, from: NodeId },
+    /// Successor → passer, sent straight to it: pass `hop` of the token arrived, so it need
+    /// not be sent again. A pass that went to the whole group needs none (the next pass shows
+    /// it arrived).
+    TokenAck {
+        epoch: Epoch,
+        from: NodeId,
+        hop: u64,
+    },
     /// Ask `to` for final records `lo..=hi`.
     Fetch {
         from: NodeId,
@@ -141,6 +149,28 @@ pub enum Msg {
         to: NodeId,
         records: Vec<ChatRecord>,
     },
+}
+
+impl Msg {
+    /// The node that sent this message, where the message names it: a driver may learn from
+    /// it where to send that node's direct datagrams. Data and history name no sender (anyone
+    /// may resend a record); a token names its passer.
+    pub fn sender(&self) -> Option<NodeId> {
+        match self {
+            Msg::Hello { from, .. }
+            | Msg::Leave { from, .. }
+            | Msg::Report { from, .. }
+            | Msg::ViewRequest { from, .. }
+            | Msg::Wake { from, .. }
+            | Msg::TokenAck { from, .. }
+            | Msg::Fetch { from, .. } => Some(*from),
+            Msg::Token(token) => Some(token.from),
+            Msg::Refuse { .. } | Msg::Gather { .. } | Msg::View { .. } | Msg::Beacon { .. } => {
+                Some(NodeId::SERVER)
+            }
+            Msg::Data { .. } | Msg::History { .. } => None,
+        }
+    }
 }
 
 /// Why the server refuses a join. It travels as its text in [`Msg::Refuse`], which the client
@@ -331,6 +361,9 @@ fn check_values(msg: &Msg) -> Result<(), String> {
             .and(check_part(*part, *parts))
             .and(check_member_count(members.len())),
         Msg::Wake { epoch, .. } => check_ring_epoch(*epoch),
+        Msg::TokenAck { epoch, hop, .. } => {
+            check_ring_epoch(*epoch).and(check_counter("hop", *hop))
+        }
         Msg::Report {
             epoch,
             name,

@@ -1,10 +1,13 @@
 //! Drives a protocol state machine over the network and the disk with threads:
-//! - **receive**: reads datagrams, opens them (with `--key-file`) and decodes them (outside
-//!   any lock), hands them to the core; what fails is logged at debug level and counted in
-//!   [`DropStats`];
+//! - **receive** (one thread per socket: the group's, and the node's own): reads datagrams,
+//!   opens them (with `--key-file`) and decodes them (outside any lock), notes where their
+//!   sender is ([`AddressBook`]), hands them to the core; what fails is logged at debug level
+//!   and counted in [`DropStats`];
 //! - **io** (the sending worker): runs due timers, drains the core's outputs and performs them
-//!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`); it
-//!   alone touches the replica for writing, which keeps appends in `seq` order;
+//!   in order: replica appends (group commit), then datagrams (sealed with `--key-file`). A
+//!   receive thread that finds the io thread idle performs the outputs of its datagram itself
+//!   (a token hop then costs one thread switch); either way outputs are drained and performed
+//!   under the storage lock, which keeps them in order and appends in `seq` order;
 //! - **checkpoint**: writes the checkpoint soon after it is asked (a new view, accepted
 //!   lines; at most one every [`persist::CHECKPOINT_SPACING`]) and makes it durable (fsync) every
 //!   `--checkpoint-interval`.
@@ -25,12 +28,13 @@ pub mod signals;
 pub mod storage;
 
 use crate::net::seal::Key;
-use crate::net::Transport;
+use crate::net::{Inbox, Transport};
 use crate::protocol::coordinator::Coordinator;
 use crate::protocol::events::{
     self, CoordinatorEvent, CoordinatorStop, Effects, MemberEvent, MemberStop, Output,
 };
 use crate::protocol::member::MemberCore;
+use crate::protocol::peers::AddressBook;
 use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
 use crate::protocol::wire::{self, Msg};
 use crate::store::journal::Journal;
@@ -38,6 +42,7 @@ use crate::store::{Durability, Identity, StorageError};
 use backlog::{OnAppendFailure, Retry};
 use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -170,8 +175,10 @@ pub struct Node<M: Machine> {
     wake: (Mutex<IoWake>, Condvar),
     /// Asks the checkpoint thread to write now.
     checkpoint_due: (Mutex<bool>, Condvar),
-    /// The multicast socket.
+    /// The sockets.
     pub transport: Transport,
+    /// Where each node's datagrams come from: where datagrams for it alone go.
+    peers: Mutex<AddressBook<SocketAddr>>,
     /// Where messages and notices go.
     pub sink: Mutex<Box<dyn Sink>>,
     /// Facts about the node.
@@ -183,6 +190,11 @@ pub struct Node<M: Machine> {
     /// Signalled when `outcome` is set.
     done: Condvar,
 }
+
+/// How often a receive thread with nothing to read looks whether the node stopped. Nothing
+/// waits for it (the process exits without joining it), so it is long: on an idle ring of a
+/// hundred clients every wake-up of every process counts.
+const RECEIVE_POLL: Duration = Duration::from_secs(5);
 
 /// Locks a mutex; a poisoned one means another thread panicked mid-update, and the process
 /// cannot continue safely, so this is the one place we give up.
@@ -215,6 +227,7 @@ impl<M: Machine> Node<M> {
             wake: (Mutex::new(IoWake::default()), Condvar::new()),
             checkpoint_due: (Mutex::new(false), Condvar::new()),
             transport,
+            peers: Mutex::new(AddressBook::default()),
             sink: Mutex::new(sink),
             info,
             drops: DropStats::default(),
@@ -227,7 +240,9 @@ impl<M: Machine> Node<M> {
     /// Starts the receive, io and checkpoint threads.
     pub fn spawn_workers(self: &Arc<Self>) -> std::io::Result<()> {
         let node = Arc::clone(self);
-        spawn("receive", move || node.receive_loop())?;
+        spawn("receive", move || node.receive_loop(Inbox::Group))?;
+        let node = Arc::clone(self);
+        spawn("receive-direct", move || node.receive_loop(Inbox::Direct))?;
         let node = Arc::clone(self);
         spawn("io", move || node.io_loop())?;
         let node = Arc::clone(self);
@@ -244,6 +259,43 @@ impl<M: Machine> Node<M> {
             let result = f(&mut core, Instant::now());
             (result, core.has_output(), core.poll_timeout())
         };
+        self.wake_io_for(has_output, next);
+        result
+    }
+
+    /// Hands a received message to the core and, when the io thread is not performing
+    /// outputs right now, performs what follows on this thread: a token hop then costs one
+    /// thread switch, not two. Outputs stay in order: whoever holds the storage lock drains
+    /// and performs them all before letting go.
+    fn handle_received(&self, msg: Msg) {
+        let Ok(mut storage) = self.storage.try_lock() else {
+            self.with_core(|core, now| core.handle_datagram(now, msg));
+            return;
+        };
+        let (outputs, next) = {
+            let mut core = lock(&self.core);
+            core.handle_datagram(Instant::now(), msg);
+            let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
+            (outputs, core.poll_timeout())
+        };
+        self.perform(&mut storage, outputs);
+        drop(storage);
+        self.wake_io_for(false, next);
+    }
+
+    fn perform(&self, storage: &mut Storage, outputs: Vec<Output<M::Event, M::Stop>>) {
+        let mut effects = NodeEffects {
+            node: self,
+            storage,
+        };
+        if let Err(e) = events::perform(&mut effects, outputs) {
+            self.fail(e);
+        }
+    }
+
+    /// Wakes the io thread if there are outputs, or if the core's next deadline is earlier
+    /// than the one it sleeps until.
+    fn wake_io_for(&self, has_output: bool, next: Option<Instant>) {
         let (state, cv) = &self.wake;
         let mut state = lock(state);
         let sooner = match (next, state.sleeping_until) {
@@ -255,7 +307,6 @@ impl<M: Machine> Node<M> {
             state.woken = true;
             cv.notify_one();
         }
-        result
     }
 
     /// Wakes the io thread.
@@ -293,14 +344,14 @@ impl<M: Machine> Node<M> {
         self.wake_io();
     }
 
-    fn receive_loop(self: Arc<Self>) {
+    fn receive_loop(self: Arc<Self>, inbox: Inbox) {
         let mut buf = vec![0u8; 65_536];
         while !self.is_stopped() {
-            let n = match self
+            let (n, from) = match self
                 .transport
-                .recv(&mut buf, Some(Duration::from_millis(500)))
+                .recv_from(inbox, &mut buf, Some(RECEIVE_POLL))
             {
-                Ok(Some((n, _))) => n,
+                Ok(Some(got)) => got,
                 Ok(None) => continue,
                 Err(e) => {
                     log::warn!("receive failed: {e}");
@@ -309,7 +360,10 @@ impl<M: Machine> Node<M> {
                 }
             };
             match unwrap_datagram(self.info.key.as_ref(), &buf[..n]) {
-                Ok(msg) => self.with_core(|core, now| core.handle_datagram(now, msg)),
+                Ok(msg) => {
+                    lock(&self.peers).learn(&msg, from);
+                    self.handle_received(msg);
+                }
                 Err(why) => self.drop_datagram(n, &why),
             }
         }
@@ -343,14 +397,7 @@ impl<M: Machine> Node<M> {
                 }
                 std::iter::from_fn(|| core.poll_output()).collect::<Vec<_>>()
             };
-            let mut effects = NodeEffects {
-                node: &self,
-                storage: &mut storage,
-            };
-            if let Err(e) = events::perform(&mut effects, outputs) {
-                drop(storage);
-                self.fail(e);
-            }
+            self.perform(&mut storage, outputs);
         }
     }
 
@@ -363,8 +410,8 @@ impl<M: Machine> Node<M> {
             farewell: Some(msg),
         } = &self.info.on_append_failure
         {
-            self.send(msg);
-            self.send(msg);
+            self.send(None, msg);
+            self.send(None, msg);
         }
         self.finish(Outcome::Failed(e));
     }
@@ -412,21 +459,32 @@ impl<M: Machine> Node<M> {
         state.sleeping_until = None;
     }
 
-    fn send(&self, msg: &Msg) {
+    /// Sends `msg` to `to` alone if we know its address, else to the group.
+    fn send(&self, to: Option<NodeId>, msg: &Msg) {
         match wrap_datagram(self.info.key.as_ref(), msg) {
-            Ok(bytes) => self.send_bytes(&bytes),
+            Ok(bytes) => self.send_bytes(self.address_of(to), &bytes),
             Err(e) => log::warn!("not sent: {e}"),
         }
     }
 
     fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
+        let address = self.address_of(Some(to));
         for datagram in wire::pack_history(to, records) {
-            self.send_bytes(&datagram::seal_bytes(self.info.key.as_ref(), datagram));
+            let bytes = datagram::seal_bytes(self.info.key.as_ref(), datagram);
+            self.send_bytes(address, &bytes);
         }
     }
 
-    fn send_bytes(&self, bytes: &[u8]) {
-        if let Err(e) = self.transport.send(bytes) {
+    fn address_of(&self, node: Option<NodeId>) -> Option<SocketAddr> {
+        node.and_then(|n| lock(&self.peers).get(n))
+    }
+
+    fn send_bytes(&self, to: Option<SocketAddr>, bytes: &[u8]) {
+        let sent = match to {
+            Some(addr) => self.transport.send_to(bytes, addr),
+            None => self.transport.send(bytes),
+        };
+        if let Err(e) = sent {
             log::debug!("send failed: {e}");
         }
     }
@@ -482,7 +540,14 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
         if self.withhold() {
             return;
         }
-        self.node.send(&msg);
+        self.node.send(None, &msg);
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: Msg) {
+        if self.withhold() {
+            return;
+        }
+        self.node.send(Some(to), &msg);
     }
 
     fn read_replica(&mut self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, StorageError> {

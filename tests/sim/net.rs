@@ -1,4 +1,4 @@
-//! A simulated multicast network in virtual time, in the vocabulary of raft-rs's test harness
+//! A simulated multicast network in virtual time (with datagrams to one node too), in the vocabulary of raft-rs's test harness
 //! `Network`: loss on every link or on one (`set_loss`, `drop`), links cut in both directions
 //! (`cut`, `isolate`) and restored (`heal`, `heal_all`), duplication (`dup`) and a random delay
 //! per datagram (`delay`), so arrivals reorder. All randomness comes from one seeded RNG, and
@@ -22,16 +22,18 @@ use std::time::{Duration, Instant};
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct InFlight {
     key: Reverse<u128>,
+    from: usize,
     to: usize,
     datagram: u64,
     bytes: Rc<[u8]>,
 }
 
-/// One copy of a multicast, arrived at its receiver.
+/// One copy of a datagram, arrived at its receiver.
 pub struct Arrival {
+    pub from: usize,
     pub to: usize,
-    /// The number of the multicast it is a copy of (every copy of one multicast, duplicates
-    /// included, has the same number; no two multicasts do).
+    /// The number of the datagram it is a copy of (every copy of one datagram, duplicates
+    /// included, has the same number; no two datagrams do).
     pub datagram: u64,
     pub bytes: Rc<[u8]>,
 }
@@ -60,9 +62,9 @@ pub struct Network {
     in_flight: BinaryHeap<InFlight>,
     /// Datagrams scheduled so far: the tie-break that keeps equal arrival times in send order.
     scheduled: u64,
-    /// Multicasts so far: the number of the next one.
+    /// Datagrams sent so far: the number of the next one.
     multicasts: u64,
-    /// Every datagram multicast so far (once per multicast), while recording.
+    /// Every datagram sent so far (once per datagram, whatever its copies), while recording.
     log: Option<Vec<Vec<u8>>>,
 }
 
@@ -174,13 +176,22 @@ impl Network {
     /// Sends `bytes` from `from` to every node, through the loss, duplication and delay of
     /// each link.
     pub fn multicast(&mut self, from: usize, bytes: Vec<u8>) {
+        self.transmit(from, 0..self.nodes, bytes);
+    }
+
+    /// Sends `bytes` from `from` to node `to` alone, through the same link.
+    pub fn unicast(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        self.transmit(from, to..to + 1, bytes);
+    }
+
+    fn transmit(&mut self, from: usize, receivers: std::ops::Range<usize>, bytes: Vec<u8>) {
         if let Some(log) = &mut self.log {
             log.push(bytes.clone());
         }
         let datagram = self.multicasts;
         self.multicasts += 1;
         let bytes: Rc<[u8]> = bytes.into();
-        for to in 0..self.nodes {
+        for to in receivers {
             if self.is_cut(from, to) {
                 continue;
             }
@@ -201,6 +212,7 @@ impl Network {
                 let at = (self.now + delay - self.start).as_nanos();
                 self.in_flight.push(InFlight {
                     key: Reverse(at << 64 | u128::from(self.scheduled)),
+                    from,
                     to,
                     datagram,
                     bytes: Rc::clone(&bytes),
@@ -222,6 +234,7 @@ impl Network {
         }
         let f = self.in_flight.pop()?;
         Some(Arrival {
+            from: f.from,
             to: f.to,
             datagram: f.datagram,
             bytes: f.bytes,
@@ -238,7 +251,7 @@ impl Network {
         self.log = on.then(|| self.log.take().unwrap_or_default());
     }
 
-    /// The datagrams multicast while recording.
+    /// The datagrams sent while recording.
     pub fn log(&self) -> &[Vec<u8>] {
         self.log.as_deref().unwrap_or_default()
     }

@@ -14,6 +14,7 @@ use mcast_chat::protocol::events::{
     perform, CoordinatorOutput, CoordinatorStop, Effects, MemberOutput, MemberStop,
 };
 use mcast_chat::protocol::member::MemberCore;
+use mcast_chat::protocol::peers::AddressBook;
 use mcast_chat::protocol::types::{ChatRecord, NodeId, Pending, Seq, View};
 use mcast_chat::protocol::wire::{self, Msg};
 use std::fmt::Debug;
@@ -72,6 +73,8 @@ pub struct Node {
     pub core: Option<Core>,
     /// Left the ring for good: it is not restarted.
     pub left: bool,
+    /// Where the other nodes are, learned from what arrived since the last start.
+    pub peers: AddressBook<usize>,
 }
 
 impl Node {
@@ -82,6 +85,7 @@ impl Node {
             disk: Disk::default(),
             core: None,
             left: false,
+            peers: AddressBook::default(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Node {
         };
         let mut fx = NodeEffects {
             me,
+            peers: &self.peers,
             name: &self.name,
             core,
             disk: &mut self.disk,
@@ -181,6 +186,7 @@ impl StopReason for CoordinatorStop {
 /// The effects of one node, in memory: deliveries to its replica, datagrams to the network.
 struct NodeEffects<'a> {
     me: usize,
+    peers: &'a AddressBook<usize>,
     name: &'a str,
     core: &'a Core,
     disk: &'a mut Disk,
@@ -199,6 +205,20 @@ impl NodeEffects<'_> {
 
     fn multicast(&mut self, bytes: Vec<u8>) {
         self.net.multicast(self.me, bytes);
+    }
+
+    /// To `to` alone where this node knows where it is, else to the group (as the runtime).
+    fn send_bytes_to(&mut self, to: NodeId, bytes: Vec<u8>) {
+        match self.peers.get(to) {
+            Some(i) => self.net.unicast(self.me, i, bytes),
+            None => self.multicast(bytes),
+        }
+    }
+
+    fn encode(&mut self, msg: &Msg) -> Option<Vec<u8>> {
+        wire::encode(msg)
+            .map_err(|e| self.fail(format!("node {} could not encode {msg:?}: {e}", self.me)))
+            .ok()
     }
 }
 
@@ -225,9 +245,14 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
                 self.fail(e);
             }
         }
-        match wire::encode(&msg) {
-            Ok(bytes) => self.multicast(bytes),
-            Err(e) => self.fail(format!("node {} could not encode {msg:?}: {e}", self.me)),
+        if let Some(bytes) = self.encode(&msg) {
+            self.multicast(bytes);
+        }
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: Msg) {
+        if let Some(bytes) = self.encode(&msg) {
+            self.send_bytes_to(to, bytes);
         }
     }
 
@@ -242,7 +267,7 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
 
     fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>) {
         for datagram in wire::pack_history(to, records) {
-            self.multicast(datagram);
+            self.send_bytes_to(to, datagram);
         }
     }
 

@@ -56,9 +56,10 @@ impl World {
         self.net.add_node()
     }
 
-    /// Node `i` (back) up with `core`.
+    /// Node `i` (back) up with `core`, knowing nobody's address yet.
     pub fn start(&mut self, i: usize, core: Core) {
         self.nodes[i].core = Some(core);
+        self.nodes[i].peers = Default::default();
         self.watch.get_mut().mark(i);
     }
 
@@ -98,14 +99,18 @@ impl World {
     /// Hands one datagram to node `i` (if it is up) and performs what follows.
     pub fn receive(&mut self, i: usize, bytes: &[u8]) -> Result<(), String> {
         let msg = wire::decode(bytes).map_err(|e| format!("own datagram did not decode: {e}"))?;
-        self.hand(i, msg)
+        self.hand(i, msg, None)
     }
 
-    /// Hands one decoded datagram to node `i` (if it is up) and performs what follows.
-    fn hand(&mut self, i: usize, msg: Msg) -> Result<(), String> {
+    /// Hands one decoded datagram to node `i` (if it is up), which notes where its sender is
+    /// (unless it came from nowhere: a replay), and performs what follows.
+    fn hand(&mut self, i: usize, msg: Msg, from: Option<usize>) -> Result<(), String> {
         let now = self.now();
         if self.nodes[i].core.is_none() {
             return Ok(());
+        }
+        if let Some(from) = from {
+            self.nodes[i].peers.learn(&msg, from);
         }
         self.trace(|| format!("{} <- {msg:?}", self.nodes[i].name));
         if let Some(core) = &mut self.nodes[i].core {
@@ -131,7 +136,8 @@ impl World {
                 msg
             }
         };
-        self.hand(arrival.to, msg).map(|()| true)
+        self.hand(arrival.to, msg, Some(arrival.from))
+            .map(|()| true)
     }
 
     /// Hands `bytes` to every node now, as if someone replayed it onto the group.

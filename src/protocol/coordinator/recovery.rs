@@ -324,12 +324,15 @@ impl Coordinator {
             return;
         };
         self.timers.set(Timer::CollectRetry, c.fetch.retry_at);
-        self.send(Msg::Fetch {
-            from: NodeId::SERVER,
+        self.send_to(
             to,
-            lo,
-            hi,
-        });
+            Msg::Fetch {
+                from: NodeId::SERVER,
+                to,
+                lo,
+                hi,
+            },
+        );
     }
 
     /// The chunk is overdue: ask the next source, and gather again once every source has

@@ -45,6 +45,9 @@ pub(super) enum Phase {
     },
 }
 
+/// See [`Ring::direct_misses`].
+pub(super) const DIRECT_MISSES_TO_GIVE_UP: u8 = 2;
+
 /// The token state of one epoch's ring; a new view starts a fresh one.
 #[derive(Debug, Default)]
 pub(super) struct Ring {
@@ -52,9 +55,15 @@ pub(super) struct Ring {
     pub(super) last_hop: u64,
     /// The token, held through the idle hold until [`Timer::IdlePass`].
     pub(super) held: Option<Token>,
-    /// Our last pass, until a later hop shows it arrived; sent again on
-    /// [`Timer::TokenRetransmit`].
+    /// Our last pass, until a later hop or the successor's ack shows it arrived; sent again
+    /// (to the whole group) on [`Timer::TokenRetransmit`].
     pub(super) unconfirmed: Option<Token>,
+    /// Whether that pass went to the successor alone.
+    pub(super) unconfirmed_direct: bool,
+    /// Direct passes in a row that went unconfirmed. At [`DIRECT_MISSES_TO_GIVE_UP`] passes
+    /// go to the group for the rest of the epoch: the successor is unreachable at the address
+    /// we know (a firewall, a stale address), while the group reaches it.
+    pub(super) direct_misses: u8,
     /// The latest hop seen on the wire, and whom it went to.
     pub(super) seen_holder: Option<(u64, NodeId)>,
     /// A member that asked for the token while we did not hold it, and when: the token may

@@ -5,13 +5,17 @@ use super::*;
 use crate::protocol::types::{ChatRecord, Member, ServerId};
 use uuid::Uuid;
 
+mod direct;
+
 fn member(now: Instant) -> MemberCore {
     let cfg = MemberConfig::new(NodeId::random(), "me".into(), Incarnation(1));
     MemberCore::new(cfg, Restored::default(), now)
 }
 
 fn drain(m: &mut MemberCore) -> Vec<MemberOutput> {
-    std::iter::from_fn(|| m.poll_output()).collect()
+    std::iter::from_fn(|| m.poll_output())
+        .map(Output::anywhere)
+        .collect()
 }
 
 /// The records of every `Data` pack sent, pack by pack.

@@ -6,13 +6,22 @@
 //! Methods of `MemberCore` over the ring data in `state::Ring`; they never change the phase
 //! (joins, views and leaves live in `member.rs`). No clock, no I/O.
 
-use super::state::{Phase, Timer};
+use super::state::{Phase, Timer, DIRECT_MISSES_TO_GIVE_UP};
 use super::MemberCore;
 use crate::protocol::events::Output;
 use crate::protocol::token_ring::{self, Token};
 use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
 use crate::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
+
+/// Where a pass goes: see [`MemberCore::pass`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// To the whole group: it raised `safe`.
+    ToAll,
+    /// To the successor (and a copy to the server).
+    Direct,
+}
 
 impl MemberCore {
     pub(super) fn on_token(&mut self, now: Instant, token: Token) {
@@ -105,8 +114,18 @@ impl MemberCore {
             }
         }
         self.raise_safe(token.safe);
+        let (passer, hop) = (token.from, token.hop);
         let stamped = self.stamp(&mut token);
-        self.hold_or_pass(now, token, stamped > 0 || safe_rose);
+        let pass = if safe_rose { Pass::ToAll } else { Pass::Direct };
+        if !self.hold_or_pass(now, token, stamped > 0 || safe_rose, pass) {
+            // Nobody else will show the passer that its pass arrived.
+            let ack = Msg::TokenAck {
+                epoch: self.view.epoch,
+                from: self.cfg.id,
+                hop,
+            };
+            self.send_to(passer, ack);
+        }
     }
 
     /// Sends again, packed, the requested records we hold; the requests for the others stay
@@ -181,16 +200,24 @@ impl MemberCore {
 
     /// Passes at once when the ring has work (we stamped, `safe` just rose and the others
     /// must learn it, lines we may not send yet wait) or we are leaving, else holds the idle
-    /// token for `idle_hold`.
-    pub(super) fn hold_or_pass(&mut self, now: Instant, token: Token, news: bool) {
+    /// token for `idle_hold`. Returns whether the pass went to the whole group.
+    pub(super) fn hold_or_pass(
+        &mut self,
+        now: Instant,
+        token: Token,
+        news: bool,
+        how: Pass,
+    ) -> bool {
         let in_flight = self.state.ring().map_or(0, |r| r.in_flight);
         let waiting = self.outbox.len() > in_flight;
         if news || token.is_busy() || waiting || self.state.leaving() {
-            self.pass(now, token);
-        } else if let Some(ring) = self.state.ring_mut() {
+            return self.pass(now, token, how);
+        }
+        if let Some(ring) = self.state.ring_mut() {
             ring.held = Some(token);
             self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
         }
+        false
     }
 
     /// The token we hold, if any, taken out of the idle hold.
@@ -200,25 +227,59 @@ impl MemberCore {
         Some(token)
     }
 
-    /// Passes the token to our successor and waits for a later hop to confirm it arrived.
-    pub(super) fn pass(&mut self, now: Instant, token: Token) {
+    /// Passes the token to our successor and waits for a later hop or the successor's ack to
+    /// confirm it arrived. A pass that raised `safe` goes to the whole group, which delivers
+    /// on it at once; any other goes to the successor alone, with a copy to the server (it
+    /// watches every pass for progress), so a hop wakes two processes, not the whole group.
+    /// Returns whether the pass went to the whole group.
+    pub(super) fn pass(&mut self, now: Instant, token: Token, how: Pass) -> bool {
         let Some(next) = self.view.successor(self.cfg.id) else {
+            return false;
+        };
+        let Some(ring) = self.state.ring_mut() else {
+            return false;
+        };
+        let direct = how == Pass::Direct && ring.direct_misses < DIRECT_MISSES_TO_GIVE_UP;
+        let passed = token.pass(self.cfg.id, next);
+        ring.unconfirmed = Some(passed.clone());
+        ring.unconfirmed_direct = direct;
+        self.timers
+            .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+        if direct {
+            self.send_to(NodeId::SERVER, Msg::Token(passed.clone()));
+            self.send_to(next, Msg::Token(passed));
+        } else {
+            self.send(Msg::Token(passed));
+        }
+        !direct
+    }
+
+    /// The successor acknowledged a direct pass.
+    pub(super) fn on_token_ack(&mut self, epoch: Epoch, hop: u64) {
+        if epoch != self.view.epoch {
+            return;
+        }
+        let Some(ring) = self.state.ring_mut() else {
             return;
         };
-        let passed = token.pass(self.cfg.id, next);
-        self.send(Msg::Token(passed.clone()));
-        if let Some(ring) = self.state.ring_mut() {
-            ring.unconfirmed = Some(passed);
-            self.timers
-                .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+        if ring.unconfirmed.as_ref().is_some_and(|t| t.hop == hop) {
+            ring.unconfirmed = None;
+            ring.direct_misses = 0;
+            self.timers.stop(Timer::TokenRetransmit);
         }
     }
 
-    /// Sends our last pass again: nobody has shown it arrived.
+    /// Sends our last pass again, to the whole group: nobody has shown it arrived.
     pub(super) fn retransmit_pass(&mut self, now: Instant) {
-        let Some(token) = self.state.ring().and_then(|r| r.unconfirmed.clone()) else {
+        let Some(ring) = self.state.ring_mut() else {
             return;
         };
+        let Some(token) = ring.unconfirmed.clone() else {
+            return;
+        };
+        if std::mem::take(&mut ring.unconfirmed_direct) {
+            ring.direct_misses = ring.direct_misses.saturating_add(1);
+        }
         self.stats.token_retransmits += 1;
         log::debug!("token hop {} unconfirmed; sending it again", token.hop);
         self.send(Msg::Token(token));
@@ -254,7 +315,7 @@ impl MemberCore {
         }
         if let Some(mut token) = self.take_held() {
             token.wake.get_or_insert(from);
-            self.pass(now, token);
+            self.pass(now, token, Pass::Direct);
         } else if let Some(ring) = self.state.ring_mut() {
             // The token may be on its way to us: pass it on at once when it comes.
             ring.heard_wake = Some((from, now));

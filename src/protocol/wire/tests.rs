@@ -94,6 +94,11 @@ fn all_kinds() -> Vec<Msg> {
             from: id,
             epoch: Epoch(1),
         },
+        Msg::TokenAck {
+            epoch: Epoch(2),
+            from: id,
+            hop: 7,
+        },
     ]
 }
 
@@ -203,7 +208,9 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[11], "high", big.clone()),
         (&kinds[11], "members", serde_json::json!(MAX_MEMBERS + 1)),
         (&kinds[11], "token_timeout_ms", serde_json::json!(u64::MAX)),
-        (&kinds[12], "epoch", big),
+        (&kinds[12], "epoch", big.clone()),
+        (&kinds[13], "epoch", big.clone()),
+        (&kinds[13], "hop", big),
     ];
     for (msg, field, value) in cases {
         let bytes = edited(msg, field, value.clone());

@@ -33,7 +33,9 @@ fn id(n: u8) -> NodeId {
 }
 
 fn drain(c: &mut Coordinator) -> Vec<CoordinatorOutput> {
-    std::iter::from_fn(|| c.poll_output()).collect()
+    std::iter::from_fn(|| c.poll_output())
+        .map(Output::anywhere)
+        .collect()
 }
 
 fn hello(n: u8) -> Msg {

@@ -1,0 +1,129 @@
+//! Unit tests of where a pass goes: to the whole group when it raised `safe` (everyone
+//! delivers on it), else to the successor alone with a copy to the server, acknowledged by the
+//! successor; an unacknowledged pass goes again to the group, and a successor that keeps
+//! missing direct passes gets them through the group.
+
+use super::*;
+
+/// Every output, with where each message goes.
+fn outputs(m: &mut MemberCore) -> Vec<MemberOutput> {
+    std::iter::from_fn(|| m.poll_output()).collect()
+}
+
+/// The destinations of the token passes among `out`: `None` for the group.
+fn token_destinations(out: &[MemberOutput]) -> Vec<Option<NodeId>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(Msg::Token(_)) => Some(None),
+            Output::SendTo {
+                to,
+                msg: Msg::Token(_),
+            } => Some(Some(*to)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn acks(out: &[MemberOutput]) -> Vec<(NodeId, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendTo {
+                to,
+                msg: Msg::TokenAck { hop, .. },
+            } => Some((*to, *hop)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe_to_all() {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..3).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let ids: Vec<NodeId> = ring.iter().map(MemberCore::id).collect();
+    ring[0].submit(now, vec![line("one")]);
+    outputs(&mut ring[0]);
+    let first = Token::first(Epoch(1), NodeId::SERVER, ids[0], Seq(0), 3);
+    ring[0].handle_datagram(now, Msg::Token(first));
+    let out = outputs(&mut ring[0]);
+    assert_eq!(
+        token_destinations(&out),
+        [Some(NodeId::SERVER), Some(ids[1])]
+    );
+    assert_eq!(acks(&out), [(NodeId::SERVER, 1)], "the first token arrived");
+    let pack = out.iter().find_map(|o| match o {
+        Output::Send(msg @ Msg::Data { .. }) => Some(msg.clone()),
+        _ => None,
+    });
+    let pack = pack.expect("the line goes to the group");
+    let mut token = passed_token(&drain_all(out));
+    for i in [1, 2] {
+        ring[i].handle_datagram(now, pack.clone());
+        ring[i].handle_datagram(now, Msg::Token(token));
+        let out = outputs(&mut ring[i]);
+        let next = ids[(i + 1) % 3];
+        assert_eq!(token_destinations(&out), [Some(NodeId::SERVER), Some(next)]);
+        assert_eq!(acks(&out), [(ids[i - 1], u64::try_from(i).unwrap() + 1)]);
+        token = passed_token(&drain_all(out));
+    }
+    // Back at the author, every slot holds the line: safe rises, and the pass says so to all.
+    ring[0].handle_datagram(now, Msg::Token(token));
+    let out = outputs(&mut ring[0]);
+    assert_eq!(token_destinations(&out), [None]);
+    assert!(acks(&out).is_empty(), "the pass to all shows it arrived");
+    assert!(out.iter().any(|o| matches!(o, Output::Deliver(_))));
+}
+
+#[test]
+fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
+    let t0 = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(t0)).collect();
+    admit_ring(&mut ring, t0, 1);
+    let (me, next) = (ring[0].id(), ring[1].id());
+    // Something is unsafe, so the ring keeps passing at once.
+    let mut token = Token::first(Epoch(1), next, me, Seq(0), 2);
+    token.seq = Seq(1);
+    let mut now = t0;
+    for visit in 0..3u64 {
+        token.hop = 1 + 2 * visit;
+        ring[0].handle_datagram(now, Msg::Token(token.clone()));
+        let out = outputs(&mut ring[0]);
+        if visit < 2 {
+            assert_eq!(token_destinations(&out), [Some(NodeId::SERVER), Some(next)]);
+            now += Duration::from_secs(5);
+            ring[0].handle_timeout(now);
+            let again = outputs(&mut ring[0]);
+            assert_eq!(token_destinations(&again), [None], "sent again to all");
+        } else {
+            assert_eq!(token_destinations(&out), [None], "two misses: to all");
+        }
+    }
+
+    // An ack keeps direct passes going: a fresh ring, acked each time.
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(t0)).collect();
+    admit_ring(&mut ring, t0, 1);
+    let (me, next) = (ring[0].id(), ring[1].id());
+    let mut now = t0;
+    for visit in 0..3u64 {
+        token.hop = 1 + 2 * visit;
+        token.to = me;
+        ring[0].handle_datagram(now, Msg::Token(token.clone()));
+        let out = outputs(&mut ring[0]);
+        assert_eq!(token_destinations(&out), [Some(NodeId::SERVER), Some(next)]);
+        let ack = Msg::TokenAck {
+            epoch: Epoch(1),
+            from: next,
+            hop: token.hop + 1,
+        };
+        ring[0].handle_datagram(now, ack);
+        now += Duration::from_secs(5);
+        ring[0].handle_timeout(now);
+        assert!(token_destinations(&outputs(&mut ring[0])).is_empty());
+    }
+}
+
+/// The outputs as the other tests see them (destinations forgotten).
+fn drain_all(out: Vec<MemberOutput>) -> Vec<MemberOutput> {
+    out.into_iter().map(Output::anywhere).collect()
+}
