@@ -282,13 +282,14 @@ fn cut_torn_tail(path: &Path, writer: &File, scan: &Scan) -> Result<(), StorageE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::types::NodeId;
     use std::fs;
     use uuid::Uuid;
 
-    fn record(seq: u64) -> ChatRecord {
+    /// A record of seq `seq` (also used by other modules' tests).
+    pub(crate) fn record(seq: u64) -> ChatRecord {
         ChatRecord {
             seq: Seq(seq),
             id: Uuid::from_u128(seq as u128),

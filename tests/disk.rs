@@ -13,17 +13,14 @@
 mod common;
 
 use common::{
-    check_replica, client, client_launch, count_messages, eventually, free_port, server,
-    server_launch, start, wait_ring, Launch, Proc,
+    check_replica, client, client_launch, count_messages, eventually, free_port, message_texts,
+    or_skip, server, server_launch, start, wait_ring, Launch, Proc,
 };
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Set to `1` to turn "cannot mount a tmpfs here" into a failure instead of a skip.
-const REQUIRE_ENV: &str = "MCAST_CHAT_REQUIRE_NETNS";
 
 /// The deadline of each wait.
 const STEP: Duration = Duration::from_secs(30);
@@ -127,29 +124,13 @@ impl Drop for Tmpfs {
     }
 }
 
-/// The tmpfs, or `None` after printing why the test is skipped; panics instead when
-/// `MCAST_CHAT_REQUIRE_NETNS=1`.
-fn tmpfs_or_skip(dir: &Path, size: &str, ro: bool) -> Option<Tmpfs> {
-    match Tmpfs::mount(dir, size, ro) {
-        Ok(tmpfs) => Some(tmpfs),
-        Err(reason) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
-            panic!("{REQUIRE_ENV}=1 but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason} (set {REQUIRE_ENV}=1 to make this a failure)");
-            None
-        }
-    }
-}
-
-/// The texts of the `message` events in `lines` (client `--json` output).
-fn texts(lines: &[String]) -> Vec<String> {
-    lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"event":"message""#))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["text"].as_str().map(str::to_string))
-        .collect()
+/// A temp dir for the test, with a 1 MiB tmpfs (read-only with `ro`) over its subdir `node`;
+/// or `None` after printing why the test is skipped (see [`or_skip`]).
+fn tmpfs_for(node: &str, ro: bool) -> Option<(tempfile::TempDir, Tmpfs)> {
+    let root = tempfile::tempdir().unwrap();
+    let tmpfs = Tmpfs::mount(&root.path().join(node), "1m", ro);
+    let tmpfs = or_skip(tmpfs, "the data dir's tmpfs cannot be made")?;
+    Some((root, tmpfs))
 }
 
 fn has(lines: &[String], needle: &str) -> bool {
@@ -177,8 +158,7 @@ fn converged(replicas: &[&dyn Fn() -> Vec<u8>]) -> Vec<String> {
 /// with space back, `--resume` delivers every accepted line exactly once.
 #[test]
 fn a_client_whose_disk_fills_refuses_lines_then_stops_without_stalling_the_ring() {
-    let root = tempfile::tempdir().unwrap();
-    let Some(disk) = tmpfs_or_skip(&root.path().join("bob"), "1m", false) else {
+    let Some((root, disk)) = tmpfs_for("bob", false) else {
         return;
     };
     let port = free_port();
@@ -266,8 +246,7 @@ fn a_client_whose_disk_fills_refuses_lines_then_stops_without_stalling_the_ring(
 /// once the disk takes them again: its archive ends byte-identical to the clients' replicas.
 #[test]
 fn the_server_holds_what_it_cannot_archive_and_catches_up() {
-    let root = tempfile::tempdir().unwrap();
-    let Some(disk) = tmpfs_or_skip(&root.path().join("server"), "1m", false) else {
+    let Some((root, disk)) = tmpfs_for("server", false) else {
         return;
     };
     let port = free_port();
@@ -326,8 +305,7 @@ fn the_server_holds_what_it_cannot_archive_and_catches_up() {
 /// error; its writes then fail with EROFS and take the paths tested above.)
 #[test]
 fn a_read_only_data_dir_at_start_stops_either_program_naming_it() {
-    let root = tempfile::tempdir().unwrap();
-    let Some(disk) = tmpfs_or_skip(&root.path().join("ro"), "1m", true) else {
+    let Some((root, disk)) = tmpfs_for("ro", true) else {
         return;
     };
     let port = free_port();
@@ -440,7 +418,7 @@ fn with_durability_fsync_writes_are_synced_before_what_depends_on_them_goes_out(
         bob.send_line(&format!("from bob {k:02}"));
     }
     alice.wait_for("every line", STEP, |l| count_messages(l) == 20);
-    assert_eq!(texts(&alice.seen).len(), 20);
+    assert_eq!(message_texts(&alice.seen).len(), 20);
     alice.close_stdin();
     assert!(alice.wait_exit(STEP).success());
     let calls = parse_strace(&fs::read_to_string(&trace).unwrap());

@@ -255,6 +255,13 @@ mod tests {
         }
     }
 
+    /// What `perform` does with `outputs`, one line per effect.
+    fn performed(outputs: Vec<MemberOutput>) -> Vec<String> {
+        let mut log = Log::default();
+        perform(&mut log, outputs).unwrap();
+        log.0
+    }
+
     fn rec(seq: u64) -> ChatRecord {
         ChatRecord {
             seq: Seq(seq),
@@ -300,10 +307,8 @@ mod tests {
                 },
             },
         ];
-        let mut log = Log::default();
-        perform(&mut log, outputs).unwrap();
         assert_eq!(
-            log.0,
+            performed(outputs),
             [
                 "send",
                 "deliver 1",
@@ -350,10 +355,8 @@ mod tests {
             Output::Stop(MemberStop::Left),
             Output::Deliver(rec(5)),
         ];
-        let mut log = Log::default();
-        perform(&mut log, outputs).unwrap();
         assert_eq!(
-            log.0,
+            performed(outputs),
             [
                 "deliver 1,2",
                 "sync",

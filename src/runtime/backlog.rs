@@ -104,21 +104,9 @@ impl Backlog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::types::NodeId;
+    use crate::replica::tests::record;
     use std::fs;
     use std::io;
-    use uuid::Uuid;
-
-    fn record(seq: u64) -> ChatRecord {
-        ChatRecord {
-            seq: Seq(seq),
-            id: Uuid::from_u128(seq as u128),
-            from: NodeId(Uuid::from_u128(7)),
-            name: "alice".into(),
-            text: format!("line {seq}"),
-            sent_at_ms: seq,
-        }
-    }
 
     #[test]
     fn held_records_go_to_the_replica_in_order_once_the_disk_takes_them() {
