@@ -106,6 +106,14 @@ impl Tmpfs {
         fs::read(path).unwrap()
     }
 
+    /// The `delivered` seq of the server's checkpoint in the tmpfs.
+    fn checkpoint_delivered(&self) -> usize {
+        let path = self.path("checkpoint_server.json");
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cp: serde_json::Value = serde_json::from_str(&text).unwrap();
+        cp["delivered"].as_u64().unwrap() as usize
+    }
+
     /// The length of the client's outbox journal.
     fn journal_len(&self) -> Option<u64> {
         let entries = fs::read_dir(self.path("")).ok()?;
@@ -242,15 +250,20 @@ fn a_client_whose_disk_fills_refuses_lines_then_stops_without_stalling_the_ring(
 }
 
 /// The server on a full disk: it says it cannot archive, holds the records and sends nothing
-/// meanwhile (the clients find it silent, and chat on), never writes a torn line, and catches up
-/// once the disk takes them again: its archive ends byte-identical to the clients' replicas.
+/// meanwhile (the clients find it silent, and chat on), never writes a torn line, keeps its
+/// last checkpoint while new ones fail, and catches up once the disk takes them again: its
+/// archive ends byte-identical to the clients' replicas, and checkpoints are written again.
 #[test]
 fn the_server_holds_what_it_cannot_archive_and_catches_up() {
     let Some((root, disk)) = tmpfs_for("server", false) else {
         return;
     };
     let port = free_port();
-    let mut srv = start(disk.run(server_launch(port, &disk.dir, &[])), "server");
+    let every_second = ["--checkpoint-interval", "1s"];
+    let mut srv = start(
+        disk.run(server_launch(port, &disk.dir, &every_second)),
+        "server",
+    );
     let names = ["alice", "bob"];
     let mut clients: Vec<Proc> = names
         .iter()
@@ -283,6 +296,12 @@ fn the_server_holds_what_it_cannot_archive_and_catches_up() {
     let archived = check_replica(&disk.replica()).len();
     assert!(archived < typed, "the archive is behind ({archived})");
     assert!(disk.replica().ends_with(b"\n"));
+    // Its checkpoints fail too, and leave the last one that was written.
+    let log_says = |srv: &Proc, what: &str| srv.stderr_tail(1000).contains(what);
+    eventually("a failed checkpoint", STEP, || {
+        log_says(&srv, "checkpoint failed (the previous one stays")
+    });
+    assert_eq!(disk.checkpoint_delivered(), 2);
 
     disk.free();
     srv.wait_for("the archive written", STEP, |l| {
@@ -292,6 +311,9 @@ fn the_server_holds_what_it_cannot_archive_and_catches_up() {
     let replica = |i: usize| clients[i].replica();
     let all = converged(&[&|| replica(0), &|| replica(1), &|| disk.replica()]);
     assert_eq!(all.len(), typed);
+    eventually("checkpoints again", STEP, || {
+        log_says(&srv, "checkpoint written again") && disk.checkpoint_delivered() == typed
+    });
     assert!(srv.try_exit().is_none(), "the server kept running");
     for c in clients.iter_mut() {
         c.close_stdin();
