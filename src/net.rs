@@ -1,10 +1,11 @@
 //! Transport: the UDP multicast socket, the node's own socket, and the simulated network.
 //!
-//! [`Transport::open`] sets up two sockets with socket2: the group socket (reuse address and
-//! port so that several nodes on one host share the port, join the group on the chosen
-//! interface, large buffers), which receives the group's datagrams, and the node's own socket
-//! (the interface and a port the kernel picks), which sends every datagram, to the group or to
-//! one node, and receives those sent to this node alone. [`Transport::send`] and
+//! [`Transport::open`] sets up two sockets with socket2, for an IPv4 or an IPv6 group: the
+//! group socket (reuse address and port so that several nodes on one host share the port,
+//! join the group on the chosen interface, large buffers), which receives the group's
+//! datagrams, and the node's own socket (the interface and a port the kernel picks), which
+//! sends every datagram, to the group or to one node, and receives those sent to this node
+//! alone; [`iface`] says which interface `--interface` names. [`Transport::send`] and
 //! [`Transport::send_to`] apply the simulated network of DESIGN §3 (`--delay`, `--loss`,
 //! `--dup`, `--seed`) to every outgoing datagram; delayed copies are sent by a background
 //! thread, each with its own random delay, so arrivals reorder.
@@ -16,15 +17,17 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod iface;
 pub mod seal;
 pub mod sim;
 pub mod socket;
 
+pub use iface::Local;
 pub use sim::SimConfig;
 use sim::{start_simulator, Simulator};
 pub use socket::{open_direct_socket, open_socket};
@@ -35,13 +38,14 @@ const MIN_RECV_TIMEOUT: Duration = Duration::from_micros(1);
 /// Where and how to reach the group.
 #[derive(Clone, Debug)]
 pub struct NetConfig {
-    /// Multicast group to join and send to.
-    pub group: Ipv4Addr,
+    /// Multicast group to join and send to, IPv4 or IPv6.
+    pub group: IpAddr,
     /// UDP port, shared by every node of the group.
     pub port: u16,
-    /// Local interface address to join and send on (`127.0.0.1` keeps the chat on this host).
-    pub interface: Ipv4Addr,
-    /// Multicast TTL: 0 stays on the host, 1 on the LAN segment.
+    /// Local interface to join and send on (`127.0.0.1` keeps the chat on this host), of the
+    /// group's family.
+    pub interface: Local,
+    /// Multicast TTL (IPv6: hop limit): 0 stays on the host, 1 on the LAN segment.
     pub ttl: u32,
     /// Simulated network for outgoing datagrams; off by default.
     pub sim: SimConfig,
@@ -51,9 +55,9 @@ impl NetConfig {
     /// Group `224.1.1.1` on `port` via `127.0.0.1`, TTL 1, no simulation: handy for tests.
     pub fn loopback(port: u16) -> NetConfig {
         NetConfig {
-            group: Ipv4Addr::new(224, 1, 1, 1),
+            group: IpAddr::V4(Ipv4Addr::new(224, 1, 1, 1)),
             port,
-            interface: Ipv4Addr::LOCALHOST,
+            interface: Local::v4(Ipv4Addr::LOCALHOST),
             ttl: 1,
             sim: SimConfig::default(),
         }
@@ -61,9 +65,28 @@ impl NetConfig {
 }
 
 impl fmt::Display for NetConfig {
-    /// `224.1.1.1:5007 via 127.0.0.1`, the form used in user-facing messages.
+    /// `224.1.1.1:5007 via 127.0.0.1` (or `[ff02::114]:5007 via eth0 (fe80::1)`), the form
+    /// used in user-facing messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} via {}", self.group, self.port, self.interface)
+        write!(
+            f,
+            "{} via {}",
+            SocketAddr::new(self.group, self.port),
+            self.interface
+        )
+    }
+}
+
+impl NetConfig {
+    /// Where datagrams go: the group and port, and for IPv6 the interface as the scope (a
+    /// link-local group means nothing without one).
+    pub fn destination(&self) -> SocketAddr {
+        match self.group {
+            IpAddr::V4(group) => SocketAddr::new(IpAddr::V4(group), self.port),
+            IpAddr::V6(group) => {
+                SocketAddr::V6(SocketAddrV6::new(group, self.port, 0, self.interface.index))
+            }
+        }
     }
 }
 
@@ -180,7 +203,7 @@ impl Transport {
         let socket = open_socket(cfg)?;
         let direct = open_direct_socket(cfg)?;
         let stats = Arc::new(NetStats::default());
-        let group = SocketAddr::V4(SocketAddrV4::new(cfg.group, cfg.port));
+        let group = cfg.destination();
         let sim = if cfg.sim.is_off() {
             None
         } else {

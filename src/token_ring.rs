@@ -190,11 +190,12 @@ impl Token {
     }
 }
 
-/// How long a token pass may show no progress before its sender sends it again: the receiver
-/// may hold an idle token for `idle_hold` before passing it on, and a quarter of the token
-/// timeout (at least 20 ms) covers a lost datagram well before the server has to recover.
-pub fn retransmit_interval(token_timeout: Duration, idle_hold: Duration) -> Duration {
-    idle_hold + (token_timeout / 4).max(Duration::from_millis(20))
+/// How long a token pass may show no progress before its sender sends it again: a quarter of
+/// the token timeout (at least 20 ms) covers a lost datagram well before the server has to
+/// recover. The receiver shows at once that a pass arrived, even one it holds idle: by its
+/// own pass to the group, or else by an acknowledgement.
+pub fn retransmit_interval(token_timeout: Duration) -> Duration {
+    (token_timeout / 4).max(Duration::from_millis(20))
 }
 
 #[cfg(test)]

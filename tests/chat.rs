@@ -69,6 +69,21 @@ fn three_clients_exchange_lines_and_end_with_identical_replicas() {
     assert_converged(&mut srv, &clients, 60);
 }
 
+/// `--interface lo`: the name resolves to 127.0.0.1, and the start notices name both.
+#[test]
+fn nodes_started_with_an_interface_name_chat_and_say_which_interface() {
+    let lo = ["--interface", "lo"];
+    let (mut srv, clients) = chat(free_port(), &lo, 5, Duration::from_secs(30));
+    assert_converged(&mut srv, &clients, 15);
+    for p in clients.iter().chain([&srv]) {
+        assert!(
+            p.seen.iter().any(|l| l.contains(" via lo (127.0.0.1)")),
+            "{:?}",
+            p.seen
+        );
+    }
+}
+
 #[test]
 fn the_original_100ms_to_1s_delays_on_every_node_still_converge() {
     let delay = ["--delay", "100ms..1s"];

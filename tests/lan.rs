@@ -9,10 +9,15 @@
 //! goes down (a pulled cable: its datagrams vanish), once its own interface (its sends fail).
 //! Neither needs a multicast route in the host namespaces: `--interface` picks the device.
 //!
+//! The IPv6 run gives the veths link-local addresses only (no IPv4 at all, no automatic
+//! addresses), chats on the link-local group ff02::114, and names the interface as a user
+//! would: by name (`eth0`) on some hosts, as `fe80::X%eth0` on others.
+//!
 //! Needs root and iproute2 (`ip`). Without them the test prints why and passes as skipped (run
 //! with `-- --nocapture` to see the reason); with `MCAST_CHAT_REQUIRE_NETNS=1` (CI, as root) it
-//! fails instead. The addresses (10.200.X.0/24) exist only inside the test's namespaces, and
-//! every namespace is deleted afterwards, also when the test panics.
+//! fails instead. The addresses (10.200.X.0/24, fe80::X) exist only inside the test's
+//! namespaces, whose names are unique to each run, and every namespace is deleted afterwards,
+//! also when the test panics.
 
 mod common;
 
@@ -20,7 +25,7 @@ use common::{
     check_replica, client_in, count_messages, eventually, message_texts, or_skip, server_in, Proc,
 };
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -49,10 +54,22 @@ enum Cut {
     HostLink,
 }
 
+/// The address family of a test LAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    /// 10.200.X.0/24 on the veths, group 224.1.1.1 (the default).
+    V4,
+    /// Link-local fe80::X only, group ff02::114.
+    V6,
+}
+
+/// The link-local group of the IPv6 run.
+const GROUP_V6: &str = "ff02::114";
+
 /// One simulated host: a network namespace with `eth0` at `addr`, plugged into the bridge.
 struct Host {
     ns: String,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     /// The peer of `eth0` in the switch namespace: the host's "switch port".
     switch_port: String,
 }
@@ -67,7 +84,7 @@ struct Lan {
 impl Lan {
     /// Builds the switch and `count` hosts, or says why it cannot. Everything created so far
     /// is registered before the next step, so a failure half-way still cleans up.
-    fn build(count: usize) -> Result<Lan, String> {
+    fn build(count: usize, family: Family) -> Result<Lan, String> {
         if !is_root() {
             return Err("the test needs root (network namespaces, veth, bridge)".into());
         }
@@ -98,7 +115,10 @@ impl Lan {
             let ns = format!("{prefix}-h{i}");
             run_ip(&["netns", "add", &ns])?;
             let switch_port = format!("p{i}");
-            let addr = Ipv4Addr::new(10, 200, subnet, i as u8 + 1);
+            let addr = match family {
+                Family::V4 => IpAddr::V4(Ipv4Addr::new(10, 200, subnet, i as u8 + 1)),
+                Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, i as u16 + 1)),
+            };
             lan.hosts.push(Host {
                 ns: ns.clone(),
                 addr,
@@ -120,20 +140,22 @@ impl Lan {
             ])?;
             run_ip(&["-n", &switch, "link", "set", &switch_port, "master", "br0"])?;
             run_ip(&["-n", &switch, "link", "set", &switch_port, "up"])?;
-            run_ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ])?;
+            add_address(&ns, addr)?;
             run_ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             run_ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             // No multicast route: `--interface` (IP_MULTICAST_IF) alone picks eth0.
         }
         Ok(lan)
+    }
+
+    /// `--interface` for host `i`: IPv4 by address; IPv6 by name on even hosts and as
+    /// `fe80::X%eth0` on odd ones, the two forms a user would type.
+    fn interface(&self, i: usize) -> String {
+        match self.hosts[i].addr {
+            IpAddr::V4(addr) => addr.to_string(),
+            IpAddr::V6(_) if i.is_multiple_of(2) => "eth0".to_string(),
+            IpAddr::V6(addr) => format!("{addr}%eth0"),
+        }
     }
 
     fn host(&self, i: usize) -> &Host {
@@ -167,6 +189,28 @@ impl Drop for Lan {
         let names = self.hosts.iter().map(|h| h.ns.clone());
         for ns in names.chain(self.switch.clone()) {
             delete_namespace(&ns);
+        }
+    }
+}
+
+/// Gives `eth0` in `ns` its one address: IPv4 in a /24, or an IPv6 link-local one without
+/// the automatic one beside it and without duplicate address detection, which would hold the
+/// address back (tentative) for a second or two.
+fn add_address(ns: &str, addr: IpAddr) -> Result<(), String> {
+    match addr {
+        IpAddr::V4(addr) => run_ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]),
+        IpAddr::V6(addr) => {
+            run_ip(&["-n", ns, "link", "set", "eth0", "addrgenmode", "none"])?;
+            let addr = format!("{addr}/64");
+            run_ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0", "nodad"])
         }
     }
 }
@@ -244,8 +288,8 @@ fn is_root() -> bool {
 
 /// The LAN, or `None` after printing why the test is skipped; panics instead when
 /// `MCAST_CHAT_REQUIRE_NETNS=1`.
-fn lan_or_skip(hosts: usize) -> Option<Lan> {
-    or_skip(Lan::build(hosts), "the test LAN cannot be built")
+fn lan_or_skip(hosts: usize, family: Family) -> Option<Lan> {
+    or_skip(Lan::build(hosts, family), "the test LAN cannot be built")
 }
 
 /// Whether a notice containing `needle` was printed.
@@ -274,32 +318,44 @@ fn wait_all(clients: &mut [&mut Proc], what: &str, total: usize) {
 /// Its switch port down and up again: a pulled and replugged cable.
 #[test]
 fn a_client_cut_off_at_the_switch_rejoins_and_every_replica_converges() {
-    cut_off_and_heal(Cut::SwitchPort);
+    cut_off_and_heal(Cut::SwitchPort, Family::V4);
 }
 
 /// Its own interface down and up again: sends fail with "network is unreachable" meanwhile.
 #[test]
 fn a_client_whose_interface_goes_down_rejoins_and_every_replica_converges() {
-    cut_off_and_heal(Cut::HostLink);
+    cut_off_and_heal(Cut::HostLink, Family::V4);
+}
+
+/// The pulled cable again, on an IPv6-only LAN with link-local addresses and group.
+#[test]
+fn ipv6_link_local_only_a_client_cut_off_rejoins_and_every_replica_converges() {
+    cut_off_and_heal(Cut::SwitchPort, Family::V6);
 }
 
 /// Server and alice, bob, carol on four hosts chat; carol is cut off `how` while alice and
 /// bob keep chatting and she types; after the heal, all four replicas are byte-identical and
 /// hold every typed line exactly once.
-fn cut_off_and_heal(how: Cut) {
-    let Some(lan) = lan_or_skip(4) else { return };
+fn cut_off_and_heal(how: Cut, family: Family) {
+    let Some(lan) = lan_or_skip(4, family) else {
+        return;
+    };
     let started = Instant::now();
     let phase = |what: &str| {
         let secs = started.elapsed().as_secs_f64();
-        eprintln!("lan test ({how:?}): {secs:>5.1}s {what}");
+        eprintln!("lan test ({how:?}, {family:?}): {secs:>5.1}s {what}");
     };
     let root = tempfile::tempdir().unwrap().keep();
     // Each run has a bridge of its own, so the default port cannot collide with anything.
     let port = 5007;
-    let iface = |i: usize| lan.host(i).addr.to_string();
+    // The IPv4 run keeps the default group, so it checks the default too.
+    let group: &[&str] = match family {
+        Family::V4 => &[],
+        Family::V6 => &["--group", GROUP_V6],
+    };
     let srv_dir = root.join("server");
-    let srv_iface = iface(0);
-    let srv_args = [
+    let srv_iface = lan.interface(0);
+    let mut srv_args = vec![
         "--interface",
         srv_iface.as_str(),
         "--token-timeout",
@@ -307,22 +363,23 @@ fn cut_off_and_heal(how: Cut) {
         "--sync-interval",
         "1s",
     ];
+    srv_args.extend(group);
     let mut srv = server_in(&lan.host(0).ns, port, &srv_dir, &srv_args);
     srv.wait_for("server start", STEP, |l| !l.is_empty());
+    let via = match family {
+        Family::V4 => format!("via {}", lan.host(0).addr),
+        Family::V6 => format!("via eth0 ({})", lan.host(0).addr),
+    };
+    assert!(srv.seen[0].contains(&via), "{via} in {:?}", srv.seen);
     let names = ["alice", "bob", "carol"];
     let mut clients: Vec<Proc> = names
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let host = lan.host(i + 1);
-            let addr = host.addr.to_string();
-            client_in(
-                &host.ns,
-                port,
-                &root.join(name),
-                name,
-                &["--interface", &addr],
-            )
+            let iface = lan.interface(i + 1);
+            let mut args = vec!["--interface", iface.as_str()];
+            args.extend(group);
+            client_in(&lan.host(i + 1).ns, port, &root.join(name), name, &args)
         })
         .collect();
     let [alice, bob, carol] = &mut clients[..] else {

@@ -42,10 +42,7 @@ fn hello(from: NodeId, name: &str) -> Msg {
 
 fn refusal_to(outputs: &[CoordinatorOutput], to: NodeId) -> Option<String> {
     outputs.iter().find_map(|o| match o {
-        Output::SendTo {
-            to: t,
-            msg: Msg::Refuse { reason, .. },
-        } if *t == to => Some(reason.clone()),
+        Output::Send(Msg::Refuse { to: t, reason, .. }) if *t == to => Some(reason.clone()),
         _ => None,
     })
 }

@@ -50,6 +50,9 @@ struct Faults {
     leave: bool,
     /// A big ring of this many members, with join and leave storms (see [`Sim::write_storms`]).
     ring: Option<usize>,
+    /// Loss of datagrams to one node alone, on top of `loss` (1: a firewall admits only the
+    /// group's port, and the ring must get by through the group).
+    direct_loss: f64,
 }
 
 /// What happens to a node at a scripted instant.
@@ -101,6 +104,7 @@ impl Sim {
         let start = Instant::now();
         let mut world = World::new(seed, start);
         world.net.set_loss(faults.loss);
+        world.net.set_direct_loss(faults.direct_loss);
         world.net.dup(faults.dup);
         let (lo, hi) = faults.delay_ms;
         world
@@ -534,6 +538,7 @@ fn lossy(_: u64, rng: &mut StdRng) -> Faults {
         partitions: false,
         leave: rng.gen_bool(0.3),
         ring: None,
+        direct_loss: 0.0,
     }
 }
 
@@ -546,6 +551,7 @@ fn slow(_: u64, rng: &mut StdRng) -> Faults {
         partitions: false,
         leave: false,
         ring: None,
+        direct_loss: 0.0,
     }
 }
 
@@ -558,6 +564,8 @@ fn hostile(_: u64, rng: &mut StdRng) -> Faults {
         partitions: rng.gen_bool(0.5),
         leave: rng.gen_bool(0.3),
         ring: None,
+        // One run in five behind a firewall that drops every direct datagram.
+        direct_loss: if rng.gen_bool(0.2) { 1.0 } else { 0.0 },
     }
 }
 
@@ -575,6 +583,7 @@ fn storms(seed: u64, rng: &mut StdRng) -> Faults {
         partitions: true,
         leave: true,
         ring: Some(RINGS[(seed % RINGS.len() as u64) as usize]),
+        direct_loss: 0.0,
     }
 }
 

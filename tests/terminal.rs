@@ -1,5 +1,6 @@
 //! The interactive client in a real terminal (tmux): incoming messages print above the line
-//! being typed, never through it; names are coloured; Ctrl-D leaves cleanly.
+//! being typed, never through it; names are coloured; a message that mentions you is
+//! highlighted and rings the bell; `/me` shows as an action; Ctrl-D leaves cleanly.
 
 mod common;
 
@@ -62,6 +63,21 @@ impl Tmux {
         }
     }
 
+    /// Whether the terminal bell rang in the session's window (tmux's bell flag).
+    fn bell_rang(&self) -> bool {
+        let out = Command::new("tmux")
+            .args([
+                "display-message",
+                "-p",
+                "-t",
+                &self.0,
+                "#{window_bell_flag}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.0])
@@ -87,15 +103,21 @@ fn prompt_line(screen: &str) -> &str {
         .unwrap_or("")
 }
 
-#[test]
-fn typing_is_never_interrupted_by_incoming_messages() {
+/// A server, bob (piped) and alice in a tmux terminal, in one ring; `None` without tmux.
+struct Chat {
+    _srv: common::Proc,
+    bob: Vec<common::Proc>,
+    alice: Tmux,
+}
+
+fn alice_on_a_terminal_and_bob() -> Option<Chat> {
     if Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("SKIPPED: tmux is not installed");
-        return;
+        return None;
     }
     let root = tempfile::tempdir().unwrap().keep();
     let port = free_port();
-    let _srv = server(port, &root.join("server"), &[]);
+    let srv = server(port, &root.join("server"), &[]);
     let mut bob = vec![client(port, &root.join("bob"), "bob", &[])];
     let alice_dir = root.join("alice");
     std::fs::create_dir_all(&alice_dir).unwrap();
@@ -110,6 +132,57 @@ fn typing_is_never_interrupted_by_incoming_messages() {
         s.contains("2 members)") || s.contains("bob joined")
     });
     wait_ring(&mut bob, 2, Duration::from_secs(30));
+    Some(Chat {
+        _srv: srv,
+        bob,
+        alice,
+    })
+}
+
+#[test]
+fn a_message_that_mentions_me_is_highlighted_and_rings_the_bell_and_me_is_an_action() {
+    let Some(mut chat) = alice_on_a_terminal_and_bob() else {
+        return;
+    };
+    let (bob, alice) = (&mut chat.bob, &chat.alice);
+    bob[0].send_line("nothing for her");
+    alice.wait_screen("bob's first line", |s| s.contains("bob: nothing for her"));
+    assert!(!alice.bell_rang(), "a line without her name rang the bell");
+    assert!(
+        !alice.screen(true).contains("\x1b[7m"),
+        "highlighted without a mention"
+    );
+
+    bob[0].send_line("/me waves at Alice");
+    alice.wait_screen("bob's action", |s| s.contains("* bob waves at Alice"));
+    let screen = alice.screen(true);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("waves at Alice"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("\x1b[7m"),
+        "the mention is not highlighted: {line:?}"
+    );
+    assert!(alice.bell_rang(), "the mention did not ring the bell");
+
+    // Stored as typed, so any reader of the replica reads it.
+    bob[0].wait_for("the action", Duration::from_secs(30), |l| {
+        count_messages(l) >= 2
+    });
+    let replica = String::from_utf8(bob[0].replica()).unwrap();
+    assert!(
+        replica.contains(r#""text":"/me waves at Alice""#),
+        "{replica}"
+    );
+}
+
+#[test]
+fn typing_is_never_interrupted_by_incoming_messages() {
+    let Some(mut chat) = alice_on_a_terminal_and_bob() else {
+        return;
+    };
+    let (bob, alice) = (&mut chat.bob, &chat.alice);
 
     // alice is in the middle of a line when bob's message arrives.
     alice.keys(&["-l", "half a thou"]);

@@ -15,7 +15,7 @@ use crate::DATAGRAM_BYTES;
 use mcast_chat::net::{open_socket, NetConfig};
 use serde::Serialize;
 use std::io;
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -127,7 +127,7 @@ pub fn raw_run(
             }
         }));
     }
-    let to = SocketAddrV4::new(NetConfig::loopback(port).group, port);
+    let to = NetConfig::loopback(port).destination();
     let mut datagram = vec![b'x'; DATAGRAM_BYTES];
     datagram[..8].copy_from_slice(&magic.to_le_bytes());
     ready.wait();

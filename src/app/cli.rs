@@ -1,21 +1,24 @@
 //! Command line: clap structs for both binaries and their conversion into validated configs.
 //!
 //! [`ServerCli`] and [`ClientCli`] are what the user typed (DESIGN §5); [`ServerConfig`] and
-//! [`ClientConfig`] are what `run` consumes. Every check lives in a clap value parser, so a bad
-//! flag is a clap error (exit 2 with clap's message) and `into_config` cannot fail.
+//! [`ClientConfig`] are what `run` consumes. Every check that needs nothing but the text lives
+//! in a clap value parser, so a bad flag is a clap error (exit 2 with clap's message);
+//! `into_config` cannot fail, and takes the interface that `--interface` named, which
+//! [`super::setup`] resolved against the host's interfaces.
 //!
 //! What this module must not do: no I/O beyond reading `$USER` for a default name, no protocol
 //! logic, and no checks that need the data dir (such as which identities exist there).
 
 use crate::protocol::limits::{is_clean_name, MAX_NAME_BYTES};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
 use uuid::Uuid;
 
-use crate::net::{NetConfig, SimConfig};
+use crate::net::iface::InterfaceSpec;
+use crate::net::{Local, NetConfig, SimConfig};
 use crate::store::Durability;
 
 /// Longest duration any flag accepts: larger values are typos, and would overflow timers.
@@ -24,21 +27,24 @@ const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// Flags shared by `server` and `client`.
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// Multicast group to join and send to
-    #[arg(long, value_name = "IPV4", default_value = "224.1.1.1", value_parser = parse_group)]
-    pub group: Ipv4Addr,
+    /// Multicast group to join and send to: IPv4, or IPv6 such as ff02::114 (one link) or
+    /// ff05::114 (a site, across routers that forward it)
+    #[arg(long, value_name = "ADDR", default_value = "224.1.1.1", value_parser = parse_group)]
+    pub group: IpAddr,
 
     /// UDP port of the group
     #[arg(long, value_name = "N", default_value_t = 5007,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
-    /// Local interface to join and send on: 127.0.0.1 keeps the chat on this host, a LAN
-    /// address takes it to the LAN
-    #[arg(long, value_name = "IPV4", default_value = "127.0.0.1", value_parser = parse_interface)]
-    pub interface: Ipv4Addr,
+    /// Local interface to join and send on, by name (eth0, lo) or address (192.168.1.23,
+    /// fe80::1%eth0): 127.0.0.1 keeps the chat on this host, a LAN interface takes it to the
+    /// LAN. `--interface list` lists this host's interfaces
+    #[arg(long, value_name = "NAME_OR_ADDR", default_value = "127.0.0.1",
+          value_parser = parse_interface)]
+    pub interface: InterfaceArg,
 
-    /// Multicast TTL (0 = this host only, 1 = this LAN segment)
+    /// Multicast TTL, or IPv6 hop limit (0 = this host only, 1 = this LAN segment)
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(0..=255))]
     pub ttl: u32,
@@ -78,6 +84,31 @@ pub struct CommonArgs {
     /// authenticate every datagram. Without it anyone who reaches the group can read and post
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub setup: SetupArgs,
+}
+
+/// What `--interface` says: an interface, or `list` to print them all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InterfaceArg {
+    /// `--interface list`: print this host's interfaces and exit.
+    List,
+    /// A name or an address, resolved at start.
+    Spec(InterfaceSpec),
+}
+
+/// Flags that print something for installing the program, then exit 0 without running it.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Installation")]
+pub struct SetupArgs {
+    /// Print a completion script for SHELL on stdout, then exit
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) on stdout, then exit
+    #[arg(long)]
+    pub man: bool,
 }
 
 /// `server`: coordinates membership and token recovery, archives and reconciles the history.
@@ -127,6 +158,10 @@ pub struct ClientCli {
     /// Give up (exit 1) when no server answers the join within this time
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
     pub join_timeout: Duration,
+
+    /// Do not ring the terminal bell when a message mentions your name
+    #[arg(long)]
+    pub no_bell: bool,
 }
 
 /// Validated settings shared by both binaries.
@@ -171,11 +206,23 @@ pub struct ClientConfig {
     /// Output one JSON object per line.
     pub json: bool,
     pub join_timeout: Duration,
+    /// Ring the terminal bell when a message mentions this client's name (not `--no-bell`).
+    pub bell: bool,
+}
+
+/// What the setup before `run` needs of either program's command line.
+pub trait Program: Parser {
+    /// What `run` consumes.
+    type Config;
+    /// The flags both programs share.
+    fn common(&self) -> &CommonArgs;
+    /// The validated settings, given the interface that `--interface` resolved to.
+    fn into_config(self, interface: Local) -> Self::Config;
 }
 
 impl CommonArgs {
-    /// The validated shared settings.
-    pub fn into_config(self) -> CommonConfig {
+    /// The validated shared settings, with the interface `--interface` resolved to.
+    pub fn into_config(self, interface: Local) -> CommonConfig {
         let sim = SimConfig {
             delay: self.delay,
             loss: self.loss,
@@ -186,7 +233,7 @@ impl CommonArgs {
             net: NetConfig {
                 group: self.group,
                 port: self.port,
-                interface: self.interface,
+                interface,
                 ttl: self.ttl,
                 sim,
             },
@@ -198,31 +245,44 @@ impl CommonArgs {
     }
 }
 
-impl ServerCli {
+impl Program for ServerCli {
+    type Config = ServerConfig;
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
     /// The validated server settings; all checks already ran in clap's value parsers.
-    pub fn into_config(self) -> ServerConfig {
+    fn into_config(self, interface: Local) -> ServerConfig {
         ServerConfig {
-            common: self.common.into_config(),
+            common: self.common.into_config(interface),
             sync_interval: self.sync_interval,
             token_timeout: self.token_timeout,
         }
     }
 }
 
-impl ClientCli {
+impl Program for ClientCli {
+    type Config = ClientConfig;
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
     /// The validated client settings; all checks already ran in clap's value parsers.
-    pub fn into_config(self) -> ClientConfig {
+    fn into_config(self, interface: Local) -> ClientConfig {
         let resume = match self.resume {
             None => Resume::New,
             Some(None) => Resume::Only,
             Some(Some(id)) => Resume::Id(id),
         };
         ClientConfig {
-            common: self.common.into_config(),
+            common: self.common.into_config(interface),
             name: self.name,
             resume,
             json: self.json,
             join_timeout: self.join_timeout,
+            bell: !self.no_bell,
         }
     }
 }
@@ -250,24 +310,24 @@ pub fn parse_name(s: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-fn parse_group(s: &str) -> Result<Ipv4Addr, String> {
-    let ip: Ipv4Addr = s.parse().map_err(|e| format!("{e}"))?;
+fn parse_group(s: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|e| format!("{e} (expected an IPv4 or IPv6 multicast address)"))?;
     if !ip.is_multicast() {
         return Err(format!(
-            "{ip} is not a multicast address (use 224.0.0.0 to 239.255.255.255)"
+            "{ip} is not a multicast address (use 224.0.0.0 to 239.255.255.255, or ff00::/8 \
+             such as ff02::114)"
         ));
     }
     Ok(ip)
 }
 
-fn parse_interface(s: &str) -> Result<Ipv4Addr, String> {
-    let ip: Ipv4Addr = s.parse().map_err(|e| format!("{e}"))?;
-    if ip.is_multicast() || ip.is_broadcast() {
-        return Err(format!(
-            "{ip} is not an interface address (use an address of this host, e.g. 127.0.0.1)"
-        ));
+fn parse_interface(s: &str) -> Result<InterfaceArg, String> {
+    if s.trim() == "list" {
+        return Ok(InterfaceArg::List);
     }
-    Ok(ip)
+    s.parse().map(InterfaceArg::Spec)
 }
 
 /// A humantime duration, at most [`MAX_DURATION`]; zero allowed.
@@ -331,15 +391,32 @@ mod tests {
     use super::*;
     use clap::error::ErrorKind;
     use clap::CommandFactory;
+    use std::net::Ipv4Addr;
+
+    /// Parses `args` and resolves `--interface` on a host that has only a loopback.
+    fn parse<P: Program>(bin: &str, args: &[&str]) -> Result<P::Config, clap::Error> {
+        let argv = std::iter::once(bin).chain(args.iter().copied());
+        let cli = P::try_parse_from(argv)?;
+        let InterfaceArg::Spec(spec) = &cli.common().interface else {
+            panic!("--interface list in a test");
+        };
+        let iface = |name: &str, index, addr: &str| crate::net::iface::IfaceAddr {
+            name: name.into(),
+            index,
+            addr: addr.parse().expect("test address"),
+        };
+        let host = [iface("lo", 1, "127.0.0.1"), iface("eth0", 2, "fe80::1")];
+        let local = crate::net::iface::resolve(spec, cli.common().group, &host)
+            .expect("the test's interface resolves");
+        Ok(cli.into_config(local))
+    }
 
     fn server(args: &[&str]) -> Result<ServerConfig, clap::Error> {
-        let argv = std::iter::once("server").chain(args.iter().copied());
-        ServerCli::try_parse_from(argv).map(ServerCli::into_config)
+        parse::<ServerCli>("server", args)
     }
 
     fn client(args: &[&str]) -> Result<ClientConfig, clap::Error> {
-        let argv = std::iter::once("client").chain(args.iter().copied());
-        ClientCli::try_parse_from(argv).map(ClientCli::into_config)
+        parse::<ClientCli>("client", args)
     }
 
     fn secs(s: u64) -> Duration {
@@ -358,7 +435,7 @@ mod tests {
         let net = &cfg.common.net;
         assert_eq!(net.group, Ipv4Addr::new(224, 1, 1, 1));
         assert_eq!(net.port, 5007);
-        assert_eq!(net.interface, Ipv4Addr::LOCALHOST);
+        assert_eq!(net.interface, Local::v4(Ipv4Addr::LOCALHOST));
         assert_eq!(net.ttl, 1);
         assert!(net.sim.is_off());
         assert_eq!(net.sim.seed, None);
@@ -376,6 +453,8 @@ mod tests {
         assert_eq!(cfg.resume, Resume::New);
         assert!(!cfg.json);
         assert_eq!(cfg.join_timeout, secs(10));
+        assert!(cfg.bell);
+        assert!(!client(&["--no-bell"]).expect("parses").bell);
         assert_eq!(
             cfg.name, None,
             "the name comes from the checkpoint or $USER later"
@@ -405,7 +484,7 @@ mod tests {
         let net = &cfg.common.net;
         assert_eq!(
             (net.group, net.port, net.ttl),
-            (Ipv4Addr::new(239, 1, 2, 3), 41100, 0)
+            (IpAddr::V4(Ipv4Addr::new(239, 1, 2, 3)), 41100, 0)
         );
         assert_eq!(net.sim.delay, Some((Duration::from_millis(100), secs(1))));
         assert_eq!(
@@ -443,7 +522,11 @@ mod tests {
             &["--dup", "NaN"],
             &["--group", "10.0.0.1"],
             &["--group", "224.1.1"],
+            &["--group", "fe80::1"],
             &["--interface", "224.1.1.1"],
+            &["--interface", "ff02::1"],
+            &["--interface", ""],
+            &["--completions", "tcsh"],
             &["--port", "x"],
             &["--port", "0"],
             &["--port", "70000"],
@@ -462,6 +545,34 @@ mod tests {
         let err = server(&["--group", "10.0.0.1"]).expect_err("unicast group");
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
         assert!(err.to_string().contains("not a multicast address"), "{err}");
+    }
+
+    #[test]
+    fn interfaces_are_names_addresses_or_list_and_groups_either_family() {
+        let iface = |s: &str| {
+            let argv = ["client", "--interface", s];
+            ClientCli::try_parse_from(argv).map(|c| c.common.interface)
+        };
+        assert_eq!(iface("list").expect("list"), InterfaceArg::List);
+        assert_eq!(
+            iface("eth0").expect("name"),
+            InterfaceArg::Spec(InterfaceSpec::Name("eth0".into()))
+        );
+        assert!(iface("fe80::1%eth0").is_ok());
+        let cfg = server(&["--interface", "lo"]).expect("lo resolves");
+        assert_eq!(
+            cfg.common.net.to_string(),
+            "224.1.1.1:5007 via lo (127.0.0.1)"
+        );
+        let cfg = server(&["--group", "ff02::114", "--interface", "eth0"]).expect("IPv6");
+        assert_eq!(
+            cfg.common.net.group,
+            "ff02::114".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            cfg.common.net.to_string(),
+            "[ff02::114]:5007 via eth0 (fe80::1)"
+        );
     }
 
     #[test]

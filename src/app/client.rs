@@ -23,7 +23,7 @@ use crate::runtime::storage::{sync_data_dir, Storage};
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
 use crate::store::journal::Journal;
 use crate::store::Identity;
-use crate::ui::display::Printer;
+use crate::ui::display::{Mentions, Printer};
 use crate::ui::terminal::{self, LineOut, LineSource};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -69,7 +69,12 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
             }),
         },
     };
-    let (source, printer) = console(cfg.json);
+    let mentions = Mentions {
+        id,
+        name: name.clone(),
+        bell: cfg.bell,
+    };
+    let (source, printer) = console(cfg.json, mentions);
     let node = Node::new(
         core,
         storage,
@@ -93,7 +98,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     match outcome {
         Outcome::Stopped(MemberStop::Left) | Outcome::Interrupted => Ok(()),
         Outcome::Stopped(MemberStop::JoinTimeout) => Err(ClientError::JoinTimeout {
-            net: cfg.common.net,
+            net: Box::new(cfg.common.net),
             after: cfg.join_timeout,
             unreadable: Unreadable::from_drops(&node.drops, node.info.key.is_some()),
         }),
@@ -148,15 +153,19 @@ fn start(cfg: &ClientConfig) -> Result<Start, ClientError> {
 }
 
 /// Stdin, and the printer of everything the client shows. On a terminal: a line editor, with
-/// incoming lines printed above the one being typed.
-fn console(json: bool) -> (LineSource, Printer) {
+/// incoming lines printed above the one being typed, and messages that mention us
+/// highlighted.
+fn console(json: bool, mentions: Mentions) -> (LineSource, Printer) {
     let mut source = LineSource::stdin(!json);
     let out = match source.printer() {
         Some(p) => LineOut::Terminal(p),
         None => LineOut::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
     let printer = Printer::to(json, !json && terminal::color_wanted(), out);
-    (source, printer)
+    match !json && terminal::on_terminal() {
+        true => (source, printer.with_mentions(mentions)),
+        false => (source, printer),
+    }
 }
 
 /// The first notices: who we are and how to come back as the same identity, what is left

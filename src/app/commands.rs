@@ -1,5 +1,6 @@
 //! Slash commands typed at the client: a stdin line that starts with `/` is parsed into a
-//! [`Command`] and run here; its answer is a notice (or, for `/history`, messages).
+//! [`Command`] and run here; its answer is a notice (or, for `/history`, messages). The one
+//! exception is `/me ACTION`: a message, stored as typed, that the display shows as an action.
 //!
 //! What this module must not do: send anything to the ring or change the core's state; a
 //! command only reads (the view, the counters, the replica). `/quit` is parsed here but acted
@@ -8,13 +9,14 @@
 use crate::protocol::member::MemberCore;
 use crate::protocol::types::{count, Epoch, Seq};
 use crate::runtime::{lock, Node};
-use crate::ui::display::{wrap_list, NOTICE_WIDTH};
+use crate::ui::display::{action, wrap_list, NOTICE_WIDTH};
 use std::ops::ControlFlow;
 
 /// How many messages `/history` without N shows.
 const DEFAULT_HISTORY: u64 = 20;
 
-const HELP: &str = "commands: /help, /who, /history [N], /stats, /quit; anything else is a message";
+const HELP: &str = "commands: /help, /who, /history [N], /stats, /quit; /me ACTION sends an \
+                    action (* you ACTION); anything else is a message";
 
 /// A slash command, as parsed from a line that starts with `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,11 +38,15 @@ pub enum Command {
 }
 
 impl Command {
-    /// The command in `line`, or `None` when the line is a message (does not start with `/`).
+    /// The command in `line`, or `None` when the line is a message (does not start with `/`,
+    /// or is an action, `/me ACTION`).
     ///
     /// The first word names the command and extra words are ignored, except that `/quit`
     /// takes none: "/quit now" is more likely a message typed too fast than a request to go.
     pub fn parse(line: &str) -> Option<Command> {
+        if action(line).is_some() {
+            return None;
+        }
         let command = line.strip_prefix('/')?;
         if command.trim() == "quit" {
             return Some(Command::Quit);
@@ -51,6 +57,7 @@ impl Command {
             "help" => Command::Help,
             "who" => Command::Who,
             "stats" => Command::Stats,
+            "me" => Command::Usage("usage: /me ACTION, e.g. /me waves"),
             "history" => match arg.map(str::parse::<u64>).transpose() {
                 Ok(n) => Command::History(n),
                 Err(_) => Command::Usage("usage: /history [N]"),
@@ -226,6 +233,16 @@ mod tests {
         ] {
             assert_eq!(parse(bad), usage, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_action_is_a_message_and_a_bare_me_is_a_usage_error() {
+        assert_eq!(parse("/me waves"), None);
+        assert_eq!(parse("/me waves at bob"), None);
+        let usage = Some(Command::Usage("usage: /me ACTION, e.g. /me waves"));
+        assert_eq!(parse("/me"), usage);
+        assert_eq!(parse("/me   "), usage);
+        assert_eq!(parse("/meet"), Some(Command::Unknown("meet".into())));
     }
 
     #[test]

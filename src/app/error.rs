@@ -47,7 +47,7 @@ pub enum ClientError {
     /// No server answered the join.
     JoinTimeout {
         /// Group, port and interface the client tried: the server must use the same.
-        net: NetConfig,
+        net: Box<NetConfig>,
         /// `--join-timeout`.
         after: Duration,
         /// Datagrams from the group that could not be read meanwhile: a hint that the
@@ -82,7 +82,7 @@ pub enum ServerError {
     /// Another server coordinates this group and port: one of the two must go.
     AnotherServer {
         /// The group, port and interface both use.
-        net: NetConfig,
+        net: Box<NetConfig>,
     },
 }
 
@@ -238,16 +238,9 @@ wraps!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn net() -> NetConfig {
-        NetConfig {
-            group: Ipv4Addr::new(224, 1, 1, 1),
-            port: 5007,
-            interface: Ipv4Addr::LOCALHOST,
-            ttl: 1,
-            sim: Default::default(),
-        }
+        NetConfig::loopback(5007)
     }
 
     /// What `report_error` prints, one entry per line.
@@ -290,7 +283,7 @@ mod tests {
     #[test]
     fn join_timeout_names_the_group_and_gives_the_hint_that_fits() {
         let timeout = |unreadable| ClientError::JoinTimeout {
-            net: net(),
+            net: Box::new(net()),
             after: Duration::from_secs(2),
             unreadable,
         };
@@ -321,7 +314,9 @@ mod tests {
 
     #[test]
     fn another_server_names_the_group() {
-        let e = ServerError::AnotherServer { net: net() };
+        let e = ServerError::AnotherServer {
+            net: Box::new(net()),
+        };
         assert_eq!(
             e.to_string(),
             "another server already coordinates 224.1.1.1:5007 via 127.0.0.1; stop it, or use \

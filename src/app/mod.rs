@@ -13,3 +13,4 @@ pub mod identity;
 pub mod input;
 pub mod restore;
 pub mod server;
+pub mod setup;

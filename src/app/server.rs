@@ -81,7 +81,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     node.transport.shutdown();
     match outcome {
         Outcome::Stopped(CoordinatorStop::AnotherServer) => Err(ServerError::AnotherServer {
-            net: cfg.common.net,
+            net: Box::new(cfg.common.net),
         }),
         Outcome::Interrupted => Ok(()),
         Outcome::Failed(e) => Err(ServerError::Storage(e)),

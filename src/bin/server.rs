@@ -1,16 +1,16 @@
 //! `server`: coordinates the ring and archives the chat. See `--help`.
 //!
-//! Thin: parse the flags, run, report the error; the exit codes are in `app::exit`.
+//! Thin: parse the flags (setup), run, report the error; the exit codes are in `app::exit`.
 
 use mcast_chat::app::cli::ServerCli;
-use mcast_chat::app::{exit, server};
+use mcast_chat::app::{exit, server, setup};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match exit::parse_args::<ServerCli>() {
-        Ok(cli) => cli,
+    let cfg = match setup::configure::<ServerCli>() {
+        Ok(cfg) => cfg,
         Err(code) => return code,
     };
     mcast_chat::init_logging("info");
-    exit::finish(server::run(cli.into_config()))
+    exit::finish(server::run(cfg))
 }

@@ -198,7 +198,7 @@ fn shutdown_flushes_what_is_due_and_drops_the_rest() {
 #[test]
 fn open_rejects_a_unicast_group_with_context() {
     let cfg = NetConfig {
-        group: Ipv4Addr::new(10, 0, 0, 1),
+        group: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         ..NetConfig::loopback(41007)
     };
     let err = Transport::open(&cfg).expect_err("unicast group");

@@ -399,12 +399,9 @@ impl Coordinator {
     }
 
     /// A lost first token would cost a whole recovery; it goes out again as often as a
-    /// member resends a pass (with no idle hold: the server never holds the token).
+    /// member resends a pass.
     fn arm_first_token_resend(&mut self, now: Instant) {
-        let interval = crate::protocol::token_ring::retransmit_interval(
-            self.cfg.token_timeout,
-            Duration::ZERO,
-        );
+        let interval = crate::protocol::token_ring::retransmit_interval(self.cfg.token_timeout);
         self.timers.set(Timer::FirstTokenResend, now + interval);
     }
 
@@ -557,14 +554,11 @@ impl Coordinator {
         if let Err(reason) = self.admissible(from, &name) {
             self.stats.refused += 1;
             log::info!("refusing {} ({name}): {reason}", from.short());
-            self.send_to(
-                from,
-                Msg::Refuse {
-                    to: from,
-                    incarnation,
-                    reason: reason.to_string(),
-                },
-            );
+            self.send(Msg::Refuse {
+                to: from,
+                incarnation,
+                reason: reason.to_string(),
+            });
             return;
         }
         log::info!("{name} ({}) asks to join", from.short());
@@ -657,9 +651,5 @@ impl Coordinator {
 
     fn send(&mut self, msg: Msg) {
         self.outputs.push_back(Output::Send(msg));
-    }
-
-    fn send_to(&mut self, to: NodeId, msg: Msg) {
-        self.outputs.push_back(Output::SendTo { to, msg });
     }
 }

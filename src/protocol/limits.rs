@@ -7,7 +7,8 @@
 /// Protocol version carried in every datagram as `"v"`.
 pub const VERSION: u64 = 1;
 /// Largest datagram on the wire, sealed or not, so that datagrams survive a real LAN's MTU
-/// unfragmented. A larger one is dropped unread.
+/// unfragmented: 1428 bytes with IPv4 headers, 1448 with IPv6, under Ethernet's 1500 (why not
+/// IPv6's 1280 minimum: docs/PROTOCOL.md). A larger one is dropped unread.
 pub const MAX_DATAGRAM_BYTES: usize = 1400;
 /// Bytes that sealing (`--key-file`) adds to a datagram: a format byte, a 12-byte nonce and a
 /// 16-byte tag. The sealing code checks at compile time that it adds exactly this.

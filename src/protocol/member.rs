@@ -399,19 +399,24 @@ impl MemberCore {
         if epoch > self.view.epoch {
             self.freeze_ring(epoch);
         }
+        // The first report for an epoch goes to the server alone; if the server asks again,
+        // the answer goes to the group, which reaches it where direct datagrams do not.
+        let first = epoch > self.reported;
         self.reported = self.reported.max(epoch);
-        self.send_to(
-            NodeId::SERVER,
-            Msg::Report {
-                epoch,
-                from: self.cfg.id,
-                incarnation: self.cfg.incarnation,
-                name: self.cfg.name.clone(),
-                view_epoch: self.view.epoch,
-                aru: self.order.aru(),
-                delivered: self.order.delivered(),
-            },
-        );
+        let report = Msg::Report {
+            epoch,
+            from: self.cfg.id,
+            incarnation: self.cfg.incarnation,
+            name: self.cfg.name.clone(),
+            view_epoch: self.view.epoch,
+            aru: self.order.aru(),
+            delivered: self.order.delivered(),
+        };
+        if first {
+            self.send_to(NodeId::SERVER, report);
+        } else {
+            self.send(report);
+        }
     }
 
     /// Totem gather: the old ring stops here for an admitted member; its token is dead to us.
@@ -476,13 +481,10 @@ impl MemberCore {
         // asking for any other would cost the group a resend for nothing.
         let could_act = self.state.admitted() || self.state.announced() || epoch == self.reported;
         if could_act {
-            self.send_to(
-                NodeId::SERVER,
-                Msg::ViewRequest {
-                    from: self.cfg.id,
-                    epoch: self.view.epoch,
-                },
-            );
+            self.send(Msg::ViewRequest {
+                from: self.cfg.id,
+                epoch: self.view.epoch,
+            });
         }
     }
 
@@ -620,13 +622,10 @@ impl MemberCore {
             self.pass(now, token, Pass::Direct);
         }
         self.timers.set(Timer::Leave, now + self.cfg.hello_interval);
-        self.send_to(
-            NodeId::SERVER,
-            Msg::Leave {
-                from: self.cfg.id,
-                incarnation: self.cfg.incarnation,
-            },
-        );
+        self.send(Msg::Leave {
+            from: self.cfg.id,
+            incarnation: self.cfg.incarnation,
+        });
     }
 
     fn stop(&mut self, reason: MemberStop) {

@@ -468,10 +468,9 @@ impl<M: Machine> Node<M> {
     }
 
     fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
-        let address = self.address_of(Some(to));
         for datagram in wire::pack_history(to, records) {
             let bytes = datagram::seal_bytes(self.info.key.as_ref(), datagram);
-            self.send_bytes(address, &bytes);
+            self.send_bytes(None, &bytes);
         }
     }
 

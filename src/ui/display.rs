@@ -2,26 +2,56 @@
 //! `* notice`, or one JSON object per line with `--json`. On a terminal each author's name
 //! gets its own colour (never with `NO_COLOR` or when stdout is not a terminal).
 //!
+//! A line typed as `/me waves` is stored as typed, so every reader of a replica still reads
+//! it, and shows as an action: `[#SEQ HH:MM:SS] * alice waves`. On a terminal, a message of
+//! someone else that mentions this client's name is shown in reverse video and rings the bell
+//! once (unless `--no-bell`; a burst of them, as when catching up, rings once).
+//!
 //! A notice of several lines (a long `/who`) prints its later lines indented under the first;
 //! in JSON it stays one event whose text has line breaks.
 //!
 //! Formatting only: no protocol, no files.
 
 use crate::protocol::events::{CoordinatorEvent, MemberEvent};
-use crate::protocol::types::{count, ChatRecord};
+use crate::protocol::types::{count, ChatRecord, NodeId};
 use crate::runtime::Sink;
 use crate::ui::terminal::LineOut;
 use chrono::{Local, TimeZone};
 use serde::Serialize;
 use std::fmt;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 /// Writes messages and notices to stdout, or above the prompt of a line editor.
 pub struct Printer {
     json: bool,
     color: bool,
     out: LineOut,
+    /// Whose mentions to highlight; `None` for the server and for output that is no terminal.
+    me: Option<Mentions>,
+    /// When the bell last rang: a burst of mentions (catching up, `/history`) rings once.
+    last_bell: Option<Instant>,
 }
+
+/// How a client on a terminal marks the messages that mention it.
+#[derive(Clone, Debug)]
+pub struct Mentions {
+    /// This client: its own lines never count as mentions.
+    pub id: NodeId,
+    /// The name to look for, as a whole word, in any case.
+    pub name: String,
+    /// Ring the terminal bell once per mentioning message.
+    pub bell: bool,
+}
+
+/// Reverse video, and back to normal: a highlight that needs no colour.
+const HIGHLIGHT: (&str, &str) = ("\x1b[7m", "\x1b[0m");
+
+/// The terminal bell.
+const BELL: char = '\u{7}';
+
+/// After a bell, mentions within this long ring no more.
+const BELL_QUIET: Duration = Duration::from_secs(2);
 
 impl Printer {
     /// A printer in the human format, or JSON lines with `json`, to a stream.
@@ -31,7 +61,19 @@ impl Printer {
 
     /// A printer to `out`, with coloured names when `color` (ignored for JSON).
     pub fn to(json: bool, color: bool, out: LineOut) -> Printer {
-        Printer { json, color, out }
+        Printer {
+            json,
+            color,
+            out,
+            me: None,
+            last_bell: None,
+        }
+    }
+
+    /// Highlights the messages that mention `me` (ignored for JSON): only for a terminal.
+    pub fn with_mentions(mut self, me: Mentions) -> Printer {
+        self.me = Some(me);
+        self
     }
 
     fn line(&mut self, line: &str) {
@@ -91,15 +133,34 @@ struct NoticeEvent<'a> {
     text: &'a str,
 }
 
-/// `[#SEQ HH:MM:SS] NAME: TEXT`, the time being the author's local clock reading.
+/// `[#SEQ HH:MM:SS] NAME: TEXT`, the time being the author's local clock reading; an action
+/// (`/me waves`) reads `[#SEQ HH:MM:SS] * NAME waves`.
 pub fn format_message(rec: &ChatRecord) -> String {
-    format!(
-        "[#{} {}] {}: {}",
-        rec.seq,
-        clock(rec.sent_at_ms),
-        rec.name,
-        rec.text
-    )
+    let stamp = format!("[#{} {}]", rec.seq, clock(rec.sent_at_ms));
+    match action(&rec.text) {
+        Some(act) => format!("{stamp} * {} {act}", rec.name),
+        None => format!("{stamp} {}: {}", rec.name, rec.text),
+    }
+}
+
+/// What a `/me ACTION` line does (`waves` in `/me waves`); `None` for any other text.
+pub fn action(text: &str) -> Option<&str> {
+    let act = text.strip_prefix("/me ")?.trim();
+    (!act.is_empty()).then_some(act)
+}
+
+/// Whether `text` mentions `name`: as a whole word (not `alice` in `malice`), in any case.
+pub fn mentions(text: &str, name: &str) -> bool {
+    let (text, name) = (text.to_lowercase(), name.to_lowercase());
+    if name.is_empty() {
+        return false;
+    }
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(&name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !is_word(before) && !is_word(after)
+    })
 }
 
 /// `HH:MM:SS` in local time.
@@ -110,6 +171,25 @@ pub fn clock(ms: u64) -> String {
         .map_or_else(|| "--:--:--".into(), |t| t.format("%H:%M:%S").to_string())
 }
 
+impl Printer {
+    /// Whether `rec` mentions this client, and if so whether to ring the bell now.
+    fn mentioned(&mut self, rec: &ChatRecord) -> Option<bool> {
+        let me = self.me.as_ref().filter(|me| rec.from != me.id)?;
+        if !mentions(&rec.text, &me.name) {
+            return None;
+        }
+        let now = Instant::now();
+        let quiet = self
+            .last_bell
+            .is_some_and(|t| now.duration_since(t) < BELL_QUIET);
+        let ring = me.bell && !quiet;
+        if ring {
+            self.last_bell = Some(now);
+        }
+        Some(ring)
+    }
+}
+
 impl Sink for Printer {
     fn message(&mut self, rec: &ChatRecord) {
         let line = if self.json {
@@ -118,6 +198,19 @@ impl Sink for Printer {
                 rec,
             })
             .unwrap_or_default()
+        } else if let Some(ring) = self.mentioned(rec) {
+            // Plain inside: a name's colour would end the highlight with its reset.
+            let bell = if ring {
+                BELL.to_string()
+            } else {
+                String::new()
+            };
+            format!(
+                "{}{}{}{bell}",
+                HIGHLIGHT.0,
+                format_message(rec),
+                HIGHLIGHT.1
+            )
         } else if self.color {
             format_message(&ChatRecord {
                 name: paint(&rec.name),
@@ -241,6 +334,94 @@ mod tests {
         assert!(line.starts_with("[#7 "), "{line}");
         assert!(line.ends_with("] alice: hi there"), "{line}");
         assert_eq!(line.len(), "[#7 00:00:00] alice: hi there".len());
+    }
+
+    #[test]
+    fn an_action_line_shows_as_the_author_doing_it() {
+        let waves = ChatRecord {
+            text: "/me waves at bob".into(),
+            ..rec()
+        };
+        assert!(format_message(&waves).ends_with("] * alice waves at bob"));
+        assert_eq!(action("/me  waves "), Some("waves"));
+        for not in ["/me", "/me ", "/meet", " /me waves", "me waves"] {
+            assert_eq!(action(not), None, "{not:?}");
+        }
+    }
+
+    #[test]
+    fn a_mention_is_the_name_as_a_whole_word_in_any_case() {
+        for yes in [
+            "alice",
+            "hi Alice!",
+            "@ALICE: look",
+            "ask alice, bob",
+            "x\talice",
+        ] {
+            assert!(mentions(yes, "alice"), "{yes:?}");
+        }
+        for no in ["malice", "alices", "al ice", "", "alice2"] {
+            assert!(!mentions(no, "alice"), "{no:?}");
+        }
+        assert!(mentions("bonjour Zoé.", "zoé"));
+        assert!(mentions("ask the big boss", "big boss"));
+        assert!(!mentions("anything", ""));
+    }
+
+    /// What a terminal printer for `me` prints for `recs`, one after the other.
+    fn printed_all(me: Mentions, recs: &[&ChatRecord]) -> String {
+        let buf = Shared::default();
+        let out = LineOut::Stream(Box::new(buf.clone()));
+        let mut p = Printer::to(false, true, out).with_mentions(me);
+        recs.iter().for_each(|r| p.message(r));
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    fn printed(me: Mentions, rec: &ChatRecord) -> String {
+        printed_all(me, &[rec])
+    }
+
+    #[test]
+    fn a_message_that_mentions_me_is_highlighted_and_rings_once_unless_asked_not_to() {
+        let me = Mentions {
+            id: NodeId(Uuid::from_u128(1)),
+            name: "Bob".into(),
+            bell: true,
+        };
+        let hi = ChatRecord {
+            text: "hi bob".into(),
+            ..rec()
+        };
+        let text = printed(me.clone(), &hi);
+        assert!(text.starts_with("\x1b[7m[#7 "), "{text:?}");
+        assert!(text.ends_with("alice: hi bob\x1b[0m\u{7}\n"), "{text:?}");
+        assert_eq!(text.matches('\u{7}').count(), 1);
+        let burst = printed_all(me.clone(), &[&hi, &hi, &hi]);
+        assert_eq!(burst.matches("\x1b[7m").count(), 3, "{burst:?}");
+        assert_eq!(burst.matches('\u{7}').count(), 1, "a burst rings once");
+        let quiet = printed(
+            Mentions {
+                bell: false,
+                ..me.clone()
+            },
+            &hi,
+        );
+        assert!(
+            quiet.starts_with("\x1b[7m") && !quiet.contains('\u{7}'),
+            "{quiet:?}"
+        );
+        let mine = ChatRecord {
+            from: me.id,
+            ..hi.clone()
+        };
+        let own = printed(me.clone(), &mine);
+        assert!(
+            !own.contains("\x1b[7m") && !own.contains('\u{7}'),
+            "{own:?}"
+        );
+        let other = printed(me, &rec());
+        assert!(!other.contains("\x1b[7m"), "{other:?}");
     }
 
     #[test]

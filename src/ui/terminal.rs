@@ -113,9 +113,14 @@ impl LineOut {
     }
 }
 
+/// Whether stdout is a terminal (a person reads it, rather than a script).
+pub fn on_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
 /// Whether to colour output: stdout is a terminal and `NO_COLOR` is not set.
 pub fn color_wanted() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    on_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[cfg(test)]

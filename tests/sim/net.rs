@@ -57,6 +57,9 @@ pub struct Network {
     isolated: HashSet<usize>,
     /// Probability that a datagram arrives twice (each copy with its own delay).
     dup: f64,
+    /// Loss probability of datagrams to one node, on top of the link's: 1 is a firewall that
+    /// admits only the group's port.
+    direct_loss: f64,
     /// Bounds of the random delay of each datagram.
     delay: (Duration, Duration),
     in_flight: BinaryHeap<InFlight>,
@@ -81,6 +84,7 @@ impl Network {
             cut: HashSet::new(),
             isolated: HashSet::new(),
             dup: 0.0,
+            direct_loss: 0.0,
             delay: (Duration::ZERO, Duration::ZERO),
             in_flight: BinaryHeap::new(),
             scheduled: 0,
@@ -179,9 +183,21 @@ impl Network {
         self.transmit(from, 0..self.nodes, bytes);
     }
 
-    /// Sends `bytes` from `from` to node `to` alone, through the same link.
+    /// Sends `bytes` from `from` to node `to` alone, through the same link and the loss of
+    /// direct datagrams.
     pub fn unicast(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if from != to && self.rng.gen_bool(self.direct_loss) {
+            if let Some(log) = &mut self.log {
+                log.push(bytes);
+            }
+            return;
+        }
         self.transmit(from, to..to + 1, bytes);
+    }
+
+    /// Datagrams to one node are lost with probability `p` (on top of the link's loss).
+    pub fn set_direct_loss(&mut self, p: f64) {
+        self.direct_loss = p;
     }
 
     fn transmit(&mut self, from: usize, receivers: std::ops::Range<usize>, bytes: Vec<u8>) {

@@ -267,7 +267,7 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
 
     fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>) {
         for datagram in wire::pack_history(to, records) {
-            self.send_bytes_to(to, datagram);
+            self.multicast(datagram);
         }
     }
 

@@ -101,15 +101,12 @@ impl Coordinator {
         self.timers.set(Timer::PullRetry, pull.retry_at);
         running.pull = Some(pull);
         log::debug!("pulling #{lo}..=#{hi} from {}", from.short());
-        self.send_to(
-            from,
-            Msg::Fetch {
-                from: NodeId::SERVER,
-                to: from,
-                lo,
-                hi,
-            },
-        );
+        self.send(Msg::Fetch {
+            from: NodeId::SERVER,
+            to: from,
+            lo,
+            hi,
+        });
     }
 
     /// A new pull from the next member, up to the latest `safe`: the chunk arrived, or it is

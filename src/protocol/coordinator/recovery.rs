@@ -324,15 +324,12 @@ impl Coordinator {
             return;
         };
         self.timers.set(Timer::CollectRetry, c.fetch.retry_at);
-        self.send_to(
+        self.send(Msg::Fetch {
+            from: NodeId::SERVER,
             to,
-            Msg::Fetch {
-                from: NodeId::SERVER,
-                to,
-                lo,
-                hi,
-            },
-        );
+            lo,
+            hi,
+        });
     }
 
     /// The chunk is overdue: ask the next source, and gather again once every source has

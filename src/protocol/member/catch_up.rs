@@ -49,15 +49,12 @@ impl MemberCore {
             return;
         };
         self.timers.set(Timer::FetchRetry, c.fetch.retry_at);
-        self.send_to(
-            NodeId::SERVER,
-            Msg::Fetch {
-                from: self.cfg.id,
-                to: NodeId::SERVER,
-                lo,
-                hi,
-            },
-        );
+        self.send(Msg::Fetch {
+            from: self.cfg.id,
+            to: NodeId::SERVER,
+            lo,
+            hi,
+        });
     }
 
     pub(super) fn on_history(&mut self, now: Instant, records: Vec<ChatRecord>) {

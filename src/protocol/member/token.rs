@@ -65,10 +65,16 @@ impl MemberCore {
             ring.last_hop = token.hop;
             ring.unconfirmed = None;
         }
+        let again = token.to == self.cfg.id && token.hop == ring.last_hop;
         self.raise_safe(token.safe);
         if !fresh {
             if token.to == self.cfg.id {
                 self.stats.duplicates += 1;
+            }
+            if again {
+                // Our acknowledgement (or our pass) may have been lost: the passer would
+                // keep sending this pass until the token came round to it.
+                self.acknowledge(token.from, token.hop);
             }
             return;
         }
@@ -119,13 +125,17 @@ impl MemberCore {
         let pass = if safe_rose { Pass::ToAll } else { Pass::Direct };
         if !self.hold_or_pass(now, token, stamped > 0 || safe_rose, pass) {
             // Nobody else will show the passer that its pass arrived.
-            let ack = Msg::TokenAck {
-                epoch: self.view.epoch,
-                from: self.cfg.id,
-                hop,
-            };
-            self.send_to(passer, ack);
+            self.acknowledge(passer, hop);
         }
+    }
+
+    fn acknowledge(&mut self, passer: NodeId, hop: u64) {
+        let ack = Msg::TokenAck {
+            epoch: self.view.epoch,
+            from: self.cfg.id,
+            hop,
+        };
+        self.send_to(passer, ack);
     }
 
     /// Sends again, packed, the requested records we hold; the requests for the others stay
@@ -288,7 +298,7 @@ impl MemberCore {
     }
 
     fn retransmit_interval(&self) -> Duration {
-        token_ring::retransmit_interval(self.token_timeout, self.cfg.idle_hold)
+        token_ring::retransmit_interval(self.token_timeout)
     }
 
     /// How long a Wake may go unanswered before it is sent again.

@@ -191,7 +191,7 @@ fn lose_token(c: &mut Coordinator, installed_at: Instant) -> (Instant, Epoch, Ve
 }
 
 fn token_ring_resend() -> Duration {
-    token_ring::retransmit_interval(TOKEN_TIMEOUT, Duration::ZERO)
+    token_ring::retransmit_interval(TOKEN_TIMEOUT)
 }
 
 #[test]
