@@ -194,6 +194,9 @@ pub struct Transport {
     sim: Option<Simulator>,
     /// Set by [`Transport::shutdown`]; later sends fail.
     closed: AtomicBool,
+    /// The receive timeout each socket has now (group, own), in nanoseconds, `u64::MAX` for
+    /// none set: a receive loop asks the same every time, and setting it costs a system call.
+    timeouts: [AtomicU64; 2],
 }
 
 impl Transport {
@@ -217,6 +220,7 @@ impl Transport {
             stats,
             sim,
             closed: AtomicBool::new(false),
+            timeouts: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
         })
     }
 
@@ -256,7 +260,15 @@ impl Transport {
             Inbox::Group => &self.socket,
             Inbox::Direct => &self.direct,
         };
-        socket.set_read_timeout(timeout.map(|t| t.max(MIN_RECV_TIMEOUT)))?;
+        let timeout = timeout.map(|t| t.max(MIN_RECV_TIMEOUT));
+        let nanos = timeout.map_or(u64::MAX - 1, |t| {
+            u64::try_from(t.as_nanos()).unwrap_or(u64::MAX - 1)
+        });
+        let set = &self.timeouts[inbox as usize];
+        if set.load(Ordering::Relaxed) != nanos {
+            socket.set_read_timeout(timeout)?;
+            set.store(nanos, Ordering::Relaxed);
+        }
         match socket.recv_from(buf) {
             Ok((len, from)) => {
                 bump(&self.stats.received, 1);

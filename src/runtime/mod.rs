@@ -12,6 +12,11 @@
 //!   lines; at most one every [`persist::CHECKPOINT_SPACING`]) and makes it durable (fsync) every
 //!   `--checkpoint-interval`.
 //!
+//! A replica that cannot be written (a full, read-only or failing disk) stops a client, after a
+//! Leave so the ring recovers at once; the server holds the records and sends nothing until
+//! they are written ([`backlog`]). With `--durability fsync`, each batch of deliveries is
+//! synced before the datagrams that follow it ([`events::perform`]).
+//!
 //! A client's typed lines reach its outbox journal (one append) and then the core, in one
 //! step under the journal's lock, so a checkpoint sees each line either in the core's outbox
 //! or past its journal mark (G2).

@@ -20,6 +20,17 @@ pub const CHECKPOINT_SPACING: Duration = Duration::from_millis(100);
 /// How soon a failed checkpoint is tried again.
 pub const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
 
+/// Most time between two checkpoints written on request.
+const MAX_CHECKPOINT_SPACING: Duration = Duration::from_secs(2);
+
+/// How long to wait after a checkpoint written on request that took `took`: at least
+/// [`CHECKPOINT_SPACING`], and long enough that writing takes at most about 1 % of the time.
+/// A checkpoint holds the whole outbox, which a piped flood fills to thousands of lines; every
+/// one of them is in the journal already, so waiting longer costs only a longer journal.
+fn spacing_after(took: Duration) -> Duration {
+    (took * 100).clamp(CHECKPOINT_SPACING, MAX_CHECKPOINT_SPACING)
+}
+
 impl<M: Machine> Node<M> {
     /// Asks the checkpoint thread for a checkpoint now.
     pub fn request_checkpoint(&self) {
@@ -28,10 +39,10 @@ impl<M: Machine> Node<M> {
         cv.notify_one();
     }
 
-    /// Writes a checkpoint when asked (at most one every [`CHECKPOINT_SPACING`], so a burst
-    /// of requests costs one write) and a durable one every checkpoint interval. A failed one
-    /// leaves the previous checkpoint as it was, and a durable one is tried again after
-    /// [`CHECKPOINT_RETRY`].
+    /// Writes a checkpoint when asked (at most one every [`CHECKPOINT_SPACING`] or more, see
+    /// [`spacing_after`], so a burst of requests costs one write) and a durable one every
+    /// checkpoint interval. A failed one leaves the previous checkpoint as it was, and a
+    /// durable one is tried again after [`CHECKPOINT_RETRY`].
     pub(super) fn checkpoint_loop(self: Arc<Self>) {
         let interval = self.info.checkpoint_interval;
         let mut next_durable = Instant::now() + interval;
@@ -42,6 +53,7 @@ impl<M: Machine> Node<M> {
             if durable {
                 next_durable = Instant::now() + interval;
             }
+            let started = Instant::now();
             match self.write_checkpoint(durable) {
                 Ok(()) if failing => {
                     failing = false;
@@ -59,7 +71,7 @@ impl<M: Machine> Node<M> {
                 }
             }
             if asked && !durable {
-                std::thread::sleep(CHECKPOINT_SPACING);
+                std::thread::sleep(spacing_after(started.elapsed()));
             }
         }
     }
@@ -146,5 +158,18 @@ impl<M: Machine> Node<M> {
         }
         self.request_checkpoint();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_on_request_take_about_one_percent_of_the_time() {
+        let ms = Duration::from_millis;
+        assert_eq!(spacing_after(Duration::from_micros(50)), CHECKPOINT_SPACING);
+        assert_eq!(spacing_after(ms(3)), ms(300));
+        assert_eq!(spacing_after(ms(500)), MAX_CHECKPOINT_SPACING);
     }
 }
