@@ -494,6 +494,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_failed_append_leaves_no_part_of_a_line_before_the_next() {
+        let (_dir, path) = temp_replica();
+        let (mut replica, _) = Replica::open(&path).unwrap();
+        replica.append(&records(1, 2)).unwrap();
+        // A disk that takes nothing, and where the partial write cannot be cut at once
+        // (ftruncate fails on /dev/full): it must be cut before the next append.
+        let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let real = std::mem::replace(&mut replica.writer, full);
+        let err = replica.append(&records(3, 4)).unwrap_err();
+        assert!(err
+            .cause_and_file()
+            .starts_with("no space left on device writing"));
+        assert_eq!(replica.last_seq(), Seq(2), "nothing counts as written");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&line(3).as_bytes()[..20])
+            .unwrap();
+        replica.writer = real;
+        replica.append(&records(3, 4)).unwrap();
+        drop(replica);
+        let (replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.torn_tail_bytes_cut, 0);
+        assert_eq!(replica.read_range(Seq(1), Seq(4)).unwrap(), records(1, 4));
+    }
+
+    #[test]
     fn append_refuses_a_record_over_the_line_limit() {
         let (_dir, path) = temp_replica();
         let (mut replica, _) = Replica::open(&path).unwrap();

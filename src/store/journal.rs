@@ -516,6 +516,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_append_is_not_accepted_and_what_it_left_is_cut_before_the_next() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        // A disk that takes nothing, and where the partial write cannot be cut at once
+        // (ftruncate fails on /dev/full): it must be cut before the next append.
+        let real = std::mem::replace(
+            &mut j.file,
+            OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        );
+        let err = j.append(&[line(2)]).unwrap_err();
+        assert!(err
+            .cause_and_file()
+            .starts_with("no space left on device writing"));
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"id":"00000000-0000-0000-0000-0000"#)
+            .unwrap();
+        j.file = real;
+        j.append(&[line(3)]).unwrap();
+        drop(j);
+        let (_, rec) = Journal::open(&path, None).unwrap();
+        assert_eq!(texts(&rec.lines), texts(&[line(1), line(3)]));
+        assert_eq!(rec.torn_tail_bytes_cut, 0);
+    }
+
+    #[test]
     fn damage_in_the_middle_names_the_file_and_the_line() {
         let (_dir, path) = temp();
         let (mut j, _) = Journal::open(&path, None).unwrap();
