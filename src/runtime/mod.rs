@@ -191,6 +191,9 @@ pub struct Node<M: Machine> {
     /// Datagrams dropped before the core.
     pub drops: DropStats,
     stopped: AtomicBool,
+    /// Set while the server holds records it could not archive (see [`backlog`]): the io
+    /// thread then wakes every [`backlog::RETRY_EVERY`] to offer them to the disk again.
+    holding: AtomicBool,
     outcome: Mutex<Option<Outcome<M::Stop>>>,
     /// Signalled when `outcome` is set.
     done: Condvar,
@@ -237,6 +240,7 @@ impl<M: Machine> Node<M> {
             info,
             drops: DropStats::default(),
             stopped: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
             outcome: Mutex::new(None),
             done: Condvar::new(),
         })
@@ -430,6 +434,7 @@ impl<M: Machine> Node<M> {
         {
             Retry::Idle => {}
             Retry::Written(n, at) => {
+                self.holding.store(false, Ordering::Relaxed);
                 let text = format!(
                     "the archive is written again: {n} held messages are on disk, up to #{at}; \
                      {} datagrams were withheld meanwhile",
@@ -442,15 +447,20 @@ impl<M: Machine> Node<M> {
         }
     }
 
-    /// Sleeps until woken or until the core's next timer, at most a second. The deadline is
-    /// read under the wake lock, so a thread that moves a timer earlier either sees the new
-    /// deadline or is seen by this read.
+    /// Sleeps until woken or until the core's next timer, at most [`RECEIVE_POLL`] (a safety
+    /// net: nothing should need it). The deadline is read under the wake lock, so a thread that
+    /// moves a timer earlier either sees the new deadline or is seen by this read.
     fn wait_for_work(&self) {
         let (state, cv) = &self.wake;
         let mut state = lock(state);
         if !state.woken {
             let now = Instant::now();
-            let max = now + Duration::from_secs(1);
+            // Held records are offered to the disk again by this thread, on time.
+            let poll = match self.holding.load(Ordering::Relaxed) {
+                true => backlog::RETRY_EVERY,
+                false => RECEIVE_POLL,
+            };
+            let max = now + poll;
             let until = lock(&self.core).poll_timeout().map_or(max, |d| d.min(max));
             if until > now {
                 state.sleeping_until = Some(until);
@@ -522,6 +532,7 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
                 backlog::RETRY_EVERY.as_secs()
             );
             self.storage.held.hold(records.clone(), now, e)?;
+            self.node.holding.store(true, Ordering::Relaxed);
             log::error!("{text}");
             lock(&self.node.sink).notice(&text);
         }

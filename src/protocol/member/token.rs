@@ -66,8 +66,9 @@ impl MemberCore {
             ring.unconfirmed = None;
         }
         let again = token.to == self.cfg.id && token.hop == ring.last_hop;
-        self.raise_safe(token.safe);
+        self.note_safe(token.safe);
         if !fresh {
+            self.deliver_ready();
             if token.to == self.cfg.id {
                 self.stats.duplicates += 1;
             }
@@ -82,6 +83,10 @@ impl MemberCore {
         self.timers.stop(Timer::WakeResend);
         self.stats.tokens_held += 1;
         self.visit(now, token);
+        // After the pass: the token goes on while the replica and the display are written.
+        // Nothing the pass carries depends on our deliveries (its slots say what we
+        // received), so "persist before you send" still holds for what does.
+        self.deliver_ready();
     }
 
     fn stale_token(&mut self, token: &Token) {
@@ -119,7 +124,7 @@ impl MemberCore {
                 token.wake.get_or_insert(from);
             }
         }
-        self.raise_safe(token.safe);
+        self.note_safe(token.safe);
         let (passer, hop) = (token.from, token.hop);
         let stamped = self.stamp(&mut token);
         let pass = if safe_rose { Pass::ToAll } else { Pass::Direct };
@@ -256,8 +261,9 @@ impl MemberCore {
         self.timers
             .set(Timer::TokenRetransmit, now + self.retransmit_interval());
         if direct {
-            self.send_to(NodeId::SERVER, Msg::Token(passed.clone()));
-            self.send_to(next, Msg::Token(passed));
+            // The next member first: it is on the ring's critical path, the server is not.
+            self.send_to(next, Msg::Token(passed.clone()));
+            self.send_to(NodeId::SERVER, Msg::Token(passed));
         } else {
             self.send(Msg::Token(passed));
         }
@@ -356,11 +362,9 @@ impl MemberCore {
         }
     }
 
-    fn raise_safe(&mut self, safe: Seq) {
-        if safe > self.safe {
-            self.safe = safe;
-        }
-        self.deliver_ready();
+    /// Everything up to `safe` may be delivered ([`MemberCore::deliver_ready`] does it).
+    fn note_safe(&mut self, safe: Seq) {
+        self.safe = self.safe.max(safe);
     }
 
     pub(super) fn deliver_ready(&mut self) {

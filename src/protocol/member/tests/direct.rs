@@ -49,7 +49,7 @@ fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe
     let out = outputs(&mut ring[0]);
     assert_eq!(
         token_destinations(&out),
-        [Some(NodeId::SERVER), Some(ids[1])]
+        [Some(ids[1]), Some(NodeId::SERVER)]
     );
     assert_eq!(acks(&out), [(NodeId::SERVER, 1)], "the first token arrived");
     let pack = out.iter().find_map(|o| match o {
@@ -63,7 +63,7 @@ fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe
         ring[i].handle_datagram(now, Msg::Token(token));
         let out = outputs(&mut ring[i]);
         let next = ids[(i + 1) % 3];
-        assert_eq!(token_destinations(&out), [Some(NodeId::SERVER), Some(next)]);
+        assert_eq!(token_destinations(&out), [Some(next), Some(NodeId::SERVER)]);
         assert_eq!(acks(&out), [(ids[i - 1], u64::try_from(i).unwrap() + 1)]);
         token = passed_token(&drain_all(out));
     }
@@ -90,7 +90,7 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
         ring[0].handle_datagram(now, Msg::Token(token.clone()));
         let out = outputs(&mut ring[0]);
         if visit < 2 {
-            assert_eq!(token_destinations(&out), [Some(NodeId::SERVER), Some(next)]);
+            assert_eq!(token_destinations(&out), [Some(next), Some(NodeId::SERVER)]);
             now += Duration::from_secs(5);
             ring[0].handle_timeout(now);
             let again = outputs(&mut ring[0]);
@@ -110,7 +110,7 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
         token.to = me;
         ring[0].handle_datagram(now, Msg::Token(token.clone()));
         let out = outputs(&mut ring[0]);
-        assert_eq!(token_destinations(&out), [Some(NodeId::SERVER), Some(next)]);
+        assert_eq!(token_destinations(&out), [Some(next), Some(NodeId::SERVER)]);
         let ack = Msg::TokenAck {
             epoch: Epoch(1),
             from: next,
