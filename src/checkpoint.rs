@@ -213,6 +213,29 @@ mod tests {
     }
 
     #[test]
+    fn a_save_on_a_full_disk_fails_and_leaves_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint_x.json");
+        save(&path, &sample(4)).unwrap();
+        let before = fs::read(&path).unwrap();
+        // Every write to /dev/full fails with ENOSPC, as on a full disk.
+        let tmp = temp_path(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let err = save(&path, &sample(5)).unwrap_err();
+        assert!(
+            err.cause_and_file()
+                .starts_with("no space left on device writing"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("free some space"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), before);
+        assert_eq!(load(&path).unwrap(), Some(sample(4)));
+        assert!(!tmp.exists(), "the temp file is removed");
+        save(&path, &sample(6)).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(sample(6)));
+    }
+
+    #[test]
     fn missing_file_is_none() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(

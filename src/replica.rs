@@ -8,9 +8,10 @@
 //! without its newline is a torn write from a crash and is cut (G5); any other damage is
 //! reported as [`StorageError::Corrupt`] with the file, the line and the fix (G6).
 //!
-//! Durability: appends are not fsynced. A `kill -9` does not lose writes that reached the page
-//! cache; only a power loss or kernel crash can, and then the tail is cut or refilled by the
-//! group. The periodic checkpoint (which does fsync) bounds what such a crash costs.
+//! Durability: appends are not fsynced; [`Replica::sync`] is, and the driver calls it per batch
+//! with `--durability fsync`. A `kill -9` does not lose writes that reached the page cache;
+//! only a power loss or kernel crash can, and then the tail is cut or refilled by the group.
+//! A failed append never leaves part of a line behind: it is cut before the next append.
 //!
 //! This module owns the file format only: no protocol logic here, no decisions about what to
 //! store. Errors are [`StorageError`], shared by every file in the data dir.
@@ -48,8 +49,9 @@ pub struct Replica {
     offsets: Vec<u64>,
     /// Length of the file: the end of the last complete line.
     len_bytes: u64,
-    /// Set when a failed append left bytes that could not be cut off again; appending after
-    /// them would corrupt the middle of the file, so all further appends fail.
+    /// Set when a failed append left bytes that could not be cut off again: appending after
+    /// them would corrupt the middle of the file, so the next append first cuts them, or
+    /// fails without writing.
     broken: bool,
 }
 
@@ -114,13 +116,10 @@ impl Replica {
             return Ok(());
         }
         if self.broken {
-            return Err(StorageError::io(
-                &self.path,
-                io::Error::other(
-                    "an earlier append failed and its partial write could not be cut; restart \
-                     to repair the replica",
-                ),
-            ));
+            self.writer
+                .set_len(self.len_bytes)
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            self.broken = false;
         }
         self.check_order(records)?;
         let (bytes, starts) = self.encode(records)?;
@@ -131,6 +130,14 @@ impl Replica {
         self.offsets.extend(starts);
         self.len_bytes += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Makes every append so far durable (fdatasync): for `--durability fsync`, once per
+    /// batch of deliveries, before anything that depends on them goes out.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        self.writer
+            .sync_data()
+            .map_err(|e| StorageError::io(&self.path, e))
     }
 
     /// Records `lo..=hi`, clamped to `1..=last_seq`; empty when `lo > last_seq` or `lo > hi`.
@@ -275,13 +282,14 @@ fn cut_torn_tail(path: &Path, writer: &File, scan: &Scan) -> Result<(), StorageE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::types::NodeId;
     use std::fs;
     use uuid::Uuid;
 
-    fn record(seq: u64) -> ChatRecord {
+    /// A record of seq `seq` (also used by other modules' tests).
+    pub(crate) fn record(seq: u64) -> ChatRecord {
         ChatRecord {
             seq: Seq(seq),
             id: Uuid::from_u128(seq as u128),
@@ -483,6 +491,34 @@ mod tests {
         assert_eq!(replica.last_seq(), Seq(2));
         assert_eq!(replica.len_bytes(), before.len() as u64);
         replica.append(&records(3, 3)).unwrap();
+    }
+
+    #[test]
+    fn a_failed_append_leaves_no_part_of_a_line_before_the_next() {
+        let (_dir, path) = temp_replica();
+        let (mut replica, _) = Replica::open(&path).unwrap();
+        replica.append(&records(1, 2)).unwrap();
+        // A disk that takes nothing, and where the partial write cannot be cut at once
+        // (ftruncate fails on /dev/full): it must be cut before the next append.
+        let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let real = std::mem::replace(&mut replica.writer, full);
+        let err = replica.append(&records(3, 4)).unwrap_err();
+        assert!(err
+            .cause_and_file()
+            .starts_with("no space left on device writing"));
+        assert_eq!(replica.last_seq(), Seq(2), "nothing counts as written");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&line(3).as_bytes()[..20])
+            .unwrap();
+        replica.writer = real;
+        replica.append(&records(3, 4)).unwrap();
+        drop(replica);
+        let (replica, report) = Replica::open(&path).unwrap();
+        assert_eq!(report.torn_tail_bytes_cut, 0);
+        assert_eq!(replica.read_range(Seq(1), Seq(4)).unwrap(), records(1, 4));
     }
 
     #[test]

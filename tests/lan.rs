@@ -21,16 +21,15 @@
 
 mod common;
 
-use common::{check_replica, client_in, count_messages, eventually, server_in, Proc};
+use common::{
+    check_replica, client_in, count_messages, eventually, message_texts, or_skip, server_in, Proc,
+};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Set to `1` to turn "cannot build namespaces here" into a failure instead of a skip.
-const REQUIRE_ENV: &str = "MCAST_CHAT_REQUIRE_NETNS";
 
 /// Every namespace of this test starts with this, followed by the creating process's pid.
 const NS_PREFIX: &str = "mcast-lan-";
@@ -290,26 +289,7 @@ fn is_root() -> bool {
 /// The LAN, or `None` after printing why the test is skipped; panics instead when
 /// `MCAST_CHAT_REQUIRE_NETNS=1`.
 fn lan_or_skip(hosts: usize, family: Family) -> Option<Lan> {
-    match Lan::build(hosts, family) {
-        Ok(lan) => Some(lan),
-        Err(reason) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
-            panic!("{REQUIRE_ENV}=1 but the test LAN cannot be built: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason} (set {REQUIRE_ENV}=1 to make this a failure)");
-            None
-        }
-    }
-}
-
-/// The texts of the `message` events in `lines` (client `--json` output).
-fn message_texts(lines: &[String]) -> Vec<String> {
-    lines
-        .iter()
-        .filter(|l| l.starts_with(r#"{"event":"message""#))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["text"].as_str().map(str::to_string))
-        .collect()
+    or_skip(Lan::build(hosts, family), "the test LAN cannot be built")
 }
 
 /// Whether a notice containing `needle` was printed.

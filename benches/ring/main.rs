@@ -60,6 +60,7 @@
 //!
 //! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows (about a minute); the full run takes
 //! about 4 minutes on a 2-core machine. `BENCH_NS=1,8,100` picks the ring sizes (1 to 128),
+//! `BENCH_DURABILITY=fsync` runs every node with `--durability fsync` (default `page-cache`),
 //! `BENCH_PORT_BASE` (default 46000) the first of the ports used (base .. base + 999), `BENCH_COMMIT` the commit
 //! named in the report (default: `git rev-parse --short HEAD`, marked when `src/` has changes).
 //!

@@ -184,6 +184,7 @@ impl Proc {
         // The log sits beside the data dir, which then holds only the node's own files.
         let process = Launch::new(bin, dir)
             .args(args)
+            .args(["--durability", &crate::plan::durability()])
             .stderr_to(dir.with_extension("stderr.log"), false)
             .start_with(name, reader)
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));

@@ -1,5 +1,5 @@
 //! The plan of a run: which ring sizes, for how long, how many repetitions; the full run or
-//! `BENCH_QUICK=1`, adjusted by `BENCH_NS` and `BENCH_PORT_BASE`.
+//! `BENCH_QUICK=1`, adjusted by `BENCH_NS`, `BENCH_PORT_BASE` and `BENCH_DURABILITY`.
 //!
 //! It only reads the environment and holds numbers: no processes, no sockets, no measuring.
 
@@ -7,6 +7,15 @@ use crate::util::as_ms;
 use mcast_chat::protocol::limits::MAX_MEMBERS;
 use serde::Serialize;
 use std::time::Duration;
+
+/// Every node's `--durability`: `BENCH_DURABILITY` (`page-cache` or `fsync`; the nodes refuse
+/// anything else), by default `page-cache`, the nodes' own default.
+pub fn durability() -> String {
+    std::env::var("BENCH_DURABILITY")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "page-cache".to_string())
+}
 
 /// The smallest large ring (see [`Plan::big_from`]).
 const BIG_FROM: usize = 32;
@@ -55,6 +64,8 @@ impl RecoveryPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub quick: bool,
+    /// Every node's `--durability` (`BENCH_DURABILITY`, default `page-cache`).
+    pub durability: String,
     /// Ring sizes.
     pub ns: Vec<usize>,
     /// First port; sessions use `port_base + offset` (all within `port_base..port_base+1000`).
@@ -109,6 +120,7 @@ impl Plan {
         let mut plan = if quick {
             Plan {
                 quick,
+                durability: durability(),
                 ns: vec![1, 2, 4],
                 port_base,
                 raw_window: Duration::from_millis(500),
@@ -131,6 +143,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
+                durability: durability(),
                 ns: vec![1, 2, 4, 8, 16, 32, 64, 100],
                 port_base,
                 raw_window: Duration::from_secs(1),

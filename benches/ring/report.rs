@@ -78,11 +78,12 @@ pub fn print_table(
 ) {
     println!();
     println!(
-        "## ring benchmark, {date}, {} ({} cores), commit {}{}",
+        "## ring benchmark, {date}, {} ({} cores), commit {}{}, --durability {}",
         machine["cpu"].as_str().unwrap_or("?"),
         machine["nproc"],
         machine["commit"].as_str().unwrap_or("?"),
-        if plan.quick { ", BENCH_QUICK" } else { "" }
+        if plan.quick { ", BENCH_QUICK" } else { "" },
+        plan.durability
     );
     println!();
     println!(

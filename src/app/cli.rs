@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::net::iface::InterfaceSpec;
 use crate::net::{Local, NetConfig, SimConfig};
+use crate::store::Durability;
 
 /// Longest duration any flag accepts: larger values are typos, and would overflow timers.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -72,6 +73,12 @@ pub struct CommonArgs {
     /// Seed of the simulated network (random when absent; the seed used is logged)
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// What writes survive: page-cache (appends survive a crash of the process, not a power
+    /// loss; fastest) or fsync (an accepted line and every delivered batch are on the disk
+    /// before anything that depends on them goes out; survives a power loss)
+    #[arg(long, value_name = "MODE", default_value = "page-cache", value_parser = parse_durability)]
+    pub durability: Durability,
 
     /// Shared secret (a file of at least 16 bytes, the same on every node): seal and
     /// authenticate every datagram. Without it anyone who reaches the group can read and post
@@ -164,6 +171,8 @@ pub struct CommonConfig {
     pub net: NetConfig,
     pub data_dir: PathBuf,
     pub checkpoint_interval: Duration,
+    /// `--durability`.
+    pub durability: Durability,
     /// `--key-file`, read by `run` (a missing or short file is a runtime error, exit 1).
     pub key_file: Option<PathBuf>,
 }
@@ -230,6 +239,7 @@ impl CommonArgs {
             },
             data_dir: self.data_dir,
             checkpoint_interval: self.checkpoint_interval,
+            durability: self.durability,
             key_file: self.key_file,
         }
     }
@@ -355,6 +365,16 @@ fn parse_delay(s: &str) -> Result<(Duration, Duration), String> {
     Ok((min, max))
 }
 
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    match s.trim() {
+        "page-cache" => Ok(Durability::PageCache),
+        "fsync" => Ok(Durability::Fsync),
+        other => Err(format!(
+            "{other} is not a durability (use page-cache or fsync)"
+        )),
+    }
+}
+
 fn parse_probability(s: &str) -> Result<f64, String> {
     let p: f64 = s
         .trim()
@@ -422,6 +442,7 @@ mod tests {
         assert_eq!(cfg.common.data_dir, PathBuf::from("."));
         assert_eq!(cfg.common.checkpoint_interval, secs(5));
         assert_eq!(cfg.common.key_file, None);
+        assert_eq!(cfg.common.durability, Durability::PageCache);
         assert_eq!(cfg.sync_interval, secs(10));
         assert_eq!(cfg.token_timeout, secs(3));
     }
@@ -455,6 +476,7 @@ mod tests {
             "--dup=1",
             "--seed=9",
             "--key-file=/tmp/k",
+            "--durability=fsync",
             "--sync-interval=2s",
             "--token-timeout=500ms",
         ])
@@ -472,6 +494,7 @@ mod tests {
         assert_eq!(cfg.common.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(cfg.common.checkpoint_interval, Duration::from_millis(250));
         assert_eq!(cfg.common.key_file, Some(PathBuf::from("/tmp/k")));
+        assert_eq!(cfg.common.durability, Durability::Fsync);
         assert_eq!(
             (cfg.sync_interval, cfg.token_timeout),
             (secs(2), Duration::from_millis(500))
@@ -512,6 +535,7 @@ mod tests {
             &["--token-timeout", "0ms"],
             &["--checkpoint-interval", "soon"],
             &["--seed", "-1"],
+            &["--durability", "sometimes"],
             &["--no-such-flag"],
         ];
         for args in bad {

@@ -17,7 +17,9 @@ use crate::protocol::events::MemberStop;
 use crate::protocol::member::{MemberConfig, MemberCore, Restored};
 use crate::protocol::types::{Incarnation, NodeId, Pending};
 use crate::protocol::wire::LineError;
-use crate::runtime::storage::Storage;
+use crate::protocol::wire::Msg;
+use crate::runtime::backlog::OnAppendFailure;
+use crate::runtime::storage::{sync_data_dir, Storage};
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
 use crate::store::journal::Journal;
 use crate::store::Identity;
@@ -44,7 +46,8 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     let transport = Transport::open(&cfg.common.net)?;
     let identity = Identity::Client(uuid);
     let id = NodeId(uuid);
-    let mut member_cfg = MemberConfig::new(id, name.clone(), Incarnation::random());
+    let incarnation = Incarnation::random();
+    let mut member_cfg = MemberConfig::new(id, name.clone(), incarnation);
     member_cfg.join_timeout = cfg.join_timeout;
     let pending = restored.outbox.len();
     let core = MemberCore::new(member_cfg, restored, std::time::Instant::now());
@@ -56,6 +59,15 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         checkpoint_interval: cfg.common.checkpoint_interval,
         key,
         server_id: None,
+        durability: cfg.common.durability,
+        // A client that cannot write its replica cannot go on; saying Leave lets the server
+        // recover the ring at once rather than after a token timeout.
+        on_append_failure: OnAppendFailure::Stop {
+            farewell: Some(Msg::Leave {
+                from: id,
+                incarnation,
+            }),
+        },
     };
     let mentions = Mentions {
         id,
@@ -117,10 +129,12 @@ fn start(cfg: &ClientConfig) -> Result<Start, ClientError> {
     let (storage, cp) = runtime::storage::open_storage(dir, identity)?;
     // A checkpoint of another node (a file copied by hand) restores nothing.
     let cp = cp.filter(|cp| cp.node == NodeId(uuid));
-    let (journal, journaled) = Journal::open(
+    let (mut journal, journaled) = Journal::open(
         &identity.journal_path(dir),
         cp.as_ref().and_then(|cp| cp.journal),
     )?;
+    journal.sync_appends(cfg.common.durability.syncs());
+    sync_data_dir(dir, cfg.common.durability)?;
     let name = cfg
         .name
         .clone()

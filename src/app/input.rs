@@ -2,6 +2,10 @@
 //! batches (one outbox journal append per batch), and stdin is not read while the outbox is
 //! full ([`MAX_OUTBOX_LINES`]). At EOF or `/quit` the client leaves the ring.
 //!
+//! A batch whose journal append fails (a full, read-only or failing disk) is not accepted: the
+//! prompt says so (`* line not accepted: no space left on device writing <file>`), the core
+//! never sees it, and the client reads on.
+//!
 //! What this module must not do: print delivered messages (the runtime's sink does), or send
 //! anything itself: lines go to disk first, then to the core, which sends them when it holds
 //! the token.
@@ -85,9 +89,12 @@ fn accept(node: &Node<MemberCore>, lines: Vec<Pending>) {
     wait_for_outbox_room(node);
     let n = lines.len();
     if let Err(e) = node.accept_lines(lines, |core, now, lines| core.submit(now, lines)) {
-        lock(&node.sink).notice(&format!(
-            "{n} lines not accepted: cannot write the outbox: {e}"
-        ));
+        log::warn!("{n} typed lines not accepted: {e}");
+        let lines = match n {
+            1 => "line".to_string(),
+            n => format!("{n} lines"),
+        };
+        lock(&node.sink).notice(&format!("{lines} not accepted: {}", e.cause_and_file()));
     }
 }
 

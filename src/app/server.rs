@@ -12,6 +12,7 @@ use crate::net::Transport;
 use crate::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use crate::protocol::events::CoordinatorStop;
 use crate::protocol::types::{NodeId, ServerId};
+use crate::runtime::backlog::OnAppendFailure;
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
 use crate::store::Identity;
 use crate::ui::display::Printer;
@@ -26,6 +27,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     let key = Key::load(cfg.common.key_file.as_deref())?;
     let dir = cfg.common.data_dir.clone();
     let (storage, cp) = runtime::storage::open_storage(&dir, Identity::Server)?;
+    runtime::storage::sync_data_dir(&dir, cfg.common.durability)?;
     // Kept across restarts: this server's own earlier views never look like a rival's.
     let server_id = cp
         .as_ref()
@@ -45,6 +47,10 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         checkpoint_interval: cfg.common.checkpoint_interval,
         key,
         server_id: Some(server_id),
+        durability: cfg.common.durability,
+        // The server is not a token holder: the ring chats on while it holds what it cannot
+        // archive, and it catches up once the disk takes the records again.
+        on_append_failure: OnAppendFailure::Hold,
     };
     let printer = Printer::new(false, Box::new(std::io::BufWriter::new(std::io::stdout())));
     let node = Node::new(core, storage, transport, Box::new(printer), info, None);

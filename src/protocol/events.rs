@@ -136,6 +136,13 @@ pub trait Effects<E, S> {
     /// Appends records (consecutive, in seq order) to the replica and shows them: one call
     /// per run of consecutive deliveries, so the driver can write them at once.
     fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), Self::Error>;
+    /// Makes the deliveries so far durable. [`perform`] calls it once before the first
+    /// datagram that follows deliveries, and at the end if deliveries are left unsynced (group
+    /// commit: one call per batch, not per record). A driver that does not sync (the default
+    /// durability) does nothing here.
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// Multicasts a message.
     fn send(&mut self, msg: Msg);
     /// Sends a message to one node (see [`Output::SendTo`]).
@@ -153,12 +160,14 @@ pub trait Effects<E, S> {
 }
 
 /// Performs outputs in order; consecutive deliveries are handed over as one batch, always
-/// before any later output (persist before you send).
+/// before any later output, and synced ([`Effects::sync`]) before any later datagram (persist
+/// before you send).
 pub fn perform<E, S, X: Effects<E, S>>(
     effects: &mut X,
     outputs: impl IntoIterator<Item = Output<E, S>>,
 ) -> Result<(), X::Error> {
     let mut batch: Vec<ChatRecord> = Vec::new();
+    let mut unsynced = false;
     for out in outputs {
         if let Output::Deliver(rec) = out {
             batch.push(rec);
@@ -166,6 +175,17 @@ pub fn perform<E, S, X: Effects<E, S>>(
         }
         if !batch.is_empty() {
             effects.deliver(std::mem::take(&mut batch))?;
+            unsynced = true;
+        }
+        let sends = matches!(
+            out,
+            Output::Send(_)
+                | Output::SendTo { .. }
+                | Output::ServeFromReplica { .. }
+                | Output::SendHistory { .. }
+        );
+        if sends && std::mem::take(&mut unsynced) {
+            effects.sync()?;
         }
         match out {
             Output::Deliver(_) => {}
@@ -183,6 +203,10 @@ pub fn perform<E, S, X: Effects<E, S>>(
     }
     if !batch.is_empty() {
         effects.deliver(batch)?;
+        unsynced = true;
+    }
+    if unsynced {
+        effects.sync()?;
     }
     Ok(())
 }
@@ -201,6 +225,10 @@ mod tests {
         fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), ()> {
             let seqs: Vec<String> = records.iter().map(|r| r.seq.to_string()).collect();
             self.0.push(format!("deliver {}", seqs.join(",")));
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<(), ()> {
+            self.0.push("sync".into());
             Ok(())
         }
         fn send(&mut self, _: Msg) {
@@ -227,6 +255,13 @@ mod tests {
         }
     }
 
+    /// What `perform` does with `outputs`, one line per effect.
+    fn performed(outputs: Vec<MemberOutput>) -> Vec<String> {
+        let mut log = Log::default();
+        perform(&mut log, outputs).unwrap();
+        log.0
+    }
+
     fn rec(seq: u64) -> ChatRecord {
         ChatRecord {
             seq: Seq(seq),
@@ -236,6 +271,62 @@ mod tests {
             text: "t".into(),
             sent_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn g5_one_sync_per_batch_of_deliveries_before_the_datagrams_that_follow() {
+        let wake = || {
+            Output::Send(Msg::Wake {
+                epoch: Epoch(1),
+                from: NodeId::SERVER,
+            })
+        };
+        let outputs: Vec<MemberOutput> = vec![
+            wake(),
+            Output::Deliver(rec(1)),
+            Output::Event(MemberEvent::ServerBack),
+            Output::Deliver(rec(2)),
+            Output::Checkpoint,
+            wake(),
+            wake(),
+            Output::SendHistory {
+                to: NodeId::SERVER,
+                records: vec![rec(1)],
+            },
+            Output::Deliver(rec(3)),
+            Output::SendHistory {
+                to: NodeId::SERVER,
+                records: vec![rec(3)],
+            },
+            Output::Deliver(rec(4)),
+            Output::SendTo {
+                to: NodeId::SERVER,
+                msg: Msg::Wake {
+                    epoch: Epoch(1),
+                    from: NodeId::SERVER,
+                },
+            },
+        ];
+        assert_eq!(
+            performed(outputs),
+            [
+                "send",
+                "deliver 1",
+                "ServerBack",
+                "deliver 2",
+                "checkpoint",
+                "sync",
+                "send",
+                "send",
+                "history 1",
+                "deliver 3",
+                "sync",
+                "history 1",
+                "deliver 4",
+                "sync",
+                "send to"
+            ]
+        );
     }
 
     #[test]
@@ -264,12 +355,11 @@ mod tests {
             Output::Stop(MemberStop::Left),
             Output::Deliver(rec(5)),
         ];
-        let mut log = Log::default();
-        perform(&mut log, outputs).unwrap();
         assert_eq!(
-            log.0,
+            performed(outputs),
             [
                 "deliver 1,2",
+                "sync",
                 "send",
                 "send to",
                 "read 1..=2",
@@ -279,7 +369,8 @@ mod tests {
                 "checkpoint",
                 "deliver 4",
                 "stop Left",
-                "deliver 5"
+                "deliver 5",
+                "sync"
             ]
         );
     }

@@ -12,6 +12,11 @@
 //!   lines; at most one every [`persist::CHECKPOINT_SPACING`]) and makes it durable (fsync) every
 //!   `--checkpoint-interval`.
 //!
+//! A replica that cannot be written (a full, read-only or failing disk) stops a client, after a
+//! Leave so the ring recovers at once; the server holds the records and sends nothing until
+//! they are written ([`backlog`]). With `--durability fsync`, each batch of deliveries is
+//! synced before the datagrams that follow it ([`events::perform`]).
+//!
 //! A client's typed lines reach its outbox journal (one append) and then the core, in one
 //! step under the journal's lock, so a checkpoint sees each line either in the core's outbox
 //! or past its journal mark (G2).
@@ -21,6 +26,7 @@
 //! `journal`, then `core` (the journal after the replica, so that typing never waits for a
 //! replica write). No protocol decisions here.
 
+pub mod backlog;
 pub mod datagram;
 pub mod persist;
 pub mod signals;
@@ -37,7 +43,8 @@ use crate::protocol::peers::AddressBook;
 use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
 use crate::protocol::wire::{self, Msg};
 use crate::store::journal::Journal;
-use crate::store::{Identity, StorageError};
+use crate::store::{Durability, Identity, StorageError};
+use backlog::{OnAppendFailure, Retry};
 use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
 use std::fmt;
 use std::net::SocketAddr;
@@ -153,6 +160,10 @@ pub struct NodeInfo {
     pub key: Option<Key>,
     /// The server's id, kept in its checkpoint; `None` for a client.
     pub server_id: Option<ServerId>,
+    /// `--durability`: whether appends and checkpoints are synced as they happen.
+    pub durability: Durability,
+    /// What to do when the replica cannot be written.
+    pub on_append_failure: OnAppendFailure,
 }
 
 /// Everything the threads share.
@@ -180,6 +191,9 @@ pub struct Node<M: Machine> {
     /// Datagrams dropped before the core.
     pub drops: DropStats,
     stopped: AtomicBool,
+    /// Set while the server holds records it could not archive (see [`backlog`]): the io
+    /// thread then wakes every [`backlog::RETRY_EVERY`] to offer them to the disk again.
+    holding: AtomicBool,
     outcome: Mutex<Option<Outcome<M::Stop>>>,
     /// Signalled when `outcome` is set.
     done: Condvar,
@@ -226,6 +240,7 @@ impl<M: Machine> Node<M> {
             info,
             drops: DropStats::default(),
             stopped: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
             outcome: Mutex::new(None),
             done: Condvar::new(),
         })
@@ -283,7 +298,7 @@ impl<M: Machine> Node<M> {
             storage,
         };
         if let Err(e) = events::perform(&mut effects, outputs) {
-            self.finish(Outcome::Failed(e));
+            self.fail(e);
         }
     }
 
@@ -382,6 +397,7 @@ impl<M: Machine> Node<M> {
         while !self.is_stopped() {
             self.wait_for_work();
             let mut storage = lock(&self.storage);
+            self.retry_held(&mut storage);
             let outputs = {
                 let mut core = lock(&self.core);
                 let now = Instant::now();
@@ -394,6 +410,43 @@ impl<M: Machine> Node<M> {
         }
     }
 
+    /// The replica could not be written: stop, after the farewell if there is one. Sent
+    /// twice, as a Hello is repeated: one lost datagram must not cost the ring a token
+    /// timeout.
+    fn fail(&self, e: StorageError) {
+        log::error!("stopping: {e}");
+        if let OnAppendFailure::Stop {
+            farewell: Some(msg),
+        } = &self.info.on_append_failure
+        {
+            self.send(None, msg);
+            self.send(None, msg);
+        }
+        self.finish(Outcome::Failed(e));
+    }
+
+    /// Offers held records to the disk again when due, and says how that went.
+    fn retry_held(&self, storage: &mut Storage) {
+        let sync = self.info.durability.syncs();
+        match storage
+            .held
+            .retry(&mut storage.replica, sync, Instant::now())
+        {
+            Retry::Idle => {}
+            Retry::Written(n, at) => {
+                self.holding.store(false, Ordering::Relaxed);
+                let text = format!(
+                    "the archive is written again: {n} held messages are on disk, up to #{at}; \
+                     {} datagrams were withheld meanwhile",
+                    std::mem::take(&mut storage.held.withheld)
+                );
+                log::warn!("{text}");
+                lock(&self.sink).notice(&text);
+            }
+            Retry::Failed(e) => log::debug!("the archive still cannot be written: {e}"),
+        }
+    }
+
     /// Sleeps until woken or until the core's next timer, at most [`RECEIVE_POLL`] (a safety
     /// net: nothing should need it). The deadline is read under the wake lock, so a thread that
     /// moves a timer earlier either sees the new deadline or is seen by this read.
@@ -402,7 +455,12 @@ impl<M: Machine> Node<M> {
         let mut state = lock(state);
         if !state.woken {
             let now = Instant::now();
-            let max = now + RECEIVE_POLL;
+            // Held records are offered to the disk again by this thread, on time.
+            let poll = match self.holding.load(Ordering::Relaxed) {
+                true => backlog::RETRY_EVERY,
+                false => RECEIVE_POLL,
+            };
+            let max = now + poll;
             let until = lock(&self.core).poll_timeout().map_or(max, |d| d.min(max));
             if until > now {
                 state.sleeping_until = Some(until);
@@ -456,9 +514,28 @@ struct NodeEffects<'a, M: Machine> {
 impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
     type Error = StorageError;
 
-    /// One append for the whole batch, then one flush of the display.
+    /// One append for the whole batch, then one flush of the display. While records are
+    /// held (the server's disk failed), these join them.
     fn deliver(&mut self, records: Vec<ChatRecord>) -> Result<(), StorageError> {
-        self.storage.replica.append(&records)?;
+        let now = Instant::now();
+        if self.storage.held.is_holding() {
+            let why = || StorageError::io(self.storage.replica.path(), held_error());
+            self.storage.held.hold(records.clone(), now, why())?;
+        } else if let Err(e) = self.storage.replica.append(&records) {
+            let OnAppendFailure::Hold = self.node.info.on_append_failure else {
+                return Err(e);
+            };
+            let text = format!(
+                "cannot archive: {}; holding messages in memory and sending nothing until they \
+                 are written (retrying every {}s)",
+                e.cause_and_file(),
+                backlog::RETRY_EVERY.as_secs()
+            );
+            self.storage.held.hold(records.clone(), now, e)?;
+            self.node.holding.store(true, Ordering::Relaxed);
+            log::error!("{text}");
+            lock(&self.node.sink).notice(&text);
+        }
         let mut sink = lock(&self.node.sink);
         for rec in &records {
             sink.message(rec);
@@ -467,11 +544,24 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
         Ok(())
     }
 
+    fn sync(&mut self) -> Result<(), StorageError> {
+        if !self.node.info.durability.syncs() || self.storage.held.is_holding() {
+            return Ok(());
+        }
+        self.storage.replica.sync()
+    }
+
     fn send(&mut self, msg: Msg) {
+        if self.withhold() {
+            return;
+        }
         self.node.send(None, &msg);
     }
 
     fn send_to(&mut self, to: NodeId, msg: Msg) {
+        if self.withhold() {
+            return;
+        }
         self.node.send(Some(to), &msg);
     }
 
@@ -480,6 +570,9 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
     }
 
     fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>) {
+        if self.withhold() {
+            return;
+        }
         self.node.send_history(to, records);
     }
 
@@ -494,6 +587,23 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
     fn stop(&mut self, reason: M::Stop) {
         self.node.finish(Outcome::Stopped(reason));
     }
+}
+
+impl<M: Machine> NodeEffects<'_, M> {
+    /// Whether to drop a datagram because held records are not on disk yet (counted).
+    fn withhold(&mut self) -> bool {
+        let held = &mut self.storage.held;
+        held.withheld += u64::from(held.is_holding());
+        held.is_holding()
+    }
+}
+
+/// Why records join a held backlog without a write of their own.
+fn held_error() -> std::io::Error {
+    std::io::Error::other(format!(
+        "more than {} messages wait for the archive to be written",
+        backlog::MAX_HELD_RECORDS
+    ))
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {

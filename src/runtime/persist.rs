@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// a few checkpoint writes a second, not one each (each line is on disk in the journal).
 pub const CHECKPOINT_SPACING: Duration = Duration::from_millis(100);
 
+/// How soon a failed checkpoint is tried again.
+pub const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
+
 /// Most time between two checkpoints written on request.
 const MAX_CHECKPOINT_SPACING: Duration = Duration::from_secs(2);
 
@@ -38,10 +41,12 @@ impl<M: Machine> Node<M> {
 
     /// Writes a checkpoint when asked (at most one every [`CHECKPOINT_SPACING`] or more, see
     /// [`spacing_after`], so a burst of requests costs one write) and a durable one every
-    /// checkpoint interval.
+    /// checkpoint interval. A failed one leaves the previous checkpoint as it was, and a
+    /// durable one is tried again after [`CHECKPOINT_RETRY`].
     pub(super) fn checkpoint_loop(self: Arc<Self>) {
         let interval = self.info.checkpoint_interval;
         let mut next_durable = Instant::now() + interval;
+        let mut failing = false;
         while !self.is_stopped() {
             let asked = self.wait_checkpoint_request(next_durable);
             let durable = Instant::now() >= next_durable;
@@ -49,8 +54,21 @@ impl<M: Machine> Node<M> {
                 next_durable = Instant::now() + interval;
             }
             let started = Instant::now();
-            if let Err(e) = self.write_checkpoint(durable) {
-                log::warn!("checkpoint failed: {e}");
+            match self.write_checkpoint(durable) {
+                Ok(()) if failing => {
+                    failing = false;
+                    log::warn!("checkpoint written again");
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        log::warn!(
+                            "checkpoint failed (the previous one stays; retrying every {}s): {e}",
+                            CHECKPOINT_RETRY.as_secs()
+                        );
+                    }
+                    next_durable = next_durable.min(Instant::now() + CHECKPOINT_RETRY);
+                }
             }
             if asked && !durable {
                 std::thread::sleep(spacing_after(started.elapsed()));
@@ -74,20 +92,26 @@ impl<M: Machine> Node<M> {
 
     /// Writes a checkpoint of the current state, atomically (temp file and rename), and lets
     /// the outbox journal start over if the checkpoint holds all of it. With `durable`, also
-    /// fsyncs it, after the writer lock is released, so nothing waits for the fsync.
+    /// fsyncs it, after the writer lock is released, so nothing waits for the fsync. With
+    /// `--durability fsync`, every checkpoint is fsynced, and before the journal drops the
+    /// lines it covers, so a power loss never takes a line from both.
     pub fn write_checkpoint(&self, durable: bool) -> Result<(), StorageError> {
         let path = self.info.identity.checkpoint_path(&self.info.data_dir);
+        let syncs = self.info.durability.syncs();
         {
             let _writer = lock(&self.checkpoint_writer);
             let cp = self.snapshot();
             checkpoint::save_unsynced(&path, &cp)?;
+            if syncs {
+                checkpoint::sync(&path)?;
+            }
             if let (Some(mark), Some(journal)) = (cp.journal, lock(&self.journal).as_mut()) {
                 if let Err(e) = journal.start_over(mark) {
                     log::warn!("the outbox journal keeps its lines for now: {e}");
                 }
             }
         }
-        if durable {
+        if durable && !syncs {
             checkpoint::sync(&path)?;
         }
         Ok(())

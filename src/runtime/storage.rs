@@ -3,10 +3,12 @@
 //!
 //! No protocol logic here.
 
+use super::backlog::Backlog;
 use crate::checkpoint::{self, Checkpoint};
 use crate::replica::Replica;
+use crate::store::atomic::sync_dir;
 use crate::store::lock::DirLock;
-use crate::store::{Identity, StorageError};
+use crate::store::{Durability, Identity, StorageError};
 use std::fs;
 use std::path::Path;
 
@@ -15,6 +17,8 @@ use std::path::Path;
 pub struct Storage {
     /// The replica.
     pub replica: Replica,
+    /// Records delivered but not in the replica yet (the server, while its disk fails).
+    pub held: Backlog,
     /// Held for the life of the node so no other process shares this identity.
     _lock: DirLock,
 }
@@ -40,8 +44,18 @@ pub fn open_storage(
     Ok((
         Storage {
             replica,
+            held: Backlog::default(),
             _lock: lock,
         },
         cp,
     ))
+}
+
+/// With `--durability fsync`, syncs the data dir once its files exist, so that they (and not
+/// only their contents) survive a power loss.
+pub fn sync_data_dir(data_dir: &Path, durability: Durability) -> Result<(), StorageError> {
+    match durability.syncs() {
+        true => sync_dir(data_dir),
+        false => Ok(()),
+    }
 }

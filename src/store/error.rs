@@ -86,6 +86,17 @@ impl StorageError {
         }
     }
 
+    /// The short cause and the file of an I/O error, as a prompt shows it: `no space left on
+    /// device writing d/outbox_x.jsonl`. Other errors give their whole message.
+    pub fn cause_and_file(&self) -> String {
+        match self {
+            StorageError::Io { path, source } => {
+                format!("{} writing {}", describe_io(source), path.display())
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn corrupt(
         path: &Path,
         line_number: u64,
@@ -102,7 +113,13 @@ impl StorageError {
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StorageError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StorageError::Io { path, source } => {
+                write!(f, "{}: {source}", path.display())?;
+                match io_hint(source) {
+                    Some(hint) => write!(f, "; {hint}"),
+                    None => Ok(()),
+                }
+            }
             StorageError::Corrupt {
                 path,
                 line_number,
@@ -175,11 +192,85 @@ impl fmt::Display for StorageError {
     }
 }
 
+/// The OS errors a full or failing disk gives, as the prompt words them; others as the OS
+/// does.
+pub fn describe_io(e: &io::Error) -> String {
+    match disk_error(e) {
+        Some(DiskError::Full) => "no space left on device".into(),
+        Some(DiskError::Quota) => "disk quota exceeded".into(),
+        Some(DiskError::ReadOnly) => "read-only file system".into(),
+        Some(DiskError::Failing) => "input/output error".into(),
+        None => e.to_string(),
+    }
+}
+
+/// What to do about a full, read-only or failing disk.
+fn io_hint(e: &io::Error) -> Option<&'static str> {
+    Some(match disk_error(e)? {
+        DiskError::Full | DiskError::Quota => {
+            "free some space in the data dir, or move it (--data-dir) to a disk with room"
+        }
+        DiskError::ReadOnly => {
+            "the data dir is on a read-only file system: remount it read-write, or use \
+             another --data-dir"
+        }
+        DiskError::Failing => "the disk reported an I/O error: check it (dmesg) before going on",
+    })
+}
+
+/// The disk errors that get their own words and hint.
+enum DiskError {
+    Full,
+    Quota,
+    ReadOnly,
+    Failing,
+}
+
+fn disk_error(e: &io::Error) -> Option<DiskError> {
+    /// Linux's EIO, which has no `ErrorKind` of its own.
+    const EIO: i32 = 5;
+    match e.kind() {
+        io::ErrorKind::StorageFull => Some(DiskError::Full),
+        io::ErrorKind::QuotaExceeded => Some(DiskError::Quota),
+        io::ErrorKind::ReadOnlyFilesystem => Some(DiskError::ReadOnly),
+        _ if e.raw_os_error() == Some(EIO) => Some(DiskError::Failing),
+        _ => None,
+    }
+}
+
 impl std::error::Error for StorageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StorageError::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_errors_name_the_cause_the_file_and_what_to_do() {
+        let path = Path::new("d/outbox_x.jsonl");
+        let cases = [
+            (28, "no space left on device", "free some space"),
+            (122, "disk quota exceeded", "free some space"),
+            (30, "read-only file system", "remount it read-write"),
+            (5, "input/output error", "check it (dmesg)"),
+        ];
+        for (errno, cause, hint) in cases {
+            let e = StorageError::io(path, io::Error::from_raw_os_error(errno));
+            assert_eq!(
+                e.cause_and_file(),
+                format!("{cause} writing d/outbox_x.jsonl")
+            );
+            let text = e.to_string();
+            assert!(text.starts_with("d/outbox_x.jsonl: "), "{text}");
+            assert!(text.contains(hint), "{text}");
+        }
+        let other = StorageError::io(path, io::Error::from_raw_os_error(13));
+        assert!(!other.to_string().contains(';'), "{other}");
     }
 }

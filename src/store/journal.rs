@@ -2,9 +2,11 @@
 //! before the client treats it as accepted (G2).
 //!
 //! Accepting a line costs one append here instead of rewriting the checkpoint (a temp file
-//! and a rename, which a busy file system can hold up for tens of milliseconds). Like the
-//! replica, the journal is not fsynced on append: a `kill -9` does not lose what reached the
-//! page cache, and the periodic checkpoint, which does fsync, bounds what a power loss costs.
+//! and a rename, which a busy file system can hold up for tens of milliseconds). By default,
+//! like the replica, the journal is not fsynced on append: a `kill -9` does not lose what
+//! reached the page cache, and the periodic checkpoint, which does fsync, bounds what a power
+//! loss costs. With [`Journal::sync_appends`] (`--durability fsync`) each append is synced
+//! before it returns, so an accepted line survives a power loss too.
 //!
 //! The first line is a header, `{"journal":"outbox","generation":G}`; every other line is one
 //! [`Pending`], in typing order. A checkpoint records the [`JournalMark`] (generation and
@@ -19,7 +21,7 @@
 //! append or checkpoint.
 
 use crate::protocol::types::Pending;
-use crate::store::atomic::{temp_path, write_file};
+use crate::store::atomic::{parent_dir, sync_dir, temp_path, write_file};
 use crate::store::lines::scan_lines;
 use crate::store::StorageError;
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,11 @@ pub struct Journal {
     len: u64,
     /// Whether any line follows the header.
     has_lines: bool,
+    /// Set when a failed append could not be cut off again: the file may hold part of a
+    /// line past `len`, so the next append first cuts it, or fails.
+    dirty: bool,
+    /// `--durability fsync`: an append counts only once it is on the disk (fdatasync).
+    sync_appends: bool,
 }
 
 /// What [`Journal::open`] found.
@@ -102,6 +109,8 @@ impl Journal {
                 generation: covered.map_or(0, |m| m.generation + 1),
                 len: 0,
                 has_lines: false,
+                dirty: false,
+                sync_appends: false,
             };
             return Ok((journal, recovered));
         };
@@ -132,6 +141,8 @@ impl Journal {
             generation,
             len: scan.complete_len,
             has_lines,
+            dirty: false,
+            sync_appends: false,
         };
         Ok((journal, recovered))
     }
@@ -144,10 +155,23 @@ impl Journal {
         }
     }
 
-    /// Appends `lines` in one write (after the header, if the file is empty). On error
-    /// nothing counts as written: a partial write is cut off again, so the next append does
-    /// not follow half a line.
+    /// With `true`, every append is fdatasynced before it returns (`--durability fsync`):
+    /// a line then survives a power loss once it counts as accepted.
+    pub fn sync_appends(&mut self, sync: bool) {
+        self.sync_appends = sync;
+    }
+
+    /// Appends `lines` in one write (after the header, if the file is empty), and with
+    /// [`Journal::sync_appends`] syncs it. On error nothing counts as written: a partial write
+    /// is cut off again (if that fails too, the next append retries the cut first), so no
+    /// append ever follows half a line.
     pub fn append(&mut self, lines: &[Pending]) -> Result<(), StorageError> {
+        if self.dirty {
+            self.file
+                .set_len(self.len)
+                .map_err(|e| StorageError::io(&self.path, e))?;
+            self.dirty = false;
+        }
         let mut bytes = if self.len == 0 {
             self.header_line(self.generation)?
         } else {
@@ -156,13 +180,22 @@ impl Journal {
         for line in lines {
             self.encode_line(&mut bytes, line)?;
         }
-        if let Err(e) = self.file.write_all(&bytes) {
+        let written = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| match self.sync_appends {
+                true => self.file.sync_data(),
+                false => Ok(()),
+            });
+        if let Err(e) = written {
             if let Err(cut) = self.file.set_len(self.len) {
                 log::error!(
-                    "outbox journal {}: could not cut a failed append back to {} bytes: {cut}",
+                    "outbox journal {}: could not cut a failed append back to {} bytes \
+                     (retried before the next append): {cut}",
                     self.path.display(),
                     self.len
                 );
+                self.dirty = true;
             }
             return Err(StorageError::io(&self.path, e));
         }
@@ -190,6 +223,7 @@ impl Journal {
             self.generation += 1;
             self.len = 0;
             self.has_lines = false;
+            self.dirty = false;
             return Ok(true);
         }
         if self.len < COMPACT_BYTES {
@@ -210,8 +244,22 @@ impl Journal {
         let mut bytes = self.header_line(generation)?;
         bytes.extend_from_slice(&tail);
         let tmp = temp_path(&self.path)?;
-        write_file(&tmp, &bytes)?;
+        let written = write_file(&tmp, &bytes).and_then(|()| match self.sync_appends {
+            // The lines it keeps were synced where they were; so must their new home be.
+            true => File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StorageError::io(&tmp, e)),
+            false => Ok(()),
+        });
+        if let Err(e) = written {
+            // Best effort: a full disk wants the space back; a leftover is overwritten later.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &self.path).map_err(io_err)?;
+        if self.sync_appends {
+            sync_dir(parent_dir(&self.path))?;
+        }
         self.file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -225,6 +273,7 @@ impl Journal {
         self.generation = generation;
         self.len = bytes.len() as u64;
         self.has_lines = !tail.is_empty();
+        self.dirty = false;
         Ok(())
     }
 
@@ -464,6 +513,32 @@ mod tests {
         drop(j);
         let (_, rec) = Journal::open(&path, Some(covered)).unwrap();
         assert_eq!(texts(&rec.lines), texts(&[line(1)]));
+    }
+
+    #[test]
+    fn a_failed_append_is_not_accepted_and_what_it_left_is_cut_before_the_next() {
+        let (_dir, path) = temp();
+        let (mut j, _) = Journal::open(&path, None).unwrap();
+        j.append(&[line(1)]).unwrap();
+        // A disk that takes nothing, and where the partial write cannot be cut at once
+        // (ftruncate fails on /dev/full): it must be cut before the next append.
+        let real = std::mem::replace(
+            &mut j.file,
+            OpenOptions::new().append(true).open("/dev/full").unwrap(),
+        );
+        let err = j.append(&[line(2)]).unwrap_err();
+        assert!(err
+            .cause_and_file()
+            .starts_with("no space left on device writing"));
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"id":"00000000-0000-0000-0000-0000"#)
+            .unwrap();
+        j.file = real;
+        j.append(&[line(3)]).unwrap();
+        drop(j);
+        let (_, rec) = Journal::open(&path, None).unwrap();
+        assert_eq!(texts(&rec.lines), texts(&[line(1), line(3)]));
+        assert_eq!(rec.torn_tail_bytes_cut, 0);
     }
 
     #[test]

@@ -19,6 +19,35 @@ use std::io;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
+/// What a node's writes survive (`--durability`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Appends reach the page cache, which survives `kill -9` but not a power loss; the
+    /// periodic checkpoint is fsynced. As fast as the disk's cache.
+    #[default]
+    PageCache,
+    /// A typed line counts as accepted once its journal append is fdatasynced, and each
+    /// batch of deliveries is fdatasynced before any datagram that follows it goes out; every
+    /// checkpoint is fsynced before the journal drops what it covers. Survives a power loss.
+    Fsync,
+}
+
+impl Durability {
+    /// Whether writes are synced as they happen.
+    pub fn syncs(self) -> bool {
+        self == Durability::Fsync
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Durability::PageCache => "page-cache",
+            Durability::Fsync => "fsync",
+        })
+    }
+}
+
 /// Which node's files: the server or a client uuid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Identity {

@@ -27,7 +27,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `server --port PORT --data-dir DIR EXTRA...` with `RUST_LOG=info`.
-fn server_launch(port: u16, dir: &Path, extra: &[&str]) -> Launch {
+pub fn server_launch(port: u16, dir: &Path, extra: &[&str]) -> Launch {
     Launch::new(env!("CARGO_BIN_EXE_server"), dir)
         .args(["--port", &port.to_string()])
         .args(extra)
@@ -35,14 +35,14 @@ fn server_launch(port: u16, dir: &Path, extra: &[&str]) -> Launch {
 }
 
 /// `client --port PORT --json --data-dir DIR --name NAME EXTRA...` with `RUST_LOG=info`.
-fn client_launch(port: u16, dir: &Path, name: &str, extra: &[&str]) -> Launch {
+pub fn client_launch(port: u16, dir: &Path, name: &str, extra: &[&str]) -> Launch {
     Launch::new(env!("CARGO_BIN_EXE_client"), dir)
         .args(["--port", &port.to_string(), "--json", "--name", name])
         .args(extra)
         .env("RUST_LOG", "info")
 }
 
-fn start(launch: Launch, name: &str) -> Proc {
+pub fn start(launch: Launch, name: &str) -> Proc {
     launch
         .start(name)
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
@@ -92,6 +92,35 @@ pub fn check_replica(bytes: &[u8]) -> Vec<String> {
         texts.push(v["text"].as_str().unwrap().to_string());
     }
     texts
+}
+
+/// Set to `1` (CI runs as root) to make a test that needs root fail where it would otherwise
+/// be skipped: network namespaces (`tests/lan.rs`), mount namespaces (`tests/disk.rs`).
+pub const REQUIRE_ENV: &str = "MCAST_CHAT_REQUIRE_NETNS";
+
+/// What a test built on this host (`Ok`), or `None` after printing why the test is skipped;
+/// with `MCAST_CHAT_REQUIRE_NETNS=1` a failure panics instead. `what` names what failed.
+pub fn or_skip<T>(built: Result<T, String>, what: &str) -> Option<T> {
+    match built {
+        Ok(built) => Some(built),
+        Err(reason) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_ENV}=1 but {what}: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason} (set {REQUIRE_ENV}=1 to make this a failure)");
+            None
+        }
+    }
+}
+
+/// The texts of the `message` events in `lines` (client `--json` output).
+pub fn message_texts(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(r#"{"event":"message""#))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Polls `pred` until it holds or panics at the deadline.

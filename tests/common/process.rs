@@ -118,9 +118,24 @@ impl Launch {
 
     /// Runs it inside network namespace `ns` (`ip netns exec NS BIN ...`; needs root).
     /// `ip netns exec` execs the binary, so the child's pid is the program's own.
-    pub fn in_netns(mut self, ns: &str) -> Launch {
-        let bin = std::mem::replace(&mut self.program, "ip".into());
-        let prefix = ["netns".into(), "exec".into(), ns.into(), bin];
+    pub fn in_netns(self, ns: &str) -> Launch {
+        self.wrapped_in("ip", ["netns", "exec", ns])
+    }
+
+    /// Runs it as `PROGRAM ARGS... BIN ...`: under a launcher that execs the binary in the
+    /// end (`ip netns exec`, `nsenter`, `strace`), so the child's pid is the binary's own or
+    /// its tracer's.
+    pub fn wrapped_in<S: AsRef<OsStr>>(
+        mut self,
+        program: &str,
+        args: impl IntoIterator<Item = S>,
+    ) -> Launch {
+        let bin = std::mem::replace(&mut self.program, program.into());
+        let prefix: Vec<OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .chain([bin])
+            .collect();
         self.args.splice(0..0, prefix);
         self
     }
