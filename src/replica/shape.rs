@@ -30,6 +30,30 @@ pub fn canonical_seq(line: &[u8]) -> Option<u64> {
     (at.pos == line.len()).then_some(seq)
 }
 
+/// The digits and `a` to `f`: what a uuid as the serializer writes it is made of.
+const LOWER_HEX: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8, b'0'..=b'9' | b'a'..=b'f');
+        b += 1;
+    }
+    table
+};
+
+/// Whether any byte of `word` is `"`, `\` or a control character (below 0x20): the bytes
+/// that end a plain run of string content. Exact for "any" (the classic has-zero-byte test
+/// on `word ^ pattern`, and has-less-than for the control characters).
+fn may_be_special(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    quote | backslash | control != 0
+}
+
 /// A position in the line; each step checks one token and moves past it.
 struct Cursor<'a> {
     line: &'a [u8],
@@ -44,16 +68,18 @@ impl Cursor<'_> {
 
     /// A JSON number that fits a `u64`: digits without a leading zero (unless it is 0).
     fn number(&mut self) -> Option<u64> {
-        let digits = self.line[self.pos..]
+        let rest = &self.line[self.pos..];
+        let digits = rest
             .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let text = &self.line[self.pos..self.pos + digits];
-        if digits == 0 || (digits > 1 && text[0] == b'0') {
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 || (digits > 1 && rest[0] == b'0') {
             return None;
         }
-        let mut value = 0u64;
-        for &d in text {
+        // Nineteen digits always fit a u64; only a twentieth needs the overflow check.
+        let (head, tail) = rest[..digits].split_at(digits.min(19));
+        let mut value = head.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        for &d in tail {
             value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
         }
         self.pos += digits;
@@ -63,21 +89,22 @@ impl Cursor<'_> {
     /// A quoted uuid in its hyphenated lowercase form, the only one the serializer writes.
     fn uuid(&mut self) -> Option<()> {
         let quoted = self.line.get(self.pos..self.pos + 38)?;
-        let (inner, quotes) = (&quoted[1..37], (quoted[0], quoted[37]));
-        if quotes != (b'"', b'"') {
-            return None;
-        }
-        for (i, &b) in inner.iter().enumerate() {
-            let ok = match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-            };
-            if !ok {
-                return None;
-            }
-        }
-        self.pos += 38;
-        Some(())
+        let inner = &quoted[1..37];
+        let hyphens = [inner[8], inner[13], inner[18], inner[23]];
+        let groups = [
+            &inner[..8],
+            &inner[9..13],
+            &inner[14..18],
+            &inner[19..23],
+            &inner[24..],
+        ];
+        let ok = quoted[0] == b'"'
+            && quoted[37] == b'"'
+            && hyphens == [b'-'; 4]
+            && groups
+                .iter()
+                .all(|g| g.iter().all(|&b| LOWER_HEX[usize::from(b)]));
+        ok.then(|| self.pos += 38)
     }
 
     /// A quoted JSON string with only the short escapes (`\"`, `\\`, `\n`, ...); a `\u`
@@ -85,6 +112,14 @@ impl Cursor<'_> {
     fn string(&mut self) -> Option<()> {
         self.literal(b"\"")?;
         loop {
+            // Plain text eight bytes at a time; the byte-wise match below takes the rest.
+            while let Some(chunk) = self.line.get(self.pos..self.pos + 8) {
+                let word = u64::from_le_bytes(chunk.try_into().ok()?);
+                if may_be_special(word) {
+                    break;
+                }
+                self.pos += 8;
+            }
             match *self.line.get(self.pos)? {
                 b'"' => {
                     self.pos += 1;
