@@ -72,13 +72,16 @@
 //!   `tests/common/process.rs`), its stdout parsed into deliveries and notices;
 //! - `session.rs`: a ring of a server and N clients, typing and waiting; `storm.rs`: the join
 //!   storm that starts its clients;
-//! - `check.rs`: the replica checks that end every session;
+//! - `check.rs`: the replica checks that end every session (over `benches/common/history.rs`,
+//!   shared with the soak benchmark);
 //! - `raw.rs`: the raw multicast baseline; `observer.rs`: the token-pass observer;
 //! - `measure.rs`: latency, flood and idle at one small ring size; `big.rs`: the phases at a
 //!   large ring; `recovery.rs`: `kill -9` under load; `catchup.rs`: a late joiner and a long
 //!   history;
 //! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
 
+#[path = "../common/history.rs"]
+mod history;
 #[path = "../../tests/common/process.rs"]
 mod process;
 
