@@ -173,14 +173,7 @@ fn main() {
         "elapsed_s": t0.elapsed().as_secs_f64(),
     });
     println!("BENCH_JSON {report}");
-    if !failures.is_empty() {
-        eprintln!("\nFAILED:");
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        std::process::exit(1);
-    }
-    progress(t0, "done; every check passed");
+    util::finish(t0, &failures);
 }
 
 /// Makes sure the largest ring fits this process's limits: two pipes per child (its stdin and

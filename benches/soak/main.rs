@@ -94,14 +94,7 @@ fn main() {
         load.trim(),
         load_end.trim()
     );
-    if !failures.is_empty() {
-        eprintln!("\nFAILED:");
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        std::process::exit(1);
-    }
-    progress(t0, "done; every check passed");
+    util::finish(t0, &failures);
 }
 
 fn print_big(r: &big::BigReport) {

@@ -49,7 +49,7 @@ impl SoakPlan {
             churn_every_s: 5.0,
             server_every_s: (secs as f64 / 2.5).clamp(45.0, 600.0),
             warmup_s: 20.0,
-            min_span_s: 25.0,
+            min_span_s: 20.0,
         }
     }
 }
