@@ -6,7 +6,8 @@
 //! (`soak.rs` does, through the shared checks); every child is killed when the fleet drops.
 
 use crate::node::{Proc, Seen};
-use crate::util::key;
+use crate::process::files_text;
+use crate::util::{key, parse_key};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ pub struct Slot {
     pub leaving: Option<(Proc, Instant)>,
     /// Runs of this slot so far (names the series of samples).
     pub runs: usize,
+    /// Whether its last run ended in `kill -9`: then it must come back with `--resume`, or
+    /// the lines it had accepted would never go out (G2 holds for an author that returns).
+    pub killed: bool,
 }
 
 /// The server and the slots.
@@ -42,8 +46,8 @@ pub struct Fleet {
     pub slots: Vec<Slot>,
     /// Every line handed to each identity, as keys, in submit order.
     pub submitted: Vec<Vec<u64>>,
-    /// Lines typed into a process that was then killed before it showed them delivered: they
-    /// may have died in its stdin pipe, so they are due at most once, not exactly once.
+    /// Lines typed into a process that was then killed before it showed them delivered or put
+    /// them on disk: they may have died in its stdin pipe, so they are due at most once.
     pub may_be_lost: HashSet<u64>,
     seeds: u64,
 }
@@ -76,6 +80,7 @@ impl Fleet {
                 proc: None,
                 leaving: None,
                 runs: 0,
+                killed: false,
             });
         }
         Ok(fleet)
@@ -178,24 +183,30 @@ impl Fleet {
         slot.runs += 1;
     }
 
-    /// `kill -9` of slot `s`'s client. Its lines that it had not shown delivered may be lost.
+    /// `kill -9` of slot `s`'s client. Its lines that it had neither shown delivered nor
+    /// accepted (on disk: its outbox journal or its checkpoint's outbox) may be lost; every
+    /// accepted one is due exactly once when the identity comes back (G2).
     pub fn kill_client(&mut self, s: usize) {
         let Some(mut p) = self.slots[s].proc.take() else {
             return;
         };
         p.kill();
+        self.slots[s].killed = true;
         let shown: HashSet<u64> = p.watch.lock().msgs.iter().map(|m| m.0).collect();
+        let on_disk = files_text(&self.slots[s].dir, &["outbox_", "checkpoint_"]);
+        let accepted: HashSet<u64> = on_disk.split('"').map(parse_key).collect();
         let identity = self.slots[s].identity;
         self.may_be_lost.extend(
             self.submitted[identity]
                 .iter()
-                .filter(|k| !shown.contains(k)),
+                .filter(|k| !shown.contains(k) && !accepted.contains(k)),
         );
     }
 
     /// Closes slot `s`'s stdin: the client leaves the ring and exits on its own.
     pub fn leave_client(&mut self, s: usize) {
         if let Some(mut p) = self.slots[s].proc.take() {
+            self.slots[s].killed = false;
             p.process.close_stdin();
             self.slots[s].leaving = Some((p, Instant::now()));
         }
