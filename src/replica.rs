@@ -44,8 +44,8 @@ pub struct OpenReport {
 /// An open replica file: appends at the end, reads any range by seq.
 ///
 /// Invariant: the file holds exactly `records` complete lines, line `seq` holds record `seq`,
-/// `index` knows where one in every few of them starts, and the file is `len_bytes`
-/// long.
+/// `index` holds the start of every record it samples (one in [`index::INDEX_EVERY`]), and the
+/// file is `len_bytes` long.
 #[derive(Debug)]
 pub struct Replica {
     /// Where the file lives, for error messages.
@@ -162,9 +162,19 @@ impl Replica {
     pub fn read_range(&self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, StorageError> {
         let lo = Seq(lo.0.max(1));
         let hi = hi.min(self.last_seq());
-        let Some(span) = self.index.span(lo, hi, self.records, self.len_bytes) else {
+        if lo > hi {
             return Ok(Vec::new());
-        };
+        }
+        // Always covered by the struct invariant; an error rather than an empty answer if not.
+        let span = self
+            .index
+            .span(lo, hi, self.records, self.len_bytes)
+            .ok_or_else(|| {
+                StorageError::io(
+                    &self.path,
+                    io::Error::other("the index does not cover the records; restart to rebuild it"),
+                )
+            })?;
         let len = usize::try_from(span.end - span.start).map_err(|_| {
             StorageError::io(&self.path, io::Error::other("range too large for memory"))
         })?;
