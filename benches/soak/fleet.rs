@@ -7,7 +7,8 @@
 
 use crate::node::{Proc, Seen};
 use crate::process::files_text;
-use crate::util::{key, parse_key};
+use crate::util::{key, key_client, parse_key};
+use crate::NO_KEY;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -49,6 +50,10 @@ pub struct Fleet {
     /// Lines typed into a process that was then killed before it showed them delivered or put
     /// them on disk: they may have died in its stdin pipe, so they are due at most once.
     pub may_be_lost: HashSet<u64>,
+    /// How many of each identity's lines the first steady client has shown delivered.
+    pub delivered: Vec<usize>,
+    /// How many of that client's deliveries `delivered` has counted.
+    witness_seen: usize,
     seeds: u64,
 }
 
@@ -70,6 +75,8 @@ impl Fleet {
             slots: Vec::new(),
             submitted: Vec::new(),
             may_be_lost: HashSet::new(),
+            delivered: Vec::new(),
+            witness_seen: 0,
             seeds: 0,
         };
         for _ in 0..slots {
@@ -88,7 +95,34 @@ impl Fleet {
 
     fn new_identity(&mut self) -> usize {
         self.submitted.push(Vec::new());
+        self.delivered.push(0);
         self.submitted.len() - 1
+    }
+
+    /// Counts the deliveries the first steady client (it runs from start to end, so it shows
+    /// every line once) printed since the last call, per author.
+    pub fn count_delivered(&mut self) {
+        let Some(witness) = self.slots.first().and_then(|s| s.proc.as_ref()) else {
+            return;
+        };
+        let seen = witness.watch.lock();
+        for &(k, _) in seen.msgs.iter().skip(self.witness_seen) {
+            if let Some(n) = self
+                .delivered
+                .get_mut(key_client(k))
+                .filter(|_| k != NO_KEY)
+            {
+                *n += 1;
+            }
+        }
+        self.witness_seen = seen.msgs.len();
+    }
+
+    /// Lines of `identity` typed and not yet shown delivered (as of [`Fleet::count_delivered`]).
+    pub fn waiting(&self, identity: usize) -> usize {
+        self.submitted[identity]
+            .len()
+            .saturating_sub(self.delivered[identity])
     }
 
     fn seed(&mut self) -> String {
@@ -247,17 +281,18 @@ impl Fleet {
         Ok(())
     }
 
-    /// Every process running now, with the name of its series and its data dir.
-    pub fn running(&self) -> Vec<(String, u32, PathBuf)> {
+    /// Every process running now, with the name of its series, its data dir and, for a
+    /// client, its identity.
+    pub fn running(&self) -> Vec<(String, u32, PathBuf, Option<usize>)> {
         let mut out = Vec::new();
         if let Some(server) = &self.server {
             let series = format!("server run {}", self.server_runs);
-            out.push((series, server.pid(), self.server_dir.clone()));
+            out.push((series, server.pid(), self.server_dir.clone(), None));
         }
         for slot in &self.slots {
             if let Some(p) = &slot.proc {
                 let series = format!("{} run {}", p.name, slot.runs);
-                out.push((series, p.pid(), slot.dir.clone()));
+                out.push((series, p.pid(), slot.dir.clone(), Some(slot.identity)));
             }
         }
         out

@@ -2,7 +2,7 @@
 //! `cargo test`). Two modes:
 //!
 //! - **soak** (the default, 2 minutes; `SOAK_SECS=3600` for an hour): a server and five
-//!   client slots on loopback chat at a steady 100 lines/s with churn: every 5 s a churned
+//!   client slots on loopback chat at a steady 50 lines/s with churn: every 5 s a churned
 //!   client leaves at EOF, is killed with `kill -9`, or comes back (`--resume`, or as a new
 //!   identity once it left cleanly with all its lines out); the server is stopped (SIGTERM
 //!   and `kill -9` alternately) and restarted every two fifths of the run (45 s at least);

@@ -35,7 +35,7 @@ pub struct Limit {
 
 /// The limits. Memory grows in steps of a few hundred KiB while buffers reach their working
 /// size (a catch-up served, a view of five members), which a short series must not mistake
-/// for a leak; one allocation of 200 bytes per line at the soak's 100 lines/s, a descriptor or
+/// for a leak; one allocation of 350 bytes per line at the soak's 50 lines/s, a descriptor or
 /// a thread per join, or a file that is never compacted crosses them within the default run.
 pub const LIMITS: &[Limit] = &[
     Limit {
