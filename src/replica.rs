@@ -4,9 +4,12 @@
 //! `seq` order, starting at 1 with no gaps. Records are always serialized the same way, so the
 //! replicas of caught-up nodes compare byte for byte (G1).
 //!
-//! At open the whole file is validated and an index of line offsets is built. A last line
-//! without its newline is a torn write from a crash and is cut (G5); any other damage is
-//! reported as [`StorageError::Corrupt`] with the file, the line and the fix (G6).
+//! At open the whole file is validated and a sparse index of line offsets is built (one entry
+//! every [`index::INDEX_EVERY`] records, so ten million records cost about a megabyte). A
+//! line in exactly the shape this program writes passes a byte-level check
+//! ([`shape::canonical_seq`]); any other line gets the full JSON parse. A last line without its
+//! newline is a torn write from a crash and is cut (G5); any other damage is reported as
+//! [`StorageError::Corrupt`] with the file, the line and the fix (G6).
 //!
 //! Durability: appends are not fsynced; [`Replica::sync`] is, and the driver calls it per batch
 //! with `--durability fsync`. A `kill -9` does not lose writes that reached the page cache;
@@ -16,9 +19,15 @@
 //! This module owns the file format only: no protocol logic here, no decisions about what to
 //! store. Errors are [`StorageError`], shared by every file in the data dir.
 
+mod index;
+#[cfg(test)]
+mod index_tests;
+mod shape;
+
 use crate::protocol::types::{ChatRecord, Seq};
 use crate::store::error::StorageError;
 use crate::store::lines::{scan_lines, MAX_RECORD_LINE_BYTES};
+use index::SparseIndex;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -35,8 +44,9 @@ pub struct OpenReport {
 
 /// An open replica file: appends at the end, reads any range by seq.
 ///
-/// Invariant: the file holds exactly `offsets.len()` complete lines, record `seq` starts at
-/// `offsets[seq - 1]`, and the file is `len_bytes` long.
+/// Invariant: the file holds exactly `records` complete lines, line `seq` holds record `seq`,
+/// `index` holds the start of every record it samples (one in [`index::INDEX_EVERY`]), and the
+/// file is `len_bytes` long.
 #[derive(Debug)]
 pub struct Replica {
     /// Where the file lives, for error messages.
@@ -45,8 +55,10 @@ pub struct Replica {
     writer: File,
     /// A separate handle for positioned reads, so reads never move the writer.
     reader: File,
-    /// Byte offset of the start of each record; index `i` holds seq `i + 1`. 8 bytes a record.
-    offsets: Vec<u64>,
+    /// How many records the file holds: the last seq.
+    records: u64,
+    /// Where some of the records start; reads go forward from the nearest entry.
+    index: SparseIndex,
     /// Length of the file: the end of the last complete line.
     len_bytes: u64,
     /// Set when a failed append left bytes that could not be cut off again: appending after
@@ -57,7 +69,8 @@ pub struct Replica {
 
 /// Result of scanning a file at open.
 struct Scan {
-    offsets: Vec<u64>,
+    records: u64,
+    index: SparseIndex,
     complete_len: u64,
     torn_tail: u64,
 }
@@ -67,25 +80,31 @@ impl Replica {
     ///
     /// A torn last line is cut with a warning; any other damage is [`StorageError::Corrupt`].
     pub fn open(path: &Path) -> Result<(Replica, OpenReport), StorageError> {
+        Replica::open_indexed(path, index::INDEX_EVERY)
+    }
+
+    /// [`Replica::open`] with an index entry every `every` records (tests use small ones).
+    fn open_indexed(path: &Path, every: u64) -> Result<(Replica, OpenReport), StorageError> {
         let writer = OpenOptions::new()
             .append(true)
             .create(true)
             .open(path)
             .map_err(|e| StorageError::io(path, e))?;
         let reader = File::open(path).map_err(|e| StorageError::io(path, e))?;
-        let scan = scan(path, &reader)?;
+        let scan = scan(path, &reader, every)?;
         if scan.torn_tail > 0 {
             cut_torn_tail(path, &writer, &scan)?;
         }
         let report = OpenReport {
-            records: scan.offsets.len() as u64,
+            records: scan.records,
             torn_tail_bytes_cut: scan.torn_tail,
         };
         let replica = Replica {
             path: path.to_path_buf(),
             writer,
             reader,
-            offsets: scan.offsets,
+            records: scan.records,
+            index: scan.index,
             len_bytes: scan.complete_len,
             broken: false,
         };
@@ -99,7 +118,7 @@ impl Replica {
 
     /// The highest stored seq; `Seq(0)` when empty.
     pub fn last_seq(&self) -> Seq {
-        Seq(self.offsets.len() as u64)
+        Seq(self.records)
     }
 
     /// Length of the file in bytes.
@@ -127,7 +146,10 @@ impl Replica {
             self.undo_partial_write();
             return Err(StorageError::io(&self.path, e));
         }
-        self.offsets.extend(starts);
+        for (record, start) in records.iter().zip(starts) {
+            self.index.note(record.seq, start);
+        }
+        self.records += records.len() as u64;
         self.len_bytes += bytes.len() as u64;
         Ok(())
     }
@@ -142,39 +164,48 @@ impl Replica {
 
     /// Records `lo..=hi`, clamped to `1..=last_seq`; empty when `lo > last_seq` or `lo > hi`.
     ///
-    /// Reads exactly the bytes of the range through the offset index.
+    /// Reads forward from the index entry at or below `lo`: at most [`index::INDEX_EVERY`]
+    /// records before the range and after it, in one positioned read.
     pub fn read_range(&self, lo: Seq, hi: Seq) -> Result<Vec<ChatRecord>, StorageError> {
-        let lo = lo.0.max(1);
-        let hi = hi.0.min(self.last_seq().0);
+        let lo = Seq(lo.0.max(1));
+        let hi = hi.min(self.last_seq());
         if lo > hi {
             return Ok(Vec::new());
         }
-        // In range by the clamping above and the struct invariant.
-        let start = self.offsets[(lo - 1) as usize];
-        let end = self.end_of(hi);
-        let len = usize::try_from(end - start).map_err(|_| {
+        // Always covered by the struct invariant; an error rather than an empty answer if not.
+        let span = self
+            .index
+            .span(lo, hi, self.records, self.len_bytes)
+            .ok_or_else(|| {
+                StorageError::io(
+                    &self.path,
+                    io::Error::other("the index does not cover the records; restart to rebuild it"),
+                )
+            })?;
+        let len = usize::try_from(span.end - span.start).map_err(|_| {
             StorageError::io(&self.path, io::Error::other("range too large for memory"))
         })?;
         let mut buf = vec![0u8; len];
         self.reader
-            .read_exact_at(&mut buf, start)
+            .read_exact_at(&mut buf, span.start)
             .map_err(|e| StorageError::io(&self.path, e))?;
-        let count = (hi - lo + 1) as usize;
+        let skip = (lo.0 - span.first.0) as usize;
+        let count = (hi.0 - lo.0 + 1) as usize;
         let mut records = Vec::with_capacity(count);
         // Every line in `buf` ends with '\n', so the piece after the last one is empty.
-        for (i, line) in buf.split(|&b| b == b'\n').take(count).enumerate() {
-            let seq = lo + i as u64;
-            records.push(parse_line(&self.path, seq, line)?);
+        for (i, line) in buf
+            .split(|&b| b == b'\n')
+            .skip(skip)
+            .take(count)
+            .enumerate()
+        {
+            records.push(parse_line(&self.path, lo.0 + i as u64, line)?);
+        }
+        if records.len() != count {
+            let reason = format!("fewer lines than the {count} records the index expects");
+            return Err(StorageError::corrupt(&self.path, lo.0, reason));
         }
         Ok(records)
-    }
-
-    /// Byte offset just past record `seq` (which must be stored).
-    fn end_of(&self, seq: u64) -> u64 {
-        match self.offsets.get(seq as usize) {
-            Some(&next_start) => next_start,
-            None => self.len_bytes,
-        }
     }
 
     fn check_order(&self, records: &[ChatRecord]) -> Result<(), StorageError> {
@@ -232,21 +263,27 @@ impl Replica {
     }
 }
 
-/// Reads the whole file once, validating every complete line.
-fn scan(path: &Path, file: &File) -> Result<Scan, StorageError> {
-    let mut offsets = Vec::new();
+/// Reads the whole file once, validating every complete line: the byte-level shape check for
+/// lines this program wrote, the full parse for any other.
+fn scan(path: &Path, file: &File, every: u64) -> Result<Scan, StorageError> {
+    let mut index = SparseIndex::new(every);
+    let mut records = 0;
     let end = scan_lines(
         path,
         file,
         |line_number, reason| StorageError::corrupt(path, line_number, reason),
         |line_number, start, content| {
-            parse_line(path, line_number, content)?;
-            offsets.push(start);
+            if shape::canonical_seq(content) != Some(line_number) {
+                parse_line(path, line_number, content)?;
+            }
+            index.note(Seq(line_number), start);
+            records = line_number;
             Ok(())
         },
     )?;
     Ok(Scan {
-        offsets,
+        records,
+        index,
         complete_len: end.complete_len,
         torn_tail: end.torn_tail,
     })
@@ -273,7 +310,7 @@ fn cut_torn_tail(path: &Path, writer: &File, scan: &Scan) -> Result<(), StorageE
          keeping {} complete records",
         path.display(),
         scan.torn_tail,
-        scan.offsets.len()
+        scan.records
     );
     writer
         .set_len(scan.complete_len)

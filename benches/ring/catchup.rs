@@ -4,15 +4,14 @@
 //!
 //! It checks that both replicas equal the history byte for byte, and keeps the files if not.
 
+use crate::history::history_file;
 use crate::node::Proc;
 use crate::plan::Plan;
 use crate::process::says_joined;
 use crate::procfs::rss_mib;
 use crate::util::progress;
-use mcast_chat::protocol::types::{ChatRecord, NodeId, Seq};
 use serde::Serialize;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CatchUp {
@@ -35,26 +34,6 @@ pub struct CatchUp {
     pub server_rss_mib: f64,
     /// The client's notices, in seconds since its spawn.
     pub notices: Vec<(f64, String)>,
-}
-
-/// A replica of `n` records, as a server would have written it.
-pub fn history_file(n: usize) -> Vec<u8> {
-    let from = NodeId::random();
-    let mut out = Vec::with_capacity(n * 220);
-    for seq in 1..=n as u64 {
-        let rec = ChatRecord {
-            seq: Seq(seq),
-            id: Uuid::new_v4(),
-            from,
-            name: "hist".into(),
-            text: format!("h{seq} history line with some words in it to look like a chat"),
-            sent_at_ms: 1_790_000_000_000 + seq,
-        };
-        let line = serde_json::to_string(&rec).expect("a record serializes");
-        out.extend_from_slice(line.as_bytes());
-        out.push(b'\n');
-    }
-    out
 }
 
 pub fn catch_up(port: u16, history: &[u8], messages: usize) -> Result<CatchUp, String> {

@@ -1,4 +1,5 @@
-//! The checks that end every ring session and fail the run (exit 1) on a fast wrong answer:
+//! The checks that end every ring session (the history checks themselves are shared with
+//! the soak benchmark, in `benches/common/history.rs`) and fail the run (exit 1) on a fast wrong answer:
 //! the replicas of all live clients and the server byte-identical, `seq` gapless from 1,
 //! every submitted line exactly once (at most once for a killed client) and each author's
 //! lines in submit order, and every client's stdout stream equal to its replica.
@@ -6,11 +7,10 @@
 //! It only reads (replicas, what the readers saw); it must not retry, wait out or excuse a
 //! mismatch, except for giving the server's archive a moment to catch the tail.
 
+use crate::history::{check_keys, replica_keys};
 use crate::session::Ring;
-use crate::util::{key_client, parse_key, sha256_hex};
-use mcast_chat::protocol::types::{ChatRecord, Seq};
+use crate::util::{key_client, sha256_hex};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,9 @@ impl Ring {
             }
         }
         let keys = replica_keys(&first)?;
-        self.check_keys(&keys)?;
+        check_keys(&keys, &self.submitted, |k| {
+            self.killed.contains(&key_client(k))
+        })?;
         for &c in &live {
             let seen = self.clients[c].watch.lock();
             if seen.msgs.len() != keys.len()
@@ -80,53 +82,4 @@ impl Ring {
             sha256: sha256_hex(&first),
         })
     }
-
-    /// Every submitted line exactly once (at most once for killed clients), nothing else,
-    /// each author's lines in submit order.
-    pub fn check_keys(&self, keys: &[u64]) -> Result<(), String> {
-        let mut expected: HashSet<u64> = HashSet::new();
-        for lines in &self.submitted {
-            expected.extend(lines.iter().copied());
-        }
-        let mut seen: HashSet<u64> = HashSet::with_capacity(keys.len());
-        let mut last: HashMap<usize, u64> = HashMap::new();
-        for (i, &k) in keys.iter().enumerate() {
-            if !expected.contains(&k) {
-                return Err(format!("#{}: a line that nobody submitted", i + 1));
-            }
-            if !seen.insert(k) {
-                return Err(format!("#{}: a line delivered twice", i + 1));
-            }
-            let c = key_client(k);
-            if last.get(&c).is_some_and(|&prev| prev > k) {
-                return Err(format!("#{}: c{c}'s lines out of submit order", i + 1));
-            }
-            last.insert(c, k);
-        }
-        for (c, lines) in self.submitted.iter().enumerate() {
-            if self.killed.contains(&c) {
-                continue;
-            }
-            let missing = lines.iter().filter(|k| !seen.contains(k)).count();
-            if missing > 0 {
-                return Err(format!("{missing} lines of c{c} never delivered"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The keys of a replica's lines, checking that `seq` runs 1, 2, 3, ... without gaps.
-pub fn replica_keys(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("replica not UTF-8: {e}"))?;
-    let mut keys = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let rec: ChatRecord =
-            serde_json::from_str(line).map_err(|e| format!("replica line {}: {e}", i + 1))?;
-        if rec.seq != Seq(i as u64 + 1) {
-            return Err(format!("replica line {} holds #{}", i + 1, rec.seq));
-        }
-        keys.push(parse_key(&rec.text));
-    }
-    Ok(keys)
 }

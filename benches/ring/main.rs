@@ -77,13 +77,16 @@
 //!   `tests/common/process.rs`), its stdout parsed into deliveries and notices;
 //! - `session.rs`: a ring of a server and N clients, typing and waiting; `storm.rs`: the join
 //!   storm that starts its clients;
-//! - `check.rs`: the replica checks that end every session;
+//! - `check.rs`: the replica checks that end every session (over `benches/common/history.rs`,
+//!   shared with the soak benchmark);
 //! - `raw.rs`: the raw multicast baseline; `observer.rs`: the token-pass observer;
 //! - `measure.rs`: latency, flood and idle at one small ring size; `big.rs`: the phases at a
 //!   large ring; `recovery.rs`: `kill -9` under load; `catchup.rs`: a late joiner and a long
 //!   history;
 //! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
 
+#[path = "../common/history.rs"]
+mod history;
 #[path = "../../tests/common/process.rs"]
 mod process;
 
@@ -175,14 +178,7 @@ fn main() {
         "elapsed_s": t0.elapsed().as_secs_f64(),
     });
     println!("BENCH_JSON {report}");
-    if !failures.is_empty() {
-        eprintln!("\nFAILED:");
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        std::process::exit(1);
-    }
-    progress(t0, "done; every check passed");
+    util::finish(t0, &failures);
 }
 
 /// Makes sure the largest ring fits this process's limits: two pipes per child (its stdin and

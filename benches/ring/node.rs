@@ -208,13 +208,19 @@ impl Proc {
     }
 
     pub fn client(port: u16, dir: &Path, name: &str) -> Proc {
-        let args = [
+        Proc::client_with(port, dir, name, &[])
+    }
+
+    /// A client with more flags (`--loss`, `--resume`, ...) after the usual ones.
+    pub fn client_with(port: u16, dir: &Path, name: &str, extra: &[String]) -> Proc {
+        let mut args = vec![
             "--port".to_string(),
             port.to_string(),
             "--json".into(),
             "--name".into(),
             name.into(),
         ];
+        args.extend_from_slice(extra);
         Proc::spawn(name, env!("CARGO_BIN_EXE_client"), &args, dir, Format::Json)
     }
 

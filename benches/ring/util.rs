@@ -1,7 +1,8 @@
 //! Small helpers shared by the bench's modules: durations in milliseconds, median and
 //! percentile, progress lines, and the key that names every bench line (phase, client, number).
 //!
-//! Pure functions over numbers and strings: no processes, no sockets, no files.
+//! Pure functions over numbers and strings, and the bench's exit: no processes, no sockets,
+//! no files.
 
 use crate::NO_KEY;
 use sha2::{Digest, Sha256};
@@ -11,6 +12,18 @@ use std::time::{Duration, Instant};
 /// Serializes a duration as milliseconds (for the JSON report).
 pub fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(ms(*d))
+}
+
+/// Ends the run: the failures on stderr and exit 1, or a line that every check passed.
+pub fn finish(start: Instant, failures: &[String]) {
+    if !failures.is_empty() {
+        eprintln!("\nFAILED:");
+        for f in failures {
+            eprintln!("  {f}");
+        }
+        std::process::exit(1);
+    }
+    progress(start, "done; every check passed");
 }
 
 /// Prints a progress line on stderr, with seconds since the bench started.

@@ -15,6 +15,10 @@ use std::ops::ControlFlow;
 /// How many messages `/history` without N shows.
 const DEFAULT_HISTORY: u64 = 20;
 
+/// The most messages one `/history` shows: a larger N would read the whole of a long history
+/// into memory at once (ten million lines are about 2 GB). The replica file holds the rest.
+pub const MAX_HISTORY: u64 = 10_000;
+
 const HELP: &str = "commands: /help, /who, /history [N], /stats, /quit; /me ACTION sends an \
                     action (* you ACTION); anything else is a message";
 
@@ -148,25 +152,36 @@ fn stats(node: &Node<MemberCore>) -> String {
     )
 }
 
-/// Prints the last `n` messages of the replica; the sink is held throughout, so that no
-/// delivery lands in the middle of them.
+/// Prints the last `n` messages of the replica (at most [`MAX_HISTORY`]); the sink is held
+/// throughout, so that no delivery lands in the middle of them.
 fn history(node: &Node<MemberCore>, n: u64) {
-    let records = {
+    let (records, path) = {
         let storage = lock(&node.storage);
-        let last = storage.replica.last_seq();
-        let lo = Seq(last.0.saturating_sub(n.saturating_sub(1)).max(1));
-        storage.replica.read_range(lo, last)
+        let (lo, hi) = history_range(storage.replica.last_seq(), n);
+        let path = storage.replica.path().display().to_string();
+        (storage.replica.read_range(lo, hi), path)
     };
     let mut sink = lock(&node.sink);
     match records {
         Ok(records) if records.is_empty() => sink.notice("no history yet"),
         Ok(records) => {
+            if n > MAX_HISTORY {
+                sink.notice(&format!(
+                    "/history shows at most {MAX_HISTORY} messages; the whole history is in {path}"
+                ));
+            }
             sink.notice(&format!("the last {} messages:", records.len()));
             records.iter().for_each(|r| sink.message(r));
             sink.flush();
         }
         Err(e) => sink.notice(&format!("cannot read history: {e}")),
     }
+}
+
+/// The seqs the last `n` (at most [`MAX_HISTORY`]) of `last` messages run over.
+fn history_range(last: Seq, n: u64) -> (Seq, Seq) {
+    let n = n.min(MAX_HISTORY);
+    (Seq(last.0.saturating_sub(n.saturating_sub(1)).max(1)), last)
 }
 
 #[cfg(test)]
@@ -216,6 +231,16 @@ mod tests {
         assert_eq!(parse("/who  is there"), Some(Command::Who));
         assert_eq!(parse("/stats"), Some(Command::Stats));
         assert_eq!(parse("/ stats"), Some(Command::Stats));
+    }
+
+    #[test]
+    fn history_shows_the_last_n_up_to_the_cap() {
+        assert_eq!(history_range(Seq(100), 20), (Seq(81), Seq(100)));
+        assert_eq!(history_range(Seq(5), 20), (Seq(1), Seq(5)));
+        assert_eq!(history_range(Seq(0), 20), (Seq(1), Seq(0)));
+        let last = Seq(10_000_000);
+        let (lo, hi) = history_range(last, u64::MAX);
+        assert_eq!((hi.0 - lo.0 + 1, hi), (MAX_HISTORY, last));
     }
 
     #[test]
