@@ -17,6 +17,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Every node's `--durability`: `BENCH_DURABILITY` (`page-cache` or `fsync`; the nodes refuse
+/// anything else), by default `page-cache`, the nodes' own default.
+pub fn durability() -> String {
+    std::env::var("BENCH_DURABILITY")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "page-cache".to_string())
+}
+
 /// What a reader thread has seen on one process's stdout.
 #[derive(Default)]
 pub struct Seen {
@@ -184,7 +193,7 @@ impl Proc {
         // The log sits beside the data dir, which then holds only the node's own files.
         let process = Launch::new(bin, dir)
             .args(args)
-            .args(["--durability", &crate::plan::durability()])
+            .args(["--durability", &durability()])
             .stderr_to(dir.with_extension("stderr.log"), false)
             .start_with(name, reader)
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));

@@ -8,15 +8,6 @@ use mcast_chat::protocol::limits::MAX_MEMBERS;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Every node's `--durability`: `BENCH_DURABILITY` (`page-cache` or `fsync`; the nodes refuse
-/// anything else), by default `page-cache`, the nodes' own default.
-pub fn durability() -> String {
-    std::env::var("BENCH_DURABILITY")
-        .ok()
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "page-cache".to_string())
-}
-
 /// The smallest large ring (see [`Plan::big_from`]).
 const BIG_FROM: usize = 32;
 
@@ -120,7 +111,7 @@ impl Plan {
         let mut plan = if quick {
             Plan {
                 quick,
-                durability: durability(),
+                durability: crate::node::durability(),
                 ns: vec![1, 2, 4],
                 port_base,
                 raw_window: Duration::from_millis(500),
@@ -143,7 +134,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                durability: durability(),
+                durability: crate::node::durability(),
                 ns: vec![1, 2, 4, 8, 16, 32, 64, 100],
                 port_base,
                 raw_window: Duration::from_secs(1),
