@@ -215,7 +215,7 @@ fn print_small(plan: &Plan, rows: &[Row]) {
             fmt_lat(r.paced.as_ref()),
             fmt_lat(r.sporadic.as_ref()),
             r.bare_hop_us,
-            idle(|i| format!("{:.0}", i.hops.rotation_ms)),
+            idle(|i| format!("{:.0}", i.rotation_ms)),
             idle(|i| format!("{:.2}", i.cpu_pct)),
             idle(|i| format!("{:.0}", i.wakeups_per_s)),
         );
@@ -245,7 +245,8 @@ fn print_scale(plan: &Plan, rows: &[Row], big_rows: &[BigRow]) {
         "Every session starts with a join storm: all N clients started at once, each typing one \
          line once joined; times from the first start. Large rings (N >= {}) run the storm, \
          an idle window of {:?}, the sporadic lines and the checks; no raw baseline, paced load \
-         or flood. Rotation from the observer: N times the mean hop.",
+         or flood. Idle rotation: the window over client 0's token visits in it (the window \
+         itself when it saw none); sporadic rotation from the observer: N times the mean hop.",
         plan.big_from, plan.big_idle_window
     );
     println!();
@@ -270,7 +271,7 @@ fn print_scale(plan: &Plan, rows: &[Row], big_rows: &[BigRow]) {
             fmt_lat(l.sporadic),
             l.sporadic
                 .map_or("-".into(), |s| format!("{:.0}", s.hops.bare_p50_us)),
-            idle(|i| format!("{:.0}", i.hops.rotation_ms)),
+            idle(|i| format!("{:.0}", i.rotation_ms)),
             l.sporadic
                 .map_or("-".into(), |s| format!("{:.0}", s.hops.rotation_ms)),
             idle(|i| format!("{:.2}", i.cpu_pct)),
