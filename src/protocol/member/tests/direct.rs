@@ -37,8 +37,9 @@ fn acks(out: &[MemberOutput]) -> Vec<(NodeId, u64)> {
         .collect()
 }
 
-#[test]
-fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe_to_all() {
+/// A ring of three whose first member typed a line and was just handed the first token; its
+/// outputs (the pack and the pass) wait to be drained.
+fn three_with_a_line() -> (Instant, Vec<MemberCore>, Vec<NodeId>) {
     let now = Instant::now();
     let mut ring: Vec<MemberCore> = (0..3).map(|_| member(now)).collect();
     admit_ring(&mut ring, now, 1);
@@ -47,6 +48,12 @@ fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe
     outputs(&mut ring[0]);
     let first = Token::first(Epoch(1), NodeId::SERVER, ids[0], Seq(0), 3);
     ring[0].handle_datagram(now, Msg::Token(first));
+    (now, ring, ids)
+}
+
+#[test]
+fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe_to_all() {
+    let (now, mut ring, ids) = three_with_a_line();
     let out = outputs(&mut ring[0]);
     assert_eq!(
         token_destinations(&out),
@@ -133,14 +140,7 @@ fn drain_all(out: Vec<MemberOutput>) -> Vec<MemberOutput> {
 
 #[test]
 fn a_token_ahead_of_its_packs_waits_for_them_and_asks_only_when_they_do_not_come() {
-    let now = Instant::now();
-    let mut ring: Vec<MemberCore> = (0..3).map(|_| member(now)).collect();
-    admit_ring(&mut ring, now, 1);
-    let ids: Vec<NodeId> = ring.iter().map(MemberCore::id).collect();
-    ring[0].submit(now, vec![line("one")]);
-    outputs(&mut ring[0]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ids[0], Seq(0), 3);
-    ring[0].handle_datagram(now, Msg::Token(first));
+    let (now, mut ring, ids) = three_with_a_line();
     let out = drain_all(outputs(&mut ring[0]));
     let pack = packs(&out).pop().expect("a pack");
     let pack = Msg::Data {
