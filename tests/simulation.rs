@@ -25,7 +25,7 @@
 mod sim;
 
 use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
-use mcast_chat::protocol::member::{MemberConfig, MemberCore, Restored};
+use mcast_chat::protocol::member::{MemberConfig, MemberCore, Restored, REORDER_WAIT};
 use mcast_chat::protocol::types::{Incarnation, NodeId, Pending, Seq};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -498,8 +498,9 @@ impl Sim {
         // recovery round that may be under way when they stop, plus two token rotations at
         // the slowest hop: in a big ring a rotation is no longer small beside the sync
         // interval, as it is with the real 10 s interval.
+        // A hop takes at most the largest delay, plus the wait of a pass for packs it overtook.
         let members = self.world.nodes.len().saturating_sub(1) as u32;
-        let rotation = Duration::from_millis(self.faults.delay_ms.1) * members;
+        let rotation = (Duration::from_millis(self.faults.delay_ms.1) + REORDER_WAIT) * members;
         let bound = self.sync_interval + self.token_timeout * 2 + rotation * 2;
         if took > bound {
             self.fail(&format!(

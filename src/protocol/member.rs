@@ -27,6 +27,7 @@ mod tests;
 use self::catch_up::CatchUp;
 use self::state::{Phase, ServerContact, State, Timer};
 use self::token::Pass;
+pub use self::token::REORDER_WAIT;
 use self::view_parts::{ViewAssembly, ViewPart, WholeView};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// How long a token that came ahead of packs it counts waits for them. Reordered packs come
 /// within microseconds; a lost one is asked for on the token after this.
-const REORDER_WAIT: Duration = Duration::from_millis(2);
+pub const REORDER_WAIT: Duration = Duration::from_millis(2);
 
 /// Where a pass goes: see [`MemberCore::pass`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
