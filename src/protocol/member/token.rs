@@ -1,7 +1,8 @@
 //! The ring, from one member's side: accepting token visits (stale, early and duplicate
-//! tokens are dropped or kept aside), retransmitting what others miss, stamping outbox lines,
-//! holding an idle token or passing it, sending an unconfirmed pass again, waking an idle
-//! holder, and delivering what is safe.
+//! tokens are dropped or kept aside, a pass that overtook its packs waits for them),
+//! retransmitting what others miss, stamping outbox lines, holding an idle token or passing it
+//! (to the group when it raised `safe`, else to the successor alone, acknowledged), sending an
+//! unconfirmed pass again, waking an idle holder, and delivering what is safe.
 //!
 //! Methods of `MemberCore` over the ring data in `state::Ring`; they never change the phase
 //! (joins, views and leaves live in `member.rs`). No clock, no I/O.
@@ -283,6 +284,9 @@ impl MemberCore {
         };
         let direct = how == Pass::Direct && ring.direct_misses < DIRECT_MISSES_TO_GIVE_UP;
         let passed = token.pass(self.cfg.id, next);
+        // A direct pass does not come back to us through the group, so note it here: `/who`
+        // then shows the member we passed to, not us.
+        ring.seen_holder = Some((passed.hop, next));
         ring.unconfirmed = Some(passed.clone());
         ring.unconfirmed_direct = direct;
         self.timers

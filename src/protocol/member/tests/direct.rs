@@ -60,6 +60,11 @@ fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe
         [Some(ids[1]), Some(NodeId::SERVER)]
     );
     assert_eq!(acks(&out), [(NodeId::SERVER, 1)], "the first token arrived");
+    assert_eq!(
+        ring[0].token_holder(),
+        Some(ids[1]),
+        "/who names the next holder"
+    );
     let pack = out.iter().find_map(|o| match o {
         Output::Send(msg @ Msg::Data { .. }) => Some(msg.clone()),
         _ => None,
