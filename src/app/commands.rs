@@ -134,11 +134,12 @@ fn stats(node: &Node<MemberCore>) -> String {
     let net = node.transport.stats().snapshot();
     format!(
         "delivered up to #{delivered} ({} this run), outbox {outbox}, stamped {}, token visits \
-         {}, token resends {}, retransmissions {}, duplicates {}, stale {}, views {}; network: \
+         {}, collects {}, token resends {}, retransmissions {}, duplicates {}, stale {}, views {}; network: \
          sent {}, received {}, simulated drops {}, simulated duplicates {}; dropped datagrams: {}",
         s.delivered,
         s.stamped,
         s.tokens_held,
+        s.collects,
         s.token_retransmits,
         s.retransmissions,
         s.duplicates,

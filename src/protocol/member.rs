@@ -26,7 +26,6 @@ mod tests;
 
 use self::catch_up::CatchUp;
 use self::state::{Phase, ServerContact, State, Timer};
-use self::token::Pass;
 pub use self::token::REORDER_WAIT;
 use self::view_parts::{ViewAssembly, ViewPart, WholeView};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
@@ -113,6 +112,8 @@ pub struct MemberStats {
     pub stale: u64,
     /// Views installed.
     pub views: u64,
+    /// Token holdings in which we collected the members' arus ourselves.
+    pub collects: u64,
 }
 
 /// A client's protocol state. See the module docs for the driving contract.
@@ -247,7 +248,7 @@ impl MemberCore {
         self.outbox.extend(lines);
         if let Some(mut token) = self.take_held() {
             let stamped = self.stamp(&mut token);
-            self.hold_or_pass(now, token, stamped > 0, Pass::Direct);
+            self.hold_or_pass(now, token, stamped > 0);
         } else if self.state.ring().is_some() {
             self.wake(now);
         }
@@ -281,7 +282,7 @@ impl MemberCore {
         }
         if self.timers.take_due(Timer::IdlePass, now) {
             if let Some(token) = self.take_held() {
-                self.pass(now, token, Pass::Direct);
+                self.pass(now, token);
             }
         }
         if self.timers.take_due(Timer::TokenReorder, now) {
@@ -367,6 +368,8 @@ impl MemberCore {
             Msg::Data { epoch, recs } => self.on_data(now, epoch, recs),
             Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
             Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(epoch, hop),
+            Msg::AskAru { epoch, from, seq } => self.on_collect(epoch, from, seq),
+            Msg::Aru { epoch, from, aru } => self.on_aru(now, epoch, from, aru),
             Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),
             Msg::History { to, records } if to == self.cfg.id => self.on_history(now, records),
             Msg::Refuse {
@@ -626,7 +629,7 @@ impl MemberCore {
     /// Hands the token on if we hold it and (again) tells the server we leave.
     fn say_leave(&mut self, now: Instant) {
         if let Some(token) = self.take_held() {
-            self.pass(now, token, Pass::Direct);
+            self.pass(now, token);
         }
         self.timers.set(Timer::Leave, now + self.cfg.hello_interval);
         self.send(Msg::Leave {

@@ -137,6 +137,21 @@ pub enum Msg {
         from: NodeId,
         hop: u64,
     },
+    /// Holder → all: it keeps the token while the members tell it, each with an [`Msg::Aru`],
+    /// that they hold everything up to `seq` (what it just stamped into a quiet ring); then it
+    /// raises `safe` itself instead of sending the token round for it.
+    AskAru {
+        epoch: Epoch,
+        from: NodeId,
+        seq: Seq,
+    },
+    /// Member → the collecting holder, sent straight to it: everything up to `aru` has
+    /// arrived here (the same promise as the member's slot on the token).
+    Aru {
+        epoch: Epoch,
+        from: NodeId,
+        aru: Seq,
+    },
     /// Ask `to` for final records `lo..=hi`.
     Fetch {
         from: NodeId,
@@ -163,6 +178,8 @@ impl Msg {
             | Msg::ViewRequest { from, .. }
             | Msg::Wake { from, .. }
             | Msg::TokenAck { from, .. }
+            | Msg::AskAru { from, .. }
+            | Msg::Aru { from, .. }
             | Msg::Fetch { from, .. } => Some(*from),
             Msg::Token(token) => Some(token.from),
             Msg::Refuse { .. } | Msg::Gather { .. } | Msg::View { .. } | Msg::Beacon { .. } => {
@@ -364,6 +381,8 @@ fn check_values(msg: &Msg) -> Result<(), String> {
         Msg::TokenAck { epoch, hop, .. } => {
             check_ring_epoch(*epoch).and(check_counter("hop", *hop))
         }
+        Msg::AskAru { epoch, seq, .. } => check_ring_epoch(*epoch).and(check_counter("seq", seq.0)),
+        Msg::Aru { epoch, aru, .. } => check_ring_epoch(*epoch).and(check_counter("aru", aru.0)),
         Msg::Report {
             epoch,
             name,

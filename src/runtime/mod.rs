@@ -272,18 +272,28 @@ impl<M: Machine> Node<M> {
         result
     }
 
-    /// Hands a received message to the core and, when the io thread is not performing
-    /// outputs right now, performs what follows on this thread: a token hop then costs one
-    /// thread switch, not two. Outputs stay in order: whoever holds the storage lock drains
-    /// and performs them all before letting go.
+    /// Hands a received message to the core and performs what follows (see
+    /// [`Node::perform_here`]).
     fn handle_received(&self, msg: Msg) {
+        lock(&self.core).handle_datagram(Instant::now(), msg);
+        self.perform_here();
+    }
+
+    /// Performs the core's outputs on this thread when no other thread is performing outputs
+    /// right now, else leaves them to the io thread: a token hop, or a typed line that goes
+    /// out at once, then costs one thread switch, not two. Outputs stay in order: whoever
+    /// holds the storage lock drains and performs them all before letting go.
+    pub(super) fn perform_here(&self) {
         let Ok(mut storage) = self.storage.try_lock() else {
-            self.with_core(|core, now| core.handle_datagram(now, msg));
+            let (has_output, next) = {
+                let core = lock(&self.core);
+                (core.has_output(), core.poll_timeout())
+            };
+            self.wake_io_for(has_output, next);
             return;
         };
         let (outputs, next) = {
             let mut core = lock(&self.core);
-            core.handle_datagram(Instant::now(), msg);
             let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
             (outputs, core.poll_timeout())
         };

@@ -154,8 +154,9 @@ impl<M: Machine> Node<M> {
                 )
             })?;
             journal.append(&lines)?;
-            self.with_core(|core, now| then(core, now, lines));
+            then(&mut lock(&self.core), Instant::now(), lines);
         }
+        self.perform_here();
         self.request_checkpoint();
         Ok(())
     }

@@ -6,7 +6,7 @@
 
 use crate::protocol::timer;
 use crate::protocol::token_ring::Token;
-use crate::protocol::types::{Epoch, NodeId};
+use crate::protocol::types::{Epoch, NodeId, Seq};
 use std::time::Instant;
 
 /// A member's life: chatting, then (after `leave`) draining and announcing, then stopped.
@@ -53,8 +53,18 @@ pub(super) const DIRECT_MISSES_TO_GIVE_UP: u8 = 2;
 pub(super) struct Ring {
     /// Highest hop accepted (duplicates and retransmits have lower or equal).
     pub(super) last_hop: u64,
-    /// The token, held through the idle hold until [`Timer::IdlePass`].
+    /// The token, held through the idle hold, or while we collect the members' arus for
+    /// what we stamped (it then has unsafe lines), until [`Timer::IdlePass`].
     pub(super) held: Option<Token>,
+    /// `safe` and `seq` of the token we hold as it arrived: our pass goes to the whole group
+    /// if `safe` rose meanwhile, and we collect the arus ourselves only if every line above
+    /// `safe` was stamped by us.
+    pub(super) arrived_safe: Seq,
+    pub(super) arrived_seq: Seq,
+    /// A holder that asked us for our aru once we hold everything up to this seq.
+    pub(super) collect_for: Option<(NodeId, Seq)>,
+    /// When the collection of arus for the lines we stamped ends, if we are collecting.
+    pub(super) collect_deadline: Option<Instant>,
     /// A token that came before packs it counts (they travel to the group, it came to us
     /// alone, through another socket): its visit waits for them until [`Timer::TokenReorder`].
     pub(super) early_packs: Option<Token>,
@@ -75,6 +85,17 @@ pub(super) struct Ring {
     /// How many lines at the front of the outbox were stamped in this epoch and are not yet
     /// delivered (lines are stamped and delivered in typing order); never stamped twice.
     pub(super) in_flight: usize,
+}
+
+impl Ring {
+    /// `holder` has held the token since it asked for it (it passed it, or collects for
+    /// what it stamped): its Wake is answered, and passing the token on at once for it would
+    /// send it round for nothing.
+    pub(super) fn forget_wake_of(&mut self, holder: NodeId) {
+        if self.heard_wake.is_some_and(|(from, _)| from == holder) {
+            self.heard_wake = None;
+        }
+    }
 }
 
 impl State {
@@ -159,7 +180,7 @@ pub(super) enum Timer {
     Hello,
     /// Give up joining if no server was heard by then.
     JoinTimeout,
-    /// Pass on the idle token we hold.
+    /// Pass on the token we hold: the idle hold is over, or the arus did not all come.
     IdlePass,
     /// Visit the token that arrived ahead of packs it counts, without waiting longer for them.
     TokenReorder,

@@ -5,7 +5,11 @@ use super::*;
 use crate::protocol::types::{ChatRecord, Member, ServerId};
 use uuid::Uuid;
 
+mod collect;
 mod direct;
+
+/// Later than any collection's deadline (the token then goes round for the arus).
+const COLLECT_OVER: Duration = Duration::from_millis(50);
 
 fn member(now: Instant) -> MemberCore {
     let cfg = MemberConfig::new(NodeId::random(), "me".into(), Incarnation(1));
@@ -142,12 +146,14 @@ fn a_view_is_adopted_only_for_the_epoch_we_reported_for() {
 #[test]
 fn g2_lines_are_stamped_in_typing_order_and_delivered_once_safe() {
     let now = Instant::now();
-    let mut m = member(now);
-    let token = admit(&mut m, now, 1);
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let token = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 2);
+    let m = &mut ring[0];
     m.submit(now, vec![line("one"), line("two")]);
-    drain(&mut m);
+    drain(m);
     m.handle_datagram(now, Msg::Token(token));
-    let packs = packs(&drain(&mut m));
+    let packs = packs(&drain(m));
     assert_eq!(packs.len(), 1, "one visit's lines travel in one pack");
     let sent: Vec<(Seq, &str)> = packs[0].iter().map(|r| (r.seq, &*r.text)).collect();
     assert_eq!(sent, vec![(Seq(1), "one"), (Seq(2), "two")]);
@@ -157,6 +163,17 @@ fn g2_lines_are_stamped_in_typing_order_and_delivered_once_safe() {
         "not safe before every member has shown it"
     );
     assert_eq!(m.outbox().count(), 2, "still in the outbox until delivered");
+}
+
+#[test]
+fn alone_in_the_ring_the_author_delivers_what_it_stamps_at_once() {
+    let now = Instant::now();
+    let mut m = member(now);
+    let token = admit(&mut m, now, 1);
+    m.submit(now, vec![line("one"), line("two")]);
+    m.handle_datagram(now, Msg::Token(token));
+    assert_eq!(m.delivered(), Seq(2), "its own slot is every slot");
+    assert_eq!(m.outbox().count(), 0);
 }
 
 #[test]
@@ -560,6 +577,7 @@ fn g2_a_lost_pack_is_asked_for_seq_by_seq_and_sent_again_packed() {
     drain(&mut ring[a]);
     let first = Token::first(Epoch(1), NodeId::SERVER, ring[a].id(), Seq(0), 3);
     ring[a].handle_datagram(now, Msg::Token(first));
+    ring[a].handle_timeout(now + COLLECT_OVER);
     let out = drain(&mut ring[a]);
     let sent = packs(&out);
     assert_eq!(sent.len(), 1, "three short lines, one pack");

@@ -19,14 +19,12 @@ use std::time::{Duration, Instant};
 /// within microseconds; a lost one is asked for on the token after this.
 pub const REORDER_WAIT: Duration = Duration::from_millis(2);
 
-/// Where a pass goes: see [`MemberCore::pass`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Pass {
-    /// To the whole group: it raised `safe`.
-    ToAll,
-    /// To the successor (and a copy to the server).
-    Direct,
-}
+/// How long a holder that collects the arus for its lines waits for them, at least: a
+/// member that answers later is counted when the token comes round instead.
+const COLLECT_WAIT: Duration = Duration::from_millis(1);
+
+/// What each member adds to [`COLLECT_WAIT`]: the holder reads one answer from each.
+const COLLECT_WAIT_PER_MEMBER: Duration = Duration::from_micros(50);
 
 impl MemberCore {
     pub(super) fn on_token(&mut self, now: Instant, token: Token) {
@@ -65,6 +63,7 @@ impl MemberCore {
         if ring.seen_holder.is_none_or(|(hop, _)| token.hop > hop) {
             ring.seen_holder = Some((token.hop, token.to));
         }
+        ring.forget_wake_of(token.from);
         let fresh = token.to == self.cfg.id && token.hop > ring.last_hop;
         if fresh {
             ring.last_hop = token.hop;
@@ -136,11 +135,16 @@ impl MemberCore {
         // What is safe every member holds: nobody needs it sent again.
         token.drop_safe_requests();
         self.retransmit_requested(&mut token);
+        if let Some(ring) = self.state.ring_mut() {
+            ring.arrived_safe = token.safe;
+            ring.arrived_seq = token.seq;
+            // Whoever collected arus has passed the token on since.
+            ring.collect_for = None;
+        }
         let aru = self.order.aru();
         let pos = self.view.position(self.cfg.id).unwrap_or(0);
         let safe_before = token.safe;
         token.record_aru(pos, aru);
-        let safe_rose = token.safe > safe_before;
         let order = &self.order;
         token.request_missing(aru, |s| order.has(s));
         if token.wake == Some(self.cfg.id) {
@@ -152,11 +156,11 @@ impl MemberCore {
                 token.wake.get_or_insert(from);
             }
         }
-        self.note_safe(token.safe);
         let (passer, hop) = (token.from, token.hop);
         let stamped = self.stamp(&mut token);
-        let pass = if safe_rose { Pass::ToAll } else { Pass::Direct };
-        if !self.hold_or_pass(now, token, stamped > 0 || safe_rose, pass) {
+        self.note_safe(token.safe);
+        let news = stamped > 0 || token.safe > safe_before;
+        if !self.hold_or_pass(now, token, news) {
             // Nobody else will show the passer that its pass arrived.
             self.acknowledge(passer, hop);
         }
@@ -238,29 +242,133 @@ impl MemberCore {
         }
         self.stats.stamped += count as u64;
         self.send_packed(recs);
+        if count > 0 {
+            // We hold what we just stamped: our slot says so now, so the member before us
+            // raises `safe` on it, not we ourselves a whole rotation later.
+            let pos = self.view.position(self.cfg.id).unwrap_or(0);
+            token.record_aru(pos, self.order.aru());
+        }
         count
     }
 
-    /// Passes at once when the ring has work (we stamped, `safe` just rose and the others
-    /// must learn it, lines we may not send yet wait) or we are leaving, else holds the idle
-    /// token for `idle_hold`. Returns whether the pass went to the whole group.
-    pub(super) fn hold_or_pass(
-        &mut self,
-        now: Instant,
-        token: Token,
-        news: bool,
-        how: Pass,
-    ) -> bool {
+    /// Keeps the token to collect the arus for what we just stamped into a quiet ring (see
+    /// [`MemberCore::should_collect`]); else passes at once when the ring has work (we
+    /// stamped, `safe` just rose and the others must learn it, lines we may not send yet
+    /// wait) or we are leaving; else holds the idle token for `idle_hold`. Returns whether a
+    /// pass went to the whole group.
+    pub(super) fn hold_or_pass(&mut self, now: Instant, token: Token, news: bool) -> bool {
+        if self.should_collect(&token) {
+            self.collect(now, token);
+            return false;
+        }
         let in_flight = self.state.ring().map_or(0, |r| r.in_flight);
         let waiting = self.outbox.len() > in_flight;
         if news || token.is_busy() || waiting || self.state.leaving() {
-            return self.pass(now, token, how);
+            return self.pass(now, token);
         }
         if let Some(ring) = self.state.ring_mut() {
             ring.held = Some(token);
+            ring.collect_deadline = None;
             self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
         }
         false
+    }
+
+    /// Whether to keep the token and ask the members for their arus rather than send it round
+    /// for them: everything above `safe` is ours, stamped while we hold this token, and
+    /// nobody else asked for it or misses anything. In a quiet ring a line is then safe after
+    /// three one-way trips (its pack, the answers, the pass that says so) whatever the ring's
+    /// size, where a rotation takes one hop per member.
+    fn should_collect(&self, token: &Token) -> bool {
+        let Some(ring) = self.state.ring() else {
+            return false;
+        };
+        token.seq > token.safe
+            && token.safe >= ring.arrived_seq
+            && token.rtr.is_empty()
+            && token.wake.is_none()
+            && self.view.members.len() > 1
+            && !self.state.leaving()
+    }
+
+    /// Holds the token and asks every member to answer, once it holds everything up to the
+    /// token's `seq`, with its aru (see [`MemberCore::on_aru`]). Lines stamped meanwhile
+    /// join the collection, which still ends at its first deadline.
+    fn collect(&mut self, now: Instant, token: Token) {
+        let wait = COLLECT_WAIT + COLLECT_WAIT_PER_MEMBER * self.view.members.len() as u32;
+        let seq = token.seq;
+        let Some(ring) = self.state.ring_mut() else {
+            return;
+        };
+        ring.held = Some(token);
+        let deadline = *ring.collect_deadline.get_or_insert(now + wait);
+        self.timers.set(Timer::IdlePass, deadline);
+        self.stats.collects += 1;
+        self.send(Msg::AskAru {
+            epoch: self.view.epoch,
+            from: self.cfg.id,
+            seq,
+        });
+    }
+
+    /// A member's answer to our collection: its slot rises, and once every slot shows what
+    /// we stamped, `safe` rises and we pass (to the whole group, which delivers on it).
+    pub(super) fn on_aru(&mut self, now: Instant, epoch: Epoch, from: NodeId, aru: Seq) {
+        let Some(pos) = self
+            .view
+            .position(from)
+            .filter(|_| epoch == self.view.epoch)
+        else {
+            return;
+        };
+        let Some(token) = self.state.ring_mut().and_then(|r| r.held.as_mut()) else {
+            return; // too late: the token has gone on
+        };
+        if token.safe >= token.seq {
+            return; // an idle token: nothing to collect
+        }
+        // An aru above what was stamped cannot be true; it promises no more than `seq`.
+        token.record_aru(pos, aru.min(token.seq));
+        let (safe, complete) = (token.safe, token.safe >= token.seq);
+        self.note_safe(safe);
+        if complete {
+            if let Some(token) = self.take_held() {
+                self.pass(now, token);
+            }
+        }
+        self.deliver_ready();
+    }
+
+    /// A holder asks for our aru once we hold everything up to `seq`.
+    pub(super) fn on_collect(&mut self, epoch: Epoch, from: NodeId, seq: Seq) {
+        if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
+            return;
+        }
+        if let Some(ring) = self.state.ring_mut() {
+            ring.collect_for = Some((from, seq));
+            ring.forget_wake_of(from);
+            self.answer_collect();
+        }
+    }
+
+    /// Answers the collecting holder, straight to it, once we hold what it asked about.
+    fn answer_collect(&mut self) {
+        let aru = self.order.aru();
+        let Some(ring) = self.state.ring_mut() else {
+            return;
+        };
+        let Some((holder, _)) = ring.collect_for.filter(|(_, seq)| aru >= *seq) else {
+            return;
+        };
+        ring.collect_for = None;
+        self.send_to(
+            holder,
+            Msg::Aru {
+                epoch: self.view.epoch,
+                from: self.cfg.id,
+                aru,
+            },
+        );
     }
 
     /// The token we hold, if any, taken out of the idle hold.
@@ -271,18 +379,31 @@ impl MemberCore {
     }
 
     /// Passes the token to our successor and waits for a later hop or the successor's ack to
-    /// confirm it arrived. A pass that raised `safe` goes to the whole group, which delivers
-    /// on it at once; any other goes to the successor alone, with a copy to the server (it
-    /// watches every pass for progress), so a hop wakes two processes, not the whole group.
-    /// Returns whether the pass went to the whole group.
-    pub(super) fn pass(&mut self, now: Instant, token: Token, how: Pass) -> bool {
-        let Some(next) = self.view.successor(self.cfg.id) else {
-            return false;
-        };
+    /// confirm it arrived. A pass that raised `safe` (since the token came to us) goes to the
+    /// whole group, which delivers on it at once; any other goes to the successor alone, with
+    /// a copy to the server (it watches every pass for progress), so a hop wakes two
+    /// processes, not the whole group. Returns whether the pass went to the whole group.
+    pub(super) fn pass(&mut self, now: Instant, token: Token) -> bool {
+        match self.view.successor(self.cfg.id) {
+            Some(next) => self.pass_to(now, token, next),
+            None => false,
+        }
+    }
+
+    /// [`MemberCore::pass`] to `next`: the successor, or a member that asked for the token.
+    fn pass_to(&mut self, now: Instant, mut token: Token, next: NodeId) -> bool {
+        let waiting = self.outbox.len();
         let Some(ring) = self.state.ring_mut() else {
             return false;
         };
-        let direct = how == Pass::Direct && ring.direct_misses < DIRECT_MISSES_TO_GIVE_UP;
+        if waiting > ring.in_flight {
+            // Lines we could not stamp this time: the token comes back for them rather than
+            // idle somewhere else (a pass whose lines are all safe would otherwise be held).
+            token.wake.get_or_insert(self.cfg.id);
+        }
+        ring.collect_deadline = None;
+        let raised = token.safe > ring.arrived_safe;
+        let direct = !raised && ring.direct_misses < DIRECT_MISSES_TO_GIVE_UP;
         let passed = token.pass(self.cfg.id, next);
         // A direct pass does not come back to us through the group, so note it here: `/who`
         // then shows the member we passed to, not us.
@@ -360,9 +481,11 @@ impl MemberCore {
         if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
             return;
         }
-        if let Some(mut token) = self.take_held() {
-            token.wake.get_or_insert(from);
-            self.pass(now, token, Pass::Direct);
+        if let Some(token) = self.take_held() {
+            // Straight to it: the members in between have nothing to send (or they would
+            // have asked too, and get the token as it goes round from there), and whatever
+            // is unsafe still becomes safe only once the token has visited all of them.
+            self.pass_to(now, token, from);
         } else if let Some(ring) = self.state.ring_mut() {
             // The token may be on its way to us: pass it on at once when it comes.
             ring.heard_wake = Some((from, now));
@@ -387,6 +510,9 @@ impl MemberCore {
             } else {
                 self.stats.duplicates += 1;
             }
+        }
+        if fresh {
+            self.answer_collect();
         }
         let waiting = self.state.ring().and_then(|r| r.early_packs.as_ref());
         if waiting.is_some_and(|t| self.order.aru() >= t.seq) {

@@ -99,6 +99,16 @@ fn all_kinds() -> Vec<Msg> {
             from: id,
             hop: 7,
         },
+        Msg::AskAru {
+            epoch: Epoch(2),
+            from: id,
+            seq: Seq(12),
+        },
+        Msg::Aru {
+            epoch: Epoch(2),
+            from: id,
+            aru: Seq(12),
+        },
     ]
 }
 
@@ -210,7 +220,11 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[11], "token_timeout_ms", serde_json::json!(u64::MAX)),
         (&kinds[12], "epoch", big.clone()),
         (&kinds[13], "epoch", big.clone()),
-        (&kinds[13], "hop", big),
+        (&kinds[13], "hop", big.clone()),
+        (&kinds[14], "epoch", serde_json::json!(0)),
+        (&kinds[14], "seq", big.clone()),
+        (&kinds[15], "epoch", serde_json::json!(0)),
+        (&kinds[15], "aru", big),
     ];
     for (msg, field, value) in cases {
         let bytes = edited(msg, field, value.clone());
