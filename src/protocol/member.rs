@@ -17,6 +17,7 @@
 //!   a later checkpoint covers it too): the core may stamp and send it at once.
 
 mod catch_up;
+mod collect;
 mod state;
 mod token;
 mod view_parts;

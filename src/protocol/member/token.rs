@@ -1,8 +1,10 @@
 //! The ring, from one member's side: accepting token visits (stale, early and duplicate
 //! tokens are dropped or kept aside, a pass that overtook its packs waits for them),
-//! retransmitting what others miss, stamping outbox lines, holding an idle token or passing it
-//! (to the group when it raised `safe`, else to the successor alone, acknowledged), sending an
-//! unconfirmed pass again, waking an idle holder, and delivering what is safe.
+//! retransmitting what others miss, stamping outbox lines, collecting the members' arus for
+//! what we stamped into a quiet ring (and answering such a collection), holding an idle token
+//! or passing it (to the group when it raised `safe`, else to the successor, or to a member
+//! that asked for it, alone, acknowledged), sending an unconfirmed pass again, waking an idle
+//! holder, and delivering what is safe.
 //!
 //! Methods of `MemberCore` over the ring data in `state::Ring`; they never change the phase
 //! (joins, views and leaves live in `member.rs`). No clock, no I/O.
@@ -18,13 +20,6 @@ use std::time::{Duration, Instant};
 /// How long a token that came ahead of packs it counts waits for them. Reordered packs come
 /// within microseconds; a lost one is asked for on the token after this.
 pub const REORDER_WAIT: Duration = Duration::from_millis(2);
-
-/// How long a holder that collects the arus for its lines waits for them, at least: a
-/// member that answers later is counted when the token comes round instead.
-const COLLECT_WAIT: Duration = Duration::from_millis(1);
-
-/// What each member adds to [`COLLECT_WAIT`]: the holder reads one answer from each.
-const COLLECT_WAIT_PER_MEMBER: Duration = Duration::from_micros(50);
 
 impl MemberCore {
     pub(super) fn on_token(&mut self, now: Instant, token: Token) {
@@ -274,103 +269,6 @@ impl MemberCore {
         false
     }
 
-    /// Whether to keep the token and ask the members for their arus rather than send it round
-    /// for them: everything above `safe` is ours, stamped while we hold this token, and
-    /// nobody else asked for it or misses anything. In a quiet ring a line is then safe after
-    /// three one-way trips (its pack, the answers, the pass that says so) whatever the ring's
-    /// size, where a rotation takes one hop per member.
-    fn should_collect(&self, token: &Token) -> bool {
-        let Some(ring) = self.state.ring() else {
-            return false;
-        };
-        token.seq > token.safe
-            && token.safe >= ring.arrived_seq
-            && token.rtr.is_empty()
-            && token.wake.is_none()
-            && self.view.members.len() > 1
-            && !self.state.leaving()
-    }
-
-    /// Holds the token and asks every member to answer, once it holds everything up to the
-    /// token's `seq`, with its aru (see [`MemberCore::on_aru`]). Lines stamped meanwhile
-    /// join the collection, which still ends at its first deadline.
-    fn collect(&mut self, now: Instant, token: Token) {
-        let wait = COLLECT_WAIT + COLLECT_WAIT_PER_MEMBER * self.view.members.len() as u32;
-        let seq = token.seq;
-        let Some(ring) = self.state.ring_mut() else {
-            return;
-        };
-        ring.held = Some(token);
-        let deadline = *ring.collect_deadline.get_or_insert(now + wait);
-        self.timers.set(Timer::IdlePass, deadline);
-        self.stats.collects += 1;
-        self.send(Msg::AskAru {
-            epoch: self.view.epoch,
-            from: self.cfg.id,
-            seq,
-        });
-    }
-
-    /// A member's answer to our collection: its slot rises, and once every slot shows what
-    /// we stamped, `safe` rises and we pass (to the whole group, which delivers on it).
-    pub(super) fn on_aru(&mut self, now: Instant, epoch: Epoch, from: NodeId, aru: Seq) {
-        let Some(pos) = self
-            .view
-            .position(from)
-            .filter(|_| epoch == self.view.epoch)
-        else {
-            return;
-        };
-        let Some(token) = self.state.ring_mut().and_then(|r| r.held.as_mut()) else {
-            return; // too late: the token has gone on
-        };
-        if token.safe >= token.seq {
-            return; // an idle token: nothing to collect
-        }
-        // An aru above what was stamped cannot be true; it promises no more than `seq`.
-        token.record_aru(pos, aru.min(token.seq));
-        let (safe, complete) = (token.safe, token.safe >= token.seq);
-        self.note_safe(safe);
-        if complete {
-            if let Some(token) = self.take_held() {
-                self.pass(now, token);
-            }
-        }
-        self.deliver_ready();
-    }
-
-    /// A holder asks for our aru once we hold everything up to `seq`.
-    pub(super) fn on_collect(&mut self, epoch: Epoch, from: NodeId, seq: Seq) {
-        if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
-            return;
-        }
-        if let Some(ring) = self.state.ring_mut() {
-            ring.collect_for = Some((from, seq));
-            ring.forget_wake_of(from);
-            self.answer_collect();
-        }
-    }
-
-    /// Answers the collecting holder, straight to it, once we hold what it asked about.
-    fn answer_collect(&mut self) {
-        let aru = self.order.aru();
-        let Some(ring) = self.state.ring_mut() else {
-            return;
-        };
-        let Some((holder, _)) = ring.collect_for.filter(|(_, seq)| aru >= *seq) else {
-            return;
-        };
-        ring.collect_for = None;
-        self.send_to(
-            holder,
-            Msg::Aru {
-                epoch: self.view.epoch,
-                from: self.cfg.id,
-                aru,
-            },
-        );
-    }
-
     /// The token we hold, if any, taken out of the idle hold.
     pub(super) fn take_held(&mut self) -> Option<Token> {
         let token = self.state.ring_mut()?.held.take()?;
@@ -523,7 +421,7 @@ impl MemberCore {
     }
 
     /// Everything up to `safe` may be delivered ([`MemberCore::deliver_ready`] does it).
-    fn note_safe(&mut self, safe: Seq) {
+    pub(super) fn note_safe(&mut self, safe: Seq) {
         self.safe = self.safe.max(safe);
     }
 
