@@ -199,7 +199,7 @@ fn msg() -> impl Strategy<Value = Msg> {
                 recs: in_seq_order(recs),
             }
         }),
-        (epoch(), id()).prop_map(|(epoch, from)| Msg::Wake { epoch, from }),
+        (epoch(), id(), counter()).prop_map(|(epoch, from, hop)| Msg::Wake { epoch, from, hop }),
         (id(), id(), seq(), seq()).prop_map(|(from, to, lo, hi)| Msg::Fetch { from, to, lo, hi }),
         (id(), proptest::collection::vec(record(), 0..4))
             .prop_map(|(to, records)| Msg::History { to, records }),

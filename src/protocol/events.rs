@@ -279,6 +279,7 @@ mod tests {
             Output::Send(Msg::Wake {
                 epoch: Epoch(1),
                 from: NodeId::SERVER,
+                hop: 0,
             })
         };
         let outputs: Vec<MemberOutput> = vec![
@@ -304,6 +305,7 @@ mod tests {
                 msg: Msg::Wake {
                     epoch: Epoch(1),
                     from: NodeId::SERVER,
+                    hop: 0,
                 },
             },
         ];
@@ -334,6 +336,7 @@ mod tests {
         let wake = Msg::Wake {
             epoch: Epoch(1),
             from: NodeId::SERVER,
+            hop: 0,
         };
         let outputs: Vec<MemberOutput> = vec![
             Output::Deliver(rec(1)),

@@ -251,7 +251,7 @@ impl MemberCore {
             let stamped = self.stamp(&mut token);
             self.hold_or_pass(now, token, stamped > 0);
         } else if self.state.ring().is_some() {
-            self.wake(now);
+            self.wake(now, false);
         }
     }
 
@@ -302,7 +302,7 @@ impl MemberCore {
                 .ring()
                 .is_some_and(|r| self.outbox.len() > r.in_flight)
             {
-                self.wake(now);
+                self.wake(now, true);
             }
         }
         if self.timers.take_due(Timer::ServerSilence, now) {
@@ -367,7 +367,7 @@ impl MemberCore {
             } => self.on_beacon(now, epoch, cut, token_timeout_ms, (members, digest)),
             Msg::Token(token) => self.on_token(now, token),
             Msg::Data { epoch, recs } => self.on_data(now, epoch, recs),
-            Msg::Wake { epoch, from } => self.on_wake(now, epoch, from),
+            Msg::Wake { epoch, from, hop } => self.on_wake(now, epoch, from, hop),
             Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(epoch, hop),
             Msg::AskAru { epoch, from, seq } => self.on_collect(epoch, from, seq),
             Msg::Aru { epoch, from, aru } => self.on_aru(now, epoch, from, aru),

@@ -55,10 +55,11 @@ mod tests {
     use super::*;
     use crate::protocol::types::Epoch;
 
-    fn wake(from: NodeId) -> Msg {
-        Msg::Wake {
+    fn ack(from: NodeId) -> Msg {
+        Msg::TokenAck {
             epoch: Epoch(1),
             from,
+            hop: 1,
         }
     }
 
@@ -67,8 +68,8 @@ mod tests {
         let mut book = AddressBook::default();
         let a = NodeId::random();
         assert_eq!(book.get(a), None);
-        book.learn(&wake(a), 1);
-        book.learn(&wake(a), 2);
+        book.learn(&ack(a), 1);
+        book.learn(&ack(a), 2);
         assert_eq!(book.get(a), Some(2));
         let data = Msg::Data {
             epoch: Epoch(1),
@@ -76,13 +77,24 @@ mod tests {
         };
         book.learn(&data, 3);
         assert_eq!(book.get(a), Some(2), "data names no sender");
+        let wake = Msg::Wake {
+            epoch: Epoch(1),
+            from: a,
+            hop: 7,
+        };
+        book.learn(&wake, 4);
+        assert_eq!(
+            book.get(a),
+            Some(2),
+            "a wake may come on through another member"
+        );
     }
 
     #[test]
     fn the_book_stays_bounded() {
         let mut book = AddressBook::default();
         for i in 0..MAX_ENTRIES * 3 {
-            book.learn(&wake(NodeId::random()), i);
+            book.learn(&ack(NodeId::random()), i);
         }
         assert!(book.addresses.len() <= MAX_ENTRIES);
     }

@@ -127,8 +127,15 @@ pub enum Msg {
         /// At least one record, at most [`MAX_PACK_RECORDS`], seqs strictly increasing.
         recs: Vec<ChatRecord>,
     },
-    /// A member with something to send asks an idle holder to pass the token at once.
-    Wake { epoch: Epoch, from: NodeId },
+    /// A member with something to send asks an idle holder to pass the token at once: to
+    /// the group (`hop` 0), or straight to the member it last saw the token go to, by the
+    /// pass of that `hop`; a member that has passed the token on since sends it after it.
+    Wake {
+        epoch: Epoch,
+        from: NodeId,
+        #[serde(default)]
+        hop: u64,
+    },
     /// Successor → passer, sent straight to it: pass `hop` of the token arrived, so it need
     /// not be sent again. A pass that went to the whole group needs none (the next pass shows
     /// it arrived).
@@ -169,14 +176,14 @@ pub enum Msg {
 impl Msg {
     /// The node that sent this message, where the message names it: a driver may learn from
     /// it where to send that node's direct datagrams. Data and history name no sender (anyone
-    /// may resend a record); a token names its passer.
+    /// may resend a record), nor does a wake (a member that has passed the token on sends it
+    /// after the token, from its own address); a token names its passer.
     pub fn sender(&self) -> Option<NodeId> {
         match self {
             Msg::Hello { from, .. }
             | Msg::Leave { from, .. }
             | Msg::Report { from, .. }
             | Msg::ViewRequest { from, .. }
-            | Msg::Wake { from, .. }
             | Msg::TokenAck { from, .. }
             | Msg::AskAru { from, .. }
             | Msg::Aru { from, .. }
@@ -185,7 +192,7 @@ impl Msg {
             Msg::Refuse { .. } | Msg::Gather { .. } | Msg::View { .. } | Msg::Beacon { .. } => {
                 Some(NodeId::SERVER)
             }
-            Msg::Data { .. } | Msg::History { .. } => None,
+            Msg::Data { .. } | Msg::History { .. } | Msg::Wake { .. } => None,
         }
     }
 }
@@ -377,7 +384,7 @@ fn check_values(msg: &Msg) -> Result<(), String> {
         } => check_ring_epoch(*epoch)
             .and(check_part(*part, *parts))
             .and(check_member_count(members.len())),
-        Msg::Wake { epoch, .. } => check_ring_epoch(*epoch),
+        Msg::Wake { epoch, hop, .. } => check_ring_epoch(*epoch).and(check_counter("hop", *hop)),
         Msg::TokenAck { epoch, hop, .. } => {
             check_ring_epoch(*epoch).and(check_counter("hop", *hop))
         }

@@ -128,6 +128,7 @@ mod tests {
         Msg::Wake {
             epoch: Epoch(4),
             from: NodeId::random(),
+            hop: 0,
         }
     }
 

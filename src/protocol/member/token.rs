@@ -362,19 +362,28 @@ impl MemberCore {
         (self.cfg.idle_hold / 5).max(Duration::from_millis(20))
     }
 
-    /// Asks an idle holder for the token, once per visit (sent again if it does not come).
-    pub(super) fn wake(&mut self, now: Instant) {
-        if self.timers.get(Timer::WakeResend).is_some() {
+    /// Asks the holder for the token, once per visit: straight to the member we last saw
+    /// it go to, if we saw one, else to the group; `again` (it did not come) to the group.
+    pub(super) fn wake(&mut self, now: Instant, again: bool) {
+        if !again && self.timers.get(Timer::WakeResend).is_some() {
             return;
         }
         self.timers.set(Timer::WakeResend, now + self.wake_resend());
-        self.send(Msg::Wake {
-            epoch: self.view.epoch,
-            from: self.cfg.id,
-        });
+        let (epoch, from) = (self.view.epoch, self.cfg.id);
+        let seen = self.state.ring().and_then(|r| r.seen_holder);
+        match seen.filter(|(_, to)| *to != from && !again) {
+            Some((hop, to)) => self.send_to(to, Msg::Wake { epoch, from, hop }),
+            None => self.send(Msg::Wake {
+                epoch,
+                from,
+                hop: 0,
+            }),
+        }
     }
 
-    pub(super) fn on_wake(&mut self, now: Instant, epoch: Epoch, from: NodeId) {
+    /// A member asks for the token (`hop` > 0: it sent this to us alone, having seen that
+    /// pass come to us).
+    pub(super) fn on_wake(&mut self, now: Instant, epoch: Epoch, from: NodeId, hop: u64) {
         // Only a member clears the token's wake mark (on its visit), so only members count.
         if epoch != self.view.epoch || from == self.cfg.id || !self.view.contains(from) {
             return;
@@ -384,9 +393,26 @@ impl MemberCore {
             // have asked too, and get the token as it goes round from there), and whatever
             // is unsafe still becomes safe only once the token has visited all of them.
             self.pass_to(now, token, from);
-        } else if let Some(ring) = self.state.ring_mut() {
+            return;
+        }
+        let Some(ring) = self.state.ring_mut() else {
+            return;
+        };
+        match ring.seen_holder {
+            // It has gone on since the pass the member saw: the Wake follows it there. The
+            // hop only rises along the way, so a Wake never goes round in circles.
+            Some((later, next)) if hop > 0 && later > hop && next != from => {
+                self.send_to(
+                    next,
+                    Msg::Wake {
+                        epoch,
+                        from,
+                        hop: later,
+                    },
+                );
+            }
             // The token may be on its way to us: pass it on at once when it comes.
-            ring.heard_wake = Some((from, now));
+            _ => ring.heard_wake = Some((from, now)),
         }
     }
 

@@ -70,6 +70,7 @@ fn all_kinds() -> Vec<Msg> {
         Msg::Wake {
             epoch: Epoch(2),
             from: id,
+            hop: 0,
         },
         Msg::Fetch {
             from: id,
@@ -205,6 +206,7 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[7], "recs.1.seq", serde_json::json!(9)),
         (&kinds[7], "recs.1.name", "a\nb".into()),
         (&kinds[8], "epoch", big.clone()),
+        (&kinds[8], "hop", big.clone()),
         (&kinds[9], "hi", big.clone()),
         (&kinds[10], "records.1.seq", big.clone()),
         (&kinds[3], "parts", serde_json::json!(0)),

@@ -183,6 +183,7 @@ fn a_member_that_asks_for_the_token_during_a_collection_gets_it_straight_away() 
         Msg::Wake {
             epoch: Epoch(1),
             from: waker,
+            hop: 0,
         },
     );
     let out = outputs(&mut ring[0]);
@@ -226,6 +227,7 @@ fn a_wake_is_forgotten_once_its_sender_holds_the_token() {
         Msg::Wake {
             epoch: Epoch(1),
             from: author,
+            hop: 0,
         },
     );
     for msg in group {
@@ -233,4 +235,77 @@ fn a_wake_is_forgotten_once_its_sender_holds_the_token() {
     }
     outputs(&mut ring[3]);
     assert_eq!(ring[3].state.ring().and_then(|r| r.heard_wake), None);
+}
+
+/// A ring of four, idle: member 3 passed the token to member 0, and everyone saw that pass
+/// (it raised `safe`); member 0 then passed it on to member 1, which holds it.
+fn four_idle() -> (Instant, Vec<MemberCore>) {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..4).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let mut token = Token::first(Epoch(1), ring[3].id(), ring[0].id(), Seq(0), 4);
+    token.hop = 5;
+    for m in &mut ring {
+        m.handle_datagram(now, Msg::Token(token.clone()));
+        outputs(m);
+    }
+    ring[0].handle_timeout(now + Duration::from_secs(1));
+    let out = outputs(&mut ring[0]);
+    let pass = sent_to(&out, ring[1].id());
+    let [Msg::Token(pass)] = &pass[..] else {
+        panic!("{out:?}");
+    };
+    ring[1].handle_datagram(now, Msg::Token(pass.clone()));
+    outputs(&mut ring[1]);
+    assert!(ring[1].holds_token());
+    (now, ring)
+}
+
+#[test]
+fn a_wake_goes_to_the_member_last_seen_with_the_token_and_again_to_the_group() {
+    let (now, mut ring) = four_idle();
+    let (holder_seen, me) = (ring[0].id(), ring[2].id());
+    ring[2].submit(now, vec![line("hi")]);
+    let out = outputs(&mut ring[2]);
+    assert!(
+        matches!(sent_to(&out, holder_seen)[..], [Msg::Wake { hop: 5, from, .. }] if from == me),
+        "{out:?}"
+    );
+    ring[2].handle_timeout(now + Duration::from_millis(60));
+    let out = outputs(&mut ring[2]);
+    assert!(
+        matches!(sent_to_all(&out)[..], [Msg::Wake { hop: 0, .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_wake_follows_the_token_to_its_holder_which_passes_straight_to_the_member_that_asked() {
+    let (now, mut ring) = four_idle();
+    let (me, holder) = (ring[2].id(), ring[1].id());
+    let wake = Msg::Wake {
+        epoch: Epoch(1),
+        from: me,
+        hop: 5,
+    };
+    ring[0].handle_datagram(now, wake.clone());
+    let out = outputs(&mut ring[0]);
+    let on = sent_to(&out, holder);
+    assert!(
+        matches!(on[..], [Msg::Wake { hop: 6, from, .. }] if from == me),
+        "after its own pass, with that pass's hop: {out:?}"
+    );
+    ring[1].handle_datagram(now, on[0].clone());
+    let out = outputs(&mut ring[1]);
+    assert!(
+        matches!(sent_to(&out, me)[..], [Msg::Token(ref t)] if t.to == me && t.hop == 7),
+        "{out:?}"
+    );
+    // A wake that saw no later pass than we know of stays here: the token may be coming.
+    ring[3].handle_datagram(now, wake);
+    assert!(outputs(&mut ring[3]).is_empty());
+    assert_eq!(
+        ring[3].state.ring().and_then(|r| r.heard_wake).map(|w| w.0),
+        Some(me)
+    );
 }
