@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 /// member that answers later is counted when the token comes round instead.
 const COLLECT_WAIT: Duration = Duration::from_millis(1);
 
+/// The smallest ring whose holders collect (see [`MemberCore::should_collect`]).
+const COLLECT_FROM_MEMBERS: usize = 3;
+
 /// What each member adds to [`COLLECT_WAIT`]: the holder reads one answer from each.
 const COLLECT_WAIT_PER_MEMBER: Duration = Duration::from_micros(50);
 
@@ -26,7 +29,8 @@ impl MemberCore {
     /// for them: everything above `safe` is ours, stamped while we hold this token, and
     /// nobody else asked for it or misses anything. In a quiet ring a line is then safe after
     /// three one-way trips (its pack, the answers, the pass that says so) whatever the ring's
-    /// size, where a rotation takes one hop per member.
+    /// size, where a rotation takes one hop per member. In a ring of two the pass is quicker:
+    /// it reaches the only other member with the pack, and that member's visit raises `safe`.
     pub(super) fn should_collect(&self, token: &Token) -> bool {
         let Some(ring) = self.state.ring() else {
             return false;
@@ -35,7 +39,7 @@ impl MemberCore {
             && token.safe >= ring.arrived_seq
             && token.rtr.is_empty()
             && token.wake.is_none()
-            && self.view.members.len() > 1
+            && self.view.members.len() >= COLLECT_FROM_MEMBERS
             && !self.state.leaving()
     }
 

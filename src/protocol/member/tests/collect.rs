@@ -197,25 +197,45 @@ fn a_member_that_asks_for_the_token_during_a_collection_gets_it_straight_away() 
 #[test]
 fn a_holder_with_lines_it_could_not_stamp_marks_the_pass_so_the_token_comes_back() {
     let now = Instant::now();
-    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(now)).collect();
+    let mut ring: Vec<MemberCore> = (0..3).map(|_| member(now)).collect();
     admit_ring(&mut ring, now, 1);
     let lines: Vec<Pending> = (0..40).map(|i| line(&format!("l{i}"))).collect();
     ring[0].submit(now, lines);
     outputs(&mut ring[0]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 2);
+    let first = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 3);
     ring[0].handle_datagram(now, Msg::Token(first));
     let group = sent_to_all(&outputs(&mut ring[0]));
-    for msg in group {
-        ring[1].handle_datagram(now, msg);
+    let author = ring[0].id();
+    for i in [1, 2] {
+        for msg in &group {
+            ring[i].handle_datagram(now, msg.clone());
+        }
+        let answer = sent_to(&outputs(&mut ring[i]), author);
+        ring[0].handle_datagram(now, answer[0].clone());
     }
-    let answer = sent_to(&outputs(&mut ring[1]), ring[0].id());
-    ring[0].handle_datagram(now, answer[0].clone());
     let pass = sent_to_all(&outputs(&mut ring[0]));
     let [Msg::Token(token)] = &pass[..] else {
         panic!("{pass:?}");
     };
     assert_eq!(token.safe, Seq(32), "a window's worth is safe");
-    assert_eq!(token.wake, Some(ring[0].id()), "eight lines still wait");
+    assert_eq!(token.wake, Some(author), "eight lines still wait");
+}
+
+#[test]
+fn in_a_ring_of_two_the_author_passes_rather_than_collects() {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    ring[0].submit(now, vec![line("hi")]);
+    outputs(&mut ring[0]);
+    let first = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 2);
+    ring[0].handle_datagram(now, Msg::Token(first));
+    let out = outputs(&mut ring[0]);
+    assert!(
+        matches!(sent_to(&out, ring[1].id())[..], [Msg::Token(_)]),
+        "{out:?}"
+    );
+    assert_eq!(ring[0].stats().collects, 0);
 }
 
 #[test]
