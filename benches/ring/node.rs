@@ -292,6 +292,8 @@ pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
         "outbox",
         "stamped",
         "token visits",
+        "collects",
+        "unanswered",
         "token resends",
         "retransmissions",
         "duplicates",

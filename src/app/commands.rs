@@ -134,12 +134,14 @@ fn stats(node: &Node<MemberCore>) -> String {
     let net = node.transport.stats().snapshot();
     format!(
         "delivered up to #{delivered} ({} this run), outbox {outbox}, stamped {}, token visits \
-         {}, collects {}, token resends {}, retransmissions {}, duplicates {}, stale {}, views {}; network: \
-         sent {}, received {}, simulated drops {}, simulated duplicates {}; dropped datagrams: {}",
+         {}, collects {} (unanswered {}), token resends {}, retransmissions {}, duplicates {}, \
+         stale {}, views {}; network: sent {}, received {}, simulated drops {}, simulated \
+         duplicates {}; dropped datagrams: {}",
         s.delivered,
         s.stamped,
         s.tokens_held,
         s.collects,
+        s.collects_unanswered,
         s.token_retransmits,
         s.retransmissions,
         s.duplicates,

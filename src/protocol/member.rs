@@ -115,6 +115,8 @@ pub struct MemberStats {
     pub views: u64,
     /// Token holdings in which we collected the members' arus ourselves.
     pub collects: u64,
+    /// Collections that ended at their deadline, some answer missing (the token went round).
+    pub collects_unanswered: u64,
 }
 
 /// A client's protocol state. See the module docs for the driving contract.
@@ -283,6 +285,10 @@ impl MemberCore {
         }
         if self.timers.take_due(Timer::IdlePass, now) {
             if let Some(token) = self.take_held() {
+                if token.seq > token.safe {
+                    // A collection whose answers did not all come: the token goes round.
+                    self.stats.collects_unanswered += 1;
+                }
                 self.pass(now, token);
             }
         }

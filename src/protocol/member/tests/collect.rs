@@ -99,6 +99,7 @@ fn the_author_in_a_quiet_ring_collects_the_arus_and_passes_to_all_once_every_mem
     assert_eq!(token.arus, vec![Seq(2); 4], "every slot shows the lines");
     assert_eq!(delivered(&out), [Seq(1), Seq(2)]);
     assert_eq!(ring[0].stats().collects, 1);
+    assert_eq!(ring[0].stats().collects_unanswered, 0);
     // Every member delivers on the pass.
     for m in &mut ring[1..] {
         m.handle_datagram(now, Msg::Token(token.clone()));
@@ -172,6 +173,7 @@ fn an_unanswered_collection_sends_the_token_round_with_the_answers_it_got() {
     assert_eq!(token.arus[1], Seq(2), "the answer counts");
     assert_eq!(token.safe, Seq(0));
     assert!(!ring[0].holds_token());
+    assert_eq!(ring[0].stats().collects_unanswered, 1);
 }
 
 #[test]
