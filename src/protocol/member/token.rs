@@ -68,6 +68,9 @@ impl MemberCore {
         self.note_safe(token.safe);
         if !fresh {
             self.deliver_ready();
+            if token.from == self.cfg.id {
+                return; // our own pass to ourselves, back through the group
+            }
             if token.to == self.cfg.id {
                 self.stats.duplicates += 1;
             }
@@ -259,6 +262,9 @@ impl MemberCore {
         let in_flight = self.state.ring().map_or(0, |r| r.in_flight);
         let waiting = self.outbox.len() > in_flight;
         if news || token.is_busy() || waiting || self.state.leaving() {
+            if !waiting && self.keeps_what_it_made_safe(&token) {
+                return self.keep(now, token);
+            }
             return self.pass(now, token);
         }
         if let Some(ring) = self.state.ring_mut() {
@@ -267,6 +273,41 @@ impl MemberCore {
             self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
         }
         false
+    }
+
+    /// In a ring of two, the member whose visit made the other's lines safe keeps the token:
+    /// it has just been sent a line, so it is the one likely to answer, and its answer then
+    /// goes out at once instead of after a wake and a pass.
+    fn keeps_what_it_made_safe(&self, token: &Token) -> bool {
+        self.view.members.len() == 2
+            && self
+                .state
+                .ring()
+                .is_some_and(|r| token.safe > r.arrived_safe)
+            && token.safe == token.seq
+            && token.rtr.is_empty()
+            && token.wake.is_none()
+            && !self.state.leaving()
+    }
+
+    /// Keeps the token idle, after a pass to ourselves sent to the group: it tells the other
+    /// member what is safe (and the server that the ring moves). Returns true (the pass went
+    /// to the group).
+    fn keep(&mut self, now: Instant, token: Token) -> bool {
+        let me = self.cfg.id;
+        let Some(ring) = self.state.ring_mut() else {
+            return false;
+        };
+        let kept = token.pass(me, me);
+        ring.last_hop = kept.hop;
+        ring.seen_holder = Some((kept.hop, me));
+        ring.arrived_safe = kept.safe;
+        ring.arrived_seq = kept.seq;
+        ring.held = Some(kept.clone());
+        ring.collect_deadline = None;
+        self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
+        self.send(Msg::Token(kept));
+        true
     }
 
     /// The token we hold, if any, taken out of the idle hold.

@@ -1,8 +1,9 @@
-//! Unit tests of collecting: a holder that stamped into a quiet ring keeps the token and asks
+//! Unit tests of the token in a quiet ring: a holder that stamped keeps the token and asks
 //! the members for their arus; each answers straight to it once it holds the lines; the last
 //! answer raises `safe` and the pass says so to all. A collection that is not answered in time
 //! sends the token round instead, and a member that asks for the token meanwhile gets it
-//! straight away.
+//! straight away. A wake goes to the member last seen with the token and follows the token
+//! from there. In a ring of two, the member that made a line safe keeps the token.
 
 use super::*;
 
@@ -330,4 +331,45 @@ fn a_wake_follows_the_token_to_its_holder_which_passes_straight_to_the_member_th
         ring[3].state.ring().and_then(|r| r.heard_wake).map(|w| w.0),
         Some(me)
     );
+}
+
+#[test]
+fn in_a_ring_of_two_the_member_that_made_a_line_safe_keeps_the_token_and_answers_at_once() {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let (a, b) = (ring[0].id(), ring[1].id());
+    ring[0].submit(now, vec![line("question?")]);
+    outputs(&mut ring[0]);
+    ring[0].handle_datagram(
+        now,
+        Msg::Token(Token::first(Epoch(1), NodeId::SERVER, a, Seq(0), 2)),
+    );
+    let out = outputs(&mut ring[0]);
+    let pack = sent_to_all(&out).remove(0);
+    let pass = sent_to(&out, b).remove(0);
+    ring[1].handle_datagram(now, pack);
+    ring[1].handle_datagram(now, pass);
+    let out = outputs(&mut ring[1]);
+    let told = sent_to_all(&out);
+    assert!(
+        matches!(told[..], [Msg::Token(ref t)] if t.from == b && t.to == b && t.safe == Seq(1)),
+        "a pass to itself, to the group: {out:?}"
+    );
+    assert!(ring[1].holds_token());
+    assert_eq!(ring[1].delivered(), Seq(1));
+    // Its own pass comes back through the group: nothing happens.
+    ring[1].handle_datagram(now, told[0].clone());
+    assert!(outputs(&mut ring[1]).is_empty());
+    // The answer goes out at once, without a wake.
+    ring[1].submit(now, vec![line("answer")]);
+    let out = outputs(&mut ring[1]);
+    assert!(
+        matches!(sent_to_all(&out)[..], [Msg::Data { .. }]),
+        "{out:?}"
+    );
+    assert!(matches!(sent_to(&out, a)[..], [Msg::Token(_)]), "{out:?}");
+    // The author learns the line is safe from that pass.
+    ring[0].handle_datagram(now, told[0].clone());
+    assert_eq!(ring[0].delivered(), Seq(1));
 }
