@@ -31,6 +31,15 @@ fn sent_to_all(out: &[MemberOutput]) -> Vec<Msg> {
         .collect()
 }
 
+/// A Wake of epoch 1 from `from`, having seen the pass of `hop` (0: sent to the group).
+fn wake(from: NodeId, hop: u64) -> Msg {
+    Msg::Wake {
+        epoch: Epoch(1),
+        from,
+        hop,
+    }
+}
+
 fn delivered(out: &[MemberOutput]) -> Vec<Seq> {
     out.iter()
         .filter_map(|o| match o {
@@ -181,14 +190,7 @@ fn an_unanswered_collection_sends_the_token_round_with_the_answers_it_got() {
 fn a_member_that_asks_for_the_token_during_a_collection_gets_it_straight_away() {
     let (now, mut ring, _) = four_collecting();
     let waker = ring[2].id();
-    ring[0].handle_datagram(
-        now,
-        Msg::Wake {
-            epoch: Epoch(1),
-            from: waker,
-            hop: 0,
-        },
-    );
+    ring[0].handle_datagram(now, wake(waker, 0));
     let out = outputs(&mut ring[0]);
     let direct = sent_to(&out, waker);
     assert!(
@@ -245,14 +247,7 @@ fn in_a_ring_of_two_the_author_passes_rather_than_collects() {
 fn a_wake_is_forgotten_once_its_sender_holds_the_token() {
     let (now, mut ring, group) = four_collecting();
     let author = ring[0].id();
-    ring[3].handle_datagram(
-        now,
-        Msg::Wake {
-            epoch: Epoch(1),
-            from: author,
-            hop: 0,
-        },
-    );
+    ring[3].handle_datagram(now, wake(author, 0));
     for msg in group {
         ring[3].handle_datagram(now, msg);
     }
@@ -306,11 +301,7 @@ fn a_wake_goes_to_the_member_last_seen_with_the_token_and_again_to_the_group() {
 fn a_wake_follows_the_token_to_its_holder_which_passes_straight_to_the_member_that_asked() {
     let (now, mut ring) = four_idle();
     let (me, holder) = (ring[2].id(), ring[1].id());
-    let wake = Msg::Wake {
-        epoch: Epoch(1),
-        from: me,
-        hop: 5,
-    };
+    let wake = wake(me, 5);
     ring[0].handle_datagram(now, wake.clone());
     let out = outputs(&mut ring[0]);
     let on = sent_to(&out, holder);
