@@ -436,13 +436,14 @@ impl MemberCore {
             self.pass_to(now, token, from);
             return;
         }
+        let me = self.cfg.id;
         let Some(ring) = self.state.ring_mut() else {
             return;
         };
         match ring.seen_holder {
             // It has gone on since the pass the member saw: the Wake follows it there. The
             // hop only rises along the way, so a Wake never goes round in circles.
-            Some((later, next)) if hop > 0 && later > hop && next != from => {
+            Some((later, next)) if hop > 0 && later > hop && next != from && next != me => {
                 self.send_to(
                     next,
                     Msg::Wake {
