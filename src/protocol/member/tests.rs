@@ -23,6 +23,11 @@ fn visit_now(m: &mut MemberCore, now: Instant, token: Token) {
     m.handle_timeout(now + Duration::from_millis(5));
 }
 
+/// Every output, with where each message goes.
+fn outputs(m: &mut MemberCore) -> Vec<MemberOutput> {
+    std::iter::from_fn(|| m.poll_output()).collect()
+}
+
 fn drain(m: &mut MemberCore) -> Vec<MemberOutput> {
     std::iter::from_fn(|| m.poll_output())
         .map(Output::anywhere)

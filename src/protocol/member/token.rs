@@ -267,12 +267,17 @@ impl MemberCore {
             }
             return self.pass(now, token);
         }
+        self.hold_idle(now, token);
+        false
+    }
+
+    /// Holds the token, with nothing in flight, until [`Timer::IdlePass`] (or a Wake).
+    fn hold_idle(&mut self, now: Instant, token: Token) {
         if let Some(ring) = self.state.ring_mut() {
             ring.held = Some(token);
             ring.collect_deadline = None;
             self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
         }
-        false
     }
 
     /// In a ring of two, the member whose visit made the other's lines safe keeps the token:
@@ -303,10 +308,8 @@ impl MemberCore {
         ring.seen_holder = Some((kept.hop, me));
         ring.arrived_safe = kept.safe;
         ring.arrived_seq = kept.seq;
-        ring.held = Some(kept.clone());
-        ring.collect_deadline = None;
-        self.timers.set(Timer::IdlePass, now + self.cfg.idle_hold);
-        self.send(Msg::Token(kept));
+        self.send(Msg::Token(kept.clone()));
+        self.hold_idle(now, kept);
         true
     }
 

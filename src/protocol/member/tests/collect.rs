@@ -7,10 +7,6 @@
 
 use super::*;
 
-fn outputs(m: &mut MemberCore) -> Vec<MemberOutput> {
-    std::iter::from_fn(|| m.poll_output()).collect()
-}
-
 /// The messages among `out` sent to `to` alone.
 fn sent_to(out: &[MemberOutput], to: NodeId) -> Vec<Msg> {
     out.iter()

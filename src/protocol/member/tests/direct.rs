@@ -6,11 +6,6 @@
 
 use super::*;
 
-/// Every output, with where each message goes.
-fn outputs(m: &mut MemberCore) -> Vec<MemberOutput> {
-    std::iter::from_fn(|| m.poll_output()).collect()
-}
-
 /// The destinations of the token passes among `out`: `None` for the group.
 fn token_destinations(out: &[MemberOutput]) -> Vec<Option<NodeId>> {
     out.iter()
