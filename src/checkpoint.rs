@@ -160,6 +160,7 @@ mod tests {
                     id: node,
                     name: "alice".into(),
                 }],
+                servers: vec![ServerId(5)],
             },
             delivered: Seq(delivered),
             replica_len_bytes: 1234,

@@ -4,8 +4,11 @@
 
 use mcast_chat::net::seal::Key;
 use mcast_chat::protocol::limits::{self, MAX_COUNTER, MAX_PLAINTEXT_BYTES};
-use mcast_chat::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId};
-use mcast_chat::protocol::wire::{self, Msg};
+use mcast_chat::protocol::types::{
+    ChatRecord, Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId,
+};
+use mcast_chat::protocol::vote::{Ballot, Role, SessionRef};
+use mcast_chat::protocol::wire::{self, Msg, QuorumWait};
 use mcast_chat::replica::Replica;
 use mcast_chat::runtime::datagram::{unwrap_datagram, wrap_datagram};
 use mcast_chat::store::StorageError;
@@ -124,9 +127,126 @@ fn incarnation() -> impl Strategy<Value = Incarnation> {
     any::<u64>().prop_map(Incarnation)
 }
 
-/// A server id as the wire carries it: 0 is "none".
-fn server_id() -> impl Strategy<Value = Option<ServerId>> {
-    any::<u64>().prop_map(|n| (n != 0).then_some(ServerId(n)))
+/// A server id as servers draw them: never 0.
+fn server_id() -> impl Strategy<Value = ServerId> {
+    (1..=MAX_COUNTER).prop_map(ServerId)
+}
+
+fn group_id() -> impl Strategy<Value = GroupId> {
+    (1..=MAX_COUNTER).prop_map(GroupId)
+}
+
+/// A view's servers: one to [`limits::MAX_SERVERS`].
+fn servers() -> impl Strategy<Value = Vec<ServerId>> {
+    proptest::collection::vec(server_id(), 1..=limits::MAX_SERVERS)
+}
+
+fn ballot() -> impl Strategy<Value = Ballot> {
+    (epoch(), server_id()).prop_map(|(epoch, server)| Ballot { epoch, server })
+}
+
+/// A session as a report names it.
+fn session_ref() -> impl Strategy<Value = SessionRef> {
+    let role = prop_oneof![Just(Role::Member), Just(Role::Server), Just(Role::None)];
+    (seq(), server_id(), seq(), 1..=133u32, role).prop_flat_map(
+        |(epoch, server, cut, voters, role)| {
+            (0..=voters.min(128)).prop_map(move |members| SessionRef {
+                epoch: Epoch(epoch.0),
+                server,
+                cut,
+                voters,
+                members,
+                role,
+            })
+        },
+    )
+}
+
+/// A gather, with or without a quorum count.
+fn gather() -> impl Strategy<Value = Msg> {
+    let waiting = proptest::option::of((any::<u32>(), any::<u32>()))
+        .prop_map(|w| w.map(|(reachable, voters)| QuorumWait { reachable, voters }));
+    (
+        epoch(),
+        part(),
+        proptest::collection::vec(id(), 0..8),
+        (server_id(), group_id()),
+        waiting,
+    )
+        .prop_map(
+            |(epoch, (part, parts), members, (server, group), waiting)| Msg::Gather {
+                epoch,
+                part,
+                parts,
+                members,
+                server,
+                group,
+                waiting,
+            },
+        )
+}
+
+/// A report, naming its primary and attempts.
+fn report() -> impl Strategy<Value = Msg> {
+    (
+        (epoch(), id(), incarnation(), name()),
+        (seq(), seq(), seq()),
+        (group_id(), ballot()),
+        proptest::option::of(session_ref()),
+        proptest::collection::vec(session_ref(), 0..=limits::MAX_ATTEMPTS),
+    )
+        .prop_map(
+            |(
+                (epoch, from, incarnation, name),
+                (view_epoch, aru, delivered),
+                (group, promised),
+                primary,
+                attempts,
+            )| Msg::Report {
+                epoch,
+                from,
+                incarnation,
+                name,
+                view_epoch: Epoch(view_epoch.0),
+                aru,
+                delivered,
+                group,
+                promised,
+                primary,
+                attempts,
+            },
+        )
+}
+
+/// A proposal, or an echo of one.
+fn proposal() -> impl Strategy<Value = Msg> {
+    let member = (id(), name()).prop_map(|(id, name)| Member { id, name });
+    (
+        (seq(), part(), proptest::collection::vec(member, 0..6)),
+        (servers(), seq(), group_id()),
+        (
+            seq(),
+            proptest::collection::vec(seq(), 0..=limits::MAX_ATTEMPTS),
+        ),
+        proptest::option::of(id()),
+    )
+        .prop_map(
+            |((epoch, (part, parts), members), (servers, cut, group), (base, dead), to)| {
+                Msg::Propose {
+                    epoch: Epoch(epoch.0),
+                    part,
+                    parts,
+                    members,
+                    server: servers[0],
+                    servers,
+                    cut,
+                    group,
+                    base: Epoch(base.0),
+                    dead: dead.into_iter().map(|e| Epoch(e.0)).collect(),
+                    to,
+                }
+            },
+        )
 }
 
 /// Every kind of message, with values an honest node could send.
@@ -147,49 +267,38 @@ fn msg() -> impl Strategy<Value = Msg> {
             incarnation,
             reason
         }),
+        gather(),
+        report(),
+        proposal(),
+        (epoch(), id()).prop_map(|(epoch, from)| Msg::Accept { epoch, from }),
+        (id(), id(), seq()).prop_map(|(from, to, epoch)| Msg::SessionRequest {
+            from,
+            to,
+            epoch: Epoch(epoch.0)
+        }),
         (
-            epoch(),
-            part(),
-            proptest::collection::vec(id(), 0..8),
-            server_id()
-        )
-            .prop_map(|(epoch, (part, parts), members, server)| Msg::Gather {
-                epoch,
-                part,
-                parts,
-                members,
-                server
-            }),
-        (epoch(), id(), incarnation(), name(), seq(), seq(), seq()).prop_map(
-            |(epoch, from, incarnation, name, view_epoch, aru, delivered)| Msg::Report {
-                epoch,
-                from,
-                incarnation,
-                name,
-                view_epoch: Epoch(view_epoch.0),
-                aru,
-                delivered,
-            }
-        ),
-        (
-            seq(),
-            part(),
-            proptest::collection::vec(member, 0..6),
-            seq(),
-            seq(),
+            (seq(), part(), proptest::collection::vec(member, 0..6)),
+            (seq(), seq()),
             0..=limits::MAX_TOKEN_TIMEOUT_MS,
-            server_id(),
+            (servers(), group_id()),
         )
             .prop_map(
-                |(epoch, (part, parts), members, cut, high, token_timeout_ms, server)| Msg::View {
+                |(
+                    (epoch, (part, parts), members),
+                    (cut, high),
+                    token_timeout_ms,
+                    (servers, group),
+                )| Msg::View {
                     epoch: Epoch(epoch.0),
                     part,
                     parts,
                     members,
+                    server: servers[0],
+                    servers,
                     cut,
                     high,
                     token_timeout_ms,
-                    server,
+                    group,
                 }
             ),
         token().prop_map(Msg::Token),
@@ -206,19 +315,29 @@ fn msg() -> impl Strategy<Value = Msg> {
         (
             (seq(), seq(), seq()),
             0..=limits::MAX_TOKEN_TIMEOUT_MS,
-            server_id(),
+            (server_id(), group_id(), any::<bool>()),
             0..=limits::MAX_MEMBERS as u64,
             any::<u64>(),
         )
             .prop_map(
-                |((epoch, cut, high), token_timeout_ms, server, members, digest)| Msg::Beacon {
-                    epoch: Epoch(epoch.0),
-                    cut,
-                    high,
+                |(
+                    (epoch, cut, high),
                     token_timeout_ms,
-                    server,
+                    (server, group, standby),
                     members,
                     digest,
+                )| {
+                    Msg::Beacon {
+                        epoch: Epoch(epoch.0),
+                        cut,
+                        high,
+                        token_timeout_ms,
+                        server,
+                        members,
+                        digest,
+                        group,
+                        standby,
+                    }
                 }
             ),
         (id(), seq()).prop_map(|(from, epoch)| Msg::ViewRequest {

@@ -10,7 +10,8 @@ use common::{check_replica, client, count_messages, free_port, server};
 use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use mcast_chat::protocol::events::{CoordinatorOutput, Output};
 use mcast_chat::protocol::limits::{MAX_LINE_BYTES, MAX_MEMBERS, MAX_NAME_BYTES};
-use mcast_chat::protocol::types::{Epoch, Incarnation, NodeId, Seq, View};
+use mcast_chat::protocol::types::{Epoch, GroupId, Incarnation, NodeId, Seq, ServerId};
+use mcast_chat::protocol::vote::{Ballot, Vote};
 use mcast_chat::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ const LONG: Duration = Duration::from_secs(60);
 fn coordinator() -> (Coordinator, Instant) {
     let start = Instant::now();
     let cfg = CoordinatorConfig::new(Duration::from_secs(3));
-    let mut c = Coordinator::new(cfg, View::default(), Seq(0), start);
+    let mut c = Coordinator::new(cfg, Vote::default(), Seq(0), start);
     let now = start + Duration::from_secs(10);
     c.handle_timeout(now);
     drain(&mut c);
@@ -48,8 +49,8 @@ fn refusal_to(outputs: &[CoordinatorOutput], to: NodeId) -> Option<String> {
 }
 
 /// Lets the gather under way go out with every joiner (joins during a gather go out with its
-/// next resend); every proposed member reports; returns the installed view, put together from
-/// its parts, each of which fits a datagram.
+/// next resend); every proposed member reports and accepts the proposal; returns the installed
+/// view, put together from its parts, each of which fits a datagram.
 fn report_all(
     c: &mut Coordinator,
     now: Instant,
@@ -84,6 +85,7 @@ fn report_all(
             }
         }
     }
+    let (server, group) = (ServerId(1), GroupId(1));
     for id in &members {
         let report = Msg::Report {
             epoch,
@@ -93,8 +95,22 @@ fn report_all(
             view_epoch: Epoch(0),
             aru: Seq(0),
             delivered: Seq(0),
+            group,
+            promised: Ballot { epoch, server },
+            primary: None,
+            attempts: Vec::new(),
         };
         c.handle_datagram(resend, report);
+    }
+    let proposed = drain(c)
+        .iter()
+        .any(|o| matches!(o, Output::Send(Msg::Propose { epoch: e, .. }) if *e == epoch));
+    assert!(
+        proposed,
+        "a quorum of the chat's first view: the server alone"
+    );
+    for id in &members {
+        c.handle_datagram(resend, Msg::Accept { epoch, from: *id });
     }
     let mut view = Vec::new();
     for o in drain(c) {

@@ -15,7 +15,8 @@ mod sim;
 
 use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use mcast_chat::protocol::member::{MemberConfig, MemberCore, Restored};
-use mcast_chat::protocol::types::{ChatRecord, Epoch, Incarnation, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, Incarnation, NodeId, Pending, Seq, ServerId};
+use mcast_chat::protocol::vote::Vote;
 use mcast_chat::protocol::wire;
 use sim::node::Core;
 use sim::world::World;
@@ -32,9 +33,9 @@ impl Net {
         let now = Instant::now();
         let mut world = World::new(0, now);
         world.net.record(true);
-        let server = world.add_node(NodeId::SERVER, "server".into());
+        let server = world.add_node(NodeId::server(ServerId(1)), "server".into());
         let cfg = CoordinatorConfig::new(Duration::from_secs(3));
-        let core = Coordinator::new(cfg, View::default(), Seq(0), now);
+        let core = Coordinator::new(cfg, Vote::default(), Seq(0), now);
         world.nodes[server].core = Some(Core::Server(Box::new(core)));
         Net { world }
     }

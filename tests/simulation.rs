@@ -26,7 +26,7 @@ mod sim;
 
 use mcast_chat::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use mcast_chat::protocol::member::{MemberConfig, MemberCore, Restored, REORDER_WAIT};
-use mcast_chat::protocol::types::{Incarnation, NodeId, Pending, Seq};
+use mcast_chat::protocol::types::{GroupId, Incarnation, NodeId, Pending, Seq, ServerId};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -53,6 +53,10 @@ struct Faults {
     /// Loss of datagrams to one node alone, on top of `loss` (1: a firewall admits only the
     /// group's port, and the ring must get by through the group).
     direct_loss: f64,
+    /// How many servers run (they all start at once, fresh).
+    servers: usize,
+    /// The primary component script instead (see [`Sim::write_quorum_script`]).
+    quorum: bool,
 }
 
 /// What happens to a node at a scripted instant.
@@ -66,14 +70,25 @@ enum Action {
     Isolate,
     /// Restore its links.
     Heal,
+    /// Cut every link between the nodes in the set and the others.
+    Split(Vec<usize>),
+    /// Restore every link.
+    HealAll,
+    /// Crash for good: the node never comes back, and lines it typed but nobody delivered
+    /// are no longer due.
+    Die,
     Leave,
 }
 
-const SERVER: usize = 0;
+/// Joiners of the `quorum` script: members that first start during its partition, one on each
+/// side (the last two members).
+const JOINERS: usize = 2;
 
 /// Seeds of the big-ring sweep by default (one ring of each size), and the factor by which it
 /// divides `MCAST_SIM_SEEDS` (a big ring costs far more per seed than a small one).
 const STORM_SEEDS: u64 = 5;
+/// Seeds of the primary component sweep by default.
+const QUORUM_SEEDS: u64 = 300;
 const STORM_SCALE_DOWN: u64 = 10;
 
 /// One seeded run: the group, its script and the clocks that measure it.
@@ -97,6 +112,10 @@ struct Sim {
     quiet_since: Option<Instant>,
     /// Members asked to leave while up (and not crashed since): the run ends once they left.
     leaving: HashSet<usize>,
+    /// Nodes `0..servers` are servers, the rest members.
+    servers: usize,
+    /// Nodes dead for good.
+    dead: HashSet<usize>,
 }
 
 impl Sim {
@@ -110,13 +129,17 @@ impl Sim {
         world
             .net
             .delay(Duration::from_millis(lo), Duration::from_millis(hi));
-        world.add_node(NodeId::SERVER, "server".into());
+        for i in 0..faults.servers {
+            let id = ServerId(i as u64 + 1);
+            world.add_node(NodeId::server(id), format!("server{i}"));
+        }
         for i in 0..members {
             let id = NodeId(Uuid::from_u128(world.net.rng().gen::<u128>() | 1));
             world.add_node(id, format!("m{i}"));
         }
         let slow = faults.delay_ms.1 >= 100;
         let token_timeout = Duration::from_millis(if slow { 3000 } else { 300 });
+        let faults_servers = faults.servers;
         let mut sim = Sim {
             seed,
             profile,
@@ -132,10 +155,13 @@ impl Sim {
             sync_interval: token_timeout * 10 / 3,
             quiet_since: None,
             leaving: HashSet::new(),
+            servers: faults_servers,
+            dead: HashSet::new(),
         };
-        match sim.faults.ring {
-            Some(_) => sim.write_storms(members),
-            None => sim.write_script(members),
+        match (sim.faults.ring, sim.faults.quorum) {
+            (Some(_), _) => sim.write_storms(members),
+            (None, true) => sim.write_quorum_script(members),
+            (None, false) => sim.write_script(members),
         }
         sim.script.sort_by_key(|(at, _, _)| *at);
         sim.script.reverse();
@@ -154,10 +180,17 @@ impl Sim {
         self.world.now()
     }
 
+    /// The server's first member's node number, and the last's.
+    fn member_range(&self) -> std::ops::RangeInclusive<usize> {
+        self.servers..=self.world.nodes.len() - 1
+    }
+
     fn write_script(&mut self, members: usize) {
         let scale = if self.faults.delay_ms.1 >= 100 { 10 } else { 1 };
-        self.script.push((self.start, SERVER, Action::Start));
-        for i in 1..=members {
+        for server in 0..self.servers {
+            self.script.push((self.start, server, Action::Start));
+        }
+        for i in self.servers..self.servers + members {
             let at = self.rng().gen_range(0..300 * scale);
             self.script.push((self.ms(at), i, Action::Start));
             let lines = self.rng().gen_range(3..12);
@@ -169,7 +202,8 @@ impl Sim {
         }
         if self.faults.crashes {
             for _ in 0..self.rng().gen_range(1..4) {
-                let who = self.rng().gen_range(0..=members);
+                let nodes = self.servers + members;
+                let who = self.rng().gen_range(0..nodes);
                 let at = self.rng().gen_range(200..3000 * scale);
                 let down = self.rng().gen_range(50..1500 * scale);
                 self.script.push((self.ms(at), who, Action::Crash));
@@ -177,7 +211,8 @@ impl Sim {
             }
         }
         if self.faults.partitions {
-            let who = self.rng().gen_range(1..=members);
+            let range = self.member_range();
+            let who = self.rng().gen_range(range);
             let at = self.rng().gen_range(200..3000 * scale);
             let len = self.rng().gen_range(100..2000 * scale);
             self.script.push((self.ms(at), who, Action::Isolate));
@@ -185,7 +220,8 @@ impl Sim {
         }
         if self.faults.leave && members > 1 {
             let at = self.rng().gen_range(3000 * scale..4000 * scale);
-            self.script.push((self.ms(at), members, Action::Leave));
+            let last = self.servers + members - 1;
+            self.script.push((self.ms(at), last, Action::Leave));
         }
     }
 
@@ -195,7 +231,7 @@ impl Sim {
     /// while the ring is busy; then a leave storm (a third to a half of the members within
     /// 200 ms), a line from one to three of those who stay, and quiet.
     fn write_storms(&mut self, members: usize) {
-        self.script.push((self.start, SERVER, Action::Start));
+        self.script.push((self.start, 0, Action::Start));
         let storm = self.rng().gen_range(7000..8000);
         for i in 1..=members {
             let late = self.rng().gen_bool(0.1);
@@ -209,7 +245,7 @@ impl Sim {
         }
         for _ in 0..self.rng().gen_range(1..=3) {
             let who = match self.rng().gen_bool(0.25) {
-                true => SERVER,
+                true => 0,
                 false => self.rng().gen_range(1..=members),
             };
             let at = self.rng().gen_range(500..storm);
@@ -237,6 +273,91 @@ impl Sim {
             let at = storm + self.rng().gen_range(0..1000);
             let text = format!("{}-after", self.world.nodes[who].name);
             self.script.push((self.ms(at), who, Action::Type(text)));
+        }
+    }
+
+    /// The primary component script: the servers start together (fresh, so two of them may
+    /// each start a chat and one must give its up), the members within 300 ms, typing for 3 s.
+    /// Then, one after another with 2 to 3 s between them to recover: a partition into two
+    /// sides that outlasts every timeout, with a joiner starting and typing on each side;
+    /// one node's death for good (a server, maybe the first, or a member); and crashes of
+    /// servers and members that come back (a server after the others took over).
+    fn write_quorum_script(&mut self, members: usize) {
+        for server in 0..self.servers {
+            self.script.push((self.start, server, Action::Start));
+        }
+        let first_joiner = self.servers + members - JOINERS;
+        for i in self.servers..first_joiner {
+            let at = self.rng().gen_range(0..300);
+            self.script.push((self.ms(at), i, Action::Start));
+            for k in 0..self.rng().gen_range(2..6) {
+                let at = self.rng().gen_range(0..3000);
+                let text = format!("{}-{k}", self.world.nodes[i].name);
+                self.script.push((self.ms(at), i, Action::Type(text)));
+            }
+        }
+        let mut events = ["split", "die", "crash", "crash"];
+        events.shuffle(self.rng());
+        let mut at = self.rng().gen_range(1000..2000);
+        let mut dead = None;
+        for event in events.iter().take(self.rng().gen_range(2..=4)) {
+            let alive: Vec<usize> = (0..first_joiner).filter(|i| Some(*i) != dead).collect();
+            let len = self.rng().gen_range(1500..4000);
+            match *event {
+                "split" => self.write_split(at, len, &alive, first_joiner),
+                "die" => {
+                    let who = alive[self.rng().gen_range(0..alive.len())];
+                    dead = Some(who);
+                    self.script.push((self.ms(at), who, Action::Die));
+                }
+                _ => {
+                    let who = alive[self.rng().gen_range(0..alive.len())];
+                    let down = self.rng().gen_range(100..1500);
+                    self.script.push((self.ms(at), who, Action::Crash));
+                    self.script.push((self.ms(at + down), who, Action::Restart));
+                }
+            }
+            self.write_lines(at, at + len, &alive);
+            at += len + self.rng().gen_range(2000..3000);
+        }
+        // Joiners of a script without a partition start late, on a whole network.
+        for j in first_joiner..self.servers + members {
+            if !self.script.iter().any(|(_, who, _)| *who == j) {
+                self.script.push((self.ms(at), j, Action::Start));
+                let text = format!("{}-late", self.world.nodes[j].name);
+                self.script.push((self.ms(at + 100), j, Action::Type(text)));
+            }
+        }
+    }
+
+    /// A partition from `at` for `len` ms into two random sides of the `alive` nodes, with a
+    /// joiner (from `first_joiner` on) starting and typing on each side.
+    fn write_split(&mut self, at: u64, len: u64, alive: &[usize], first_joiner: usize) {
+        let mut nodes = alive.to_vec();
+        nodes.shuffle(self.rng());
+        let cut = self.rng().gen_range(1..nodes.len());
+        let mut side: Vec<usize> = nodes[..cut].to_vec();
+        side.push(first_joiner);
+        self.script.push((self.ms(at), 0, Action::Split(side)));
+        self.script.push((self.ms(at + len), 0, Action::HealAll));
+        for j in first_joiner..first_joiner + JOINERS {
+            let start = at + self.rng().gen_range(0..len / 2);
+            self.script.push((self.ms(start), j, Action::Start));
+            let typed = self.rng().gen_range(start..at + len);
+            let text = format!("{}-split", self.world.nodes[j].name);
+            self.script.push((self.ms(typed), j, Action::Type(text)));
+        }
+    }
+
+    /// A line from some of the `alive` members between `from` and `to` ms.
+    fn write_lines(&mut self, from: u64, to: u64, alive: &[usize]) {
+        let servers = self.servers;
+        for &i in alive.iter().filter(|i| **i >= servers) {
+            if self.rng().gen_bool(0.5) {
+                let at = self.rng().gen_range(from..to);
+                let text = format!("{}-{at}", self.world.nodes[i].name);
+                self.script.push((self.ms(at), i, Action::Type(text)));
+            }
         }
     }
 
@@ -271,10 +392,8 @@ impl Sim {
     fn next_event(&self) -> Option<Instant> {
         let net = self.world.net.next_arrival();
         let script = self.script.last().map(|s| s.0);
-        let sync = self.world.nodes[SERVER]
-            .core
-            .as_ref()
-            .map(|_| self.next_sync);
+        let any_server = (0..self.servers).any(|i| self.world.nodes[i].core.is_some());
+        let sync = any_server.then_some(self.next_sync);
         let timers = self.world.next_timer();
         [net, script, sync, timers].into_iter().flatten().min()
     }
@@ -296,12 +415,16 @@ impl Sim {
             if self.script.is_empty() {
                 self.quiet_since = Some(now);
             }
-        } else if self.world.nodes[SERVER].core.is_some() && self.next_sync <= now {
+        } else if self.next_sync <= now
+            && (0..self.servers).any(|i| self.world.nodes[i].core.is_some())
+        {
             self.next_sync = now + self.sync_interval;
-            if let Some(Core::Server(c)) = &mut self.world.nodes[SERVER].core {
-                c.handle_sync(now);
+            for server in 0..self.servers {
+                if let Some(Core::Server(c)) = &mut self.world.nodes[server].core {
+                    c.handle_sync(now);
+                }
+                self.drain(server);
             }
-            self.drain(SERVER);
         } else if self.world.net.next_arrival().is_some_and(|t| t <= now) {
             let received = self.world.receive_next().map(|_| ());
             self.check(received);
@@ -353,6 +476,23 @@ impl Sim {
             }
             Action::Isolate => self.world.net.isolate(who),
             Action::Heal => self.world.net.heal(who),
+            Action::Split(side) => {
+                let others: Vec<usize> = (0..self.world.nodes.len())
+                    .filter(|i| !side.contains(i))
+                    .collect();
+                for &a in &side {
+                    for &b in &others {
+                        self.world.net.cut(a, b);
+                    }
+                }
+            }
+            Action::HealAll => self.world.net.heal_all(),
+            Action::Die => {
+                self.leaving.remove(&who);
+                self.dead.insert(who);
+                self.world.crash(who);
+                self.world.oracle.abandon(who);
+            }
             Action::Leave => {
                 let now = self.now();
                 if let Some(m) = self.world.nodes[who].member_mut() {
@@ -367,20 +507,23 @@ impl Sim {
     /// Starts a node, or restarts it from its disk.
     fn boot(&mut self, who: usize) {
         let node = &self.world.nodes[who];
-        if node.core.is_some() || node.left {
+        if node.core.is_some() || node.left || self.dead.contains(&who) {
             return;
         }
         let now = self.now();
         let delivered = Seq(node.disk.replica.len() as u64);
-        let core = if who == SERVER {
+        let core = if who < self.servers {
             // Every timer keeps its real-life ratio to the token timeout (3 s by default).
             let tt = self.token_timeout;
             let mut cfg = CoordinatorConfig::new(tt);
             cfg.probe = tt * 5 / 6;
             cfg.beacon_interval = tt / 3;
             cfg.gather_resend = tt / 15;
-            let view = node.disk.view.clone();
-            Core::Server(Box::new(Coordinator::new(cfg, view, delivered, now)))
+            cfg.server_id = ServerId(who as u64 + 1);
+            let vote = node.disk.vote.clone();
+            cfg.new_group = GroupId(self.rng().gen_range(1..1 << 53));
+            cfg.incarnation = Incarnation(self.rng().gen());
+            Core::Server(Box::new(Coordinator::new(cfg, vote, delivered, now)))
         } else {
             // Restart: the outbox as persisted, minus lines the replica already holds.
             let in_replica: HashSet<Uuid> = node.disk.replica.iter().map(|r| r.id).collect();
@@ -403,7 +546,12 @@ impl Sim {
                 // nobody else has, and stays until the server confirms.
                 cfg.leave_timeout = Duration::from_secs(5);
             }
-            let restored = Restored { delivered, outbox };
+            let vote = self.world.nodes[who].disk.vote.clone();
+            let restored = Restored {
+                delivered,
+                outbox,
+                vote,
+            };
             Core::Member(Box::new(MemberCore::new(cfg, restored, now)))
         };
         self.world.start(who, core);
@@ -437,11 +585,12 @@ impl Sim {
 type Profile = fn(u64, &mut StdRng) -> Faults;
 
 /// Every profile, by the name `MCAST_SIM_PROFILE` gives it.
-const PROFILES: [(&str, Profile); 4] = [
+const PROFILES: [(&str, Profile); 5] = [
     ("lossy", lossy),
     ("slow", slow),
     ("hostile", hostile),
     ("storms", storms),
+    ("quorum", quorum),
 ];
 
 /// Runs one seeded scenario to convergence or fails with the seed.
@@ -452,7 +601,11 @@ fn run(seed: u64, profile: &'static str) -> u64 {
     };
     let mut pick = StdRng::seed_from_u64(seed ^ 0x5eed);
     let faults = faults_for(seed, &mut pick);
-    let members = faults.ring.unwrap_or_else(|| pick.gen_range(1..=5));
+    let members = match (faults.ring, faults.quorum) {
+        (Some(ring), _) => ring,
+        (None, true) => pick.gen_range(3..=5) + JOINERS,
+        (None, false) => pick.gen_range(1..=5),
+    };
     let mut sim = Sim::new(seed, profile, members, faults);
     let slow = sim.faults.delay_ms.1 >= 100;
     let deadline = sim.start + Duration::from_secs(if slow { 600 } else { 120 });
@@ -551,6 +704,8 @@ fn lossy(_: u64, rng: &mut StdRng) -> Faults {
         leave: rng.gen_bool(0.3),
         ring: None,
         direct_loss: 0.0,
+        servers: 1,
+        quorum: false,
     }
 }
 
@@ -564,6 +719,8 @@ fn slow(_: u64, rng: &mut StdRng) -> Faults {
         leave: false,
         ring: None,
         direct_loss: 0.0,
+        servers: 1,
+        quorum: false,
     }
 }
 
@@ -578,6 +735,8 @@ fn hostile(_: u64, rng: &mut StdRng) -> Faults {
         ring: None,
         // One run in five behind a firewall that drops every direct datagram.
         direct_loss: if rng.gen_bool(0.2) { 1.0 } else { 0.0 },
+        servers: 1,
+        quorum: false,
     }
 }
 
@@ -596,6 +755,26 @@ fn storms(seed: u64, rng: &mut StdRng) -> Faults {
         leave: true,
         ring: Some(RINGS[(seed % RINGS.len() as u64) as usize]),
         direct_loss: 0.0,
+        servers: 1,
+        quorum: false,
+    }
+}
+
+/// Two or three servers, partitions on two sides that outlast every timeout with joiners on
+/// both, deaths for good of any node, servers that return while another coordinates (the
+/// script is [`Sim::write_quorum_script`]), at modest loss and duplication.
+fn quorum(_: u64, rng: &mut StdRng) -> Faults {
+    Faults {
+        loss: rng.gen_range(0.0..0.03),
+        dup: rng.gen_range(0.0..0.03),
+        delay_ms: (0, rng.gen_range(1..10)),
+        crashes: true,
+        partitions: true,
+        leave: false,
+        ring: None,
+        direct_loss: 0.0,
+        servers: rng.gen_range(2..=3),
+        quorum: true,
     }
 }
 
@@ -629,6 +808,17 @@ fn g1_to_g4_under_crashes_and_partitions() {
 fn g1_to_g4_in_rings_of_up_to_128_with_join_and_leave_storms() {
     for seed in seeds(STORM_SEEDS, STORM_SCALE_DOWN) {
         run(3_000_000 + seed, "storms");
+    }
+}
+
+/// G1 with no exception, and G4, with 2 or 3 servers: partitions into two sides that outlast
+/// every timeout (joiners typing on both), deaths for good of any node, the coordinating
+/// server included, and servers that return while another coordinates. The oracle checks the
+/// quorum chain at every view formed.
+#[test]
+fn g1_g4_primary_component_with_several_servers_partitions_and_deaths_for_good() {
+    for seed in seeds(QUORUM_SEEDS, 1) {
+        run(4_000_000 + seed, "quorum");
     }
 }
 

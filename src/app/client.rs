@@ -22,7 +22,7 @@ use crate::runtime::backlog::OnAppendFailure;
 use crate::runtime::storage::{sync_data_dir, Storage};
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
 use crate::store::journal::Journal;
-use crate::store::Identity;
+use crate::store::{vote_file, Identity};
 use crate::ui::display::{Mentions, Printer};
 use crate::ui::terminal::{self, LineOut, LineSource};
 use std::sync::Arc;
@@ -97,10 +97,11 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     node.transport.shutdown();
     match outcome {
         Outcome::Stopped(MemberStop::Left) | Outcome::Interrupted => Ok(()),
-        Outcome::Stopped(MemberStop::JoinTimeout) => Err(ClientError::JoinTimeout {
+        Outcome::Stopped(MemberStop::JoinTimeout { ring_heard }) => Err(ClientError::JoinTimeout {
             net: Box::new(cfg.common.net),
             after: cfg.join_timeout,
             unreadable: Unreadable::from_drops(&node.drops, node.info.key.is_some()),
+            ring_heard,
         }),
         Outcome::Stopped(MemberStop::Refused(reason)) => Err(ClientError::Refused { reason }),
         Outcome::Failed(e) => Err(ClientError::Storage(e)),
@@ -141,6 +142,7 @@ fn start(cfg: &ClientConfig) -> Result<Start, ClientError> {
         .or_else(|| cp.as_ref().and_then(|cp| resumed_name(&cp.name)))
         .unwrap_or_else(default_name);
     let mut restored = restore(&storage.replica, cp.as_ref(), journaled.lines)?;
+    restored.vote = vote_file::load(&identity.vote_path(dir))?.unwrap_or_default();
     let unsendable = drop_unsendable(&mut restored.outbox, &name);
     Ok(Start {
         uuid,

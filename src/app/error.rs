@@ -53,6 +53,8 @@ pub enum ClientError {
         /// Datagrams from the group that could not be read meanwhile: a hint that the
         /// server is there but uses another key (or none).
         unreadable: Unreadable,
+        /// A ring was heard meanwhile: multicast works, the server is down.
+        ring_heard: bool,
     },
     /// The server refused the join.
     Refused {
@@ -79,8 +81,8 @@ pub enum ServerError {
     },
     /// SIGINT and SIGTERM could not be hooked.
     Signals(io::Error),
-    /// Another server coordinates this group and port: one of the two must go.
-    AnotherServer {
+    /// Another chat, with a history of its own, runs on this group and port.
+    AnotherChat {
         /// The group, port and interface both use.
         net: Box<NetConfig>,
     },
@@ -140,6 +142,7 @@ impl fmt::Display for ClientError {
                 net,
                 after,
                 unreadable,
+                ring_heard,
             } => {
                 write!(
                     f,
@@ -148,6 +151,11 @@ impl fmt::Display for ClientError {
                 )?;
                 match unreadable.hint() {
                     Some(hint) => write!(f, "; {hint}"),
+                    None if *ring_heard => write!(
+                        f,
+                        "; a ring is chatting on it, so multicast works: the server is down; \
+                         start `server` with the same --group/--port/--interface"
+                    ),
                     None => write!(
                         f,
                         "; start `server` with the same --group/--port/--interface (and check \
@@ -184,10 +192,11 @@ impl fmt::Display for ServerError {
             ServerError::Net(e) => e.fmt(f),
             ServerError::Spawn { thread, source } => spawn_failed(f, thread, source),
             ServerError::Signals(e) => signals_failed(f, e),
-            ServerError::AnotherServer { net } => write!(
+            ServerError::AnotherChat { net } => write!(
                 f,
-                "another server already coordinates {net}; stop it, or use another --port or \
-                 --group"
+                "another chat, with a history of its own, runs on {net}: the two cannot share \
+                 it; use another --port or --group (or --key-file) for one of them, or start \
+                 this server with an empty --data-dir to join that chat"
             ),
         }
     }
@@ -201,7 +210,7 @@ impl Error for ServerError {
             ServerError::Net(e) => e.source(),
             ServerError::Spawn { source, .. } => Some(source),
             ServerError::Signals(e) => Some(e),
-            ServerError::AnotherServer { .. } => None,
+            ServerError::AnotherChat { .. } => None,
         }
     }
 }
@@ -286,6 +295,7 @@ mod tests {
             net: Box::new(net()),
             after: Duration::from_secs(2),
             unreadable,
+            ring_heard: false,
         };
         let plain = timeout(Unreadable::default()).to_string();
         assert!(
@@ -310,17 +320,29 @@ mod tests {
             .to_string()
             .contains("2 datagrams from the group failed"));
         assert!(other_key.source().is_none());
+        let ring = ClientError::JoinTimeout {
+            net: Box::new(net()),
+            after: Duration::from_secs(2),
+            unreadable: Unreadable::default(),
+            ring_heard: true,
+        };
+        assert!(
+            ring.to_string()
+                .contains("multicast works: the server is down"),
+            "{ring}"
+        );
     }
 
     #[test]
-    fn another_server_names_the_group() {
-        let e = ServerError::AnotherServer {
+    fn another_chat_names_the_group_and_the_ways_out() {
+        let e = ServerError::AnotherChat {
             net: Box::new(net()),
         };
-        assert_eq!(
-            e.to_string(),
-            "another server already coordinates 224.1.1.1:5007 via 127.0.0.1; stop it, or use \
-             another --port or --group"
+        let text = e.to_string();
+        assert!(
+            text.starts_with("another chat, with a history of its own, runs on 224.1.1.1:5007"),
+            "{text}"
         );
+        assert!(text.contains("empty --data-dir"), "{text}");
     }
 }

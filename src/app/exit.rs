@@ -68,7 +68,7 @@ impl ExitStatus for ServerError {
             | ServerError::Net(_)
             | ServerError::Spawn { .. }
             | ServerError::Signals(_)
-            | ServerError::AnotherServer { .. } => ExitCode::Failure,
+            | ServerError::AnotherChat { .. } => ExitCode::Failure,
         }
     }
 }

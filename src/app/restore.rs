@@ -30,7 +30,7 @@ pub fn restore(
     if candidates.is_empty() {
         return Ok(Restored {
             delivered,
-            outbox: Vec::new(),
+            ..Restored::default()
         });
     }
     let mut seen: HashSet<Uuid> = replica
@@ -44,7 +44,11 @@ pub fn restore(
         .into_iter()
         .filter(|p| seen.insert(p.id))
         .collect();
-    Ok(Restored { delivered, outbox })
+    Ok(Restored {
+        delivered,
+        outbox,
+        ..Restored::default()
+    })
 }
 
 /// Takes out of `outbox` the lines that cannot go out under `name` (a longer `--name` than

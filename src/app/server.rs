@@ -1,6 +1,6 @@
-//! The server program: restores the archive and view from the data dir, coordinates the ring,
-//! archives every message, reconciles every `--sync-interval`, and stops on SIGINT/SIGTERM
-//! after a final checkpoint.
+//! The server program: restores the archive and vote from the data dir, coordinates the ring
+//! or stands by for the server that does, archives every safe message, reconciles every
+//! `--sync-interval`, and stops on SIGINT/SIGTERM after a final checkpoint.
 //!
 //! Wiring only: the protocol is in [`crate::protocol::coordinator`], the threads in
 //! [`crate::runtime`]. What this module must not do: decide the exit code (that is
@@ -11,10 +11,10 @@ use crate::net::seal::Key;
 use crate::net::Transport;
 use crate::protocol::coordinator::{Coordinator, CoordinatorConfig};
 use crate::protocol::events::CoordinatorStop;
-use crate::protocol::types::{NodeId, ServerId};
+use crate::protocol::types::{GroupId, Incarnation, NodeId, ServerId};
 use crate::runtime::backlog::OnAppendFailure;
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
-use crate::store::Identity;
+use crate::store::{vote_file, Identity};
 use crate::ui::display::Printer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,20 +28,22 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     let dir = cfg.common.data_dir.clone();
     let (storage, cp) = runtime::storage::open_storage(&dir, Identity::Server)?;
     runtime::storage::sync_data_dir(&dir, cfg.common.durability)?;
-    // Kept across restarts: this server's own earlier views never look like a rival's.
+    // Kept across restarts: the server's node id and its rank among equals.
     let server_id = cp
         .as_ref()
         .and_then(|cp| cp.server_id)
         .unwrap_or_else(ServerId::random);
-    let view = cp.map(|cp| cp.view).unwrap_or_default();
+    let vote = vote_file::load(&Identity::Server.vote_path(&dir))?.unwrap_or_default();
     let archived = storage.replica.last_seq();
     let transport = Transport::open(&cfg.common.net)?;
     let mut core_cfg = CoordinatorConfig::new(cfg.token_timeout);
     core_cfg.server_id = server_id;
-    let core = Coordinator::new(core_cfg, view, archived, Instant::now());
+    core_cfg.new_group = GroupId::random();
+    core_cfg.incarnation = Incarnation::random();
+    let core = Coordinator::new(core_cfg, vote, archived, Instant::now());
     let info = NodeInfo {
         identity: Identity::Server,
-        id: NodeId::SERVER,
+        id: NodeId::server(server_id),
         name: "server".into(),
         data_dir: dir.clone(),
         checkpoint_interval: cfg.common.checkpoint_interval,
@@ -80,7 +82,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
     }
     node.transport.shutdown();
     match outcome {
-        Outcome::Stopped(CoordinatorStop::AnotherServer) => Err(ServerError::AnotherServer {
+        Outcome::Stopped(CoordinatorStop::AnotherChat) => Err(ServerError::AnotherChat {
             net: Box::new(cfg.common.net),
         }),
         Outcome::Interrupted => Ok(()),

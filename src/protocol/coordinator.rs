@@ -1,41 +1,52 @@
-//! The server's protocol state machine: joins and leaves, the view, token-loss detection,
-//! recovery (gather, fix the cut, install, fresh token), the archive and reconciliation.
+//! A server's protocol state machine. Several servers may run on one chat: the first of the
+//! view's servers in rank order coordinates (joins and leaves, the view, token-loss detection,
+//! recovery), the others stand by; every one of them archives what is safe, serves history,
+//! reconciles, and votes on views like a member.
 //!
-//! Sans-IO like [`crate::protocol::member`]: `handle_*(now, ...)` in, [`Coordinator::poll_output`] out.
-//! It never reads the clock, a socket or a file.
+//! Sans-IO like [`crate::protocol::member`]: `handle_*(now, ...)` in,
+//! [`Coordinator::poll_output`] out. It never reads the clock, a socket, a file or a global
+//! RNG (the ids it draws from come in its config).
 //!
-//! # Recovery, after Totem's membership protocol
-//! Every view change (a join, a leave, a lost token) runs the same three steps:
-//! 1. **Gather.** Open epoch `e+1` and ask the proposed members to report. A member that
-//!    reports stops using the old ring, so the old epoch can no longer make anything safe.
-//! 2. **Fix the cut.** The cut is the highest `seq` up to which some reporter (or the archive)
-//!    holds everything. Anything delivered anywhere was safe, so every member of the old view
-//!    held it: the cut covers it. The server fetches what it lacks up to the cut and archives
-//!    it *before* it installs the view (persist before send).
-//! 3. **Install.** Multicast the view with the cut and issue a fresh token. Members fetch what
-//!    they lack up to the cut; lines above it return to their authors' outboxes.
+//! # Recovery, after Totem's membership protocol, with a primary component
+//! Every view change (a join, a leave, a lost token, a server that falls silent) runs:
+//! 1. **Gather.** Open an epoch above any seen and ask the proposed members and servers to
+//!    promise it and report. A member that promises stops using the old ring.
+//! 2. **Decide** ([`crate::protocol::quorum`]): a quorum of the last primary's voters, and a
+//!    complete cut. Otherwise wait, saying how many voters are reachable.
+//! 3. **Fix the cut and collect.** The cut is the highest `seq` up to which some reporter
+//!    surely holds everything (and at least what undecided attempts promised). The server
+//!    fetches what it lacks up to the cut and archives it before it proposes.
+//! 4. **Propose.** Every reporter records the proposed view durably and accepts it.
+//! 5. **Install.** Multicast the view and issue a fresh token. Members fetch what they lack
+//!    up to the cut; lines above it return to their authors' outboxes.
 //!
 //! # Layout
 //! This file holds the configuration, the `State` and `Timer` enums, the public API, the
-//! dispatch of datagrams, joins and leaves, the start-up probe and rival servers. The
-//! `recovery` submodule runs the three steps above; `archive` keeps the archive, serves
-//! history and pulls what reconciliation finds missing.
+//! dispatch of datagrams, joins and leaves and token progress. `roles` decides who
+//! coordinates (start-up, standing by, taking over, stepping down); `recovery` runs the steps
+//! above; `voter` is this server voting on another's gather; `archive` keeps the archive,
+//! serves history and pulls what it lacks; `announce` sends beacons and views.
 
 mod announce;
 mod archive;
 mod recovery;
+mod roles;
 #[cfg(test)]
 mod tests;
+mod voter;
 
 use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
 use crate::protocol::fetch::RangeFetch;
 use crate::protocol::limits::{MAX_MEMBERS, MAX_NAME_BYTES};
 use crate::protocol::order::Order;
+use crate::protocol::parts::{self, Assembly, Installed, Proposed};
 use crate::protocol::timer::{self, TimerTable};
 use crate::protocol::token_ring::Token;
-use crate::protocol::types::{Epoch, Incarnation, Member, NodeId, Seq, ServerId, View};
-use crate::protocol::wire::{Msg, RefuseReason};
-use recovery::{Collecting, Gathering, ReportInfo};
+use crate::protocol::types::{Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId, View};
+use crate::protocol::vote::{Session, Vote};
+use crate::protocol::wire::{Msg, QuorumWait, RefuseReason};
+use recovery::{Collecting, Gathering, Proposing, ReportInfo};
+use roles::Standby;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -45,24 +56,26 @@ pub struct CoordinatorConfig {
     /// No token progress for this long means the token is lost: recover.
     pub token_timeout: Duration,
     /// How often the beacon (the view in brief, with the archive's high-water mark) goes out
-    /// as the heartbeat.
+    /// as the heartbeat; a standby's heartbeat goes out as often.
     pub beacon_interval: Duration,
-    /// How often a gather is repeated while reports are missing.
+    /// How long the servers ranked before a standby must be silent before it takes over.
+    pub takeover: Duration,
+    /// How often a gather or a proposal is repeated while answers are missing.
     pub gather_resend: Duration,
-    /// Proposed members that have not reported by then are left out of the view.
+    /// Proposed members that have not reported by then are left out of the view, and a
+    /// proposal not accepted by every reporter by then is given up for a new gather.
     pub report_timeout: Duration,
     /// Records asked for per history request.
     pub fetch_chunk: u64,
-    /// How long the old ring must have been silent before a view may leave out every one of
-    /// its members (see [`Coordinator`] on partitions).
-    pub abandon_timeout: Duration,
-    /// At start-up, listen this long before coordinating: one server per group. Longer than
-    /// the longest gap between two views of a live server, even one that delays its datagrams
-    /// by 100 ms to 1 s (a heartbeat a second: at most 1.9 s).
+    /// At start-up, listen this long before acting: long enough to hear a live server's
+    /// heartbeat (at most every second), even one that delays its datagrams by 100 ms to 1 s.
     pub probe: Duration,
-    /// This server's random id, sent in its views. Of two servers that hear each other's
-    /// views, the one with the older view (by epoch, then by this id) stops.
+    /// This server's random id, kept across restarts: its node id, and its rank among equals.
     pub server_id: ServerId,
+    /// The id of the chat this server starts if the probe hears none.
+    pub new_group: GroupId,
+    /// Random per process start, as a client's: tells a restarted server's reports apart.
+    pub incarnation: Incarnation,
 }
 
 impl CoordinatorConfig {
@@ -70,13 +83,16 @@ impl CoordinatorConfig {
     pub fn new(token_timeout: Duration) -> CoordinatorConfig {
         CoordinatorConfig {
             token_timeout,
-            beacon_interval: Duration::from_secs(1),
+            beacon_interval: (token_timeout / 3)
+                .clamp(Duration::from_millis(100), Duration::from_secs(1)),
+            takeover: token_timeout,
             gather_resend: Duration::from_millis(200),
             report_timeout: token_timeout,
             fetch_chunk: 512,
-            abandon_timeout: token_timeout * 10,
             probe: Duration::from_secs(2),
-            server_id: ServerId(0),
+            server_id: ServerId(1),
+            new_group: GroupId(1),
+            incarnation: Incarnation(0),
         }
     }
 }
@@ -84,7 +100,7 @@ impl CoordinatorConfig {
 /// Counters shown in the server's log and by tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoordinatorStats {
-    /// Views installed.
+    /// Views installed by this server.
     pub views: u64,
     /// Recoveries started because the token made no progress.
     pub token_losses: u64,
@@ -92,8 +108,8 @@ pub struct CoordinatorStats {
     pub archived: u64,
     /// Stale tokens or messages seen (older epoch).
     pub stale: u64,
-    /// Views heard from another server after the start-up probe.
-    pub rival_views: u64,
+    /// Times this server took over from silent servers ranked before it.
+    pub takeovers: u64,
     /// Joins refused.
     pub refused: u64,
 }
@@ -102,19 +118,21 @@ pub struct CoordinatorStats {
 /// [`Coordinator::enter`] clears when the phase ends.
 #[derive(Debug)]
 enum State {
-    /// At start-up, listening before coordinating ([`Timer::Probe`]): a view or gather with
-    /// another server's id means another live server (its own, from before a restart, carry
-    /// its own id).
+    /// At start-up, listening before acting ([`Timer::Probe`]).
     Probing,
-    /// A view is installed and its ring runs.
+    /// Another server coordinates, or may: archive, serve, vote, and take over when every
+    /// server ranked before this one is silent.
+    Standby(Standby),
+    /// This server coordinates the installed view and its ring runs.
     Coordinating(Running),
-    /// Recovery step 1: waiting for reports.
+    /// Recovery: waiting for reports (and a quorum).
     Gathering(Gathering),
-    /// Recovery step 2: fetching what the archive lacks up to the cut.
+    /// Recovery: fetching what the archive lacks up to the cut.
     Collecting(Collecting),
-    /// Another server coordinates this group: this one has stopped and does nothing more (a
-    /// view it sent now would look like a rival's to that server).
-    Yielded,
+    /// Recovery: waiting for every reporter to accept the proposed view.
+    Proposing(Proposing),
+    /// Another chat with a history of its own runs on this group: nothing more is done.
+    Stopped,
 }
 
 /// What only normal operation has.
@@ -123,9 +141,6 @@ struct Running {
     /// The first token of the view, sent again ([`Timer::FirstTokenResend`]) until the ring
     /// shows a later hop.
     first_token: Option<Token>,
-    /// Reconciliation: final records the archive lacks, pulled from a member
-    /// ([`Timer::PullRetry`]).
-    pull: Option<RangeFetch>,
 }
 
 /// The server's deadlines, each armed only in the [`State`] named beside it.
@@ -133,7 +148,7 @@ struct Running {
 enum Timer {
     /// Probing: the start-up probe ends.
     Probe,
-    /// Coordinating: the view goes out as a heartbeat.
+    /// Coordinating or standing by: the heartbeat goes out.
     Beacon,
     /// Coordinating, with members: no token progress since `token_timeout`.
     TokenLoss,
@@ -141,8 +156,15 @@ enum Timer {
     ViewResend,
     /// Coordinating: the first token goes out again.
     FirstTokenResend,
-    /// Coordinating: the pull's chunk is overdue.
+    /// Coordinating or standing by: the pull's chunk is overdue.
     PullRetry,
+    /// Standing by: whether to take over.
+    Takeover,
+    /// Coordinating a chat it just started: joins wait until then (see
+    /// [`Coordinator::started_chat`]).
+    Hold,
+    /// Standing by: the chunk fetched before accepting a proposal is overdue.
+    AcceptFetchRetry,
     /// Gathering: the gather goes out again.
     GatherResend,
     /// Gathering: proposed members that have not reported are left out. It starts at
@@ -150,6 +172,10 @@ enum Timer {
     ReportDeadline,
     /// Collecting: the chunk asked for is overdue.
     CollectRetry,
+    /// Proposing: the proposal goes out again to those that did not accept it.
+    ProposeResend,
+    /// Proposing: not every reporter accepted; gather again.
+    AcceptDeadline,
 }
 
 impl timer::Timer for Timer {
@@ -160,9 +186,14 @@ impl timer::Timer for Timer {
         Timer::ViewResend,
         Timer::FirstTokenResend,
         Timer::PullRetry,
+        Timer::Takeover,
+        Timer::Hold,
+        Timer::AcceptFetchRetry,
         Timer::GatherResend,
         Timer::ReportDeadline,
         Timer::CollectRetry,
+        Timer::ProposeResend,
+        Timer::AcceptDeadline,
     ];
 
     fn index(self) -> usize {
@@ -177,33 +208,33 @@ struct Joiner {
     incarnation: Incarnation,
 }
 
-/// The server's protocol state.
+/// A server's protocol state.
 ///
 /// # When is a cut complete?
 /// Anything delivered anywhere was safe, so every member of the old view received it. A
-/// member that reports an `aru` collected in the installed view (it did not restart) holds
+/// member that reports an `aru` collected in the last primary view (it did not restart) holds
 /// all of it, and its report also stops the old ring. A member that restarted lost what it
 /// had received but not delivered; only its replica's high counts. So the cut is complete
-/// once one old member reports a trusted `aru`, or every old member reports. Otherwise a
-/// member that is silent (down, or alive behind a partition while its ring keeps chatting
-/// without the server) may hold delivered messages above any cut we could fix: the gather
-/// waits for it, up to `abandon_timeout` of silence from the old ring. Past that, a view
-/// without it is installed; should that member come back holding more, the history would
-/// fork there. That is the limit of G1, and it takes a server outage or partition plus the
-/// loss of every other member of the ring.
+/// once one such member reports a trusted `aru`, or every voter of the last primary reports.
+/// Otherwise the gather waits: a silent member may be alive behind a partition, its ring
+/// chatting on. See [`crate::protocol::quorum`].
 #[derive(Debug)]
 pub struct Coordinator {
     cfg: CoordinatorConfig,
+    /// The durable vote; its primary is the last view this server formed.
+    vote: Vote,
+    /// The view this server knows installed: its primary, or for a server not in the
+    /// primary, the newest installed view heard (archived, not voted on).
     view: View,
-    /// Cut of the installed view.
+    /// Cut of that view.
     cut: Seq,
     incarnations: HashMap<NodeId, Incarnation>,
-    /// Highest epoch used or seen; a new epoch is always above it.
+    /// Highest epoch used or seen; a new gather's epoch is above it.
     max_epoch: Epoch,
     /// The archive's hold-back queue; `delivered` is the archive's high-water mark.
     order: Order,
-    /// Whether live messages of the installed epoch are archived; false once a cut is being
-    /// fixed, so nothing above the cut slips into the archive.
+    /// Whether live messages of the installed epoch are archived (once safe); false once a
+    /// cut is being fixed, so nothing above the cut slips into the archive.
     archiving: bool,
     state: State,
     timers: TimerTable<Timer>,
@@ -211,29 +242,61 @@ pub struct Coordinator {
     leaves: HashSet<NodeId>,
     /// Incarnations that left the ring cleanly: their hellos are stale (replays, duplicates).
     departed: HashSet<(NodeId, Incarnation)>,
+    /// Servers heard outside the view (new, or back after being left out): joiners.
+    new_servers: Vec<ServerId>,
+    /// When each other server of our chat was last heard.
+    heard: HashMap<ServerId, Instant>,
+    /// When another server last ran a recovery we heard (a gather, a proposal, a view): a
+    /// standby does not take over meanwhile.
+    recovery_heard: Option<Instant>,
+    /// When this server started: a server never heard counts as heard then.
+    started: Instant,
+    /// A chat this server just started admits nobody before this instant, and beacons eight
+    /// times as often until then: two servers that started chats at the same moment hear each
+    /// other first, and one gives its chat up while neither has a member.
+    started_chat: Option<Instant>,
+    /// Sessions other nodes echoed to us (attempts we never saw), to decide on exactly.
+    learned: Vec<Session>,
+    view_parts: Assembly<Installed>,
+    proposal_parts: Assembly<Proposed>,
+    echo_parts: Assembly<Proposed>,
     last_hop: u64,
-    /// The installed ring's last sign of life: the token-loss deadline while coordinating,
-    /// and how long the old ring has been silent while gathering.
+    /// The installed ring's last sign of life: the token-loss deadline while coordinating.
     last_progress: Instant,
-    /// Highest `safe` seen on a token of the installed epoch.
+    /// Highest `safe` seen on a token of the installed epoch: the archive takes live records
+    /// up to here and no further (a later cut may not keep what is above).
     safe_seen: Seq,
     /// `safe_seen` at the previous beacon: if the archive is still below it, pull.
     safe_at_last_beacon: Seq,
-    /// Pulls started, to pick members in turn.
+    /// The highest archive another server announced: a standby pulls up to it.
+    high_heard: Seq,
+    /// Reconciliation: final records the archive lacks, pulled from a member or a server
+    /// ([`Timer::PullRetry`]).
+    pull: Option<RangeFetch>,
+    /// Pulls started, to pick sources in turn.
     pulls: usize,
     /// When the whole view last went out: asks within the resend gap wait for the next.
     view_sent_at: Option<Instant>,
+    /// The quorum count last announced while waiting for one.
+    quorum_shown: Option<QuorumWait>,
     outputs: VecDeque<CoordinatorOutput>,
     stats: CoordinatorStats,
 }
 
 impl Coordinator {
-    /// A server whose archive holds everything up to `archived`, last in `view`.
-    pub fn new(cfg: CoordinatorConfig, view: View, archived: Seq, now: Instant) -> Coordinator {
+    /// A server restored from its vote (the default for a fresh data dir) and an archive
+    /// holding everything up to `archived`; it probes the group first unless `cfg.probe` is 0.
+    pub fn new(cfg: CoordinatorConfig, vote: Vote, archived: Seq, now: Instant) -> Coordinator {
+        let (view, cut) = vote
+            .primary
+            .as_ref()
+            .map_or((View::default(), Seq(0)), |p| (p.view.clone(), p.cut));
+        let max_epoch = vote.promised.epoch.max(view.epoch);
         let mut c = Coordinator {
-            max_epoch: view.epoch,
-            cut: archived,
+            max_epoch,
+            cut: cut.max(archived),
             view,
+            vote,
             incarnations: HashMap::new(),
             order: Order::new(archived),
             archiving: true,
@@ -242,27 +305,45 @@ impl Coordinator {
             joins: Vec::new(),
             leaves: HashSet::new(),
             departed: HashSet::new(),
+            new_servers: Vec::new(),
+            heard: HashMap::new(),
+            recovery_heard: None,
+            started: now,
+            started_chat: None,
+            learned: Vec::new(),
+            view_parts: Assembly::default(),
+            proposal_parts: Assembly::default(),
+            echo_parts: Assembly::default(),
             last_hop: 0,
             last_progress: now,
             safe_seen: archived,
             safe_at_last_beacon: archived,
+            high_heard: archived,
+            pull: None,
             pulls: 0,
             view_sent_at: None,
+            quorum_shown: None,
             outputs: VecDeque::new(),
             stats: CoordinatorStats::default(),
             cfg,
         };
-        if c.cfg.probe.is_zero() {
-            c.start_coordinating(now);
-        } else {
-            c.timers.set(Timer::Probe, now + c.cfg.probe);
-        }
+        c.timers.set(Timer::Probe, now + c.cfg.probe);
         c
     }
 
-    /// The installed view.
+    /// This server's node id.
+    pub fn id(&self) -> NodeId {
+        NodeId::server(self.cfg.server_id)
+    }
+
+    /// The installed view this server knows.
     pub fn view(&self) -> &View {
         &self.view
+    }
+
+    /// The durable vote.
+    pub fn vote(&self) -> &Vote {
+        &self.vote
     }
 
     /// The archive's high-water mark.
@@ -275,9 +356,23 @@ impl Coordinator {
         &self.stats
     }
 
+    /// Whether this server coordinates (a view, or a recovery under way).
+    pub fn is_coordinating(&self) -> bool {
+        matches!(
+            self.state,
+            State::Coordinating(_)
+                | State::Gathering(_)
+                | State::Collecting(_)
+                | State::Proposing(_)
+        )
+    }
+
     /// Whether a view change is under way.
     pub fn is_recovering(&self) -> bool {
-        matches!(self.state, State::Gathering(_) | State::Collecting(_))
+        matches!(
+            self.state,
+            State::Gathering(_) | State::Collecting(_) | State::Proposing(_)
+        )
     }
 
     /// Next output for the driver, in order. Drain it until `None` after every input.
@@ -291,30 +386,22 @@ impl Coordinator {
     }
 
     /// The earliest instant at which [`Coordinator::handle_timeout`] has work; `None` once
-    /// the server has given way to another.
+    /// the server has stopped.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
 
     /// Runs the timers that are due. `now` never goes backwards.
     pub fn handle_timeout(&mut self, now: Instant) {
-        match self.state {
-            State::Yielded => return,
-            State::Probing => {
-                if !self.timers.is_due(Timer::Probe, now) {
-                    return;
-                }
-                self.start_coordinating(now);
-                self.outputs
-                    .push_back(Output::Event(CoordinatorEvent::Coordinating));
-                if self.max_epoch > self.view.epoch {
-                    self.start_gather(now); // the ring moved on while we were away
-                    return;
-                }
+        if matches!(self.state, State::Probing) {
+            if !self.timers.is_due(Timer::Probe, now) {
+                return;
             }
-            _ => {}
+            self.end_probe(now); // and the new phase's timers that are due at once
         }
         match self.state {
+            State::Stopped | State::Probing => return,
+            State::Standby(_) => self.standby_timers(now),
             State::Coordinating(_) => self.running_timers(now),
             State::Gathering(_) => {
                 if self.timers.is_due(Timer::ReportDeadline, now) {
@@ -328,7 +415,14 @@ impl Coordinator {
                     self.retry_collect(now);
                 }
             }
-            State::Probing | State::Yielded => {}
+            State::Proposing(_) => {
+                if self.timers.is_due(Timer::AcceptDeadline, now) {
+                    log::info!("not every reporter accepted the proposal; gathering again");
+                    self.start_gather(now);
+                } else if self.timers.is_due(Timer::ProposeResend, now) {
+                    self.send_proposal(now);
+                }
+            }
         }
         if self.timers.is_due(Timer::PullRetry, now) {
             self.restart_pull(now);
@@ -336,9 +430,10 @@ impl Coordinator {
     }
 
     /// Moves to `state`; the deadlines of the phase left behind die with it, and the caller
-    /// arms those of the new one.
+    /// arms those of the new one. A pull dies too: the next heartbeat starts one if needed.
     fn enter(&mut self, state: State) {
         self.timers.stop_all();
+        self.pull = None;
         self.state = state;
     }
 
@@ -365,12 +460,21 @@ impl Coordinator {
     }
 
     fn running_timers(&mut self, now: Instant) {
+        if self.timers.take_due(Timer::Hold, now) && !self.joins.is_empty() {
+            self.start_gather(now);
+            return;
+        }
         if self.timers.is_due(Timer::Beacon, now) {
             self.beacon(now);
-            if self.safe_at_last_beacon > self.archived() && !self.is_pulling() {
-                self.start_pull(now);
+            if self.safe_at_last_beacon > self.archived() && self.pull.is_none() {
+                self.start_pull(now, self.safe_at_last_beacon);
             }
             self.safe_at_last_beacon = self.safe_seen;
+            if self.silent_standby(now) {
+                log::info!("a standby server fell silent; gathering without it");
+                self.start_gather(now);
+                return;
+            }
         }
         if self.timers.is_due(Timer::TokenLoss, now) {
             log::info!(
@@ -388,7 +492,6 @@ impl Coordinator {
         if self.timers.is_due(Timer::FirstTokenResend, now) {
             if let State::Coordinating(Running {
                 first_token: Some(token),
-                ..
             }) = &self.state
             {
                 let msg = Msg::Token(token.clone());
@@ -408,24 +511,30 @@ impl Coordinator {
     /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
     /// and pull anything final that the archive lacks.
     pub fn handle_sync(&mut self, now: Instant) {
-        if let State::Coordinating(running) = &self.state {
-            let idle = running.pull.is_none();
-            self.beacon(now);
-            if self.safe_seen > self.archived() && idle {
-                self.start_pull(now);
-            }
+        let target = self.safe_seen.max(self.high_heard);
+        match self.state {
+            State::Coordinating(_) => self.beacon(now),
+            State::Standby(_) => self.standby_beacon(now),
+            _ => return,
+        }
+        if target > self.archived() && self.pull.is_none() {
+            self.start_pull(now, target);
         }
     }
 
     /// Handles one decoded datagram.
     pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
-        match self.state {
-            State::Yielded => return,
-            State::Probing => {
-                self.probe(now, msg);
+        if matches!(self.state, State::Stopped) {
+            return;
+        }
+        if let Some((server, group)) = server_and_group(&msg) {
+            if server != self.cfg.server_id && !self.of_our_chat(now, server, group, &msg) {
                 return;
             }
-            _ => {}
+        }
+        if matches!(self.state, State::Probing) {
+            self.probe(now, msg);
+            return;
         }
         match msg {
             Msg::Hello {
@@ -443,100 +552,72 @@ impl Coordinator {
                 view_epoch,
                 aru,
                 delivered,
+                group,
+                promised,
+                primary,
+                attempts,
             } => {
                 let info = ReportInfo {
                     incarnation,
                     view_epoch,
                     aru,
                     delivered,
+                    promised,
+                    primary,
+                    attempts,
                 };
-                self.on_report(now, epoch, from, name, info)
+                if Some(group) == self.vote.group {
+                    self.on_report(now, epoch, from, name, info);
+                }
             }
+            Msg::Accept { epoch, from } => self.on_accept(now, epoch, from),
             Msg::Token(token) => self.on_token(now, token),
             Msg::TokenAck { epoch, hop, .. } if epoch == self.view.epoch => {
                 self.first_token_arrived(hop)
             }
             Msg::Data { epoch, recs } => self.on_data(epoch, recs),
-            Msg::Fetch { from, to, lo, hi } if to == NodeId::SERVER => self.serve(from, lo, hi),
-            Msg::History { to, records } if to == NodeId::SERVER => self.on_history(now, records),
-            Msg::View { epoch, server, .. } | Msg::Beacon { epoch, server, .. }
-                if self.is_rival(server) =>
-            {
-                self.on_rival_view(epoch, server)
+            Msg::Fetch { from, to, lo, hi } if to == self.id() => self.serve(from, lo, hi),
+            Msg::History { to, records } if to == self.id() => self.on_history(now, records),
+            Msg::Gather {
+                epoch,
+                members,
+                server,
+                ..
+            } => self.on_gather(now, epoch, server, &members),
+            msg @ Msg::Propose { .. } => {
+                if let Some(part) = parts::proposal_part(msg) {
+                    self.on_proposal_part(now, part);
+                }
             }
+            msg @ Msg::View { .. } => {
+                if let Some(part) = parts::view_part(msg) {
+                    self.on_view_part(now, part);
+                }
+            }
+            Msg::Beacon {
+                epoch,
+                high,
+                server,
+                standby,
+                ..
+            } => self.on_beacon(now, epoch, high, server, standby),
             Msg::ViewRequest { .. } => self.view_wanted(now),
+            Msg::SessionRequest { from, to, epoch } if to == self.id() => {
+                self.echo_session(from, epoch)
+            }
             _ => {}
         }
     }
 
-    /// A view from another server: two coordinate this group (started at the same moment,
-    /// or one on each side of a partition that healed). The older view, by epoch and then by
-    /// server id, gives way, so exactly one goes on: each compares the same two pairs, and a
-    /// server's views never outrank its own later state. The survivor takes over the other's
-    /// ring the usual way (a higher epoch on the wire starts a recovery). Replayed views of
-    /// this server's own carry its id and never get here; another server's that are older
-    /// than our view change nothing.
-    fn on_rival_view(&mut self, epoch: Epoch, server: Option<ServerId>) {
-        self.stats.rival_views += 1;
-        if (epoch, server) > (self.view.epoch, Some(self.cfg.server_id)) {
-            log::warn!(
-                "another server coordinates this group: its view of epoch {epoch} outranks \
-                 ours ({}); stopping",
-                self.view.epoch
-            );
-            self.give_way();
-        } else {
-            log::warn!(
-                "another server sends views on this group (epoch {epoch}); ours ({}) \
-                 outranks it, so it stops",
-                self.view.epoch
-            );
-        }
-    }
-
-    /// Stops for good: another server coordinates this group.
-    fn give_way(&mut self) {
-        self.enter(State::Yielded);
-        self.outputs
-            .push_back(Output::Stop(CoordinatorStop::AnotherServer));
-    }
-
-    /// While probing: only a live server sends views and gathers; tokens and messages are
-    /// still archived, everything else waits until we coordinate.
-    fn probe(&mut self, now: Instant, msg: Msg) {
-        match msg {
-            // Our own earlier views, beacons and gathers (this data dir's server before a
-            // restart), delayed or replayed, are not another server.
-            Msg::View { server, .. } | Msg::Beacon { server, .. } | Msg::Gather { server, .. }
-                if self.is_rival(server) =>
-            {
-                self.give_way()
-            }
-            Msg::Token(token) => {
-                self.max_epoch = self.max_epoch.max(token.epoch);
-                self.note_progress(now, &token);
-            }
-            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
-            _ => {}
-        }
-    }
-
-    /// Notes an epoch seen on the wire. One above the installed view means this server's
-    /// state is older than the ring's (it restarted from an old checkpoint): recover.
-    fn observe_epoch(&mut self, now: Instant, epoch: Epoch) {
-        if epoch > self.max_epoch {
-            self.max_epoch = epoch;
-            if matches!(self.state, State::Coordinating(_)) {
-                log::info!(
-                    "seen epoch {epoch} above ours ({}); recovering",
-                    self.view.epoch
-                );
-                self.start_gather(now);
-            }
-        }
+    /// Notes an epoch seen on the wire: a new gather opens above every one.
+    fn observe_epoch(&mut self, epoch: Epoch) {
+        self.max_epoch = self.max_epoch.max(epoch);
     }
 
     fn on_hello(&mut self, now: Instant, from: NodeId, incarnation: Incarnation, name: String) {
+        if !self.is_coordinating() {
+            return; // the coordinating server answers joins
+        }
         let known = |inc: Option<&Incarnation>| inc == Some(&incarnation);
         if self.view.contains(from) && known(self.incarnations.get(&from)) {
             return; // a delayed duplicate of a Hello that already got in
@@ -572,9 +653,9 @@ impl Coordinator {
             State::Coordinating(_) => self.start_gather(now),
             // Joins during a gather go out with its next resend, not one gather per hello:
             // a hundred clients that start together cost a few gathers, not a hundred.
-            State::Gathering(_) => self.propose_joiner(member),
+            State::Gathering(_) => self.propose_joiner(now, member),
             // Joins right after this install.
-            State::Collecting(_) | State::Probing | State::Yielded => {}
+            _ => {}
         }
     }
 
@@ -593,11 +674,14 @@ impl Coordinator {
     }
 
     fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: Incarnation) {
+        if !self.is_coordinating() {
+            return;
+        }
         self.joins.retain(|j| j.member.id != from);
         if self.view.contains(from) && !self.incarnations.contains_key(&from) {
-            // This server restarted since the view was installed, so it does not know the
-            // members' incarnations yet (they are not in its checkpoint). A recovery learns
-            // them from the reports; the leaver repeats its Leave until a view without it.
+            // This server does not know the members' incarnations (it restarted, or took
+            // over): a recovery learns them from the reports; the leaver repeats its Leave
+            // until a view without it.
             if matches!(self.state, State::Coordinating(_)) {
                 self.start_gather(now);
             }
@@ -618,7 +702,7 @@ impl Coordinator {
     }
 
     fn on_token(&mut self, now: Instant, token: Token) {
-        self.observe_epoch(now, token.epoch);
+        self.observe_epoch(token.epoch);
         if token.epoch < self.view.epoch {
             self.stats.stale += 1;
             return;
@@ -626,12 +710,16 @@ impl Coordinator {
         self.note_progress(now, &token);
     }
 
-    /// A later hop of the installed epoch's token: the ring is alive.
+    /// A later hop of the installed epoch's token: the ring is alive, and what it made safe
+    /// may be archived.
     fn note_progress(&mut self, now: Instant, token: &Token) {
         if token.epoch == self.view.epoch && token.hop > self.last_hop {
             self.last_hop = token.hop;
             self.progress_at(now);
-            self.safe_seen = self.safe_seen.max(token.safe);
+            if token.safe > self.safe_seen {
+                self.safe_seen = token.safe;
+                self.archive_ready();
+            }
             if token.hop > 1 {
                 self.first_token_arrived(token.hop - 1);
             }
@@ -651,5 +739,35 @@ impl Coordinator {
 
     fn send(&mut self, msg: Msg) {
         self.outputs.push_back(Output::Send(msg));
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: Msg) {
+        self.outputs.push_back(Output::SendTo { to, msg });
+    }
+
+    fn event(&mut self, event: CoordinatorEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Writes the vote before anything that follows.
+    fn save_vote(&mut self) {
+        self.outputs.push_back(Output::SaveVote(self.vote.clone()));
+    }
+
+    fn stop(&mut self, reason: CoordinatorStop) {
+        self.enter(State::Stopped);
+        self.outputs.push_back(Output::Stop(reason));
+    }
+}
+
+/// The sending server and chat of a server's message (a gather, a view, a beacon), if it is
+/// one.
+fn server_and_group(msg: &Msg) -> Option<(ServerId, GroupId)> {
+    match msg {
+        Msg::Gather { server, group, .. }
+        | Msg::View { server, group, .. }
+        | Msg::Beacon { server, group, .. }
+        | Msg::Propose { server, group, .. } => Some((*server, *group)),
+        _ => None,
     }
 }

@@ -7,7 +7,8 @@
 //! ("persist before you send", as in raft's Ready). [`perform`] is that rule, written once for
 //! every driver: the threaded runtime and the simulation tests.
 
-use crate::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use crate::protocol::types::{ChatRecord, Epoch, NodeId, Seq, ServerId};
+use crate::protocol::vote::Vote;
 use crate::protocol::wire::Msg;
 
 /// One action for the driver. `E` is the core's event type, `S` its stop reason.
@@ -17,9 +18,9 @@ pub enum Output<E, S> {
     Deliver(ChatRecord),
     /// Multicast this message.
     Send(Msg),
-    /// Send this message to one node ([`NodeId::SERVER`] for the server) straight to its own
-    /// address if the driver has heard from it, else to the group (where the others ignore
-    /// it): the same effect, fewer processes woken.
+    /// Send this message to one node (a client, or a server by [`NodeId::server`]) straight to
+    /// its own address if the driver has heard from it, else to the group (where the others
+    /// ignore it): the same effect, fewer processes woken.
     SendTo { to: NodeId, msg: Msg },
     /// Read final records `lo..=hi` from the replica and send them to `to` as history.
     ServeFromReplica { to: NodeId, lo: Seq, hi: Seq },
@@ -32,6 +33,9 @@ pub enum Output<E, S> {
     Event(E),
     /// Write a checkpoint now (the view changed).
     Checkpoint,
+    /// Write the vote durably now, before any later output: a promise, an acceptance or an
+    /// installed view that a later datagram depends on (see [`crate::protocol::vote`]).
+    SaveVote(Vote),
     /// The node is done; the driver writes a final checkpoint and exits.
     Stop(S),
 }
@@ -69,10 +73,28 @@ pub enum MemberEvent {
     MemberLeft(String),
     /// The server installed a view without this node; it joins again.
     LeftOut,
-    /// The server has been silent for a while; the ring chats on without it.
+    /// No server has been heard for a while; the ring chats on without one.
     ServerUnreachable,
-    /// The server is heard again.
+    /// A server is heard again.
     ServerBack,
+    /// The server gathering this node waits for a quorum of the last primary view's voters:
+    /// this side of a partition stamps nothing until it has one (typed lines are kept).
+    WaitingForQuorum {
+        /// Voters of the last primary that reported.
+        reachable: u32,
+        /// Voters of the last primary.
+        voters: u32,
+    },
+    /// Our token pass goes unanswered and no server is heard to recover it: the ring cannot
+    /// move until the silent member answers or a server comes.
+    RingStalled {
+        /// The member our pass does not reach.
+        silent: String,
+    },
+    /// The ring moves again after a stall.
+    RingMoves,
+    /// Joining: a ring is heard on the group, but no server: joins wait for one.
+    NoServerForRing,
     /// History is being fetched up to the cut.
     CatchingUp {
         /// How many messages are missing.
@@ -99,8 +121,12 @@ pub enum MemberEvent {
 pub enum MemberStop {
     /// Left the ring cleanly (or was never in one when asked to leave).
     Left,
-    /// No server answered the join.
-    JoinTimeout,
+    /// No server answered the join; whether a live ring was heard meanwhile (then the
+    /// network carries the group, and the server is down).
+    JoinTimeout {
+        /// A token or a message of some ring arrived while joining.
+        ring_heard: bool,
+    },
     /// The server refused the join; its reason, as it sent it.
     Refused(String),
 }
@@ -108,8 +134,25 @@ pub enum MemberStop {
 /// What happened at the server, for its log and stdout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoordinatorEvent {
-    /// The start-up probe heard no other server: this one coordinates.
+    /// No server ranked before this one is heard: this one coordinates.
     Coordinating,
+    /// The start-up probe heard no chat on the group: this server starts one.
+    Started,
+    /// Another server coordinates (the one named, if known): this one stands by, archives and
+    /// takes over if it falls silent.
+    Standby {
+        /// The coordinating server.
+        coordinator: Option<ServerId>,
+    },
+    /// The servers ranked before this one fell silent: it takes over.
+    TakingOver,
+    /// A gather waits for a quorum of the last primary view's voters.
+    WaitingForQuorum {
+        /// Voters of the last primary that reported.
+        reachable: u32,
+        /// Voters of the last primary.
+        voters: u32,
+    },
     /// A view was installed.
     ViewInstalled {
         /// Its epoch.
@@ -124,8 +167,9 @@ pub enum CoordinatorEvent {
 /// Why the server's state machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoordinatorStop {
-    /// Another server coordinates this group.
-    AnotherServer,
+    /// Another chat, with a history of its own, runs on this group and port: the two cannot
+    /// share it (their seqs would collide).
+    AnotherChat,
 }
 
 /// The effects a driver performs for a core: on disk and network for the runtime, in memory
@@ -155,6 +199,8 @@ pub trait Effects<E, S> {
     fn event(&mut self, event: E);
     /// Asks for a checkpoint.
     fn checkpoint(&mut self);
+    /// Writes the vote durably, before it returns.
+    fn save_vote(&mut self, vote: Vote) -> Result<(), Self::Error>;
     /// The node stopped.
     fn stop(&mut self, reason: S);
 }
@@ -198,6 +244,7 @@ pub fn perform<E, S, X: Effects<E, S>>(
             Output::SendHistory { to, records } => effects.send_history(to, records),
             Output::Event(event) => effects.event(event),
             Output::Checkpoint => effects.checkpoint(),
+            Output::SaveVote(vote) => effects.save_vote(vote)?,
             Output::Stop(reason) => effects.stop(reason),
         }
     }
@@ -250,6 +297,10 @@ mod tests {
         fn checkpoint(&mut self) {
             self.0.push("checkpoint".into());
         }
+        fn save_vote(&mut self, _: Vote) -> Result<(), ()> {
+            self.0.push("save vote".into());
+            Ok(())
+        }
         fn stop(&mut self, reason: MemberStop) {
             self.0.push(format!("stop {reason:?}"));
         }
@@ -266,7 +317,7 @@ mod tests {
         ChatRecord {
             seq: Seq(seq),
             id: Uuid::nil(),
-            from: NodeId::SERVER,
+            from: NodeId(Uuid::nil()),
             name: "n".into(),
             text: "t".into(),
             sent_at_ms: 0,
@@ -278,7 +329,7 @@ mod tests {
         let wake = || {
             Output::Send(Msg::Wake {
                 epoch: Epoch(1),
-                from: NodeId::SERVER,
+                from: NodeId(Uuid::nil()),
                 hop: 0,
             })
         };
@@ -291,20 +342,20 @@ mod tests {
             wake(),
             wake(),
             Output::SendHistory {
-                to: NodeId::SERVER,
+                to: NodeId(Uuid::nil()),
                 records: vec![rec(1)],
             },
             Output::Deliver(rec(3)),
             Output::SendHistory {
-                to: NodeId::SERVER,
+                to: NodeId(Uuid::nil()),
                 records: vec![rec(3)],
             },
             Output::Deliver(rec(4)),
             Output::SendTo {
-                to: NodeId::SERVER,
+                to: NodeId(Uuid::nil()),
                 msg: Msg::Wake {
                     epoch: Epoch(1),
-                    from: NodeId::SERVER,
+                    from: NodeId(Uuid::nil()),
                     hop: 0,
                 },
             },
@@ -335,7 +386,7 @@ mod tests {
     fn g2_deliveries_are_batched_and_written_before_the_send_that_follows() {
         let wake = Msg::Wake {
             epoch: Epoch(1),
-            from: NodeId::SERVER,
+            from: NodeId(Uuid::nil()),
             hop: 0,
         };
         let outputs: Vec<MemberOutput> = vec![
@@ -343,11 +394,11 @@ mod tests {
             Output::Deliver(rec(2)),
             Output::Send(wake.clone()),
             Output::SendTo {
-                to: NodeId::SERVER,
+                to: NodeId(Uuid::nil()),
                 msg: wake,
             },
             Output::ServeFromReplica {
-                to: NodeId::SERVER,
+                to: NodeId(Uuid::nil()),
                 lo: Seq(1),
                 hi: Seq(2),
             },

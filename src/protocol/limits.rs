@@ -33,9 +33,10 @@ pub const MAX_NAME_BYTES: usize = 32;
 /// and still fits one datagram because the slots travel as lags below `seq`
 /// ([`MAX_IN_FLIGHT`]).
 pub const MAX_MEMBERS: usize = 128;
-/// Most datagrams one view (or gather) is split into. [`MAX_MEMBERS`] members whose names take
-/// the most bytes once escaped (32 quotes each) fill 15 parts; a part count above this is garbage.
-pub const MAX_VIEW_PARTS: u32 = 16;
+/// Most datagrams one view, proposal or gather is split into. [`MAX_MEMBERS`] members whose
+/// names take the most bytes once escaped (32 quotes each) fill 16 view parts, or 19 parts of
+/// an echoed proposal with every list full; a part count above this is garbage.
+pub const MAX_VIEW_PARTS: u32 = 24;
 /// Flow control, as in Totem: a holder stamps new lines only while `seq - safe` is below this.
 /// Every `aru` slot and every retransmission request lies within it, so the token, which
 /// carries them as offsets below `seq`, stays small for a full ring.
@@ -46,6 +47,14 @@ pub const MAX_IN_FLIGHT: u64 = 4096;
 pub const MAX_PACK_RECORDS: usize = 10;
 /// Most retransmission requests a token carries at once.
 pub const MAX_RTR: usize = 32;
+/// Most servers a view lists. Two or three run a chat that survives any one failure; the list
+/// travels in every part of a view and proposal, so it stays short.
+pub const MAX_SERVERS: usize = 5;
+/// Most undecided attempts a vote keeps (see [`crate::protocol::vote`]), each named in the
+/// node's reports, which must fit one datagram. It takes that many proposals in a row whose
+/// server died before installing them; a vote that would need more accepts no proposal
+/// until one of them is settled.
+pub const MAX_ATTEMPTS: usize = 6;
 
 /// Whether a chat line (or any other free text from a peer) is free of control characters.
 /// A tab is allowed; anything else would let a datagram rewrite other users' terminals.

@@ -7,8 +7,9 @@
 //! simulation tests can drive many of them deterministically.
 //!
 //! The member's phase is one `State` (in `state.rs`) and its deadlines one timer table keyed
-//! by `Timer`. This file holds the inputs, joining, views and leaving; `token.rs` the ring
-//! (token visits, stamping, delivery) and `catch_up.rs` history (fetching it and serving it).
+//! by `Timer`. This file holds the inputs, joining and leaving; `voting.rs` the membership
+//! rounds (gathers, proposals, installed views, beacons), `token.rs` the ring (token visits,
+//! stamping, delivery) and `catch_up.rs` history (fetching it and serving it).
 //!
 //! # Contract with the driver
 //! - `now` never goes backwards.
@@ -20,7 +21,7 @@ mod catch_up;
 mod collect;
 mod state;
 mod token;
-mod view_parts;
+mod voting;
 
 #[cfg(test)]
 mod tests;
@@ -28,15 +29,22 @@ mod tests;
 use self::catch_up::CatchUp;
 use self::state::{Phase, ServerContact, State, Timer};
 pub use self::token::REORDER_WAIT;
-use self::view_parts::{ViewAssembly, ViewPart, WholeView};
+use self::voting::{BeaconMsg, GatherMsg};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;
+use crate::protocol::parts::{self, Assembly, Installed, Proposed};
 use crate::protocol::timer::TimerTable;
 use crate::protocol::token_ring::Token;
-use crate::protocol::types::{Epoch, Incarnation, NodeId, Pending, Seq, View};
-use crate::protocol::wire::Msg;
+use crate::protocol::types::{Incarnation, NodeId, Pending, Seq, View};
+use crate::protocol::vote::Vote;
+use crate::protocol::wire::{Msg, QuorumWait};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// Whether a datagram shows a live ring (a token, a pack, a wake), as a joiner hears it.
+fn is_ring_traffic(msg: &Msg) -> bool {
+    matches!(msg, Msg::Token(_) | Msg::Data { .. } | Msg::Wake { .. })
+}
 
 /// Tunables of a member. [`MemberConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
@@ -85,13 +93,15 @@ impl MemberConfig {
     }
 }
 
-/// The state a member restarts from (checkpoint plus replica).
+/// The state a member restarts from (checkpoint, replica and vote).
 #[derive(Clone, Debug, Default)]
 pub struct Restored {
     /// Highest seq in the replica.
     pub delivered: Seq,
     /// Accepted lines not yet delivered, in typing order.
     pub outbox: Vec<Pending>,
+    /// The durable vote (see [`crate::protocol::vote`]).
+    pub vote: Vote,
 }
 
 /// Counters shown by `/stats`.
@@ -130,9 +140,9 @@ pub struct MemberCore {
     state: State,
     /// Every deadline, one per [`Timer`]; [`MemberCore::poll_timeout`] is their minimum.
     timers: TimerTable<Timer>,
-    /// Highest epoch this incarnation reported for; a view is adopted only if we reported
-    /// for it, which keeps a restarted node from mistaking its old view for admission.
-    reported: Epoch,
+    /// The durable vote: a view is installed only if this node promised its gather and
+    /// accepted its proposal (and promised nothing later since), saved before each answer.
+    vote: Vote,
     order: Order,
     /// Highest `safe` seen on a token of this epoch.
     safe: Seq,
@@ -146,7 +156,13 @@ pub struct MemberCore {
     /// The catch-up to the current view's cut; it goes on across gathers and exclusions.
     catch_up: Option<CatchUp>,
     /// The parts of a view that spans several datagrams, until they are all in.
-    view_parts: ViewAssembly,
+    view_parts: Assembly<Installed>,
+    /// The parts of a proposal, likewise.
+    proposal_parts: Assembly<Proposed>,
+    /// The quorum count last shown to the user while a gather waits for one.
+    quorum_shown: Option<QuorumWait>,
+    /// Joining: a ring was heard on the group (a token or a message), whether or not a server.
+    ring_heard: bool,
     outputs: VecDeque<MemberOutput>,
     stats: MemberStats,
 }
@@ -158,7 +174,7 @@ impl MemberCore {
             view: View::default(),
             state: State::Active(Phase::Joining),
             timers: TimerTable::default(),
-            reported: Epoch(0),
+            vote: restored.vote,
             order: Order::new(restored.delivered),
             safe: restored.delivered,
             outbox: restored.outbox.into(),
@@ -166,7 +182,10 @@ impl MemberCore {
             token_timeout: Duration::from_secs(3),
             server: ServerContact::Unheard,
             catch_up: None,
-            view_parts: ViewAssembly::default(),
+            view_parts: Assembly::default(),
+            proposal_parts: Assembly::default(),
+            quorum_shown: None,
+            ring_heard: false,
             outputs: VecDeque::new(),
             stats: MemberStats::default(),
             cfg,
@@ -277,7 +296,9 @@ impl MemberCore {
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.timers.take_due(Timer::JoinTimeout, now) && self.server == ServerContact::Unheard {
-            self.stop(MemberStop::JoinTimeout);
+            self.stop(MemberStop::JoinTimeout {
+                ring_heard: self.ring_heard,
+            });
             return;
         }
         if self.timers.take_due(Timer::Hello, now) {
@@ -299,7 +320,7 @@ impl MemberCore {
             self.retransmit_pass(now);
         }
         if self.timers.take_due(Timer::FetchRetry, now) {
-            self.request_history(now);
+            self.retry_history(now);
         }
         if self.timers.take_due(Timer::WakeResend, now) {
             // The Wake (or the token) got lost: ask again while lines wait.
@@ -314,6 +335,7 @@ impl MemberCore {
         if self.timers.take_due(Timer::ServerSilence, now) {
             self.server = ServerContact::Silent;
             self.event(MemberEvent::ServerUnreachable);
+            self.check_stall(now);
         }
         self.check_leaving(now);
     }
@@ -340,37 +362,63 @@ impl MemberCore {
         if self.is_stopped() {
             return;
         }
+        if self.state.joining() && !self.ring_heard && is_ring_traffic(&msg) {
+            self.ring_heard = true;
+            if self.server == ServerContact::Unheard {
+                self.event(MemberEvent::NoServerForRing);
+            }
+        }
         match msg {
-            Msg::Gather { epoch, members, .. } => self.on_gather(now, epoch, &members),
-            Msg::View {
+            Msg::Gather {
                 epoch,
-                part,
-                parts,
                 members,
-                cut,
-                token_timeout_ms,
                 server,
+                group,
+                waiting,
                 ..
-            } => self.on_view_part(
+            } => self.on_gather(
                 now,
-                ViewPart {
+                GatherMsg {
                     epoch,
-                    part,
-                    parts,
                     members,
-                    cut,
-                    token_timeout_ms,
                     server,
+                    group,
+                    waiting,
                 },
             ),
+            msg @ Msg::View { .. } => {
+                if let Some(part) = parts::view_part(msg) {
+                    self.on_view_part(now, part);
+                }
+            }
+            msg @ Msg::Propose { .. } => {
+                if let Some(part) = parts::proposal_part(msg) {
+                    self.on_proposal_part(now, part);
+                }
+            }
+            Msg::SessionRequest { from, to, epoch } if to == self.cfg.id => {
+                self.on_session_request(from, epoch)
+            }
             Msg::Beacon {
                 epoch,
                 cut,
                 token_timeout_ms,
                 members,
                 digest,
+                group,
+                standby,
                 ..
-            } => self.on_beacon(now, epoch, cut, token_timeout_ms, (members, digest)),
+            } => self.on_beacon(
+                now,
+                BeaconMsg {
+                    epoch,
+                    cut,
+                    token_timeout_ms,
+                    size: (members, digest),
+                    group,
+                    standby,
+                },
+            ),
             Msg::Token(token) => self.on_token(now, token),
             Msg::Data { epoch, recs } => self.on_data(now, epoch, recs),
             Msg::Wake { epoch, from, hop } => self.on_wake(now, epoch, from, hop),
@@ -394,6 +442,7 @@ impl MemberCore {
         self.check_leaving(now);
     }
 
+    /// A server was heard (coordinating or standing by, gathering or beaconing).
     fn heard_server(&mut self, now: Instant) {
         if self.server == ServerContact::Silent {
             self.event(MemberEvent::ServerBack);
@@ -401,199 +450,6 @@ impl MemberCore {
         self.server = ServerContact::Heard;
         self.timers
             .set(Timer::ServerSilence, now + self.cfg.server_silence);
-    }
-
-    fn on_gather(&mut self, now: Instant, epoch: Epoch, members: &[NodeId]) {
-        self.heard_server(now);
-        if !members.contains(&self.cfg.id) {
-            return;
-        }
-        // A leaver reports too (the cut must cover what it holds); it keeps repeating its
-        // Leave until a view without it arrives.
-        if epoch > self.view.epoch {
-            self.freeze_ring(epoch);
-        }
-        // The first report for an epoch goes to the server alone; if the server asks again,
-        // the answer goes to the group, which reaches it where direct datagrams do not.
-        let first = epoch > self.reported;
-        self.reported = self.reported.max(epoch);
-        let report = Msg::Report {
-            epoch,
-            from: self.cfg.id,
-            incarnation: self.cfg.incarnation,
-            name: self.cfg.name.clone(),
-            view_epoch: self.view.epoch,
-            aru: self.order.aru(),
-            delivered: self.order.delivered(),
-        };
-        if first {
-            self.send_to(NodeId::SERVER, report);
-        } else {
-            self.send(report);
-        }
-    }
-
-    /// Totem gather: the old ring stops here for an admitted member; its token is dead to us.
-    fn freeze_ring(&mut self, epoch: Epoch) {
-        let Some(phase) = self.state.phase_mut() else {
-            return;
-        };
-        *phase = match phase {
-            Phase::Joining => return,
-            Phase::InRing(ring) => Phase::Gathering {
-                epoch,
-                seen_holder: ring.seen_holder,
-            },
-            Phase::Gathering {
-                epoch: gathered,
-                seen_holder,
-            } => Phase::Gathering {
-                epoch: epoch.max(*gathered),
-                seen_holder: *seen_holder,
-            },
-        };
-        self.timers.stop(Timer::IdlePass);
-        self.timers.stop(Timer::TokenReorder);
-        self.timers.stop(Timer::TokenRetransmit);
-    }
-
-    fn on_view_part(&mut self, now: Instant, part: ViewPart) {
-        self.heard_server(now);
-        if let Some(WholeView {
-            view,
-            cut,
-            token_timeout_ms,
-        }) = self.view_parts.add(self.view.epoch, part)
-        {
-            self.on_view(now, view, cut, token_timeout_ms);
-        }
-    }
-
-    /// The server's heartbeat: the view in brief (`size`: its member count and digest).
-    /// A member whose view is not the server's, and that could act on the server's, asks for
-    /// it, once per beacon heard; otherwise it makes sure it catches up to the cut.
-    fn on_beacon(
-        &mut self,
-        now: Instant,
-        epoch: Epoch,
-        cut: Seq,
-        token_timeout_ms: u64,
-        (members, digest): (u64, u64),
-    ) {
-        self.heard_server(now);
-        if epoch < self.view.epoch {
-            return;
-        }
-        self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
-        let ours = (self.view.members.len() as u64, self.view.digest());
-        if epoch == self.view.epoch && (members, digest) == ours {
-            if self.state.admitted() && self.catch_up.is_none() && self.order.delivered() < cut {
-                self.start_fetch(now, cut);
-            }
-            return;
-        }
-        // A joiner adopts only the view of the gather it reported for (see `on_view`), so
-        // asking for any other would cost the group a resend for nothing.
-        let could_act = self.state.admitted() || self.state.announced() || epoch == self.reported;
-        if could_act {
-            self.send(Msg::ViewRequest {
-                from: self.cfg.id,
-                epoch: self.view.epoch,
-            });
-        }
-    }
-
-    fn on_view(&mut self, now: Instant, view: View, cut: Seq, token_timeout_ms: u64) {
-        if view.epoch < self.view.epoch {
-            return;
-        }
-        self.token_timeout = Duration::from_millis(token_timeout_ms.max(1));
-        if view.epoch == self.view.epoch {
-            // The server's heartbeat: make sure we are catching up to the cut.
-            if self.state.admitted() && self.catch_up.is_none() && self.order.delivered() < cut {
-                self.start_fetch(now, cut);
-            }
-            return;
-        }
-        let included = view.contains(self.cfg.id);
-        if self.state.announced() && !included {
-            self.stop(MemberStop::Left);
-        } else if included && view.epoch == self.reported {
-            // Only the view we last reported for: once we reported for a gather, an older
-            // view that arrives late must not revive a ring we promised to stop.
-            self.install(now, view, cut);
-        } else if self.state.admitted() {
-            self.left_out(now);
-        }
-    }
-
-    /// A view without us: back to joining, with a fresh join timeout (a leaver whose Leave
-    /// is out just waits for its leave to be confirmed).
-    fn left_out(&mut self, now: Instant) {
-        if let Some(phase) = self.state.phase_mut() {
-            *phase = Phase::Joining;
-        }
-        self.timers.stop(Timer::IdlePass);
-        self.timers.stop(Timer::TokenReorder);
-        self.timers.stop(Timer::TokenRetransmit);
-        if self.state.joining() {
-            self.start_join_timers(now);
-        }
-        self.event(MemberEvent::LeftOut);
-    }
-
-    fn install(&mut self, now: Instant, view: View, cut: Seq) {
-        let joined = !self.state.admitted();
-        self.describe_change(&view);
-        self.view = view;
-        if let Some(phase) = self.state.phase_mut() {
-            *phase = Phase::InRing(Box::default());
-        }
-        for timer in [
-            Timer::Hello,
-            Timer::JoinTimeout,
-            Timer::IdlePass,
-            Timer::TokenReorder,
-            Timer::TokenRetransmit,
-            Timer::WakeResend,
-        ] {
-            self.timers.stop(timer);
-        }
-        self.order.reset_epoch(cut);
-        self.safe = self.safe.max(cut);
-        self.stats.views += 1;
-        if joined {
-            self.event(MemberEvent::Joined {
-                epoch: self.view.epoch,
-                members: self.view.members.len(),
-            });
-        }
-        if self.order.delivered() < cut {
-            self.start_fetch(now, cut);
-        }
-        self.outputs.push_back(Output::Checkpoint);
-        if let Some(token) = self.early_token.take() {
-            self.on_token(now, token);
-        }
-    }
-
-    fn describe_change(&mut self, new: &View) {
-        if !self.state.admitted() {
-            return;
-        }
-        let names = |a: &View, b: &View| -> Vec<String> {
-            a.members
-                .iter()
-                .filter(|m| !b.contains(m.id))
-                .map(|m| m.name.clone())
-                .collect()
-        };
-        for name in names(new, &self.view) {
-            self.event(MemberEvent::MemberJoined(name));
-        }
-        for name in names(&self.view, new) {
-            self.event(MemberEvent::MemberLeft(name));
-        }
     }
 
     /// In the ring with nothing left to hand over: nothing to send, nothing to fetch.
@@ -659,6 +515,11 @@ impl MemberCore {
 
     fn send_to(&mut self, to: NodeId, msg: Msg) {
         self.outputs.push_back(Output::SendTo { to, msg });
+    }
+
+    /// The coordinating server of our view, as a node to send to.
+    fn coordinator(&self) -> Option<NodeId> {
+        self.view.coordinator().map(NodeId::server)
     }
 
     fn event(&mut self, event: MemberEvent) {

@@ -12,11 +12,14 @@ pub mod fetch;
 pub mod limits;
 pub mod member;
 pub mod order;
+pub mod parts;
 pub mod peers;
+pub mod quorum;
 pub mod timer;
 /// The token and the holder's rules. The file sits at the crate root, where the design card
 /// names it; it is part of the pure protocol.
 #[path = "../token_ring.rs"]
 pub mod token_ring;
 pub mod types;
+pub mod vote;
 pub mod wire;

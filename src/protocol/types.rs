@@ -35,6 +35,13 @@ impl fmt::Display for Seq {
 #[serde(transparent)]
 pub struct Epoch(pub u64);
 
+impl Epoch {
+    /// The epoch right after this one.
+    pub fn next(self) -> Epoch {
+        Epoch(self.0.saturating_add(1))
+    }
+}
+
 impl fmt::Display for Epoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -58,7 +65,9 @@ impl Incarnation {
 /// looped-back or replayed views from another server's. Never 0 on the wire (0 there means
 /// "no id", see [`crate::protocol::wire`]); 53 bits, so JSON readers that use doubles (jq,
 /// JavaScript) show it exactly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct ServerId(pub u64);
 
@@ -70,6 +79,27 @@ impl ServerId {
 }
 
 impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The chat a node belongs to: drawn at random by the server that started it, kept in every
+/// node's vote, and carried by every gather, proposal, view and beacon. Two chats that each
+/// have a history never merge (their seqs would collide); a server whose chat never had a
+/// member gives its id up for the other's. Never 0; 53 bits, like [`ServerId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupId(pub u64);
+
+impl GroupId {
+    /// A fresh random id in `1 ..= 2^53 - 1`.
+    pub fn random() -> GroupId {
+        GroupId((rand::random::<u64>() >> 11).max(1))
+    }
+}
+
+impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -89,9 +119,22 @@ pub fn count(n: usize, noun: &str) -> String {
 #[serde(transparent)]
 pub struct NodeId(pub Uuid);
 
+/// The high half of the uuid of a server's [`NodeId`]: `"server\0\0"` in ASCII. Its version
+/// nibble is 0, where every client's random (version 4) uuid has 4, so the two never meet.
+const SERVER_TAG: u64 = 0x7365_7276_6572_0000;
+
 impl NodeId {
-    /// The server's id. There is one server per group, so it needs no identity of its own.
-    pub const SERVER: NodeId = NodeId(Uuid::nil());
+    /// The node id of the server with this id: servers are voters and addressees like
+    /// clients, and their ids must never collide with a client's.
+    pub const fn server(id: ServerId) -> NodeId {
+        NodeId(Uuid::from_u64_pair(SERVER_TAG, id.0))
+    }
+
+    /// The server id, if this is a server's node id.
+    pub fn as_server(&self) -> Option<ServerId> {
+        let (high, low) = self.0.as_u64_pair();
+        (high == SERVER_TAG && low != 0).then_some(ServerId(low))
+    }
 
     /// A fresh random identity.
     pub fn random() -> NodeId {
@@ -150,16 +193,39 @@ pub struct Member {
     pub name: String,
 }
 
-/// The ring view: an epoch and the ordered members. The token travels in list order.
+/// The ring view: an epoch, the ordered members and the servers. The token travels in member
+/// order; the servers are in rank order, the first being the one that installed the view and
+/// coordinates it (the others stand by and take over in that order).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Generation of this view.
     pub epoch: Epoch,
     /// Members in ring order.
     pub members: Vec<Member>,
+    /// Servers in rank order; the first coordinates.
+    #[serde(default)]
+    pub servers: Vec<ServerId>,
 }
 
 impl View {
+    /// The server that installed the view and coordinates it.
+    pub fn coordinator(&self) -> Option<ServerId> {
+        self.servers.first().copied()
+    }
+
+    /// Whether `id` is a member or one of the servers: a voter on the view's successor.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        match id.as_server() {
+            Some(server) => self.servers.contains(&server),
+            None => self.contains(id),
+        }
+    }
+
+    /// Members and servers: everyone who votes on the view's successor.
+    pub fn voters(&self) -> usize {
+        self.members.len() + self.servers.len()
+    }
+
     /// Position of `id` in the ring, if it is a member.
     pub fn position(&self, id: NodeId) -> Option<usize> {
         self.members.iter().position(|m| m.id == id)
@@ -208,6 +274,7 @@ mod tests {
         let b = NodeId::random();
         let view = View {
             epoch: Epoch(1),
+            servers: Vec::new(),
             members: vec![
                 Member {
                     id: a,
@@ -222,6 +289,18 @@ mod tests {
         assert_eq!(view.successor(a), Some(b));
         assert_eq!(view.successor(b), Some(a));
         assert_eq!(view.successor(NodeId::random()), None);
+    }
+
+    #[test]
+    fn server_node_ids_are_tagged_and_never_a_clients() {
+        let s = ServerId(42);
+        assert_eq!(NodeId::server(s).as_server(), Some(s));
+        assert_eq!(NodeId::random().as_server(), None);
+        assert_eq!(NodeId(Uuid::nil()).as_server(), None);
+        assert_eq!(
+            NodeId::server(ServerId(1)).to_string(),
+            "73657276-6572-0000-0000-000000000001"
+        );
     }
 
     #[test]

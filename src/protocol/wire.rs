@@ -12,12 +12,15 @@
 //! datagram sealed or not, and a group behaves the same with or without a key.
 
 use crate::protocol::limits::{
-    is_clean_name, is_clean_text, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_LINE_BYTES, MAX_MEMBERS,
-    MAX_NAME_BYTES, MAX_PACK_RECORDS, MAX_PLAINTEXT_BYTES, MAX_RTR, MAX_TOKEN_TIMEOUT_MS,
-    MAX_VIEW_PARTS, VERSION,
+    is_clean_name, is_clean_text, MAX_ATTEMPTS, MAX_COUNTER, MAX_DATAGRAM_BYTES, MAX_LINE_BYTES,
+    MAX_MEMBERS, MAX_NAME_BYTES, MAX_PACK_RECORDS, MAX_PLAINTEXT_BYTES, MAX_RTR, MAX_SERVERS,
+    MAX_TOKEN_TIMEOUT_MS, MAX_VIEW_PARTS, VERSION,
 };
 use crate::protocol::token_ring::Token;
-use crate::protocol::types::{ChatRecord, Epoch, Incarnation, Member, NodeId, Seq, ServerId};
+use crate::protocol::types::{
+    ChatRecord, Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId,
+};
+use crate::protocol::vote::{Ballot, SessionRef};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -47,33 +50,72 @@ pub enum Msg {
         /// Why, in words the client shows its user: a [`RefuseReason`]'s text.
         reason: String,
     },
-    /// Server → proposed members: a new epoch begins; stop the old ring and report. A large
-    /// gather is split into parts ([`pack_gather`]); each stands alone: a member reports if
-    /// its id is in the part it received.
+    /// Server → proposed members and servers: a new epoch begins; promise it (stop the old
+    /// ring) and report your vote. A large gather is split into parts ([`pack_gather`]); each
+    /// stands alone: a node reports if its id is in the part it received.
     Gather {
         epoch: Epoch,
         /// This part's index, below `parts`.
         part: u32,
         /// How many parts the gather of `epoch` was split into.
         parts: u32,
-        /// This part's share of the proposed members.
+        /// This part's share of the proposed members and servers.
         members: Vec<NodeId>,
-        /// The sending server's id, as in [`Msg::View`].
-        #[serde(default, with = "server_id_or_zero")]
-        server: Option<ServerId>,
+        /// The gathering server.
+        server: ServerId,
+        /// The chat it gathers for.
+        group: GroupId,
+        /// Set once the server has waited a report timeout without a quorum: how far it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waiting: Option<QuorumWait>,
     },
-    /// Member → server: what I hold, for the gather of `epoch`.
+    /// Voter → the gathering server: its vote and what it holds, for the gather of `epoch`.
     Report {
         epoch: Epoch,
         from: NodeId,
         incarnation: Incarnation,
         name: String,
-        /// The view in which `aru` was collected; an `aru` from an older view is not trusted.
+        /// The view this incarnation installed (0: none); its `aru` was collected there.
         view_epoch: Epoch,
-        /// Highest seq up to which the member received everything (delivered or held back).
+        /// Highest seq up to which the node received everything (delivered or held back).
         aru: Seq,
-        /// Highest seq the member delivered (final).
+        /// Highest seq the node delivered (final).
         delivered: Seq,
+        /// The chat it belongs to.
+        group: GroupId,
+        /// The gather it promised: this one, or a later one that refuses this.
+        promised: Ballot,
+        /// Its last formed primary.
+        primary: Option<SessionRef>,
+        /// Its undecided attempts (at most [`MAX_ATTEMPTS`]).
+        attempts: Vec<SessionRef>,
+    },
+    /// Server → reporters: the view it would install, in parts like a view. Every reporter
+    /// accepts it durably ([`Msg::Accept`]) before it is installed. `base` is the primary it
+    /// builds on and `dead` the attempts proved never to have formed.
+    Propose {
+        epoch: Epoch,
+        part: u32,
+        parts: u32,
+        members: Vec<Member>,
+        servers: Vec<ServerId>,
+        cut: Seq,
+        server: ServerId,
+        group: GroupId,
+        base: Epoch,
+        dead: Vec<Epoch>,
+        /// For one gathering server that asked for it ([`Msg::SessionRequest`]): the proposal
+        /// of an earlier gather, echoed by a voter that accepted it; others ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<NodeId>,
+    },
+    /// Reporter → server: the proposal of `epoch` is recorded as an attempt.
+    Accept { epoch: Epoch, from: NodeId },
+    /// Gathering server → a reporter that named an attempt the server never saw: echo it.
+    SessionRequest {
+        from: NodeId,
+        to: NodeId,
+        epoch: Epoch,
     },
     /// Server → all: the installed view, at install and when asked ([`Msg::ViewRequest`]).
     /// A large view is split into parts ([`pack_view`]), each with a contiguous slice of the
@@ -86,30 +128,38 @@ pub enum Msg {
         parts: u32,
         /// This part's slice of the members, in ring order.
         members: Vec<Member>,
-        /// Every seq up to `cut` is final and held by the server.
+        /// The servers, in rank order; the first installed the view and coordinates it.
+        servers: Vec<ServerId>,
+        /// Every seq up to `cut` is final and held by the servers.
         cut: Seq,
         /// The server's archive high-water mark (reconciliation announces this).
         high: Seq,
         /// The server's token timeout, from which members derive their retransmit timer.
         token_timeout_ms: u64,
-        /// The sending server's id: tells its own looped-back views from a second server's.
-        #[serde(default, with = "server_id_or_zero")]
-        server: Option<ServerId>,
+        /// The sending server.
+        server: ServerId,
+        /// The chat.
+        group: GroupId,
     },
-    /// Server → all, every beacon interval: the heartbeat. The view in brief (its size and
-    /// [`crate::protocol::types::View::digest`]); a member whose view differs asks for the whole one.
+    /// Server → all, every beacon interval: the heartbeat. From the coordinating server, the
+    /// view in brief (its size and [`crate::protocol::types::View::digest`]); a member whose
+    /// view differs asks for the whole one. A standby server's says it is alive and which
+    /// view it holds.
     Beacon {
         epoch: Epoch,
         /// As in [`Msg::View`].
         cut: Seq,
         high: Seq,
         token_timeout_ms: u64,
-        #[serde(default, with = "server_id_or_zero")]
-        server: Option<ServerId>,
+        server: ServerId,
         /// How many members the view has.
         members: u64,
         /// [`crate::protocol::types::View::digest`] of the view.
         digest: u64,
+        group: GroupId,
+        /// A standby server's heartbeat, not the coordinator's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        standby: bool,
     },
     /// Member → server: send the installed view again (a beacon showed ours is not it).
     ViewRequest {
@@ -187,12 +237,19 @@ impl Msg {
             | Msg::TokenAck { from, .. }
             | Msg::AskAru { from, .. }
             | Msg::Aru { from, .. }
+            | Msg::Accept { from, .. }
+            | Msg::SessionRequest { from, .. }
             | Msg::Fetch { from, .. } => Some(*from),
             Msg::Token(token) => Some(token.from),
-            Msg::Refuse { .. } | Msg::Gather { .. } | Msg::View { .. } | Msg::Beacon { .. } => {
-                Some(NodeId::SERVER)
+            Msg::Gather { server, .. } | Msg::View { server, .. } | Msg::Beacon { server, .. } => {
+                Some(NodeId::server(*server))
             }
-            Msg::Data { .. } | Msg::History { .. } | Msg::Wake { .. } => None,
+            // A proposal may be echoed by a voter; a refusal names no sender.
+            Msg::Propose { .. }
+            | Msg::Refuse { .. }
+            | Msg::Data { .. }
+            | Msg::History { .. }
+            | Msg::Wake { .. } => None,
         }
     }
 }
@@ -216,19 +273,13 @@ impl fmt::Display for RefuseReason {
     }
 }
 
-/// A server id on the wire: a number, where 0 (or no field at all) means "no id".
-mod server_id_or_zero {
-    use crate::protocol::types::ServerId;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(id: &Option<ServerId>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(id.map_or(0, |id| id.0))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ServerId>, D::Error> {
-        let raw = u64::deserialize(d)?;
-        Ok((raw != 0).then_some(ServerId(raw)))
-    }
+/// How far a server waiting for a quorum is (see [`crate::protocol::quorum::Shortfall`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumWait {
+    /// Voters of the last primary that reported.
+    pub reachable: u32,
+    /// Voters of the last primary.
+    pub voters: u32,
 }
 
 #[derive(Serialize)]
@@ -380,10 +431,13 @@ fn check_values(msg: &Msg) -> Result<(), String> {
             part,
             parts,
             members,
+            server,
+            group,
             ..
         } => check_ring_epoch(*epoch)
             .and(check_part(*part, *parts))
-            .and(check_member_count(members.len())),
+            .and(check_member_count(members.len()))
+            .and(check_ids(*server, *group)),
         Msg::Wake { epoch, hop, .. } => check_ring_epoch(*epoch).and(check_counter("hop", *hop)),
         Msg::TokenAck { epoch, hop, .. } => {
             check_ring_epoch(*epoch).and(check_counter("hop", *hop))
@@ -396,27 +450,67 @@ fn check_values(msg: &Msg) -> Result<(), String> {
             view_epoch,
             aru,
             delivered,
+            group,
+            promised,
+            primary,
+            attempts,
             ..
-        } => check_name(name).and(check_counters(&[
-            ("epoch", epoch.0),
-            ("view epoch", view_epoch.0),
-            ("aru", aru.0),
-            ("delivered", delivered.0),
-        ])),
+        } => {
+            check_name(name)?;
+            check_counters(&[
+                ("epoch", epoch.0),
+                ("view epoch", view_epoch.0),
+                ("aru", aru.0),
+                ("delivered", delivered.0),
+                ("promised epoch", promised.epoch.0),
+            ])?;
+            check_ids(promised.server, *group)?;
+            if attempts.len() > MAX_ATTEMPTS {
+                return Err(format!("{} attempts", attempts.len()));
+            }
+            primary.iter().chain(attempts).try_for_each(check_session)
+        }
+        Msg::Propose {
+            epoch,
+            part,
+            parts,
+            members,
+            servers,
+            cut,
+            server,
+            group,
+            base,
+            dead,
+            ..
+        } => {
+            check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("base", base.0)])?;
+            check_part(*part, *parts)?;
+            check_view_members(members, servers)?;
+            check_ids(*server, *group)?;
+            if dead.len() > MAX_ATTEMPTS {
+                return Err(format!("{} dead attempts", dead.len()));
+            }
+            dead.iter()
+                .try_for_each(|e| check_counter("dead epoch", e.0))
+        }
+        Msg::Accept { epoch, .. } => check_ring_epoch(*epoch),
+        Msg::SessionRequest { epoch, .. } => check_counter("epoch", epoch.0),
         Msg::View {
             epoch,
             part,
             parts,
             members,
+            servers,
             cut,
             high,
             token_timeout_ms,
-            ..
+            server,
+            group,
         } => {
             check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("high", high.0)])?;
             check_part(*part, *parts)?;
-            check_member_count(members.len())?;
-            members.iter().try_for_each(|m| check_name(&m.name))?;
+            check_view_members(members, servers)?;
+            check_ids(*server, *group)?;
             check_token_timeout(*token_timeout_ms)
         }
         Msg::Beacon {
@@ -425,10 +519,13 @@ fn check_values(msg: &Msg) -> Result<(), String> {
             high,
             token_timeout_ms,
             members,
+            server,
+            group,
             ..
         } => {
             check_counters(&[("epoch", epoch.0), ("cut", cut.0), ("high", high.0)])?;
             check_member_count(usize::try_from(*members).unwrap_or(usize::MAX))?;
+            check_ids(*server, *group)?;
             check_token_timeout(*token_timeout_ms)
         }
         Msg::ViewRequest { epoch, .. } => check_counter("epoch", epoch.0),
@@ -451,6 +548,37 @@ fn check_token(t: &Token) -> Result<(), String> {
         return Err(format!("{} retransmission requests", t.rtr.len()));
     }
     Ok(())
+}
+
+/// A server id and a chat id: never 0, at most [`MAX_COUNTER`] (every sender draws them so).
+fn check_ids(server: ServerId, group: GroupId) -> Result<(), String> {
+    if server.0 == 0 || group.0 == 0 {
+        return Err("server or chat id 0".into());
+    }
+    check_counters(&[("server id", server.0), ("chat id", group.0)])
+}
+
+/// A view's or proposal's members (names included) and its servers, within their limits.
+fn check_view_members(members: &[Member], servers: &[ServerId]) -> Result<(), String> {
+    check_member_count(members.len())?;
+    members.iter().try_for_each(|m| check_name(&m.name))?;
+    if servers.is_empty() || servers.len() > MAX_SERVERS {
+        return Err(format!("{} servers", servers.len()));
+    }
+    servers.iter().try_for_each(|s| match s.0 {
+        0 => Err("server id 0".to_string()),
+        id => check_counter("server id", id),
+    })
+}
+
+/// A session as a report names it.
+fn check_session(s: &SessionRef) -> Result<(), String> {
+    check_counters(&[("session epoch", s.epoch.0), ("session cut", s.cut.0)])?;
+    let voters = usize::try_from(s.voters).unwrap_or(usize::MAX);
+    if s.server.0 == 0 || s.members > s.voters || voters > MAX_MEMBERS + MAX_SERVERS {
+        return Err(format!("a session of {} voters", s.voters));
+    }
+    check_counter("session server", s.server.0)
 }
 
 /// A part index within its count, and a count that some honest view or gather could need.
@@ -617,4 +745,6 @@ mod pack;
 #[cfg(test)]
 mod tests;
 
-pub use pack::{pack_data, pack_gather, pack_history, pack_view, ViewHead};
+pub use pack::{
+    pack_data, pack_gather, pack_history, pack_propose, pack_view, ProposalHead, ViewHead,
+};

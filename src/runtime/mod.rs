@@ -41,9 +41,10 @@ use crate::protocol::events::{
 use crate::protocol::member::MemberCore;
 use crate::protocol::peers::AddressBook;
 use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
+use crate::protocol::vote::Vote;
 use crate::protocol::wire::{self, Msg};
 use crate::store::journal::Journal;
-use crate::store::{Durability, Identity, StorageError};
+use crate::store::{vote_file, Durability, Identity, StorageError};
 use backlog::{OnAppendFailure, Retry};
 use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
 use std::fmt;
@@ -595,6 +596,13 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
 
     fn checkpoint(&mut self) {
         self.node.request_checkpoint();
+    }
+
+    /// Written here, on the thread that performs the outputs, before the datagrams that
+    /// follow it: a promise or an acceptance must be on disk before anyone counts on it.
+    fn save_vote(&mut self, vote: Vote) -> Result<(), StorageError> {
+        let path = self.node.info.identity.vote_path(&self.node.info.data_dir);
+        vote_file::save(&path, &vote, self.node.info.durability.syncs())
     }
 
     fn stop(&mut self, reason: M::Stop) {

@@ -1,4 +1,5 @@
-//! One error type for every file in the data dir: replica, checkpoint, outbox journal, lock.
+//! One error type for every file in the data dir: replica, checkpoint, vote, outbox journal,
+//! lock.
 //! Every variant names the file, and its `Display` text tells the user what to do.
 //!
 //! Plain data: no I/O here.
@@ -51,6 +52,13 @@ pub enum StorageError {
     /// A checkpoint that cannot be read as one (does not parse, too large).
     CorruptCheckpoint {
         /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A vote file that cannot be read as one (does not parse, too large, newer format).
+    CorruptVote {
+        /// The vote file.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
@@ -156,6 +164,14 @@ impl fmt::Display for StorageError {
                 f,
                 "checkpoint {} is corrupt ({reason}): delete it; the replica is the history and \
                  the group refills the rest",
+                path.display()
+            ),
+            StorageError::CorruptVote { path, reason } => write!(
+                f,
+                "vote file {} is unreadable ({reason}): it holds this node's promises on the \
+                 chat's membership, which the other nodes count on; restore it from a backup, \
+                 or run this node afresh (a new client identity, or a server with a new \
+                 --data-dir)",
                 path.display()
             ),
             StorageError::CorruptJournal {

@@ -1,6 +1,6 @@
 //! The files of a node apart from the replica and checkpoint formats: their names
-//! ([`Identity`]), the lock that keeps two processes off one identity, the client's outbox
-//! journal, the JSON Lines reader and crash-safe whole-file replacement that the formats
+//! ([`Identity`]), the lock that keeps two processes off one identity, the vote file, the
+//! client's outbox journal, the JSON Lines reader and crash-safe whole-file replacement that the formats
 //! share, and [`StorageError`], the one error type of every file in the data dir.
 //!
 //! No protocol logic here.
@@ -10,6 +10,7 @@ pub mod error;
 pub mod journal;
 pub mod lines;
 pub mod lock;
+pub mod vote_file;
 
 pub use error::StorageError;
 
@@ -71,6 +72,11 @@ impl Identity {
     /// `outbox_server.jsonl` or `outbox_<uuid>.jsonl` in `dir` (only clients have one).
     pub fn journal_path(&self, dir: &Path) -> PathBuf {
         dir.join(format!("outbox_{}.jsonl", self.file_tag()))
+    }
+
+    /// `vote_server.json` or `vote_<uuid>.json` in `dir`.
+    pub fn vote_path(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("vote_{}.json", self.file_tag()))
     }
 
     /// `lock_server` or `lock_<uuid>` in `dir`.

@@ -257,10 +257,26 @@ impl fmt::Display for MemberEvent {
             }
             MemberEvent::ServerUnreachable => write!(
                 f,
-                "server unreachable: the ring keeps chatting; joins and token recovery wait \
-                 for it"
+                "no server reachable: the ring keeps chatting; joins, leaves and token \
+                 recovery wait for one"
             ),
-            MemberEvent::ServerBack => write!(f, "server is back"),
+            MemberEvent::ServerBack => write!(f, "a server is reachable again"),
+            MemberEvent::WaitingForQuorum { reachable, voters } => write!(
+                f,
+                "waiting for a quorum: {reachable} of {voters} voters reachable; your lines \
+                 are kept"
+            ),
+            MemberEvent::RingStalled { silent } => write!(
+                f,
+                "the ring is stalled: {silent} does not answer and no server is reachable; \
+                 your lines are kept"
+            ),
+            MemberEvent::RingMoves => write!(f, "the ring moves again"),
+            MemberEvent::NoServerForRing => write!(
+                f,
+                "a ring is chatting on the group, but no server answers: it is down, and \
+                 joins wait for one"
+            ),
             MemberEvent::CatchingUp { missing } => {
                 write!(f, "catching up on history: {missing} messages")
             }
@@ -281,9 +297,32 @@ impl fmt::Display for MemberEvent {
 impl fmt::Display for CoordinatorEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CoordinatorEvent::Coordinating => {
-                write!(f, "no other server on the group: coordinating")
+            CoordinatorEvent::Started => {
+                write!(f, "no chat heard on the group: starting one; coordinating")
             }
+            CoordinatorEvent::Coordinating => write!(f, "coordinating"),
+            CoordinatorEvent::Standby {
+                coordinator: Some(server),
+            } => write!(
+                f,
+                "standing by: server {server} coordinates; this one archives and takes over if \
+                 it falls silent"
+            ),
+            CoordinatorEvent::Standby { coordinator: None } => write!(
+                f,
+                "standing by: archiving, and waiting for the coordinating server to add this one"
+            ),
+            CoordinatorEvent::TakingOver => {
+                write!(
+                    f,
+                    "the servers ranked before this one are silent: taking over"
+                )
+            }
+            CoordinatorEvent::WaitingForQuorum { reachable, voters } => write!(
+                f,
+                "waiting for a quorum: {reachable} of {voters} voters reachable; no view \
+                 changes until more are back"
+            ),
             CoordinatorEvent::ViewInstalled {
                 epoch,
                 members,

@@ -16,16 +16,19 @@ use mcast_chat::protocol::events::{
 use mcast_chat::protocol::member::MemberCore;
 use mcast_chat::protocol::peers::AddressBook;
 use mcast_chat::protocol::types::{ChatRecord, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::vote::Vote;
 use mcast_chat::protocol::wire::{self, Msg};
 use std::fmt::Debug;
 use std::time::Instant;
 
-/// What survives a crash: the replica and the last checkpoint (outbox, or the server's view).
+/// What survives a crash: the replica, the last checkpoint (outbox, or the server's view) and
+/// the vote (saved before anything that depends on it is sent).
 #[derive(Default, Clone)]
 pub struct Disk {
     pub replica: Vec<ChatRecord>,
     pub outbox: Vec<Pending>,
     pub view: View,
+    pub vote: Vote,
 }
 
 /// The state machine a node runs.
@@ -130,6 +133,7 @@ impl Node {
         };
         let mut fx = NodeEffects {
             me,
+            id: self.id,
             peers: &self.peers,
             name: &self.name,
             core,
@@ -186,6 +190,7 @@ impl StopReason for CoordinatorStop {
 /// The effects of one node, in memory: deliveries to its replica, datagrams to the network.
 struct NodeEffects<'a> {
     me: usize,
+    id: NodeId,
     peers: &'a AddressBook<usize>,
     name: &'a str,
     core: &'a Core,
@@ -279,6 +284,12 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
 
     fn checkpoint(&mut self) {
         self.core.checkpoint(self.disk);
+    }
+
+    fn save_vote(&mut self, vote: Vote) -> Result<(), String> {
+        self.oracle.saved_vote(self.id, &vote)?;
+        self.disk.vote = vote;
+        Ok(())
     }
 
     fn stop(&mut self, reason: S) {

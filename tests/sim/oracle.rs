@@ -1,12 +1,14 @@
 //! The guarantees, checked as the run goes: every delivery against the one true history (G1,
-//! G2) and every record of every multicast `Data` pack against what was sent before under
-//! the same epoch and seq (G3). A check returns the violation as text; the driver adds the
-//! seed and fails.
+//! G2), every record of every multicast `Data` pack against what was sent before under
+//! the same epoch and seq (G3), and every view a node forms against the chain of primary
+//! views (each formed by a quorum of its predecessor's voters, one view per epoch). A check
+//! returns the violation as text; the driver adds the seed and fails.
 //!
 //! It only watches: it never changes what a node does, and it holds no node state.
 
-use mcast_chat::protocol::types::{ChatRecord, Epoch, Seq};
-use std::collections::{BTreeMap, HashMap};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Seq};
+use mcast_chat::protocol::vote::{Session, Vote};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 /// What the run has seen so far.
@@ -16,12 +18,81 @@ pub struct Oracle {
     typed: HashMap<Uuid, (usize, String)>,
     /// The one true history as it grows: seq → line id (G1).
     history: BTreeMap<Seq, Uuid>,
+    /// Lines of authors dead for good that nobody had delivered when they died: no longer due
+    /// (G2 promises delivery only to an author that comes back), though still valid.
+    abandoned: HashSet<Uuid>,
+    /// Of those, how many were delivered after all.
+    abandoned_delivered: usize,
     /// Every record of every `Data` pack any node multicast: (epoch, seq) → line id. The token is the only source
     /// of seqs in an epoch, so a second id under one key means two holders stamped (G3).
     stamped: HashMap<(Epoch, Seq), (usize, Uuid)>,
+    /// Every view some node formed (installed as a primary), by chat and epoch (each chat
+    /// begins with the view of epoch 0 of the server that started it).
+    formed: BTreeMap<(GroupId, Epoch), Session>,
+    /// Who accepted each proposal (saved it as an attempt), by epoch.
+    accepted: HashMap<Epoch, HashSet<NodeId>>,
+    /// Skips the checks of formed views (`MCAST_SIM_NO_CHAIN`: to show that a run which breaks
+    /// the quorum rule on purpose is caught by the delivery checks alone).
+    chain_unchecked: bool,
 }
 
 impl Oracle {
+    /// An oracle that checks everything, or everything but the quorum chain.
+    pub fn new(chain_unchecked: bool) -> Oracle {
+        Oracle {
+            chain_unchecked,
+            ..Oracle::default()
+        }
+    }
+
+    /// Node `id` saved `vote`: its attempts are acceptances; a new primary is a formed view,
+    /// which must be the only view of its epoch and built by a quorum of the voters of the
+    /// formed view before it.
+    pub fn saved_vote(&mut self, id: NodeId, vote: &Vote) -> Result<(), String> {
+        for a in &vote.attempts {
+            self.accepted.entry(a.epoch()).or_default().insert(id);
+        }
+        let (Some(primary), Some(group), false) = (&vote.primary, vote.group, self.chain_unchecked)
+        else {
+            return Ok(());
+        };
+        let epoch = primary.epoch();
+        match self.formed.get(&(group, epoch)) {
+            Some(known) if known == primary => return Ok(()),
+            Some(known) => {
+                return Err(format!(
+                    "G1 violated: two views formed in epoch {epoch}: {:?} and {:?}",
+                    known.view, primary.view
+                ))
+            }
+            None => {}
+        }
+        let chat = (group, Epoch(0))..=(group, Epoch(u64::MAX));
+        if let Some(((_, later), _)) = self
+            .formed
+            .range((group, epoch)..)
+            .next()
+            .filter(|(k, _)| k.0 == group)
+        {
+            return Err(format!(
+                "G1 violated: epoch {epoch} formed after epoch {later} had: two primaries"
+            ));
+        }
+        if let Some((_, before)) = self.formed.range(chat).next_back() {
+            let acceptors = self.accepted.get(&epoch).cloned().unwrap_or_default();
+            if !is_subquorum(before, &acceptors) {
+                return Err(format!(
+                    "G1 violated: epoch {epoch} formed with acceptors {acceptors:?}, no quorum \
+                     of epoch {}'s voters {:?}",
+                    before.epoch(),
+                    before.view
+                ));
+            }
+        }
+        self.formed.insert((group, epoch), primary.clone());
+        Ok(())
+    }
+
     /// Node `who` accepted a line (it is on its disk).
     pub fn typed(&mut self, who: usize, id: Uuid, text: &str) {
         self.typed.insert(id, (who, text.to_owned()));
@@ -30,6 +101,21 @@ impl Oracle {
     /// How many lines were typed: each must be delivered exactly once everywhere.
     pub fn typed_count(&self) -> usize {
         self.typed.len()
+    }
+
+    /// Node `who` died for good: its lines that nobody delivered yet are no longer due.
+    pub fn abandon(&mut self, who: usize) {
+        let delivered: HashSet<Uuid> = self.history.values().copied().collect();
+        for (id, (author, _)) in &self.typed {
+            if *author == who && !delivered.contains(id) {
+                self.abandoned.insert(*id);
+            }
+        }
+    }
+
+    /// Whether every line that is due is in the history.
+    pub fn all_due_delivered(&self) -> bool {
+        self.history.len() - self.abandoned_delivered == self.typed.len() - self.abandoned.len()
     }
 
     /// How long the true history is.
@@ -70,6 +156,7 @@ impl Oracle {
             }
             None => {
                 self.history.insert(rec.seq, rec.id);
+                self.abandoned_delivered += usize::from(self.abandoned.contains(&rec.id));
                 Ok(())
             }
         }
@@ -120,4 +207,30 @@ fn g3_the_oracle_fails_on_two_lines_under_one_seq_in_any_record_of_a_pack() {
     );
     let second = oracle.check_data(1, e, &[rec(3, 3), rec(2, 9)]);
     assert!(second.is_err_and(|e| e.starts_with("G3 violated")));
+}
+
+/// The primary component rule, written out again from DESIGN.md (not taken from the code it
+/// checks): more than half of the session's voters, or exactly half with its first server;
+/// and a member among them if it has members.
+fn is_subquorum(s: &Session, ids: &HashSet<NodeId>) -> bool {
+    let members = s
+        .view
+        .members
+        .iter()
+        .filter(|m| ids.contains(&m.id))
+        .count();
+    let servers = s
+        .view
+        .servers
+        .iter()
+        .filter(|sv| ids.contains(&NodeId::server(**sv)))
+        .count();
+    let first = s
+        .view
+        .servers
+        .first()
+        .is_some_and(|sv| ids.contains(&NodeId::server(*sv)));
+    let (k, n) = (members + servers, s.view.voters());
+    let member_ok = s.view.members.is_empty() || members > 0;
+    member_ok && (2 * k > n || (2 * k == n && first))
 }

@@ -42,7 +42,7 @@ impl World {
         World {
             nodes: Vec::new(),
             net: Network::new(seed, 0, start),
-            oracle: Oracle::default(),
+            oracle: Oracle::new(std::env::var_os("MCAST_SIM_NO_CHAIN").is_some()),
             trace: std::env::var_os("MCAST_SIM_TRACE").is_some(),
             watch: RefCell::default(),
             decoded: HashMap::new(),
@@ -198,9 +198,10 @@ impl World {
         // stays in its outbox (then the node would still be up). Lines of crashed nodes that
         // came back are delivered after the restart. Lengths first: comparing the records is
         // only worth it once every replica has every line.
-        let typed = self.oracle.typed_count();
-        first.disk.replica.len() == typed
-            && live.clone().all(|n| n.disk.replica.len() == typed)
+        let history = self.oracle.history_len();
+        self.oracle.all_due_delivered()
+            && first.disk.replica.len() == history
+            && live.clone().all(|n| n.disk.replica.len() == history)
             && live.all(|n| n.disk.replica == first.disk.replica)
     }
 
@@ -214,11 +215,17 @@ impl World {
         for (i, n) in self.nodes.iter().enumerate() {
             let state = match &n.core {
                 Some(Core::Server(c)) => format!(
-                    "server epoch {} members {} archived {} recovering {}",
+                    "server epoch {} members {} servers {:?} archived {} coordinating {} \
+                     recovering {} promised {:?} primary {} attempts {}",
                     c.view().epoch,
                     c.view().members.len(),
+                    c.view().servers,
                     c.archived(),
-                    c.is_recovering()
+                    c.is_coordinating(),
+                    c.is_recovering(),
+                    c.vote().promised,
+                    c.vote().primary_epoch(),
+                    c.vote().attempts.len(),
                 ),
                 Some(Core::Member(m)) => format!(
                     "member admitted {} epoch {} delivered {} outbox {} holds {} stats {:?}",

@@ -1,56 +1,90 @@
-//! Recovery, the three steps of a view change (see the parent module): gather reports, fix
-//! the cut and collect what the archive lacks up to it, install the view with a fresh token.
+//! Recovery, the steps of a view change (see the parent module): gather promises and reports,
+//! decide by the quorum rule, fix the cut and collect what the archive lacks up to it, propose
+//! the view until every reporter accepted it, install it with a fresh token.
 //!
 //! Pure like the rest of the core: no clock, no I/O; effects go out as outputs, in the order
-//! the driver must perform them (the archive's records before the view that depends on them).
+//! the driver must perform them (the vote before the datagram that depends on it, the
+//! archive's records before the view that depends on them).
 
 use super::{Coordinator, Running, State, Timer};
 use crate::protocol::events::{CoordinatorEvent, Output};
 use crate::protocol::fetch::{self, RangeFetch};
+use crate::protocol::quorum::{self, Shortfall, Verdict};
 use crate::protocol::token_ring::Token;
-use crate::protocol::types::{Epoch, Incarnation, Member, NodeId, Seq, View};
-use crate::protocol::wire::{self, Msg};
+use crate::protocol::types::{Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId, View};
+use crate::protocol::vote::{Ballot, Promise, Session, SessionRef};
+use crate::protocol::wire::{self, Msg, ProposalHead, QuorumWait};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// The shortest wait for the remaining reports after the first one arrived.
 const MIN_REPORT_WAIT: Duration = Duration::from_millis(100);
 
-/// What a member reported for a gather.
+/// Sessions echoed to us that are kept at most (the newest).
+const MAX_LEARNED: usize = 8;
+
+/// What a node reported for a gather.
 #[derive(Clone, Debug)]
 pub(super) struct ReportInfo {
     pub(super) incarnation: Incarnation,
-    /// The view in which `aru` was collected: only the installed view's is trusted.
+    /// The view in which `aru` was collected: trusted only for that view.
     pub(super) view_epoch: Epoch,
     pub(super) aru: Seq,
     pub(super) delivered: Seq,
+    /// The gather it promised (ours, or a later one that refuses ours).
+    pub(super) promised: Ballot,
+    pub(super) primary: Option<SessionRef>,
+    pub(super) attempts: Vec<SessionRef>,
 }
 
-/// Step 1: waiting for reports ([`Timer::GatherResend`], [`Timer::ReportDeadline`]).
+/// Waiting for reports ([`Timer::GatherResend`], [`Timer::ReportDeadline`]).
 #[derive(Debug)]
 pub(super) struct Gathering {
     pub(super) epoch: Epoch,
     pub(super) proposed: Vec<Member>,
+    /// The other servers asked (the view's and those that asked in).
+    servers: Vec<ServerId>,
     pub(super) reports: HashMap<NodeId, ReportInfo>,
-    /// The proposed members that a gather went out to. A joiner proposed since the last
+    /// The proposed nodes that a gather went out to. A joiner proposed since the last
     /// (re)send has not been asked yet: it is not given up on if the gather ends first.
     asked: HashSet<NodeId>,
     /// When the gather began: the first report's delay tells how fast members answer.
     started: Instant,
     /// How long to wait for the rest once the first report came (learned from its delay).
     reply_wait: Option<Duration>,
+    /// Set once the report deadline passed without a quorum: resends say so to the members.
+    waiting: Option<QuorumWait>,
 }
 
-/// The view that step 3 installs, fixed in step 2.
+/// The view that is proposed and then installed, fixed once the gather is decided.
 #[derive(Debug)]
 pub(super) struct NextView {
     epoch: Epoch,
     members: Vec<Member>,
+    servers: Vec<ServerId>,
     incarnations: HashMap<NodeId, Incarnation>,
     cut: Seq,
+    /// The primary it builds on, and the attempts proved dead: told to every acceptor.
+    base: Epoch,
+    dead: Vec<Epoch>,
+    /// Every reporter: each must accept before the view is installed.
+    reporters: Vec<NodeId>,
 }
 
-/// Step 2: fetching what the archive lacks up to the cut ([`Timer::CollectRetry`]).
+impl NextView {
+    fn session(&self) -> Session {
+        Session {
+            view: View {
+                epoch: self.epoch,
+                members: self.members.clone(),
+                servers: self.servers.clone(),
+            },
+            cut: self.cut,
+        }
+    }
+}
+
+/// Fetching what the archive lacks up to the cut ([`Timer::CollectRetry`]).
 #[derive(Debug)]
 pub(super) struct Collecting {
     next: NextView,
@@ -63,7 +97,7 @@ pub(super) struct Collecting {
 }
 
 impl Collecting {
-    /// Everything up to here is archived before the view is installed.
+    /// Everything up to here is archived before the view is proposed.
     pub(super) fn cut(&self) -> Seq {
         self.next.cut
     }
@@ -72,6 +106,15 @@ impl Collecting {
     pub(super) fn chunk_arrived(&self, held: Seq) -> bool {
         self.fetch.chunk_arrived(held)
     }
+}
+
+/// Waiting for every reporter to accept the proposal ([`Timer::ProposeResend`],
+/// [`Timer::AcceptDeadline`]).
+#[derive(Debug)]
+pub(super) struct Proposing {
+    next: NextView,
+    /// Reporters whose acceptance has not come yet.
+    waiting_for: HashSet<NodeId>,
 }
 
 impl Coordinator {
@@ -89,29 +132,47 @@ impl Coordinator {
         out
     }
 
-    /// Step 1: opens an epoch above any seen and asks the proposed members to report.
+    /// Step 1: promises an epoch above any seen (durably) and asks the proposed members and
+    /// the other servers to promise it and report.
     pub(super) fn start_gather(&mut self, now: Instant) {
-        let epoch = Epoch(self.max_epoch.0 + 1);
+        if let Some(until) = self.started_chat.filter(|until| now < *until) {
+            self.timers.set(Timer::Hold, until);
+            return;
+        }
+        let epoch = self.max_epoch.next();
         self.max_epoch = epoch;
+        let me = self.cfg.server_id;
+        if self.vote.promise(Ballot { epoch, server: me }) == Promise::New {
+            self.save_vote();
+        }
         let proposed = self.gather_members();
+        let servers: Vec<ServerId> = self
+            .view
+            .servers
+            .iter()
+            .chain(&self.new_servers)
+            .copied()
+            .filter(|s| *s != me)
+            .collect();
         log::info!(
-            "gathering epoch {epoch} with {} proposed members",
-            proposed.len()
+            "gathering epoch {epoch} with {} proposed members and {} other servers",
+            proposed.len(),
+            servers.len()
         );
         self.enter(State::Gathering(Gathering {
             epoch,
             proposed,
+            servers,
             reports: HashMap::new(),
             asked: HashSet::new(),
             started: now,
             reply_wait: None,
+            waiting: None,
         }));
         self.timers
             .set(Timer::ReportDeadline, now + self.cfg.report_timeout);
+        self.send_gather(now);
         self.maybe_finish_gather(now);
-        if matches!(self.state, State::Gathering(_)) {
-            self.send_gather(now);
-        }
     }
 
     /// A join during a gather: the joiner (again, if it restarted) joins the proposed
@@ -119,7 +180,7 @@ impl Coordinator {
     /// together cost a few gathers rather than one per hello. The report deadline moves to
     /// give it as long to answer as the first reporters took, within the gather's report
     /// timeout: a join storm ends in one view, not in one view per gather interval.
-    pub(super) fn propose_joiner(&mut self, member: Member) {
+    pub(super) fn propose_joiner(&mut self, now: Instant, member: Member) {
         let cap = self.cfg.report_timeout;
         let State::Gathering(g) = &mut self.state else {
             return;
@@ -128,6 +189,15 @@ impl Coordinator {
         g.asked.remove(&member.id);
         g.proposed.retain(|m| m.id != member.id);
         g.proposed.push(member);
+        if g.waiting.is_some() {
+            // A voter may be back, and the gather waits for one: ask it now.
+            let at = self
+                .timers
+                .get(Timer::GatherResend)
+                .map_or(now, |t| t.min(now));
+            self.timers.set(Timer::GatherResend, at);
+            return;
+        }
         let (Some(wait), Some(ask_at), Some(deadline)) = (
             g.reply_wait,
             self.timers.get(Timer::GatherResend),
@@ -139,16 +209,24 @@ impl Coordinator {
         self.timers.set(Timer::ReportDeadline, deadline.max(at));
     }
 
-    /// Sends every part of the gather (each part asks its share of the proposed members).
+    /// Sends every part of the gather (each part asks its share of the proposed nodes).
     pub(super) fn send_gather(&mut self, now: Instant) {
+        let me = self.cfg.server_id;
+        let group = self.vote.group.unwrap_or(GroupId(0));
         let State::Gathering(g) = &mut self.state else {
             return;
         };
-        let ids: Vec<NodeId> = g.proposed.iter().map(|m| m.id).collect();
+        let mut ids: Vec<NodeId> = g.proposed.iter().map(|m| m.id).collect();
+        ids.extend(g.servers.iter().map(|s| NodeId::server(*s)));
         g.asked.extend(ids.iter().copied());
-        let parts = wire::pack_gather(g.epoch, Some(self.cfg.server_id), &ids);
-        self.timers
-            .set(Timer::GatherResend, now + self.cfg.gather_resend);
+        let parts = wire::pack_gather(g.epoch, (me, group), g.waiting, &ids);
+        // While waiting for a quorum, less often: a voter that comes back says Hello, and
+        // that brings the next resend forward.
+        let resend = match g.waiting {
+            Some(_) => self.cfg.gather_resend * 5,
+            None => self.cfg.gather_resend,
+        };
+        self.timers.set(Timer::GatherResend, now + resend);
         for part in parts {
             self.send(part);
         }
@@ -162,29 +240,56 @@ impl Coordinator {
         name: String,
         r: ReportInfo,
     ) {
-        if r.view_epoch > self.max_epoch {
-            self.observe_epoch(now, r.view_epoch);
+        self.observe_epoch(r.promised.epoch.max(r.view_epoch));
+        let me = self.cfg.server_id;
+        if !matches!(&self.state, State::Gathering(g) if g.epoch == epoch) {
+            return;
+        }
+        if let Some(newer) = r.primary.filter(|p| p.epoch > self.vote.primary_epoch()) {
+            self.learn_newer(now, newer.epoch); // this gather is over either way
+            return;
+        }
+        if r.promised != (Ballot { epoch, server: me }) {
+            // It promised another server's gather of this epoch or a later one. A server
+            // ranked before us in our view goes first; we take over again only if its
+            // recovery falls silent. Any other (outside the view: stale; or after us) is
+            // overtaken by a gather above it.
+            let other = r.promised;
+            if self.ranked_before_us(other.server) {
+                log::info!(
+                    "{} promised epoch {} to server {}: standing by",
+                    from.short(),
+                    other.epoch,
+                    other.server
+                );
+                self.recovery_heard = Some(now);
+                self.step_down(now, Some(other.server));
+            } else {
+                self.start_gather(now);
+            }
+            return;
         }
         let State::Gathering(g) = &mut self.state else {
             return;
         };
-        if r.view_epoch >= g.epoch {
-            // The member has seen a later view than this gather: gather above it.
-            self.start_gather(now);
-            return;
-        }
-        if epoch != g.epoch {
-            return;
-        }
-        let Some(m) = g.proposed.iter_mut().find(|m| m.id == from) else {
-            return;
+        let proposed = match from.as_server() {
+            Some(s) => g.servers.contains(&s),
+            None => match g.proposed.iter_mut().find(|m| m.id == from) {
+                Some(m) => {
+                    m.name = name;
+                    true
+                }
+                None => false,
+            },
         };
-        m.name = name;
+        if !proposed {
+            return;
+        }
         // Live members answer within a few round trips of the fastest one; a dead one never
         // does, so there is no point waiting a whole report timeout for it. A large ring on a
         // busy host answers over a longer spread, so each report keeps the gather open for that
         // long again (within the report timeout): the gather ends once reports stop coming.
-        // Only a member's first report counts: every resend of the gather draws the same
+        // Only a node's first report counts: every resend of the gather draws the same
         // reports again, and those must not keep a gather open for a dead member.
         let cap = g.started + self.cfg.report_timeout;
         let first = g.reply_wait.is_none();
@@ -192,7 +297,8 @@ impl Coordinator {
         let wait = *g
             .reply_wait
             .get_or_insert(((now - g.started) * 4).max(MIN_REPORT_WAIT));
-        if let Some(deadline) = self.timers.get(Timer::ReportDeadline) {
+        let waiting = g.waiting.is_some();
+        if let Some(deadline) = self.timers.get(Timer::ReportDeadline).filter(|_| !waiting) {
             let deadline = if first {
                 deadline.min(now + wait)
             } else if news {
@@ -203,58 +309,107 @@ impl Coordinator {
             self.timers.set(Timer::ReportDeadline, deadline);
         }
         g.reports.insert(from, r);
-        self.maybe_finish_gather(now);
+        if waiting && news {
+            self.finish_gather(now); // a voter is back: judge again at once
+        } else {
+            self.maybe_finish_gather(now);
+        }
     }
 
     fn maybe_finish_gather(&mut self, now: Instant) {
         let State::Gathering(g) = &self.state else {
             return;
         };
-        if g.proposed.iter().all(|m| g.reports.contains_key(&m.id)) || g.proposed.is_empty() {
+        let all_members = g.proposed.iter().all(|m| g.reports.contains_key(&m.id));
+        let all_servers = g
+            .servers
+            .iter()
+            .all(|s| g.reports.contains_key(&NodeId::server(*s)));
+        if all_members && all_servers {
             self.finish_gather(now);
         }
     }
 
-    /// Whether the reports fix a cut that covers everything the old ring delivered (see
-    /// [`Coordinator`]'s docs).
-    fn cut_is_complete(&self, g: &Gathering, now: Instant) -> bool {
-        let old = &self.view.members;
-        let trusted = |id: &NodeId| {
-            g.reports
-                .get(id)
-                .is_some_and(|r| r.view_epoch == self.view.epoch)
-        };
-        old.is_empty()
-            || old.iter().any(|m| trusted(&m.id))
-            || old.iter().all(|m| g.reports.contains_key(&m.id))
-            || now >= self.last_progress + self.cfg.abandon_timeout
-    }
-
-    /// Step 2: fix the cut from the reports; fetch what the archive lacks, then install.
+    /// Judges the gather by the quorum rule; if it may go on, fixes the next view and its
+    /// cut, then collects what the archive lacks up to the cut, or proposes at once.
     pub(super) fn finish_gather(&mut self, now: Instant) {
+        let me = self.id();
         let State::Gathering(g) = &self.state else {
             return;
         };
-        if !self.cut_is_complete(g, now) {
-            // A silent old member may hold what the ring delivered: keep asking.
-            self.timers
-                .set(Timer::ReportDeadline, now + self.cfg.report_timeout);
+        let (primary, attempts) = self.vote.references(me);
+        let mut reports = vec![quorum::Report {
+            from: me,
+            primary,
+            attempts: &attempts,
+            installed: Epoch(0),
+        }];
+        reports.extend(g.reports.iter().map(|(id, r)| quorum::Report {
+            from: *id,
+            primary: r.primary,
+            attempts: &r.attempts,
+            installed: r.view_epoch,
+        }));
+        let known: Vec<&Session> = self
+            .vote
+            .primary
+            .iter()
+            .chain(&self.vote.attempts)
+            .chain(&self.learned)
+            .collect();
+        let decision = match quorum::decide(&known, &reports) {
+            Verdict::Go(d) => d,
+            Verdict::Wait(short) => return self.wait_for_quorum(now, short),
+        };
+        if decision.base.epoch > self.vote.primary_epoch() {
+            self.learn_newer(now, decision.base.epoch);
             return;
         }
         let State::Gathering(g) = self.take_state() else {
             return;
         };
+        self.fix_cut(now, g, decision.base.epoch, decision.floor, decision.dead);
+    }
+
+    /// A reporter formed a view newer than our primary, which we did not see installed: ours
+    /// if we accepted it (then we gather again, from it), else we are no voter of it and its
+    /// own servers coordinate.
+    fn learn_newer(&mut self, now: Instant, epoch: Epoch) {
+        if !self.vote.learn_formed(epoch) {
+            self.stale_view(now, None);
+            return;
+        }
+        self.save_vote();
+        if let Some(p) = self.vote.primary.clone() {
+            self.view = p.view;
+            self.cut = p.cut.max(self.cut);
+        }
+        self.start_gather(now);
+    }
+
+    /// The gather may go on: the next view is its reporters (leavers aside), the cut the most
+    /// any reporter surely holds (at least `floor`).
+    fn fix_cut(&mut self, now: Instant, g: Gathering, base: Epoch, floor: Seq, dead: Vec<Epoch>) {
         // Leavers report (their messages count for the cut) but are not in the new view.
-        let reporters: Vec<Member> = g
+        let members: Vec<Member> = g
             .proposed
             .iter()
             .filter(|m| g.reports.contains_key(&m.id) && !self.leaves.contains(&m.id))
             .cloned()
             .collect();
-        // Only an aru collected in the installed view is trusted; otherwise what the member
-        // delivered (final) is all it surely holds.
+        let me = self.cfg.server_id;
+        let servers: Vec<ServerId> = std::iter::once(me)
+            .chain(
+                g.servers
+                    .iter()
+                    .copied()
+                    .filter(|s| g.reports.contains_key(&NodeId::server(*s))),
+            )
+            .collect();
+        // Only a member's aru collected in the base view is trusted; otherwise what a node
+        // delivered (final) is all it surely holds. A server's archive is final.
         let holds = |r: &ReportInfo| {
-            if r.view_epoch == self.view.epoch {
+            if r.view_epoch == base {
                 r.aru.max(r.delivered)
             } else {
                 r.delivered
@@ -264,31 +419,45 @@ impl Coordinator {
             g.reports.iter().map(|(id, r)| (*id, holds(r))).collect();
         sources.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let archived = self.archived();
-        let cut = sources.first().map_or(archived, |s| s.1).max(archived);
+        let cut = sources
+            .first()
+            .map_or(archived, |s| s.1)
+            .max(archived)
+            .max(floor);
         let incarnations = g
             .reports
             .iter()
+            .filter(|(id, _)| id.as_server().is_none())
             .map(|(id, r)| (*id, r.incarnation))
             .collect();
         // A joiner that was asked and did not report is forgotten; if it is alive, its next
         // hello brings it back. Otherwise it would start a new gather after every install.
         let asked_silent = |id: NodeId| g.asked.contains(&id) && !g.reports.contains_key(&id);
         self.joins.retain(|j| !asked_silent(j.member.id));
+        self.new_servers
+            .retain(|s| !asked_silent(NodeId::server(*s)) && !servers.contains(s));
         // From here on nothing of the old epoch may enter the archive: the cut is fixed.
         self.archiving = false;
         self.order.reset_epoch(archived);
+        self.quorum_shown = None;
         log::info!(
-            "epoch {}: {} of {} asked reported; view of {}; cut at #{cut} (archive #{archived})",
+            "epoch {}: {} of {} asked reported; view of {} members and {} servers on \
+             epoch {base}; cut at #{cut} (archive #{archived})",
             g.epoch,
             g.reports.len(),
-            g.proposed.len(),
-            reporters.len()
+            g.proposed.len() + g.servers.len(),
+            members.len(),
+            servers.len(),
         );
         let next = NextView {
             epoch: g.epoch,
-            members: reporters,
+            members,
+            servers,
             incarnations,
             cut,
+            base,
+            dead,
+            reporters: g.reports.keys().copied().collect(),
         };
         if cut > archived {
             let fetch = RangeFetch::new(cut, now);
@@ -302,7 +471,73 @@ impl Coordinator {
             self.timers.set(Timer::CollectRetry, first_ask);
             self.request_collect(now);
         } else {
-            self.install(now, next);
+            self.propose(now, next);
+        }
+    }
+
+    /// No quorum yet: say so (once per count), keep asking, and ask for any attempt we never
+    /// saw from a voter that reported it, to judge it exactly.
+    fn wait_for_quorum(&mut self, now: Instant, short: Shortfall) {
+        let me = self.id();
+        let wait = QuorumWait {
+            reachable: short.reachable,
+            voters: short.voters,
+        };
+        if self.quorum_shown != Some(wait) {
+            self.quorum_shown = Some(wait);
+            log::info!(
+                "waiting for a quorum of the voters of epoch {}: {} of {} reachable ({:?})",
+                short.epoch,
+                short.reachable,
+                short.voters,
+                short.missing
+            );
+            self.event(CoordinatorEvent::WaitingForQuorum {
+                reachable: short.reachable,
+                voters: short.voters,
+            });
+        }
+        let unknown = |epoch: Epoch| {
+            self.vote.attempt_of(epoch).is_none()
+                && self.learned.iter().all(|s| s.epoch() != epoch)
+                && self.vote.primary_epoch() != epoch
+        };
+        let State::Gathering(g) = &self.state else {
+            return;
+        };
+        let mut asks = Vec::new();
+        for (id, r) in &g.reports {
+            for a in r.attempts.iter().filter(|a| unknown(a.epoch)) {
+                if !asks.iter().any(|(_, e)| *e == a.epoch) {
+                    asks.push((*id, a.epoch));
+                }
+            }
+        }
+        for (to, epoch) in asks {
+            self.send(Msg::SessionRequest {
+                from: me,
+                to,
+                epoch,
+            });
+        }
+        if let State::Gathering(g) = &mut self.state {
+            g.waiting = Some(wait);
+        }
+        self.timers
+            .set(Timer::ReportDeadline, now + self.cfg.report_timeout);
+    }
+
+    /// A session echoed to us: kept, and the gather judged again.
+    pub(super) fn learn(&mut self, now: Instant, session: Session) {
+        if self.learned.iter().any(|s| s.epoch() == session.epoch()) {
+            return;
+        }
+        if self.learned.len() >= MAX_LEARNED {
+            self.learned.remove(0);
+        }
+        self.learned.push(session);
+        if matches!(&self.state, State::Gathering(g) if g.waiting.is_some()) {
+            self.finish_gather(now);
         }
     }
 
@@ -311,6 +546,7 @@ impl Coordinator {
         let chunk = self.cfg.fetch_chunk;
         let retry = fetch::retry_interval(self.cfg.token_timeout);
         let held = self.archived();
+        let me = self.id();
         let State::Collecting(c) = &mut self.state else {
             return;
         };
@@ -324,8 +560,9 @@ impl Coordinator {
             return;
         };
         self.timers.set(Timer::CollectRetry, c.fetch.retry_at);
+        // To the group, like every history request: a firewall may keep direct datagrams out.
         self.send(Msg::Fetch {
-            from: NodeId::SERVER,
+            from: me,
             to,
             lo,
             hi,
@@ -350,15 +587,97 @@ impl Coordinator {
         }
     }
 
-    /// The archive holds everything up to the cut: install.
+    /// The archive holds everything up to the cut: propose.
     pub(super) fn finish_collect(&mut self, now: Instant) {
         if let State::Collecting(c) = self.take_state() {
-            self.install(now, c.next);
+            self.propose(now, c.next);
         }
     }
 
-    /// Step 3: install the view and issue a fresh token.
+    /// Step 4: records the proposal as our own attempt (durably), then asks every reporter to
+    /// accept it.
+    fn propose(&mut self, now: Instant, next: NextView) {
+        let session = next.session();
+        if let Err(e) = self.vote.attempt(session, next.base, &next.dead) {
+            log::warn!(
+                "epoch {}: cannot propose ({e:?}); gathering again",
+                next.epoch
+            );
+            self.start_gather(now);
+            return;
+        }
+        self.save_vote();
+        let me = self.id();
+        let waiting_for = next
+            .reporters
+            .iter()
+            .copied()
+            .filter(|id| *id != me)
+            .collect();
+        self.enter(State::Proposing(Proposing { next, waiting_for }));
+        self.timers
+            .set(Timer::AcceptDeadline, now + self.cfg.report_timeout);
+        self.send_proposal(now);
+        self.maybe_install(now);
+    }
+
+    /// Sends every part of the proposal again while acceptances are missing.
+    pub(super) fn send_proposal(&mut self, now: Instant) {
+        let group = self.vote.group.unwrap_or(GroupId(0));
+        let State::Proposing(p) = &self.state else {
+            return;
+        };
+        let n = &p.next;
+        let head = ProposalHead {
+            epoch: n.epoch,
+            cut: n.cut,
+            server: self.cfg.server_id,
+            group,
+            servers: n.servers.clone(),
+            base: n.base,
+            dead: n.dead.clone(),
+            to: None,
+        };
+        let parts = wire::pack_propose(&head, &n.members);
+        self.timers
+            .set(Timer::ProposeResend, now + self.cfg.gather_resend);
+        for part in parts {
+            self.send(part);
+        }
+    }
+
+    /// A reporter accepted the proposal.
+    pub(super) fn on_accept(&mut self, now: Instant, epoch: Epoch, from: NodeId) {
+        if let State::Proposing(p) = &mut self.state {
+            if p.next.epoch == epoch {
+                p.waiting_for.remove(&from);
+                self.maybe_install(now);
+            }
+        }
+    }
+
+    fn maybe_install(&mut self, now: Instant) {
+        if matches!(&self.state, State::Proposing(p) if p.waiting_for.is_empty()) {
+            if let State::Proposing(p) = self.take_state() {
+                self.install(now, p.next);
+            }
+        }
+    }
+
+    /// Step 5: every reporter accepted: form the view (durably), install it and issue a fresh
+    /// token.
     fn install(&mut self, now: Instant, next: NextView) {
+        let ballot = Ballot {
+            epoch: next.epoch,
+            server: self.cfg.server_id,
+        };
+        if !self.vote.form(ballot) {
+            // We promised a later gather meanwhile: this view is abandoned.
+            log::info!("epoch {} abandoned for a later gather", next.epoch);
+            self.step_down(now, None);
+            return;
+        }
+        self.save_vote();
         // A clean leave ends an incarnation (a member left out alive keeps its own and may
         // come back with it, so exclusions are not recorded).
         for m in &self.view.members {
@@ -377,12 +696,14 @@ impl Coordinator {
         self.view = View {
             epoch: next.epoch,
             members: next.members,
+            servers: next.servers,
         };
         self.cut = next.cut;
         self.incarnations = next.incarnations;
         self.joins.retain(|j| !self.view.contains(j.member.id));
         let view = &self.view;
         self.leaves.retain(|id| view.contains(*id));
+        self.new_servers.retain(|s| !view.servers.contains(s));
         self.order.reset_epoch(next.cut);
         self.archiving = true;
         self.enter(State::Coordinating(Running::default()));
@@ -391,25 +712,24 @@ impl Coordinator {
         self.safe_seen = self.safe_seen.max(next.cut);
         self.stats.views += 1;
         self.outputs.push_back(Output::Checkpoint);
-        self.outputs
-            .push_back(Output::Event(CoordinatorEvent::ViewInstalled {
-                epoch: self.view.epoch,
-                members: self.view.members.len(),
-                cut: self.cut,
-            }));
+        self.event(CoordinatorEvent::ViewInstalled {
+            epoch: self.view.epoch,
+            members: self.view.members.len(),
+            cut: self.cut,
+        });
         self.send_view(now);
         self.timers
             .set(Timer::Beacon, now + self.cfg.beacon_interval);
         if let Some(first) = self.view.members.first() {
             let n = self.view.members.len();
-            let token = Token::first(self.view.epoch, NodeId::SERVER, first.id, self.cut, n);
+            let token = Token::first(self.view.epoch, self.id(), first.id, self.cut, n);
             self.send(Msg::Token(token.clone()));
             if let State::Coordinating(running) = &mut self.state {
                 running.first_token = Some(token);
             }
             self.arm_first_token_resend(now);
         }
-        if !self.joins.is_empty() || !self.leaves.is_empty() {
+        if !self.joins.is_empty() || !self.leaves.is_empty() || !self.new_servers.is_empty() {
             self.start_gather(now);
         }
     }

@@ -23,6 +23,9 @@ pub(super) struct CatchUp {
     fetch: RangeFetch,
     /// Next delivered seq at which to report progress (long catch-ups only).
     report_at: Seq,
+    /// Overdue chunks so far: each is asked of the view's next server in rank order (the
+    /// coordinator first), so a dead server costs one retry.
+    overdue: usize,
 }
 
 impl MemberCore {
@@ -31,15 +34,28 @@ impl MemberCore {
         self.catch_up = Some(CatchUp {
             fetch: RangeFetch::new(target, now),
             report_at: Seq(self.order.delivered().0 + (missing / 10).max(PROGRESS_MIN)),
+            overdue: 0,
         });
         self.event(MemberEvent::CatchingUp { missing });
         self.request_history(now);
     }
 
-    /// Asks the server for the next chunk; ends the catch-up quietly if nothing is missing.
+    /// The chunk asked for is overdue: ask it of the next server.
+    pub(super) fn retry_history(&mut self, now: Instant) {
+        if let Some(c) = &mut self.catch_up {
+            c.overdue += 1;
+        }
+        self.request_history(now);
+    }
+
+    /// Asks a server for the next chunk; ends the catch-up quietly if nothing is missing.
     pub(super) fn request_history(&mut self, now: Instant) {
+        let servers = &self.view.servers;
         let Some(c) = &mut self.catch_up else {
             return;
+        };
+        let Some(server) = servers.get(c.overdue % servers.len().max(1)).copied() else {
+            return; // not in a view yet: the view's cut starts the catch-up
         };
         let held = self.order.delivered();
         let retry = fetch::retry_interval(self.token_timeout);
@@ -51,7 +67,7 @@ impl MemberCore {
         self.timers.set(Timer::FetchRetry, c.fetch.retry_at);
         self.send(Msg::Fetch {
             from: self.cfg.id,
-            to: NodeId::SERVER,
+            to: NodeId::server(server),
             lo,
             hi,
         });

@@ -2,8 +2,13 @@
 //! safe delivery, joining and leaving. Each drives one `MemberCore` by hand in virtual time.
 
 use super::*;
-use crate::protocol::types::{ChatRecord, Member, ServerId};
+use crate::protocol::types::{ChatRecord, Epoch, GroupId, Member, ServerId};
 use uuid::Uuid;
+
+/// The server of every test, as a node.
+const SERVER: ServerId = ServerId(1);
+const SERVER_NODE: NodeId = NodeId::server(SERVER);
+const GROUP: GroupId = GroupId(9);
 
 mod collect;
 mod direct;
@@ -75,28 +80,76 @@ fn line(text: &str) -> Pending {
     }
 }
 
-/// Reports for `epoch` and installs a view of `me` alone; returns the first token.
+/// Promises the gather of `epoch`, accepts its proposal of a view of `me` alone and installs
+/// it; returns the first token.
 fn admit(m: &mut MemberCore, now: Instant, epoch: u64) -> Token {
-    let me = m.id();
-    gather(m, now, epoch);
-    let view = vec![Member {
-        id: me,
+    let me = Member {
+        id: m.id(),
         name: "me".into(),
-    }];
-    m.handle_datagram(
-        now,
-        Msg::View {
-            epoch: Epoch(epoch),
-            part: 0,
-            parts: 1,
-            members: view,
-            cut: Seq(0),
-            high: Seq(0),
-            token_timeout_ms: 3000,
-            server: Some(ServerId(1)),
-        },
-    );
-    Token::first(Epoch(epoch), NodeId::SERVER, me, Seq(0), 1)
+    };
+    install(m, now, epoch, std::slice::from_ref(&me));
+    Token::first(Epoch(epoch), SERVER_NODE, me.id, Seq(0), 1)
+}
+
+/// The three rounds of a view change at `m`: the gather, the proposal and the view of
+/// `members`.
+fn install(m: &mut MemberCore, now: Instant, epoch: u64, members: &[Member]) {
+    let ids: Vec<NodeId> = members.iter().map(|x| x.id).collect();
+    m.handle_datagram(now, gather_msg(epoch, ids));
+    m.handle_datagram(now, proposal_of(epoch, members));
+    m.handle_datagram(now, view_msg(epoch, members.to_vec()));
+}
+
+fn gather_msg(epoch: u64, members: Vec<NodeId>) -> Msg {
+    Msg::Gather {
+        epoch: Epoch(epoch),
+        part: 0,
+        parts: 1,
+        members,
+        server: SERVER,
+        group: GROUP,
+        waiting: None,
+    }
+}
+
+fn proposal_of(epoch: u64, members: &[Member]) -> Msg {
+    Msg::Propose {
+        epoch: Epoch(epoch),
+        part: 0,
+        parts: 1,
+        members: members.to_vec(),
+        servers: vec![SERVER],
+        cut: Seq(0),
+        server: SERVER,
+        group: GROUP,
+        base: Epoch(0),
+        dead: Vec::new(),
+        to: None,
+    }
+}
+
+fn view_msg(epoch: u64, members: Vec<Member>) -> Msg {
+    Msg::View {
+        epoch: Epoch(epoch),
+        part: 0,
+        parts: 1,
+        members,
+        servers: vec![SERVER],
+        cut: Seq(0),
+        high: Seq(0),
+        token_timeout_ms: 3000,
+        server: SERVER,
+        group: GROUP,
+    }
+}
+
+fn members_named(ids: &[NodeId]) -> Vec<Member> {
+    ids.iter()
+        .map(|&id| Member {
+            id,
+            name: "someone".into(),
+        })
+        .collect()
 }
 
 #[test]
@@ -111,41 +164,114 @@ fn g3_a_token_of_a_superseded_epoch_is_rejected_and_counted() {
 }
 
 #[test]
-fn a_view_is_adopted_only_for_the_epoch_we_reported_for() {
+fn a_view_is_installed_only_if_we_promised_its_gather_and_accepted_its_proposal() {
+    let now = Instant::now();
+    let mut m = member(now);
+    let me = members_named(&[m.id()]);
+    // A restarted node sees its old view: not admission.
+    m.handle_datagram(now, view_msg(1, me.clone()));
+    assert!(!m.is_admitted());
+    m.handle_datagram(now, gather_msg(3, vec![me[0].id]));
+    let out = drain(&mut m);
+    let saved = out.iter().position(|o| matches!(o, Output::SaveVote(_)));
+    let reported = out
+        .iter()
+        .position(|o| matches!(o, Output::Send(Msg::Report { .. })));
+    assert!(
+        saved < reported && saved.is_some(),
+        "promise saved first: {out:?}"
+    );
+    m.handle_datagram(now, view_msg(3, me.clone()));
+    assert!(!m.is_admitted(), "promised, but no proposal accepted");
+    m.handle_datagram(now, proposal_of(3, &me));
+    let out = drain(&mut m);
+    assert!(matches!(
+        out[..],
+        [
+            Output::SaveVote(_),
+            Output::Send(Msg::Accept {
+                epoch: Epoch(3),
+                ..
+            })
+        ]
+    ));
+    // A late view of an epoch below the gather we promised must not revive it.
+    m.handle_datagram(now, view_msg(2, me.clone()));
+    assert!(!m.is_admitted());
+    m.handle_datagram(now, view_msg(3, me));
+    assert!(m.is_admitted());
+    assert_eq!(m.vote.primary_epoch(), Epoch(3));
+}
+
+#[test]
+fn a_later_promise_forbids_installing_a_view_we_accepted() {
+    let now = Instant::now();
+    let mut m = member(now);
+    let me = members_named(&[m.id()]);
+    m.handle_datagram(now, gather_msg(3, vec![me[0].id]));
+    m.handle_datagram(now, proposal_of(3, &me));
+    m.handle_datagram(now, gather_msg(4, vec![me[0].id]));
+    m.handle_datagram(now, view_msg(3, me));
+    assert!(
+        !m.is_admitted(),
+        "its ring would count on a member that left it"
+    );
+    assert_eq!(m.vote.attempts.len(), 1, "still undecided");
+}
+
+#[test]
+fn a_gather_of_an_epoch_promised_to_another_server_is_refused_with_the_promise() {
     let now = Instant::now();
     let mut m = member(now);
     let me = m.id();
-    let view = |e| Msg::View {
-        epoch: Epoch(e),
+    m.handle_datagram(now, gather_msg(3, vec![me]));
+    drain(&mut m);
+    let other = Msg::Gather {
+        epoch: Epoch(3),
         part: 0,
         parts: 1,
-        members: vec![Member {
-            id: me,
-            name: "me".into(),
-        }],
-        cut: Seq(0),
-        high: Seq(0),
-        token_timeout_ms: 3000,
-        server: Some(ServerId(1)),
+        members: vec![me],
+        server: ServerId(2),
+        group: GROUP,
+        waiting: None,
     };
-    // A restarted node sees its old view: not admission.
-    m.handle_datagram(now, view(1));
-    assert!(!m.is_admitted());
-    m.handle_datagram(
-        now,
-        Msg::Gather {
-            epoch: Epoch(3),
-            part: 0,
-            parts: 1,
-            members: vec![me],
-            server: Some(ServerId(1)),
-        },
+    m.handle_datagram(now, other);
+    let out = drain(&mut m);
+    assert!(
+        matches!(&out[..], [Output::Send(Msg::Report { promised, .. })]
+            if promised.server == SERVER && promised.epoch == Epoch(3)),
+        "{out:?}"
     );
-    // A late view of an epoch below the gather we reported for must not revive it.
-    m.handle_datagram(now, view(2));
-    assert!(!m.is_admitted());
-    m.handle_datagram(now, view(3));
-    assert!(m.is_admitted());
+}
+
+#[test]
+fn a_member_waiting_for_a_quorum_says_so_once_per_count() {
+    let now = Instant::now();
+    let mut m = member(now);
+    let me = m.id();
+    let waiting = |reachable| Msg::Gather {
+        epoch: Epoch(2),
+        part: 0,
+        parts: 1,
+        members: vec![me],
+        server: SERVER,
+        group: GROUP,
+        waiting: Some(QuorumWait {
+            reachable,
+            voters: 3,
+        }),
+    };
+    let notices = |out: Vec<MemberOutput>| {
+        out.into_iter()
+            .filter(|o| matches!(o, Output::Event(MemberEvent::WaitingForQuorum { .. })))
+            .count()
+    };
+    m.handle_datagram(now, waiting(1));
+    assert_eq!(notices(drain(&mut m)), 1);
+    m.handle_datagram(now, waiting(1));
+    assert_eq!(notices(drain(&mut m)), 0, "the same count again");
+    m.handle_datagram(now, waiting(2));
+    assert_eq!(notices(drain(&mut m)), 1);
 }
 
 #[test]
@@ -153,7 +279,7 @@ fn g2_lines_are_stamped_in_typing_order_and_delivered_once_safe() {
     let now = Instant::now();
     let mut ring: Vec<MemberCore> = (0..2).map(|_| member(now)).collect();
     admit_ring(&mut ring, now, 1);
-    let token = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 2);
+    let token = Token::first(Epoch(1), SERVER_NODE, ring[0].id(), Seq(0), 2);
     let m = &mut ring[0];
     m.submit(now, vec![line("one"), line("two")]);
     drain(m);
@@ -191,41 +317,17 @@ fn a_client_without_a_server_times_out_its_join() {
         [Output::Send(Msg::Hello { .. })]
     ));
     m.handle_timeout(now + Duration::from_secs(11));
-    assert!(drain(&mut m).contains(&Output::Stop(MemberStop::JoinTimeout)));
+    assert!(drain(&mut m).contains(&Output::Stop(MemberStop::JoinTimeout { ring_heard: false })));
 }
 
 fn gather(m: &mut MemberCore, now: Instant, epoch: u64) {
     let me = m.id();
-    m.handle_datagram(
-        now,
-        Msg::Gather {
-            epoch: Epoch(epoch),
-            part: 0,
-            parts: 1,
-            members: vec![me],
-            server: Some(ServerId(1)),
-        },
-    );
+    m.handle_datagram(now, gather_msg(epoch, vec![me]));
 }
 
 /// A view of `epoch` with these members, cut at 0.
 fn view_of(epoch: u64, members: &[NodeId]) -> Msg {
-    Msg::View {
-        epoch: Epoch(epoch),
-        part: 0,
-        parts: 1,
-        members: members
-            .iter()
-            .map(|&id| Member {
-                id,
-                name: "someone".into(),
-            })
-            .collect(),
-        cut: Seq(0),
-        high: Seq(0),
-        token_timeout_ms: 3000,
-        server: Some(ServerId(1)),
-    }
+    view_msg(epoch, members_named(members))
 }
 
 fn sent_hello(outputs: &[MemberOutput]) -> bool {
@@ -299,9 +401,10 @@ fn g3_an_early_token_for_a_future_epoch_is_kept_until_its_view_arrives() {
     let me = m.id();
     admit(&mut m, now, 1);
     gather(&mut m, now, 2);
+    m.handle_datagram(now, proposal_of(2, &members_named(&[me])));
     m.handle_datagram(
         now,
-        Msg::Token(Token::first(Epoch(2), NodeId::SERVER, me, Seq(0), 1)),
+        Msg::Token(Token::first(Epoch(2), SERVER_NODE, me, Seq(0), 1)),
     );
     assert!(!m.holds_token());
     assert_eq!(m.stats().tokens_held, 0);
@@ -339,9 +442,11 @@ fn beacon_of(epoch: u64, members: &[NodeId], cut: u64) -> Msg {
         cut: Seq(cut),
         high: Seq(cut),
         token_timeout_ms: 3000,
-        server: Some(ServerId(1)),
+        server: SERVER,
         members: members.len() as u64,
         digest: crate::protocol::types::digest_ids(members.iter().copied()),
+        group: GROUP,
+        standby: false,
     }
 }
 
@@ -431,19 +536,33 @@ fn a_view_in_parts_is_installed_only_once_every_part_is_in() {
     let t0 = Instant::now();
     let mut m = member(t0);
     let me = m.id();
-    gather(&mut m, t0, 1);
-    drain(&mut m);
     let others: Vec<NodeId> = (0..3).map(|_| NodeId::random()).collect();
+    let all = [others[0], others[1], others[2], me];
+    m.handle_datagram(t0, gather_msg(1, all.to_vec()));
+    m.handle_datagram(t0, proposal_of(1, &members_named(&all)));
+    drain(&mut m);
     let part = |part: u32, ids: &[NodeId]| match view_of(1, ids) {
-        Msg::View { members, .. } => Msg::View {
-            epoch: Epoch(1),
+        Msg::View {
+            epoch,
+            members,
+            servers,
+            cut,
+            high,
+            token_timeout_ms,
+            server,
+            group,
+            ..
+        } => Msg::View {
+            epoch,
             part,
             parts: 2,
             members,
-            cut: Seq(0),
-            high: Seq(0),
-            token_timeout_ms: 3000,
-            server: Some(ServerId(1)),
+            servers,
+            cut,
+            high,
+            token_timeout_ms,
+            server,
+            group,
         },
         _ => unreachable!(),
     };
@@ -465,7 +584,9 @@ fn a_member_reports_only_to_the_gather_part_that_names_it() {
         part,
         parts: 2,
         members,
-        server: Some(ServerId(1)),
+        server: SERVER,
+        group: GROUP,
+        waiting: None,
     };
     m.handle_datagram(t0, part(0, vec![NodeId::random()]));
     let reported = |out: &[MemberOutput]| {
@@ -529,7 +650,6 @@ fn a_holder_drops_requests_that_every_member_holds() {
 
 /// Gathers and installs, at every member, a view of `ring` (in ring order).
 fn admit_ring(ring: &mut [MemberCore], now: Instant, epoch: u64) {
-    let ids: Vec<NodeId> = ring.iter().map(MemberCore::id).collect();
     let view: Vec<Member> = ring
         .iter()
         .map(|m| Member {
@@ -538,27 +658,7 @@ fn admit_ring(ring: &mut [MemberCore], now: Instant, epoch: u64) {
         })
         .collect();
     for m in ring.iter_mut() {
-        for msg in [
-            Msg::Gather {
-                epoch: Epoch(epoch),
-                part: 0,
-                parts: 1,
-                members: ids.clone(),
-                server: Some(ServerId(1)),
-            },
-            Msg::View {
-                epoch: Epoch(epoch),
-                part: 0,
-                parts: 1,
-                members: view.clone(),
-                cut: Seq(0),
-                high: Seq(0),
-                token_timeout_ms: 3000,
-                server: Some(ServerId(1)),
-            },
-        ] {
-            m.handle_datagram(now, msg);
-        }
+        install(m, now, epoch, &view);
         drain(m);
     }
 }
@@ -580,7 +680,7 @@ fn g2_a_lost_pack_is_asked_for_seq_by_seq_and_sent_again_packed() {
     let (a, b, c) = (0, 1, 2);
     ring[a].submit(now, vec![line("one"), line("two"), line("three")]);
     drain(&mut ring[a]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ring[a].id(), Seq(0), 3);
+    let first = Token::first(Epoch(1), SERVER_NODE, ring[a].id(), Seq(0), 3);
     ring[a].handle_datagram(now, Msg::Token(first));
     ring[a].handle_timeout(now + COLLECT_OVER);
     let out = drain(&mut ring[a]);

@@ -9,9 +9,9 @@
 //! Methods of `MemberCore` over the ring data in `state::Ring`; they never change the phase
 //! (joins, views and leaves live in `member.rs`). No clock, no I/O.
 
-use super::state::{Phase, Timer, DIRECT_MISSES_TO_GIVE_UP};
+use super::state::{Phase, ServerContact, Timer, DIRECT_MISSES_TO_GIVE_UP};
 use super::MemberCore;
-use crate::protocol::events::Output;
+use crate::protocol::events::{MemberEvent, Output};
 use crate::protocol::token_ring::{self, Token};
 use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
 use crate::protocol::wire::{self, Msg};
@@ -52,9 +52,12 @@ impl MemberCore {
             return;
         }
         if ring.unconfirmed.as_ref().is_some_and(|t| token.hop > t.hop) {
-            ring.unconfirmed = None;
             self.timers.stop(Timer::TokenRetransmit);
+            self.pass_confirmed();
         }
+        let Some(Phase::InRing(ring)) = self.state.phase_mut() else {
+            return;
+        };
         if ring.seen_holder.is_none_or(|(hop, _)| token.hop > hop) {
             ring.seen_holder = Some((token.hop, token.to));
         }
@@ -62,9 +65,11 @@ impl MemberCore {
         let fresh = token.to == self.cfg.id && token.hop > ring.last_hop;
         if fresh {
             ring.last_hop = token.hop;
-            ring.unconfirmed = None;
         }
         let again = token.to == self.cfg.id && token.hop == ring.last_hop;
+        if fresh {
+            self.pass_confirmed();
+        }
         self.note_safe(token.safe);
         if !fresh {
             self.deliver_ready();
@@ -352,12 +357,15 @@ impl MemberCore {
         ring.seen_holder = Some((passed.hop, next));
         ring.unconfirmed = Some(passed.clone());
         ring.unconfirmed_direct = direct;
+        ring.unconfirmed_since = Some(now);
         self.timers
             .set(Timer::TokenRetransmit, now + self.retransmit_interval());
         if direct {
             // The next member first: it is on the ring's critical path, the server is not.
             self.send_to(next, Msg::Token(passed.clone()));
-            self.send_to(NodeId::SERVER, Msg::Token(passed));
+            if let Some(coordinator) = self.coordinator() {
+                self.send_to(coordinator, Msg::Token(passed));
+            }
         } else {
             self.send(Msg::Token(passed));
         }
@@ -373,10 +381,56 @@ impl MemberCore {
             return;
         };
         if ring.unconfirmed.as_ref().is_some_and(|t| t.hop == hop) {
-            ring.unconfirmed = None;
             ring.direct_misses = 0;
             self.timers.stop(Timer::TokenRetransmit);
+            self.pass_confirmed();
         }
+    }
+
+    /// Our last pass arrived (a later hop, or the successor's ack): if the user was told the
+    /// ring is stalled, it is told that it moves.
+    fn pass_confirmed(&mut self) {
+        let Some(ring) = self.state.ring_mut() else {
+            return;
+        };
+        ring.unconfirmed = None;
+        ring.unconfirmed_since = None;
+        if std::mem::take(&mut ring.stalled) {
+            self.event(MemberEvent::RingMoves);
+        }
+    }
+
+    /// Tells the user, once, that the ring is stalled: our pass has gone unanswered for two
+    /// retransmissions and no server is heard to recover it.
+    pub(super) fn check_stall(&mut self, now: Instant) {
+        let after = self.retransmit_interval() * 2;
+        if self.server != ServerContact::Silent {
+            return;
+        }
+        let Some(ring) = self.state.ring_mut() else {
+            return;
+        };
+        let (Some(pass), Some(since)) = (&ring.unconfirmed, ring.unconfirmed_since) else {
+            return;
+        };
+        if ring.stalled || now < since + after {
+            return;
+        }
+        ring.stalled = true;
+        let to = pass.to;
+        let silent = self
+            .view
+            .members
+            .iter()
+            .find(|m| m.id == to)
+            .map_or_else(|| to.short(), |m| m.name.clone());
+        self.event(MemberEvent::RingStalled { silent });
+    }
+
+    /// The member our pass does not reach, once the user was told the ring is stalled on it.
+    pub fn stalled_on(&self) -> Option<NodeId> {
+        let ring = self.state.ring().filter(|r| r.stalled)?;
+        ring.unconfirmed.as_ref().map(|t| t.to)
     }
 
     /// Sends our last pass again, to the whole group: nobody has shown it arrived.
@@ -395,6 +449,7 @@ impl MemberCore {
         self.send(Msg::Token(token));
         self.timers
             .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+        self.check_stall(now);
     }
 
     fn retransmit_interval(&self) -> Duration {

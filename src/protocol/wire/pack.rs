@@ -1,29 +1,33 @@
 //! Packing what does not fit one datagram into as few datagrams as fit: live records into
-//! `Data` packs, final records into `History` datagrams, and the member lists of views and
-//! gathers into parts. One splitter serves them all: each item is measured once, and a list's
+//! `Data` packs, final records into `History` datagrams, and the member lists of views,
+//! proposals and gathers into parts. One splitter serves them all: each item is measured once, and a list's
 //! size is its empty message plus its items plus a comma between two.
 //!
 //! Pure: sizes are measured by encoding, nothing is sent from here. Every packer keeps each
 //! datagram within [`MAX_PLAINTEXT_BYTES`], so it fits sealed or not.
 
-use super::{encode, encoded_len, Msg};
+use super::{encode, encoded_len, Msg, QuorumWait};
 use crate::protocol::limits::MAX_PLAINTEXT_BYTES;
-use crate::protocol::types::{ChatRecord, Epoch, Member, NodeId, Seq, ServerId};
+use crate::protocol::types::{ChatRecord, Epoch, GroupId, Member, NodeId, Seq, ServerId};
 use serde::Serialize;
 use std::ops::Range;
 
 /// What every part of a view says besides its members (and what a beacon says of it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewHead {
     pub epoch: Epoch,
-    /// Every seq up to `cut` is final and held by the server.
+    /// Every seq up to `cut` is final and held by the servers.
     pub cut: Seq,
-    /// The server's archive high-water mark.
+    /// The sending server's archive high-water mark.
     pub high: Seq,
     /// The server's token timeout.
     pub token_timeout_ms: u64,
-    /// The sending server's id.
-    pub server: Option<ServerId>,
+    /// The sending server.
+    pub server: ServerId,
+    /// The chat.
+    pub group: GroupId,
+    /// The view's servers, in rank order.
+    pub servers: Vec<ServerId>,
 }
 
 impl ViewHead {
@@ -34,42 +38,95 @@ impl ViewHead {
             part,
             parts,
             members,
+            servers: self.servers.clone(),
             cut: self.cut,
             high: self.high,
             token_timeout_ms: self.token_timeout_ms,
             server: self.server,
+            group: self.group,
         }
     }
 }
 
 /// Splits a view into as few parts as fit, each with a contiguous slice of `members` in ring
 /// order; a view that fits one datagram (an empty one too) is part 0 of 1.
-pub fn pack_view(head: ViewHead, members: &[Member]) -> Vec<Msg> {
-    // Measured with the widest part numbers, so the real ones only make a part shorter.
-    let empty = encoded_len(&head.part(u32::MAX, u32::MAX, Vec::new()));
-    let runs = split(members, empty);
-    let parts = count(&runs);
-    runs.into_iter()
-        .zip(0..)
-        .map(|(run, i)| head.part(i, parts, members[run].to_vec()))
-        .collect()
+pub fn pack_view(head: &ViewHead, members: &[Member]) -> Vec<Msg> {
+    pack_parts(members, |part, parts, slice| head.part(part, parts, slice))
 }
 
-/// Splits a gather's proposed members over as few parts as fit; each part stands alone.
-pub fn pack_gather(epoch: Epoch, server: Option<ServerId>, members: &[NodeId]) -> Vec<Msg> {
-    let part = |part, parts, members| Msg::Gather {
+/// What every part of a proposal says besides its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposalHead {
+    pub epoch: Epoch,
+    pub cut: Seq,
+    /// The proposing server.
+    pub server: ServerId,
+    pub group: GroupId,
+    /// The proposed view's servers, in rank order (the proposer first).
+    pub servers: Vec<ServerId>,
+    /// The primary it builds on.
+    pub base: Epoch,
+    /// Attempts proved never to have formed.
+    pub dead: Vec<Epoch>,
+    /// The one gathering server an echo is for (`None`: the proposal itself).
+    pub to: Option<NodeId>,
+}
+
+impl ProposalHead {
+    /// Part `part` of `parts`, carrying `members`.
+    pub fn part(&self, part: u32, parts: u32, members: Vec<Member>) -> Msg {
+        Msg::Propose {
+            epoch: self.epoch,
+            part,
+            parts,
+            members,
+            servers: self.servers.clone(),
+            cut: self.cut,
+            server: self.server,
+            group: self.group,
+            base: self.base,
+            dead: self.dead.clone(),
+            to: self.to,
+        }
+    }
+}
+
+/// Splits a proposal into as few parts as fit, like a view.
+pub fn pack_propose(head: &ProposalHead, members: &[Member]) -> Vec<Msg> {
+    pack_parts(members, |part, parts, slice| head.part(part, parts, slice))
+}
+
+/// Splits a gather's proposed members and servers over as few parts as fit; each part stands
+/// alone.
+pub fn pack_gather(
+    epoch: Epoch,
+    (server, group): (ServerId, GroupId),
+    waiting: Option<QuorumWait>,
+    members: &[NodeId],
+) -> Vec<Msg> {
+    pack_parts(members, |part, parts, members| Msg::Gather {
         epoch,
         part,
         parts,
         members,
         server,
-    };
-    let empty = encoded_len(&part(u32::MAX, u32::MAX, Vec::new()));
-    let runs = split(members, empty);
+        group,
+        waiting,
+    })
+}
+
+/// Splits `items` over as few messages as fit, `make(part, parts, slice)` building each.
+/// Measured with the widest part numbers, so the real ones only make a part shorter.
+fn pack_parts<T: Serialize + Clone>(
+    items: &[T],
+    make: impl Fn(u32, u32, Vec<T>) -> Msg,
+) -> Vec<Msg> {
+    let empty = encoded_len(&make(u32::MAX, u32::MAX, Vec::new()));
+    let runs = split(items, empty);
     let parts = count(&runs);
     runs.into_iter()
         .zip(0..)
-        .map(|(run, i)| part(i, parts, members[run].to_vec()))
+        .map(|(run, i)| make(i, parts, items[run].to_vec()))
         .collect()
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::protocol::limits::{MAX_IN_FLIGHT, SEAL_OVERHEAD_BYTES};
+use crate::protocol::vote::{Ballot, SessionRef};
 
 fn rec(seq: u64, text: &str) -> ChatRecord {
     ChatRecord {
@@ -12,6 +13,17 @@ fn rec(seq: u64, text: &str) -> ChatRecord {
         name: "alice".into(),
         text: text.into(),
         sent_at_ms: 1_700_000_000_000,
+    }
+}
+
+fn session_ref(epoch: u64) -> SessionRef {
+    SessionRef {
+        epoch: Epoch(epoch),
+        server: ServerId(42),
+        cut: Seq(3),
+        voters: 4,
+        members: 3,
+        role: crate::protocol::vote::Role::Member,
     }
 }
 
@@ -38,7 +50,12 @@ fn all_kinds() -> Vec<Msg> {
             part: 0,
             parts: 1,
             members: vec![id],
-            server: Some(ServerId(42)),
+            server: ServerId(42),
+            group: GroupId(5),
+            waiting: Some(QuorumWait {
+                reachable: 1,
+                voters: 3,
+            }),
         },
         Msg::Report {
             epoch: Epoch(2),
@@ -48,6 +65,13 @@ fn all_kinds() -> Vec<Msg> {
             view_epoch: Epoch(1),
             aru: Seq(9),
             delivered: Seq(8),
+            group: GroupId(5),
+            promised: Ballot {
+                epoch: Epoch(2),
+                server: ServerId(42),
+            },
+            primary: Some(session_ref(1)),
+            attempts: vec![session_ref(2)],
         },
         Msg::View {
             epoch: Epoch(2),
@@ -57,10 +81,12 @@ fn all_kinds() -> Vec<Msg> {
                 id,
                 name: "bob".into(),
             }],
+            servers: vec![ServerId(42)],
             cut: Seq(9),
             high: Seq(9),
             token_timeout_ms: 3000,
-            server: Some(ServerId(42)),
+            server: ServerId(42),
+            group: GroupId(5),
         },
         Msg::Token(Token::first(Epoch(2), id, id, Seq(9), 1)),
         Msg::Data {
@@ -87,9 +113,11 @@ fn all_kinds() -> Vec<Msg> {
             cut: Seq(9),
             high: Seq(9),
             token_timeout_ms: 3000,
-            server: Some(ServerId(42)),
+            server: ServerId(42),
             members: 1,
             digest: 0xdead_beef,
+            group: GroupId(5),
+            standby: true,
         },
         Msg::ViewRequest {
             from: id,
@@ -109,6 +137,31 @@ fn all_kinds() -> Vec<Msg> {
             epoch: Epoch(2),
             from: id,
             aru: Seq(12),
+        },
+        Msg::Propose {
+            epoch: Epoch(2),
+            part: 0,
+            parts: 1,
+            members: vec![Member {
+                id,
+                name: "bob".into(),
+            }],
+            servers: vec![ServerId(42), ServerId(7)],
+            cut: Seq(9),
+            server: ServerId(42),
+            group: GroupId(5),
+            base: Epoch(1),
+            dead: vec![Epoch(0)],
+            to: None,
+        },
+        Msg::Accept {
+            epoch: Epoch(2),
+            from: id,
+        },
+        Msg::SessionRequest {
+            from: id,
+            to: id,
+            epoch: Epoch(2),
         },
     ]
 }
@@ -453,20 +506,107 @@ fn longest_names(n: usize) -> Vec<Member> {
         .collect()
 }
 
+/// The widest server list a view may carry.
+fn widest_servers() -> Vec<ServerId> {
+    vec![ServerId(MAX_COUNTER); MAX_SERVERS]
+}
+
 fn head() -> ViewHead {
     ViewHead {
         epoch: Epoch(MAX_COUNTER),
         cut: Seq(MAX_COUNTER),
         high: Seq(MAX_COUNTER),
         token_timeout_ms: MAX_TOKEN_TIMEOUT_MS,
-        server: Some(ServerId(MAX_COUNTER)),
+        server: ServerId(MAX_COUNTER),
+        group: GroupId(MAX_COUNTER),
+        servers: widest_servers(),
+    }
+}
+
+/// The widest proposal head: every counter at its maximum, every list full, an echo.
+fn proposal_head() -> ProposalHead {
+    ProposalHead {
+        epoch: Epoch(MAX_COUNTER),
+        cut: Seq(MAX_COUNTER),
+        server: ServerId(MAX_COUNTER),
+        group: GroupId(MAX_COUNTER),
+        servers: widest_servers(),
+        base: Epoch(MAX_COUNTER),
+        dead: vec![Epoch(MAX_COUNTER); MAX_ATTEMPTS],
+        to: Some(NodeId(Uuid::max())),
+    }
+}
+
+#[test]
+fn a_full_proposal_of_the_longest_names_fits_max_view_parts() {
+    let members = longest_names(MAX_MEMBERS);
+    let parts = pack_propose(&proposal_head(), &members);
+    assert!(parts.len() <= MAX_VIEW_PARTS as usize, "{}", parts.len());
+    let mut got = Vec::new();
+    for msg in &parts {
+        match decode(&encode(msg).expect("each part fits a sealed datagram")).unwrap() {
+            Msg::Propose { members, .. } => got.extend(members),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, members);
+}
+
+#[test]
+fn the_largest_report_fits_a_sealed_datagram() {
+    let widest = SessionRef {
+        epoch: Epoch(MAX_COUNTER),
+        server: ServerId(MAX_COUNTER),
+        cut: Seq(MAX_COUNTER),
+        voters: (MAX_MEMBERS + MAX_SERVERS) as u32,
+        members: MAX_MEMBERS as u32,
+        role: crate::protocol::vote::Role::Member,
+    };
+    let report = Msg::Report {
+        epoch: Epoch(MAX_COUNTER),
+        from: NodeId(Uuid::max()),
+        incarnation: Incarnation(u64::MAX),
+        name: "\"".repeat(MAX_NAME_BYTES),
+        view_epoch: Epoch(MAX_COUNTER),
+        aru: Seq(MAX_COUNTER),
+        delivered: Seq(MAX_COUNTER),
+        group: GroupId(MAX_COUNTER),
+        promised: Ballot {
+            epoch: Epoch(MAX_COUNTER),
+            server: ServerId(MAX_COUNTER),
+        },
+        primary: Some(widest),
+        attempts: vec![widest; MAX_ATTEMPTS],
+    };
+    let bytes = encode(&report).expect("fits");
+    assert!(bytes.len() <= MAX_PLAINTEXT_BYTES, "{}", bytes.len());
+    assert_eq!(decode(&bytes).unwrap(), report);
+}
+
+#[test]
+fn g6_ids_of_zero_and_overfull_lists_are_out_of_range() {
+    let kinds = all_kinds();
+    let gather = &kinds[3];
+    let view = &kinds[5];
+    for (msg, field, value) in [
+        (gather, "server", serde_json::json!(0)),
+        (gather, "group", serde_json::json!(0)),
+        (view, "servers", serde_json::json!([])),
+        (view, "servers", serde_json::json!([1, 2, 3, 4, 5, 6])),
+        (view, "servers", serde_json::json!([0])),
+    ] {
+        let got = decode(&edited(msg, field, value.clone()));
+        assert!(
+            matches!(got, Err(DecodeError::OutOfRange(_))),
+            "{field} = {value}: {got:?}"
+        );
     }
 }
 
 #[test]
 fn a_full_ring_of_the_longest_names_fits_max_view_parts() {
     let members = longest_names(MAX_MEMBERS);
-    let parts = pack_view(head(), &members);
+    let parts = pack_view(&head(), &members);
     assert!(
         parts.len() > 1 && parts.len() <= MAX_VIEW_PARTS as usize,
         "{}",
@@ -496,7 +636,7 @@ fn a_full_ring_of_the_longest_names_fits_max_view_parts() {
 #[test]
 fn a_view_that_fits_one_datagram_is_part_0_of_1() {
     for n in [0, 1, 5] {
-        let parts = pack_view(head(), &longest_names(n));
+        let parts = pack_view(&head(), &longest_names(n));
         assert!(matches!(
             parts.as_slice(),
             [Msg::View {
@@ -508,10 +648,21 @@ fn a_view_that_fits_one_datagram_is_part_0_of_1() {
     }
 }
 
+fn widest_ids() -> (ServerId, GroupId) {
+    (ServerId(MAX_COUNTER), GroupId(MAX_COUNTER))
+}
+
+fn widest_wait() -> Option<QuorumWait> {
+    Some(QuorumWait {
+        reachable: u32::MAX,
+        voters: u32::MAX,
+    })
+}
+
 #[test]
 fn a_full_gather_splits_into_parts_that_each_fit() {
     let ids: Vec<NodeId> = longest_names(MAX_MEMBERS).iter().map(|m| m.id).collect();
-    let parts = pack_gather(Epoch(MAX_COUNTER), Some(ServerId(MAX_COUNTER)), &ids);
+    let parts = pack_gather(Epoch(MAX_COUNTER), widest_ids(), widest_wait(), &ids);
     assert!(parts.len() > 1 && parts.len() <= MAX_VIEW_PARTS as usize);
     let mut got = Vec::new();
     for msg in &parts {
@@ -588,11 +739,12 @@ fn sizes_of_a_full_ring() {
     let members = longest_names(MAX_MEMBERS);
     let sizes =
         |msgs: Vec<Msg>| -> Vec<usize> { msgs.iter().map(|m| encode(m).unwrap().len()).collect() };
-    let view = sizes(pack_view(head(), &members));
+    let view = sizes(pack_view(&head(), &members));
     let ids: Vec<NodeId> = members.iter().map(|m| m.id).collect();
     let gather = sizes(pack_gather(
         Epoch(MAX_COUNTER),
-        Some(ServerId(MAX_COUNTER)),
+        widest_ids(),
+        widest_wait(),
         &ids,
     ));
     let token = encode(&Msg::Token(largest_token())).unwrap().len();
@@ -604,7 +756,7 @@ fn sizes_of_a_full_ring() {
         .collect();
     println!(
         "100 members named clientN: {} view parts",
-        pack_view(head(), &plain).len()
+        pack_view(&head(), &plain).len()
     );
     let mut old = largest_token();
     old.arus = vec![Seq(MAX_COUNTER); MAX_MEMBERS];

@@ -53,7 +53,7 @@ fn four_collecting() -> (Instant, Vec<MemberCore>, Vec<Msg>) {
     admit_ring(&mut ring, now, 1);
     ring[0].submit(now, vec![line("one"), line("two")]);
     outputs(&mut ring[0]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 4);
+    let first = Token::first(Epoch(1), SERVER_NODE, ring[0].id(), Seq(0), 4);
     ring[0].handle_datagram(now, Msg::Token(first));
     let out = outputs(&mut ring[0]);
     let group = sent_to_all(&out);
@@ -203,7 +203,7 @@ fn a_holder_with_lines_it_could_not_stamp_marks_the_pass_so_the_token_comes_back
     let lines: Vec<Pending> = (0..40).map(|i| line(&format!("l{i}"))).collect();
     ring[0].submit(now, lines);
     outputs(&mut ring[0]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 3);
+    let first = Token::first(Epoch(1), SERVER_NODE, ring[0].id(), Seq(0), 3);
     ring[0].handle_datagram(now, Msg::Token(first));
     let group = sent_to_all(&outputs(&mut ring[0]));
     let author = ring[0].id();
@@ -229,7 +229,7 @@ fn in_a_ring_of_two_the_author_passes_rather_than_collects() {
     admit_ring(&mut ring, now, 1);
     ring[0].submit(now, vec![line("hi")]);
     outputs(&mut ring[0]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ring[0].id(), Seq(0), 2);
+    let first = Token::first(Epoch(1), SERVER_NODE, ring[0].id(), Seq(0), 2);
     ring[0].handle_datagram(now, Msg::Token(first));
     let out = outputs(&mut ring[0]);
     assert!(
@@ -330,7 +330,7 @@ fn in_a_ring_of_two_the_member_that_made_a_line_safe_keeps_the_token_and_answers
     outputs(&mut ring[0]);
     ring[0].handle_datagram(
         now,
-        Msg::Token(Token::first(Epoch(1), NodeId::SERVER, a, Seq(0), 2)),
+        Msg::Token(Token::first(Epoch(1), SERVER_NODE, a, Seq(0), 2)),
     );
     let out = outputs(&mut ring[0]);
     let pack = sent_to_all(&out).remove(0);

@@ -42,7 +42,7 @@ fn three_with_a_line() -> (Instant, Vec<MemberCore>, Vec<NodeId>) {
     let ids: Vec<NodeId> = ring.iter().map(MemberCore::id).collect();
     ring[0].submit(now, vec![line("one")]);
     outputs(&mut ring[0]);
-    let first = Token::first(Epoch(1), NodeId::SERVER, ids[0], Seq(0), 3);
+    let first = Token::first(Epoch(1), SERVER_NODE, ids[0], Seq(0), 3);
     ring[0].handle_datagram(now, Msg::Token(first));
     let now = now + COLLECT_OVER;
     ring[0].handle_timeout(now);
@@ -53,11 +53,8 @@ fn three_with_a_line() -> (Instant, Vec<MemberCore>, Vec<NodeId>) {
 fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe_to_all() {
     let (now, mut ring, ids) = three_with_a_line();
     let out = outputs(&mut ring[0]);
-    assert_eq!(
-        token_destinations(&out),
-        [Some(ids[1]), Some(NodeId::SERVER)]
-    );
-    assert_eq!(acks(&out), [(NodeId::SERVER, 1)], "the first token arrived");
+    assert_eq!(token_destinations(&out), [Some(ids[1]), Some(SERVER_NODE)]);
+    assert_eq!(acks(&out), [(SERVER_NODE, 1)], "the first token arrived");
     assert_eq!(
         ring[0].token_holder(),
         Some(ids[1]),
@@ -72,10 +69,7 @@ fn a_pass_goes_to_the_successor_and_the_server_and_only_the_one_that_raises_safe
     ring[1].handle_datagram(now, pack.clone());
     ring[1].handle_datagram(now, Msg::Token(token));
     let out = outputs(&mut ring[1]);
-    assert_eq!(
-        token_destinations(&out),
-        [Some(ids[2]), Some(NodeId::SERVER)]
-    );
+    assert_eq!(token_destinations(&out), [Some(ids[2]), Some(SERVER_NODE)]);
     assert_eq!(acks(&out), [(ids[0], 2)]);
     token = passed_token(&drain_all(out));
     // The author's slot showed the line when it stamped it: at the member before the
@@ -104,7 +98,7 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
         ring[0].handle_datagram(now, Msg::Token(token.clone()));
         let out = outputs(&mut ring[0]);
         if visit < 2 {
-            assert_eq!(token_destinations(&out), [Some(next), Some(NodeId::SERVER)]);
+            assert_eq!(token_destinations(&out), [Some(next), Some(SERVER_NODE)]);
             now += Duration::from_secs(5);
             ring[0].handle_timeout(now);
             let again = outputs(&mut ring[0]);
@@ -125,7 +119,7 @@ fn an_unacknowledged_pass_goes_again_to_the_group_and_then_every_pass_does() {
         token.to = me;
         ring[0].handle_datagram(now, Msg::Token(token.clone()));
         let out = outputs(&mut ring[0]);
-        assert_eq!(token_destinations(&out), [Some(next), Some(NodeId::SERVER)]);
+        assert_eq!(token_destinations(&out), [Some(next), Some(SERVER_NODE)]);
         let ack = Msg::TokenAck {
             epoch: Epoch(1),
             from: next,
