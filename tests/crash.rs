@@ -281,53 +281,6 @@ fn a_second_process_on_the_same_identity_is_refused() {
     );
 }
 
-/// One server per group: a second server on the same group and port refuses to start.
-#[test]
-fn a_second_server_on_the_same_group_refuses_to_start() {
-    let root = tempfile::tempdir().unwrap().keep();
-    let port = free_port();
-    let mut first = server(port, &root.join("one"), &[]);
-    // Past its start-up probe: a second server started at the same instant would not hear it.
-    first.wait_for("the first server to coordinate", LONG, |l| {
-        l.iter().any(|l| l.contains("coordinating"))
-    });
-    let out = run_to_end(env!("CARGO_BIN_EXE_server"), port, &root.join("two"), &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another server"), "{err}");
-}
-
-/// Two servers started at the same moment are both silent during their probes; once they
-/// coordinate they hear each other's views, and exactly one of them exits 1.
-#[test]
-fn of_two_servers_started_together_one_exits() {
-    let root = tempfile::tempdir().unwrap().keep();
-    let port = free_port();
-    let mut servers = [
-        server(port, &root.join("one"), &[]),
-        server(port, &root.join("two"), &[]),
-    ];
-    let mut exited = Vec::new();
-    eventually("one server to exit", LONG, || {
-        for (i, s) in servers.iter_mut().enumerate() {
-            if let Some(status) = s.try_exit() {
-                exited.push((i, status.code()));
-            }
-        }
-        !exited.is_empty()
-    });
-    assert_eq!(exited.len(), 1, "both exited: {exited:?}");
-    assert_eq!(exited[0].1, Some(1));
-    let loser = &servers[exited[0].0];
-    let err = std::fs::read_to_string(loser.dir.join("stderr.log")).unwrap();
-    assert!(err.contains("another server"), "{err}");
-    // The other one coordinates: a client joins through it.
-    let mut alice = client(port, &root.join("alice"), "alice", &[]);
-    alice.wait_joined(LONG);
-    let survivor = &mut servers[1 - exited[0].0];
-    assert!(survivor.try_exit().is_none(), "the survivor exited too");
-}
-
 fn run_to_end(bin: &str, port: u16, dir: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(bin)
         .args(["--port", &port.to_string(), "--data-dir"])

@@ -291,7 +291,7 @@ fn the_server_holds_what_it_cannot_archive_and_catches_up() {
         c.wait_for("the ring chatting on", STEP, |l| count_messages(l) == typed);
     }
     // It sends nothing that may depend on what it holds: not even its heartbeat.
-    clients[0].wait_for("the server silent", STEP, |l| has(l, "server unreachable"));
+    clients[0].wait_for("the server silent", STEP, |l| has(l, "no server reachable"));
     // Behind, and only whole lines.
     let archived = check_replica(&disk.replica()).len();
     assert!(archived < typed, "the archive is behind ({archived})");
@@ -308,7 +308,9 @@ fn the_server_holds_what_it_cannot_archive_and_catches_up() {
     srv.wait_for("the archive written", STEP, |l| {
         has(l, "the archive is written again")
     });
-    clients[0].wait_for("the server back", STEP, |l| has(l, "server is back"));
+    clients[0].wait_for("the server back", STEP, |l| {
+        has(l, "a server is reachable again")
+    });
     let replica = |i: usize| clients[i].replica();
     let all = converged(&[&|| replica(0), &|| replica(1), &|| disk.replica()]);
     assert_eq!(all.len(), typed);

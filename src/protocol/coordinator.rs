@@ -22,13 +22,16 @@
 //!
 //! # Layout
 //! This file holds the configuration, the `State` and `Timer` enums, the public API, the
-//! dispatch of datagrams, joins and leaves and token progress. `roles` decides who
-//! coordinates (start-up, standing by, taking over, stepping down); `recovery` runs the steps
-//! above; `voter` is this server voting on another's gather; `archive` keeps the archive,
-//! serves history and pulls what it lacks; `announce` sends beacons and views.
+//! dispatch of datagrams and token progress. `joins` admits joins and leaves; `roles` decides
+//! who coordinates (start-up, standing by, taking over, stepping down); `recovery` runs steps
+//! 1 to 3 above and `commit` steps 3 to 5; `voter` is this server voting on another's gather;
+//! `archive` keeps the archive, serves history and pulls what it lacks; `announce` sends
+//! beacons and views.
 
 mod announce;
 mod archive;
+mod commit;
+mod joins;
 mod recovery;
 mod roles;
 #[cfg(test)]
@@ -37,15 +40,15 @@ mod voter;
 
 use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
 use crate::protocol::fetch::RangeFetch;
-use crate::protocol::limits::{MAX_MEMBERS, MAX_NAME_BYTES};
 use crate::protocol::order::Order;
 use crate::protocol::parts::{self, Assembly, Installed, Proposed};
 use crate::protocol::timer::{self, TimerTable};
 use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId, View};
 use crate::protocol::vote::{Session, Vote};
-use crate::protocol::wire::{Msg, QuorumWait, RefuseReason};
-use recovery::{Collecting, Gathering, Proposing, ReportInfo};
+use crate::protocol::wire::{Msg, QuorumWait};
+use commit::{Collecting, Proposing};
+use recovery::{Gathering, ReportInfo};
 use roles::Standby;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -612,93 +615,6 @@ impl Coordinator {
     /// Notes an epoch seen on the wire: a new gather opens above every one.
     fn observe_epoch(&mut self, epoch: Epoch) {
         self.max_epoch = self.max_epoch.max(epoch);
-    }
-
-    fn on_hello(&mut self, now: Instant, from: NodeId, incarnation: Incarnation, name: String) {
-        if !self.is_coordinating() {
-            return; // the coordinating server answers joins
-        }
-        let known = |inc: Option<&Incarnation>| inc == Some(&incarnation);
-        if self.view.contains(from) && known(self.incarnations.get(&from)) {
-            return; // a delayed duplicate of a Hello that already got in
-        }
-        if self.departed.contains(&(from, incarnation)) {
-            return; // a replay or late duplicate from a process that has left or died
-        }
-        if self
-            .joins
-            .iter()
-            .any(|j| j.member.id == from && j.incarnation == incarnation)
-        {
-            return;
-        }
-        if let Err(reason) = self.admissible(from, &name) {
-            self.stats.refused += 1;
-            log::info!("refusing {} ({name}): {reason}", from.short());
-            self.send(Msg::Refuse {
-                to: from,
-                incarnation,
-                reason: reason.to_string(),
-            });
-            return;
-        }
-        log::info!("{name} ({}) asks to join", from.short());
-        self.joins.retain(|j| j.member.id != from);
-        let member = Member { id: from, name };
-        self.joins.push(Joiner {
-            member: member.clone(),
-            incarnation,
-        });
-        match &mut self.state {
-            State::Coordinating(_) => self.start_gather(now),
-            // Joins during a gather go out with its next resend, not one gather per hello:
-            // a hundred clients that start together cost a few gathers, not a hundred.
-            State::Gathering(_) => self.propose_joiner(now, member),
-            // Joins right after this install.
-            _ => {}
-        }
-    }
-
-    /// Whether a join keeps the ring within its limits. Views span datagrams, so the names'
-    /// lengths do not count beyond their own limit.
-    fn admissible(&self, from: NodeId, name: &str) -> Result<(), RefuseReason> {
-        if name.len() > MAX_NAME_BYTES {
-            return Err(RefuseReason::NameTooLong);
-        }
-        let mut members = self.gather_members();
-        members.retain(|m| m.id != from && !self.leaves.contains(&m.id));
-        if members.len() >= MAX_MEMBERS {
-            return Err(RefuseReason::RingFull);
-        }
-        Ok(())
-    }
-
-    fn on_leave(&mut self, now: Instant, from: NodeId, incarnation: Incarnation) {
-        if !self.is_coordinating() {
-            return;
-        }
-        self.joins.retain(|j| j.member.id != from);
-        if self.view.contains(from) && !self.incarnations.contains_key(&from) {
-            // This server does not know the members' incarnations (it restarted, or took
-            // over): a recovery learns them from the reports; the leaver repeats its Leave
-            // until a view without it.
-            if matches!(self.state, State::Coordinating(_)) {
-                self.start_gather(now);
-            }
-            return;
-        }
-        if !self.view.contains(from) || self.incarnations.get(&from) != Some(&incarnation) {
-            self.view_wanted(now); // it is not a member: the view tells it so
-            return;
-        }
-        if !self.leaves.insert(from) {
-            return;
-        }
-        log::info!("{} leaves", from.short());
-        // A gather under way asks the leaver to report; the view will leave it out.
-        if matches!(self.state, State::Coordinating(_)) {
-            self.start_gather(now);
-        }
     }
 
     fn on_token(&mut self, now: Instant, token: Token) {

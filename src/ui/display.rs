@@ -298,9 +298,11 @@ impl fmt::Display for CoordinatorEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CoordinatorEvent::Started => {
-                write!(f, "no chat heard on the group: starting one; coordinating")
+                write!(f, "no chat heard on the group; starting one: coordinating")
             }
-            CoordinatorEvent::Coordinating => write!(f, "coordinating"),
+            CoordinatorEvent::Coordinating => {
+                write!(f, "no server ranked before this one is heard: coordinating")
+            }
             CoordinatorEvent::Standby {
                 coordinator: Some(server),
             } => write!(

@@ -1,3 +1,6 @@
+//! Unit tests of the primary component rule: majorities and halves, the member a quorum needs,
+//! the complete cut, the newest primary as the base, and undecided attempts (alive or dead).
+
 use super::*;
 use crate::protocol::types::{Member, ServerId, View};
 

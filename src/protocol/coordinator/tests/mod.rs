@@ -14,13 +14,17 @@ use crate::protocol::token_ring::{self, Token};
 use crate::protocol::types::{
     ChatRecord, Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId, View,
 };
-use crate::protocol::vote::{Ballot, Promise, Session, Vote};
+use crate::protocol::vote::{Ballot, Session, Vote};
 use crate::protocol::wire::{Msg, RefuseReason};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+mod cut;
 mod roles;
 mod scale;
+mod voters;
+
+use voters::{members, settle, settle_now, Voter};
 
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
@@ -56,186 +60,6 @@ fn hello(n: u8) -> Msg {
         name: format!("m{n}"),
         delivered: Seq(0),
     }
-}
-
-/// A member (or another server) as the server under test sees it: a real vote, and what it
-/// says it holds when it reports.
-#[derive(Clone, Debug)]
-struct Voter {
-    id: NodeId,
-    vote: Vote,
-    /// The view it installed in this incarnation (0: restarted since).
-    view_epoch: Epoch,
-    aru: Seq,
-    delivered: Seq,
-    /// Down: answers nothing.
-    up: bool,
-}
-
-impl Voter {
-    fn new(id: NodeId) -> Voter {
-        Voter {
-            id,
-            vote: Vote::default(),
-            view_epoch: Epoch(0),
-            aru: Seq(0),
-            delivered: Seq(0),
-            up: true,
-        }
-    }
-
-    /// Holds everything up to `aru` (collected in its installed view), delivered `delivered`.
-    fn holding(&mut self, aru: u64, delivered: u64) {
-        self.aru = Seq(aru);
-        self.delivered = Seq(delivered);
-    }
-
-    /// A restart: the vote and the replica survive, the installed view does not.
-    fn restart(&mut self) {
-        self.view_epoch = Epoch(0);
-        self.aru = self.delivered;
-    }
-
-    /// Its answer to the gather of `epoch` by `server`: a report (a refusal if it promised
-    /// another gather of that epoch or later).
-    fn answer_gather(&mut self, epoch: Epoch, server: ServerId) -> Msg {
-        self.vote.group.get_or_insert(GROUP);
-        let promise = self.vote.promise(Ballot { epoch, server });
-        assert_ne!(promise, Promise::Refused, "tests refuse by hand");
-        self.report(epoch)
-    }
-
-    fn report(&self, epoch: Epoch) -> Msg {
-        let (primary, attempts) = self.vote.references(self.id);
-        Msg::Report {
-            epoch,
-            from: self.id,
-            incarnation: Incarnation(1),
-            name: "m".into(),
-            view_epoch: self.view_epoch,
-            aru: self.aru,
-            delivered: self.delivered,
-            group: GROUP,
-            promised: self.vote.promised,
-            primary,
-            attempts,
-        }
-    }
-}
-
-/// The voters `0..n`: members `id(n)`.
-fn members(n: u8) -> Vec<Voter> {
-    (0..n).map(|m| Voter::new(id(m))).collect()
-}
-
-/// Hands the server's outputs to the voters that are up and the voters' answers back to the
-/// server, until it asks nothing more of them; returns every output of the server on the way.
-fn settle(
-    c: &mut Coordinator,
-    voters: &mut [Voter],
-    now: Instant,
-    out: Vec<CoordinatorOutput>,
-) -> Vec<CoordinatorOutput> {
-    let mut all = out.clone();
-    let mut next = out;
-    for _ in 0..100 {
-        let answers = answers(voters, &next);
-        if answers.is_empty() {
-            return all;
-        }
-        for msg in answers {
-            c.handle_datagram(now, msg);
-        }
-        next = drain(c);
-        all.extend(next.clone());
-    }
-    panic!("the server keeps asking");
-}
-
-/// [`settle`] from the outputs waiting now.
-fn settle_now(c: &mut Coordinator, voters: &mut [Voter], now: Instant) -> Vec<CoordinatorOutput> {
-    let out = drain(c);
-    settle(c, voters, now, out)
-}
-
-/// What the voters that are up answer to `out`: reports to gathers that name them,
-/// acceptances of proposals of a ballot they promised; views they accepted are formed.
-fn answers(voters: &mut [Voter], out: &[CoordinatorOutput]) -> Vec<Msg> {
-    let mut msgs = Vec::new();
-    for o in out {
-        let Output::Send(msg) = o else { continue };
-        for v in voters.iter_mut().filter(|v| v.up) {
-            match msg {
-                Msg::Gather {
-                    epoch,
-                    members,
-                    server,
-                    ..
-                } if members.contains(&v.id) => msgs.push(v.answer_gather(*epoch, *server)),
-                Msg::Propose { .. } => {
-                    if let Some(session) = whole_proposal(out, msg) {
-                        let epoch = session.epoch();
-                        let again = v.vote.attempt_of(epoch) == Some(&session);
-                        if again || v.vote.attempt(session, Epoch(0), &[]).is_ok() {
-                            msgs.push(Msg::Accept { epoch, from: v.id });
-                        }
-                    }
-                }
-                Msg::View {
-                    epoch,
-                    servers,
-                    part: 0,
-                    ..
-                } => {
-                    let ballot = Ballot {
-                        epoch: *epoch,
-                        server: servers[0],
-                    };
-                    if v.vote.form(ballot) {
-                        v.view_epoch = *epoch;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    msgs.dedup();
-    msgs
-}
-
-/// The whole proposal that part 0 `msg` begins, from its parts in `out`.
-fn whole_proposal(out: &[CoordinatorOutput], msg: &Msg) -> Option<Session> {
-    let Msg::Propose {
-        epoch,
-        part: 0,
-        servers,
-        cut,
-        ..
-    } = msg
-    else {
-        return None;
-    };
-    let mut members = Vec::new();
-    for o in out {
-        if let Output::Send(Msg::Propose {
-            epoch: e,
-            members: m,
-            ..
-        }) = o
-        {
-            if e == epoch {
-                members.extend(m.iter().cloned());
-            }
-        }
-    }
-    Some(Session {
-        view: View {
-            epoch: *epoch,
-            members,
-            servers: servers.clone(),
-        },
-        cut: *cut,
-    })
 }
 
 fn rec(seq: u64) -> ChatRecord {
@@ -349,7 +173,11 @@ fn run_until(c: &mut Coordinator, until: Instant) -> Vec<(Instant, CoordinatorOu
 
 /// Runs every timer due up to `until`, in order, the voters answering at once after each;
 /// every output of the server.
-fn run_with(c: &mut Coordinator, voters: &mut [Voter], until: Instant) -> Vec<CoordinatorOutput> {
+fn run_with(
+    c: &mut Coordinator,
+    voters: &mut [Voter],
+    until: Instant,
+) -> Vec<CoordinatorOutput> {
     let mut all = Vec::new();
     for _ in 0..10_000 {
         match c.poll_timeout() {
@@ -382,7 +210,10 @@ fn started(archived: u64) -> (Coordinator, Instant) {
 
 /// A server whose archive holds `..=archived`, with members `0..n` (holding the same)
 /// installed in epoch 1 at the returned instant; the outputs of that install.
-fn ring(n: u8, archived: u64) -> (Coordinator, Vec<Voter>, Instant, Vec<CoordinatorOutput>) {
+fn ring(
+    n: u8,
+    archived: u64,
+) -> (Coordinator, Vec<Voter>, Instant, Vec<CoordinatorOutput>) {
     let (mut c, t0) = started(archived);
     let mut voters = members(n);
     voters
@@ -404,7 +235,10 @@ fn ring(n: u8, archived: u64) -> (Coordinator, Vec<Voter>, Instant, Vec<Coordina
 }
 
 /// Lets the installed ring's token time out; returns when and the gather's epoch and members.
-fn lose_token(c: &mut Coordinator, installed_at: Instant) -> (Instant, Epoch, Vec<NodeId>) {
+fn lose_token(
+    c: &mut Coordinator,
+    installed_at: Instant,
+) -> (Instant, Epoch, Vec<NodeId>) {
     let t = installed_at + TOKEN_TIMEOUT;
     assert_eq!(c.poll_timeout(), Some(installed_at + token_ring_resend()));
     let out = untimed(run_until(c, t));
@@ -431,142 +265,6 @@ fn report_all(
     }
     let out = drain(c);
     settle(c, voters, now, out)
-}
-
-#[test]
-fn g1_one_old_member_reporting_a_trusted_aru_completes_the_cut() {
-    let (mut c, mut v, t0, _) = ring(3, 10);
-    let (t1, epoch, proposed) = lose_token(&mut c, t0);
-    assert_eq!((epoch, proposed), (Epoch(2), vec![id(0), id(1), id(2)]));
-    // Member 0 did not restart: its aru (collected in epoch 1) covers all the ring delivered.
-    v[0].holding(15, 12);
-    v[1].up = false;
-    v[2].up = false;
-    let out = report_all(&mut c, &mut v, &[0], epoch, t1 + 10 * MS);
-    assert!(fetches(&out).is_empty(), "members 1 and 2 may still answer");
-    // The first report shortens the wait for the others to four times its delay (at least
-    // 100 ms); then the silent ones are left out: the server and member 0 are two of the
-    // four voters, the first server among them, and member 0's aru completes the cut.
-    assert_eq!(c.poll_timeout(), Some(t1 + 110 * MS));
-    let out = untimed(run_until(&mut c, t1 + 110 * MS));
-    assert_eq!(fetches(&out), [(id(0), Seq(11), Seq(14))]);
-    c.handle_datagram(t1 + 120 * MS, history(11..=14));
-    assert_eq!(fetches(&drain(&mut c)), [(id(0), Seq(15), Seq(15))]);
-    c.handle_datagram(t1 + 130 * MS, history([15]));
-    let out = settle_now(&mut c, &mut v, t1 + 130 * MS);
-    assert_eq!(views(&out), [(Epoch(2), vec![id(0)], Seq(15))]);
-}
-
-#[test]
-fn g1_a_restarted_members_report_counts_only_what_it_delivered() {
-    let (mut c, mut v, t0, _) = ring(3, 10);
-    let (t1, epoch, _) = lose_token(&mut c, t0);
-    // All three restarted: what they received but did not deliver is gone, so an aru of 20
-    // proves nothing; their replicas hold 12, 11, 10.
-    for (n, delivered) in [(0, 12), (1, 11), (2, 10)] {
-        v[n].holding(20, delivered);
-        v[n].restart();
-    }
-    let out = report_all(&mut c, &mut v, &[0, 1, 2], epoch, t1);
-    assert_eq!(fetches(&out), [(id(0), Seq(11), Seq(12))]);
-    c.handle_datagram(t1, history(11..=12));
-    let out = settle_now(&mut c, &mut v, t1);
-    assert_eq!(delivered(&out), [11, 12]);
-    assert_eq!(
-        views(&out),
-        [(Epoch(2), vec![id(0), id(1), id(2)], Seq(12))]
-    );
-}
-
-#[test]
-fn g1_without_a_trusted_report_the_gather_waits_for_every_voter_however_long() {
-    let (mut c, mut v, t0, _) = ring(3, 10);
-    let (t1, epoch, _) = lose_token(&mut c, t0);
-    // Members 0 and 1 restarted; member 2 may be alive behind a partition, holding delivered
-    // messages above anything the reports show. The server and 0 and 1 are a quorum of the
-    // four voters, but the cut is not complete without 2.
-    v[0].restart();
-    v[1].restart();
-    v[2].up = false;
-    report_all(&mut c, &mut v, &[0, 1], epoch, t1 + 10 * MS);
-    let waiting = untimed(run_until(&mut c, t1 + 60 * TOKEN_TIMEOUT));
-    assert!(installs(&waiting).is_empty());
-    assert!(c.is_recovering());
-    assert_eq!(waits(&waiting), [(3, 4)], "said once");
-    let asked = gathers(&waiting);
-    assert!(asked.len() > 10, "it keeps asking: {} gathers", asked.len());
-    assert!(asked
-        .iter()
-        .all(|g| g == &(epoch, vec![id(0), id(1), id(2)])));
-    // Member 2 comes back: the cut is complete at once.
-    v[2].up = true;
-    let t2 = t1 + 61 * TOKEN_TIMEOUT;
-    let out = report_all(&mut c, &mut v, &[2], epoch, t2);
-    assert_eq!(
-        views(&out),
-        [(Epoch(2), vec![id(0), id(1), id(2)], Seq(10))]
-    );
-}
-
-#[test]
-fn g1_a_server_alone_never_forms_a_view_while_the_ring_may_chat_on() {
-    let (mut c, mut v, t0, _) = ring(3, 10);
-    let (t1, _, _) = lose_token(&mut c, t0);
-    // The whole ring is behind a partition, chatting on: the server and a joiner beside it
-    // (no voter of epoch 1) are 1 of its 4 voters.
-    v.iter_mut().for_each(|v| v.up = false);
-    v.push(Voter::new(id(9)));
-    c.handle_datagram(t1, hello(9));
-    let t2 = t1 + 30 * TOKEN_TIMEOUT;
-    let out = untimed(run_until(&mut c, t2));
-    let out = settle(&mut c, &mut v, t2, out);
-    assert!(installs(&out).is_empty(), "{:?}", views(&out));
-    assert_eq!(waits(&out), [(1, 4)]);
-    let waiting = out.iter().any(
-        |o| matches!(o, Output::Send(Msg::Gather { waiting: Some(w), .. }) if w.reachable == 1),
-    );
-    assert!(waiting, "the gather tells the joiner why it waits");
-    // Member 2 (which did not restart) is back: with it, 2 of 4 and the first server.
-    v[2].up = true;
-    let t3 = t2 + TOKEN_TIMEOUT;
-    let out = untimed(run_until(&mut c, t3));
-    let out = settle(&mut c, &mut v, t3, out);
-    assert_eq!(
-        views(&out).last().map(|v| v.1.clone()),
-        Some(vec![id(2), id(9)])
-    );
-}
-
-#[test]
-fn g1_the_cut_is_the_most_any_reporter_holds_and_it_is_fetched_from_that_one() {
-    let (mut c, mut v, t0, _) = ring(3, 10);
-    let (t1, epoch, _) = lose_token(&mut c, t0);
-    for (n, aru) in [(0, 12), (1, 18), (2, 15)] {
-        v[n].view_epoch = Epoch(1);
-        v[n].holding(aru, 10);
-    }
-    let out = report_all(&mut c, &mut v, &[0, 1, 2], epoch, t1);
-    assert_eq!(fetches(&out), [(id(1), Seq(11), Seq(14))]);
-    c.handle_datagram(t1, history(11..=14));
-    // Member 1 alone holds 16..=18; member 2 also holds 15.
-    assert_eq!(fetches(&drain(&mut c)), [(id(1), Seq(15), Seq(18))]);
-    c.handle_datagram(t1, history(15..=18));
-    let out = settle_now(&mut c, &mut v, t1);
-    assert_eq!(installs(&out), [(Epoch(2), 3, Seq(18))]);
-}
-
-#[test]
-fn g1_the_cut_never_goes_below_the_archive() {
-    let (mut c, mut v, t0, _) = ring(2, 10);
-    let (t1, epoch, _) = lose_token(&mut c, t0);
-    v[0].holding(5, 5);
-    v[1].holding(7, 3);
-    let out = report_all(&mut c, &mut v, &[0, 1], epoch, t1);
-    assert!(
-        fetches(&out).is_empty(),
-        "the archive holds more than any reporter"
-    );
-    assert_eq!(views(&out), [(Epoch(2), vec![id(0), id(1)], Seq(10))]);
 }
 
 #[test]

@@ -1,0 +1,125 @@
+//! Several servers on one chat (DESIGN §2, G1, G4): two servers started at the same moment
+//! end up in one chat, one coordinating and one standing by; `kill -9` of the coordinating
+//! server and then of a client leaves a chat that goes on (its lines, a new client's join);
+//! a server that comes back stands by and catches up. Every test ends with byte-identical
+//! replicas and archives, every line exactly once.
+//!
+//! Real binaries on loopback, each test on a port of its own; every wait has a deadline.
+
+mod common;
+
+use common::{check_replica, client, eventually, free_port, server, wait_ring, Proc};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A quick token timeout: a takeover and a recovery take about a second each.
+const QUICK: &[&str] = &["--token-timeout", "1s"];
+
+fn says(p: &mut Proc, what: &str, text: &'static str) {
+    p.wait_for(what, LONG, |l| l.iter().any(|l| l.contains(text)));
+}
+
+/// Every process has the same replica (each of the `n` lines once), once they caught up.
+fn converged(procs: &[&Proc], n: usize) {
+    eventually("every replica and archive to converge", LONG, || {
+        let first = procs[0].read_replica().unwrap_or_default();
+        procs
+            .iter()
+            .all(|p| p.read_replica().unwrap_or_default() == first)
+            && first.iter().filter(|b| **b == b'\n').count() == n
+    });
+    let lines = check_replica(&procs[0].replica());
+    let mut unique = lines.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), lines.len(), "a line twice: {lines:?}");
+}
+
+/// Both probe at once, hear nothing and start a chat each; they hear each other before either
+/// admits anyone, and the one whose chat has the higher id gives it up and stands by.
+#[test]
+fn two_servers_started_together_end_in_one_chat_one_coordinating() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let mut servers = [
+        server(port, &root.join("one"), QUICK),
+        server(port, &root.join("two"), QUICK),
+    ];
+    let names = ["alice", "bob"];
+    let mut clients: Vec<Proc> = names
+        .iter()
+        .map(|n| client(port, &root.join(n), n, &[]))
+        .collect();
+    wait_ring(&mut clients, 2, LONG);
+    let stood_by: Vec<bool> = servers
+        .iter_mut()
+        .map(|s| {
+            s.try_wait_for(Duration::from_secs(5), |l| {
+                l.iter().any(|l| l.contains("standing by"))
+            })
+        })
+        .collect();
+    assert_eq!(
+        stood_by.iter().filter(|b| **b).count(),
+        1,
+        "exactly one stands by: {stood_by:?}"
+    );
+    for (c, name) in clients.iter_mut().zip(names) {
+        c.send_line(&format!("hello from {name}"));
+    }
+    let mut procs: Vec<&Proc> = servers.iter().collect();
+    procs.extend(clients.iter());
+    converged(&procs, 2);
+}
+
+#[test]
+fn kill_9_of_the_coordinating_server_then_of_a_client_and_the_chat_goes_on() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let mut first = server(port, &root.join("first"), QUICK);
+    says(
+        &mut first,
+        "the first server to start the chat",
+        "coordinating",
+    );
+    let mut second = server(port, &root.join("second"), QUICK);
+    says(&mut second, "the second server to stand by", "standing by");
+    let names = ["alice", "bob", "carol"];
+    let mut clients: Vec<Proc> = names
+        .iter()
+        .map(|n| client(port, &root.join(n), n, &[]))
+        .collect();
+    wait_ring(&mut clients, 3, LONG);
+    for (c, name) in clients.iter_mut().zip(names) {
+        c.send_line(&format!("{name} before"));
+    }
+    for c in clients.iter_mut() {
+        c.wait_for("three lines", LONG, |l| common::count_messages(l) >= 3);
+    }
+    // The coordinating server dies for good; the standby takes over; then bob dies too.
+    first.kill_9();
+    says(&mut second, "the standby to take over", "taking over");
+    let mut bob = clients.remove(1);
+    bob.kill_9();
+    clients[0].send_line("alice after");
+    clients[1].send_line("carol after");
+    for c in clients.iter_mut() {
+        c.wait_for("the survivors' lines", LONG, |l| {
+            common::count_messages(l) >= 5
+        });
+    }
+    // A new client joins through the server that took over, and chats.
+    let mut dave = client(port, &root.join("dave"), "dave", &[]);
+    dave.wait_joined(LONG);
+    dave.send_line("dave joined");
+    for c in clients.iter_mut() {
+        c.wait_for("dave's line", LONG, |l| common::count_messages(l) >= 6);
+    }
+    // The first server comes back: it stands by and catches up.
+    let mut back = server(port, &root.join("first"), QUICK);
+    says(&mut back, "the returning server to stand by", "standing by");
+    let mut procs = vec![&second, &back, &dave];
+    procs.extend(clients.iter());
+    converged(&procs, 6);
+}
