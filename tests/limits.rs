@@ -17,11 +17,14 @@ use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// A fresh server past its start-up probe, at `now`.
+/// A fresh server past its start-up probe, which started a chat of its own, at `now`, past
+/// the wait before its first join.
 fn coordinator() -> (Coordinator, Instant) {
     let start = Instant::now();
     let cfg = CoordinatorConfig::new(Duration::from_secs(3));
+    let probe_end = start + cfg.probe;
     let mut c = Coordinator::new(cfg, Vote::default(), Seq(0), start);
+    c.handle_timeout(probe_end);
     let now = start + Duration::from_secs(10);
     c.handle_timeout(now);
     drain(&mut c);

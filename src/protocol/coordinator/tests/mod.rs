@@ -173,11 +173,7 @@ fn run_until(c: &mut Coordinator, until: Instant) -> Vec<(Instant, CoordinatorOu
 
 /// Runs every timer due up to `until`, in order, the voters answering at once after each;
 /// every output of the server.
-fn run_with(
-    c: &mut Coordinator,
-    voters: &mut [Voter],
-    until: Instant,
-) -> Vec<CoordinatorOutput> {
+fn run_with(c: &mut Coordinator, voters: &mut [Voter], until: Instant) -> Vec<CoordinatorOutput> {
     let mut all = Vec::new();
     for _ in 0..10_000 {
         match c.poll_timeout() {
@@ -210,10 +206,7 @@ fn started(archived: u64) -> (Coordinator, Instant) {
 
 /// A server whose archive holds `..=archived`, with members `0..n` (holding the same)
 /// installed in epoch 1 at the returned instant; the outputs of that install.
-fn ring(
-    n: u8,
-    archived: u64,
-) -> (Coordinator, Vec<Voter>, Instant, Vec<CoordinatorOutput>) {
+fn ring(n: u8, archived: u64) -> (Coordinator, Vec<Voter>, Instant, Vec<CoordinatorOutput>) {
     let (mut c, t0) = started(archived);
     let mut voters = members(n);
     voters
@@ -235,10 +228,7 @@ fn ring(
 }
 
 /// Lets the installed ring's token time out; returns when and the gather's epoch and members.
-fn lose_token(
-    c: &mut Coordinator,
-    installed_at: Instant,
-) -> (Instant, Epoch, Vec<NodeId>) {
+fn lose_token(c: &mut Coordinator, installed_at: Instant) -> (Instant, Epoch, Vec<NodeId>) {
     let t = installed_at + TOKEN_TIMEOUT;
     assert_eq!(c.poll_timeout(), Some(installed_at + token_ring_resend()));
     let out = untimed(run_until(c, t));
