@@ -123,3 +123,48 @@ fn kill_9_of_the_coordinating_server_then_of_a_client_and_the_chat_goes_on() {
     procs.extend(clients.iter());
     converged(&procs, 6);
 }
+
+/// With no server reachable, a ring whose token is stuck on a dead member says so, naming it
+/// (and `/who` marks it); a client that starts meanwhile hears the ring, and says the server is
+/// down rather than that multicast does not work. The server's return moves the ring again.
+#[test]
+fn a_stalled_ring_without_a_server_says_who_is_silent_and_a_joiner_that_the_server_is_down() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let mut srv = server(port, &root.join("server"), QUICK);
+    let mut clients: Vec<Proc> = ["alice", "bob"]
+        .iter()
+        .map(|n| client(port, &root.join(n), n, &[]))
+        .collect();
+    wait_ring(&mut clients, 2, LONG);
+    srv.kill_9();
+    clients[1].kill_9();
+    let alice = &mut clients[0];
+    alice.send_line("anyone there?");
+    says(
+        alice,
+        "the stall notice",
+        "the ring is stalled: bob does not answer",
+    );
+    alice.send_line("/who");
+    says(alice, "bob marked silent", "bob (silent)");
+    let mut carol = client(
+        port,
+        &root.join("carol"),
+        "carol",
+        &["--join-timeout", "3s"],
+    );
+    says(
+        &mut carol,
+        "carol to hear the ring",
+        "no server answers: it is down",
+    );
+    assert_eq!(carol.wait_exit(LONG).code(), Some(1));
+    let err = std::fs::read_to_string(root.join("carol").join("stderr.log")).unwrap();
+    assert!(err.contains("the server is down"), "{err}");
+    let _srv = server(port, &root.join("server"), QUICK);
+    says(alice, "the ring to move again", "the ring moves again");
+    alice.wait_for("alice's line", LONG, |l| {
+        common::message_texts(l).contains(&"anyone there?".to_string())
+    });
+}

@@ -277,11 +277,12 @@ impl Sim {
     }
 
     /// The primary component script: the servers start together (fresh, so two of them may
-    /// each start a chat and one must give its up), the members within 300 ms, typing for 3 s.
-    /// Then, one after another with 2 to 3 s between them to recover: a partition into two
-    /// sides that outlasts every timeout, with a joiner starting and typing on each side;
-    /// one node's death for good (a server, maybe the first, or a member); and crashes of
-    /// servers and members that come back (a server after the others took over).
+    /// each start a chat and one must give its up), one to five members within 300 ms, typing
+    /// for 3 s. Then, one after another with 2 to 3 s between them to recover, two to five of:
+    /// a partition into two sides that outlasts every timeout, with a joiner starting and
+    /// typing on each side; the same with a power cut (see [`Sim::write_split`]); one node's
+    /// death for good (a server, maybe the first, or a member of a ring of three or more); and
+    /// crashes of servers and members that come back (a server after the others took over).
     fn write_quorum_script(&mut self, members: usize) {
         for server in 0..self.servers {
             self.script.push((self.start, server, Action::Start));
@@ -296,19 +297,28 @@ impl Sim {
                 self.script.push((self.ms(at), i, Action::Type(text)));
             }
         }
-        let mut events = ["split", "die", "crash", "crash"];
+        let mut events = ["split", "power cut", "die", "crash", "crash"];
         events.shuffle(self.rng());
         let mut at = self.rng().gen_range(1000..2000);
         let mut dead = None;
-        for event in events.iter().take(self.rng().gen_range(2..=4)) {
+        // A ring of fewer than three loses no member for good: with its last one, or with
+        // the only one that did not restart, nobody could tell what its ring delivered.
+        let mortal = match first_joiner - self.servers {
+            n if n >= 3 => first_joiner,
+            _ => self.servers,
+        };
+        for event in events.iter().take(self.rng().gen_range(2..=5)) {
             let alive: Vec<usize> = (0..first_joiner).filter(|i| Some(*i) != dead).collect();
             let len = self.rng().gen_range(1500..4000);
             match *event {
-                "split" => self.write_split(at, len, &alive, first_joiner),
+                "split" => self.write_split(at, len, &alive, first_joiner, false),
+                "power cut" => self.write_split(at, len, &alive, first_joiner, true),
                 "die" => {
-                    let who = alive[self.rng().gen_range(0..alive.len())];
-                    dead = Some(who);
-                    self.script.push((self.ms(at), who, Action::Die));
+                    let who = self.rng().gen_range(0..mortal);
+                    if dead.is_none() && alive.contains(&who) {
+                        dead = Some(who);
+                        self.script.push((self.ms(at), who, Action::Die));
+                    }
                 }
                 _ => {
                     let who = alive[self.rng().gen_range(0..alive.len())];
@@ -331,12 +341,37 @@ impl Sim {
     }
 
     /// A partition from `at` for `len` ms into two random sides of the `alive` nodes, with a
-    /// joiner (from `first_joiner` on) starting and typing on each side.
-    fn write_split(&mut self, at: u64, len: u64, alive: &[usize], first_joiner: usize) {
+    /// joiner (from `first_joiner` on) starting and typing on each side. With `power_cut`, the
+    /// members on the side with more servers crash as it begins (lines in flight) and come
+    /// back soon: that side's server hears only members that restarted, while the other side
+    /// may hold what they lost.
+    fn write_split(
+        &mut self,
+        at: u64,
+        len: u64,
+        alive: &[usize],
+        first_joiner: usize,
+        power_cut: bool,
+    ) {
         let mut nodes = alive.to_vec();
         nodes.shuffle(self.rng());
         let cut = self.rng().gen_range(1..nodes.len());
         let mut side: Vec<usize> = nodes[..cut].to_vec();
+        if power_cut {
+            let servers = self.servers;
+            let servers_in = |set: &[usize]| set.iter().filter(|i| **i < servers).count();
+            let other = &nodes[cut..];
+            let hit = match servers_in(&side) >= servers_in(other) {
+                true => side.clone(),
+                false => other.to_vec(),
+            };
+            self.write_lines(at.saturating_sub(30), at, alive);
+            let up = at + self.rng().gen_range(50..300);
+            for who in hit.into_iter().filter(|i| *i >= servers) {
+                self.script.push((self.ms(at), who, Action::Crash));
+                self.script.push((self.ms(up), who, Action::Restart));
+            }
+        }
         side.push(first_joiner);
         self.script.push((self.ms(at), 0, Action::Split(side)));
         self.script.push((self.ms(at + len), 0, Action::HealAll));
@@ -603,7 +638,7 @@ fn run(seed: u64, profile: &'static str) -> u64 {
     let faults = faults_for(seed, &mut pick);
     let members = match (faults.ring, faults.quorum) {
         (Some(ring), _) => ring,
-        (None, true) => pick.gen_range(3..=5) + JOINERS,
+        (None, true) => pick.gen_range(1..=5) + JOINERS,
         (None, false) => pick.gen_range(1..=5),
     };
     let mut sim = Sim::new(seed, profile, members, faults);

@@ -91,24 +91,37 @@ pub fn execute(node: &Node<MemberCore>, command: &Command) -> ControlFlow<()> {
 
 fn who(node: &Node<MemberCore>) -> String {
     let core = lock(&node.core);
+    let waiting = core.quorum_wait().map(|w| {
+        format!(
+            "waiting for a quorum: {} of {} voters reachable",
+            w.reachable, w.voters
+        )
+    });
     if !core.is_admitted() {
-        return "not in the ring yet".into();
+        return waiting.unwrap_or_else(|| "not in the ring yet".into());
     }
+    // A member our pass does not reach is marked silent, not as the token's holder: the
+    // token is stuck on its way to it.
+    let silent = core.stalled_on();
     let names: Vec<String> = core
         .view()
         .members
         .iter()
         .map(|m| {
             let you = if m.id == core.id() { " (you)" } else { "" };
-            let token = if core.token_holder() == Some(m.id) {
-                " (token)"
-            } else {
-                ""
+            let mark = match (silent == Some(m.id), core.token_holder() == Some(m.id)) {
+                (true, _) => " (silent)",
+                (false, true) => " (token)",
+                (false, false) => "",
             };
-            format!("{}{you}{token}", m.name)
+            format!("{}{you}{mark}", m.name)
         })
         .collect();
-    who_text(core.view().epoch, &names)
+    let text = who_text(core.view().epoch, &names);
+    match waiting {
+        Some(w) => format!("{text}\n{w}"),
+        None => text,
+    }
 }
 
 /// `/who`'s answer: the count and the epoch, then the names in ring order, on the same line

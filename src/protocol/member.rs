@@ -163,6 +163,9 @@ pub struct MemberCore {
     quorum_shown: Option<QuorumWait>,
     /// Joining: a ring was heard on the group (a token or a message), whether or not a server.
     ring_heard: bool,
+    /// The user was told that the ring is stalled, and not yet that it moves (a pass got
+    /// through, or a new view was installed).
+    stalled: bool,
     outputs: VecDeque<MemberOutput>,
     stats: MemberStats,
 }
@@ -186,6 +189,7 @@ impl MemberCore {
             proposal_parts: Assembly::default(),
             quorum_shown: None,
             ring_heard: false,
+            stalled: false,
             outputs: VecDeque::new(),
             stats: MemberStats::default(),
             cfg,
@@ -227,6 +231,13 @@ impl MemberCore {
             Phase::Gathering { seen_holder, .. } => seen_holder.map(|(_, id)| id),
             Phase::Joining => None,
         }
+    }
+
+    /// While a gather that asked us waits for a quorum: how far it is.
+    pub fn quorum_wait(&self) -> Option<QuorumWait> {
+        let gathering =
+            matches!(self.state.phase(), Some(Phase::Gathering { .. })) || self.state.joining();
+        self.quorum_shown.filter(|_| gathering)
     }
 
     /// Highest delivered seq.

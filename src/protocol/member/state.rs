@@ -75,8 +75,6 @@ pub(super) struct Ring {
     pub(super) unconfirmed_direct: bool,
     /// When that pass first went out.
     pub(super) unconfirmed_since: Option<Instant>,
-    /// The user was told the ring is stalled on that pass (and is told when it moves).
-    pub(super) stalled: bool,
     /// Direct passes in a row that went unconfirmed. At [`DIRECT_MISSES_TO_GIVE_UP`] passes
     /// go to the group for the rest of the epoch: the successor is unreachable at the address
     /// we know (a firewall, a stale address), while the group reaches it.

@@ -395,7 +395,12 @@ impl MemberCore {
         };
         ring.unconfirmed = None;
         ring.unconfirmed_since = None;
-        if std::mem::take(&mut ring.stalled) {
+        self.ring_moves();
+    }
+
+    /// The ring moves: if the user was told it is stalled, it is told that it moves.
+    pub(super) fn ring_moves(&mut self) {
+        if std::mem::take(&mut self.stalled) {
             self.event(MemberEvent::RingMoves);
         }
     }
@@ -404,20 +409,20 @@ impl MemberCore {
     /// retransmissions and no server is heard to recover it.
     pub(super) fn check_stall(&mut self, now: Instant) {
         let after = self.retransmit_interval() * 2;
-        if self.server != ServerContact::Silent {
+        if self.server != ServerContact::Silent || self.stalled {
             return;
         }
-        let Some(ring) = self.state.ring_mut() else {
+        let Some(ring) = self.state.ring() else {
             return;
         };
         let (Some(pass), Some(since)) = (&ring.unconfirmed, ring.unconfirmed_since) else {
             return;
         };
-        if ring.stalled || now < since + after {
+        if now < since + after {
             return;
         }
-        ring.stalled = true;
         let to = pass.to;
+        self.stalled = true;
         let silent = self
             .view
             .members
@@ -429,7 +434,7 @@ impl MemberCore {
 
     /// The member our pass does not reach, once the user was told the ring is stalled on it.
     pub fn stalled_on(&self) -> Option<NodeId> {
-        let ring = self.state.ring().filter(|r| r.stalled)?;
+        let ring = self.state.ring().filter(|_| self.stalled)?;
         ring.unconfirmed.as_ref().map(|t| t.to)
     }
 

@@ -308,6 +308,7 @@ impl MemberCore {
         self.order.reset_epoch(cut);
         self.safe = self.safe.max(cut);
         self.stats.views += 1;
+        self.ring_moves();
         if joined {
             self.event(MemberEvent::Joined {
                 epoch: self.view.epoch,

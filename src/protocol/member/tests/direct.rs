@@ -165,3 +165,41 @@ fn a_token_ahead_of_its_packs_waits_for_them_and_asks_only_when_they_do_not_come
     let passed = passed_token(&drain_all(outputs(&mut ring[2])));
     assert_eq!(passed.rtr, [Seq(1)]);
 }
+
+#[test]
+fn a_pass_that_goes_unanswered_while_no_server_is_heard_says_the_ring_is_stalled() {
+    let (now, mut ring, ids) = three_with_a_line();
+    outputs(&mut ring[0]);
+    let stalled = |out: &[MemberOutput]| {
+        out.iter()
+            .any(|o| matches!(o, Output::Event(MemberEvent::RingStalled { .. })))
+    };
+    // Past the server's silence (5 s) and two retransmissions of the pass.
+    let mut t = now;
+    let mut out = Vec::new();
+    while t < now + Duration::from_secs(6) {
+        t = ring[0].poll_timeout().expect("timers run");
+        ring[0].handle_timeout(t);
+        out.extend(outputs(&mut ring[0]));
+    }
+    assert!(out.contains(&Output::Event(MemberEvent::ServerUnreachable)));
+    let said = out
+        .iter()
+        .filter(|o| matches!(o, Output::Event(MemberEvent::RingStalled { .. })))
+        .count();
+    assert_eq!(said, 1, "said once: {out:?}");
+    assert!(stalled(&out), "said once the server fell silent: {out:?}");
+    assert_eq!(ring[0].stalled_on(), Some(ids[1]), "/who marks it silent");
+    // The successor answers at last: the ring moves, and says so.
+    let pass = passed_token(&drain_all(out));
+    ring[0].handle_datagram(
+        t,
+        Msg::TokenAck {
+            epoch: Epoch(1),
+            from: ids[1],
+            hop: pass.hop,
+        },
+    );
+    assert!(outputs(&mut ring[0]).contains(&Output::Event(MemberEvent::RingMoves)));
+    assert_eq!(ring[0].stalled_on(), None);
+}
