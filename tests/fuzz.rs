@@ -302,12 +302,16 @@ fn msg() -> impl Strategy<Value = Msg> {
                 }
             ),
         token().prop_map(Msg::Token),
-        (epoch(), proptest::collection::vec(record(), 1..5)).prop_map(|(epoch, recs)| {
-            Msg::Data {
+        (
+            epoch(),
+            group_id(),
+            proptest::collection::vec(record(), 1..5)
+        )
+            .prop_map(|(epoch, group, recs)| Msg::Data {
                 epoch,
+                group,
                 recs: in_seq_order(recs),
-            }
-        }),
+            }),
         (epoch(), id(), counter()).prop_map(|(epoch, from, hop)| Msg::Wake { epoch, from, hop }),
         (id(), id(), seq(), seq()).prop_map(|(from, to, lo, hi)| Msg::Fetch { from, to, lo, hi }),
         (id(), proptest::collection::vec(record(), 0..4))
@@ -480,6 +484,7 @@ proptest! {
         if wire::check_line(&name, &text).is_ok() {
             let msg = Msg::Data {
                 epoch: Epoch(MAX_COUNTER),
+                group: GroupId(MAX_COUNTER),
                 recs: vec![ChatRecord {
                     seq: Seq(MAX_COUNTER),
                     id: Uuid::max(),
@@ -504,18 +509,18 @@ proptest! {
     ) {
         let records = in_seq_order(records);
         let fits_alone = |r: &ChatRecord| {
-            wire::encode(&Msg::Data { epoch, recs: vec![r.clone()] }).is_ok()
+            wire::encode(&Msg::Data { epoch, group: GroupId(MAX_COUNTER), recs: vec![r.clone()] }).is_ok()
         };
         for r in &records {
             prop_assert!(wire::check_line(&r.name, &r.text).is_err() || fits_alone(r));
         }
         let expected: Vec<ChatRecord> = records.iter().filter(|r| fits_alone(r)).cloned().collect();
         let mut got = Vec::new();
-        for msg in wire::pack_data(epoch, records) {
+        for msg in wire::pack_data(epoch, GroupId(MAX_COUNTER), records) {
             let bytes = wire::encode(&msg).unwrap();
             prop_assert!(bytes.len() <= MAX_PLAINTEXT_BYTES);
             match wire::decode(&bytes).unwrap() {
-                Msg::Data { epoch: e, recs } => {
+                Msg::Data { epoch: e, recs, .. } => {
                     prop_assert_eq!(e, epoch);
                     prop_assert!(!recs.is_empty() && recs.len() <= limits::MAX_PACK_RECORDS);
                     got.extend(recs);

@@ -12,7 +12,7 @@ use common::{check_replica, client, count_messages, free_port, member_joined, se
 use mcast_chat::net::seal::SEAL_FORMAT;
 use mcast_chat::net::{open_socket, NetConfig};
 use mcast_chat::protocol::limits::MAX_DATAGRAM_BYTES;
-use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Seq};
 use mcast_chat::protocol::wire::{self, Msg};
 use mcast_chat::token_ring::Token;
 use rand::rngs::SmallRng;
@@ -336,6 +336,7 @@ fn edit(msg: &Msg, f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
 fn hostile(rng: &mut SmallRng, i: usize) -> Vec<u8> {
     let data = Msg::Data {
         epoch: Epoch(1),
+        group: GroupId(1),
         recs: vec![record(1, "forged"), record(2, "forged too")],
     };
     let stale_token = Msg::Token(Token::first(
@@ -409,6 +410,7 @@ fn g6_a_spray_of_hostile_datagrams_does_not_disturb_a_chatting_group() {
     for seq in 1..=20 {
         let forged = Msg::Data {
             epoch: Epoch(1),
+            group: GroupId(1),
             recs: vec![record(seq, "forged before the first view")],
         };
         send_to_group(&socket, port, &edit(&forged, |v| v["epoch"] = json!(0)));

@@ -109,7 +109,7 @@ pub struct CoordinatorStats {
     pub token_losses: u64,
     /// Records archived.
     pub archived: u64,
-    /// Stale tokens or messages seen (older epoch).
+    /// Stale tokens or messages seen (older epoch), and packs of another chat.
     pub stale: u64,
     /// Times this server took over from silent servers ranked before it.
     pub takeovers: u64,
@@ -252,6 +252,11 @@ pub struct Coordinator {
     /// When another server last ran a recovery we heard (a gather, a proposal, a view): a
     /// standby does not take over meanwhile.
     recovery_heard: Option<Instant>,
+    /// When a ring's token or messages were last heard, of any chat: a server that knows no
+    /// view never starts a chat beside a ring (the two would share the group).
+    ring_heard: Option<Instant>,
+    /// Whether the start-up notice of a ring without a server was given.
+    ring_without_server_shown: bool,
     /// When this server started: a server never heard counts as heard then.
     started: Instant,
     /// A chat this server just started admits nobody before this instant, and beacons eight
@@ -311,6 +316,8 @@ impl Coordinator {
             new_servers: Vec::new(),
             heard: HashMap::new(),
             recovery_heard: None,
+            ring_heard: None,
+            ring_without_server_shown: false,
             started: now,
             started_chat: None,
             learned: Vec::new(),
@@ -535,6 +542,9 @@ impl Coordinator {
                 return;
             }
         }
+        if matches!(msg, Msg::Token(_) | Msg::Data { .. }) {
+            self.ring_heard = Some(now);
+        }
         if matches!(self.state, State::Probing) {
             self.probe(now, msg);
             return;
@@ -578,7 +588,7 @@ impl Coordinator {
             Msg::TokenAck { epoch, hop, .. } if epoch == self.view.epoch => {
                 self.first_token_arrived(hop)
             }
-            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
+            Msg::Data { epoch, group, recs } => self.on_data(epoch, group, recs),
             Msg::Fetch { from, to, lo, hi } if to == self.id() => self.serve(from, lo, hi),
             Msg::History { to, records } if to == self.id() => self.on_history(now, records),
             Msg::Gather {

@@ -138,6 +138,9 @@ pub enum CoordinatorEvent {
     Coordinating,
     /// The start-up probe heard no chat on the group: this server starts one.
     Started,
+    /// The start-up probe heard a ring but none of its servers: this server waits for one
+    /// instead of starting a second chat beside it.
+    RingWithoutServer,
     /// Another server coordinates (the one named, if known): this one stands by, archives and
     /// takes over if it falls silent.
     Standby {

@@ -119,7 +119,7 @@ pub struct MemberStats {
     pub retransmissions: u64,
     /// Duplicate tokens and records ignored (each record of a pack counts).
     pub duplicates: u64,
-    /// Tokens or records from a superseded epoch, rejected (G3).
+    /// Tokens or records from a superseded epoch (G3), or records of another chat, rejected.
     pub stale: u64,
     /// Views installed.
     pub views: u64,
@@ -153,6 +153,10 @@ pub struct MemberCore {
     /// Server's token timeout (from its view); our retransmit and fetch timers derive from it.
     token_timeout: Duration,
     server: ServerContact,
+    /// When a server of our view (or, before we are admitted, any server) was last heard: a
+    /// server outside the view may gather the ring only once they have all been silent for
+    /// a token timeout (it takes over for them).
+    view_server_heard: Instant,
     /// The catch-up to the current view's cut; it goes on across gathers and exclusions.
     catch_up: Option<CatchUp>,
     /// The parts of a view that spans several datagrams, until they are all in.
@@ -184,6 +188,7 @@ impl MemberCore {
             early_token: None,
             token_timeout: Duration::from_secs(3),
             server: ServerContact::Unheard,
+            view_server_heard: now,
             catch_up: None,
             view_parts: Assembly::default(),
             proposal_parts: Assembly::default(),
@@ -418,6 +423,7 @@ impl MemberCore {
                 digest,
                 group,
                 standby,
+                server,
                 ..
             } => self.on_beacon(
                 now,
@@ -428,10 +434,11 @@ impl MemberCore {
                     size: (members, digest),
                     group,
                     standby,
+                    server,
                 },
             ),
             Msg::Token(token) => self.on_token(now, token),
-            Msg::Data { epoch, recs } => self.on_data(now, epoch, recs),
+            Msg::Data { epoch, group, recs } => self.on_data(now, epoch, group, recs),
             Msg::Wake { epoch, from, hop } => self.on_wake(now, epoch, from, hop),
             Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(epoch, hop),
             Msg::AskAru { epoch, from, seq } => self.on_collect(epoch, from, seq),

@@ -73,6 +73,7 @@ mod tests {
         assert_eq!(book.get(a), Some(2));
         let data = Msg::Data {
             epoch: Epoch(1),
+            group: crate::protocol::types::GroupId(9),
             recs: Vec::new(),
         };
         book.learn(&data, 3);

@@ -175,6 +175,9 @@ pub enum Msg {
     /// (a retransmission answer packs whichever requested seqs its sender holds).
     Data {
         epoch: Epoch,
+        /// The chat: a ring of another chat on the same group and port may share an epoch
+        /// number with ours, never its records.
+        group: GroupId,
         /// At least one record, at most [`MAX_PACK_RECORDS`], seqs strictly increasing.
         recs: Vec<ChatRecord>,
     },
@@ -383,6 +386,7 @@ fn read_data_pack(bytes: &[u8]) -> Option<Msg> {
     let pack = serde_json::from_slice::<DataFrame>(bytes).ok()?;
     (pack.v == VERSION).then_some(Msg::Data {
         epoch: pack.epoch,
+        group: pack.group,
         recs: pack.recs,
     })
 }
@@ -393,6 +397,7 @@ struct DataFrame {
     #[serde(rename = "type")]
     _kind: DataKind,
     epoch: Epoch,
+    group: GroupId,
     recs: Vec<ChatRecord>,
 }
 
@@ -477,6 +482,7 @@ pub fn check_line(name: &str, text: &str) -> Result<(), LineError> {
     };
     let data = Msg::Data {
         epoch: Epoch(u64::MAX),
+        group: GroupId(u64::MAX),
         recs: vec![rec.clone()],
     };
     let history = Msg::History {

@@ -300,6 +300,12 @@ impl fmt::Display for CoordinatorEvent {
             CoordinatorEvent::Started => {
                 write!(f, "no chat heard on the group; starting one: coordinating")
             }
+            CoordinatorEvent::RingWithoutServer => write!(
+                f,
+                "a ring is chatting on the group, but none of its servers is heard: waiting for \
+                 one (a new chat beside it would split the group); start one of its servers, or \
+                 give this one another --port"
+            ),
             CoordinatorEvent::Coordinating => {
                 write!(f, "no server ranked before this one is heard: coordinating")
             }

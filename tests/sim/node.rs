@@ -245,7 +245,7 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
     }
 
     fn send(&mut self, msg: Msg) {
-        if let Msg::Data { epoch, recs } = &msg {
+        if let Msg::Data { epoch, recs, .. } = &msg {
             if let Err(e) = self.oracle.check_data(self.me, *epoch, recs) {
                 self.fail(e);
             }

@@ -10,15 +10,15 @@
 use super::{Coordinator, State, Timer};
 use crate::protocol::events::Output;
 use crate::protocol::fetch::{self, RangeFetch};
-use crate::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use crate::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Seq};
 use crate::protocol::wire::Msg;
 use std::time::Instant;
 
 impl Coordinator {
     /// A pack of live records: the archive takes every record of the installed epoch, and
     /// keeps what is safe.
-    pub(super) fn on_data(&mut self, epoch: Epoch, recs: Vec<ChatRecord>) {
-        if epoch < self.view.epoch {
+    pub(super) fn on_data(&mut self, epoch: Epoch, group: GroupId, recs: Vec<ChatRecord>) {
+        if epoch < self.view.epoch || self.vote.group != Some(group) {
             self.stats.stale += 1;
             return;
         }

@@ -184,8 +184,9 @@ impl Coordinator {
             return;
         }
         if let Some(newer) = r.primary.filter(|p| p.epoch > self.vote.primary_epoch()) {
-            self.learn_newer(now, newer.epoch); // this gather is over either way
-            return;
+            if !self.learn_newer(now, newer.epoch) {
+                return;
+            }
         }
         if r.promised != (Ballot { epoch, server: me }) {
             // It promised another server's gather of this epoch or a later one. A server
@@ -248,10 +249,16 @@ impl Coordinator {
         }
         g.reports.insert(from, r);
         if waiting && news {
-            self.finish_gather(now); // a voter is back: judge again at once
-        } else {
-            self.maybe_finish_gather(now);
+            // A voter is back: judge again shortly, once the others that heard the same
+            // gather (a healed partition's whole side) answered too, so none is left out.
+            let soon = now + MIN_REPORT_WAIT;
+            let deadline = self
+                .timers
+                .get(Timer::ReportDeadline)
+                .map_or(soon, |d| d.min(soon));
+            self.timers.set(Timer::ReportDeadline, deadline);
         }
+        self.maybe_finish_gather(now);
     }
 
     fn maybe_finish_gather(&mut self, now: Instant) {
@@ -299,8 +306,9 @@ impl Coordinator {
             Verdict::Go(d) => d,
             Verdict::Wait(short) => return self.wait_for_quorum(now, short),
         };
-        if decision.base.epoch > self.vote.primary_epoch() {
-            self.learn_newer(now, decision.base.epoch);
+        if decision.base.epoch > self.vote.primary_epoch()
+            && !self.learn_newer(now, decision.base.epoch)
+        {
             return;
         }
         let State::Gathering(g) = self.take_state() else {
@@ -310,19 +318,26 @@ impl Coordinator {
     }
 
     /// A reporter formed a view newer than our primary, which we did not see installed: ours
-    /// if we accepted it (then we gather again, from it), else we are no voter of it and its
-    /// own servers coordinate.
-    fn learn_newer(&mut self, now: Instant, epoch: Epoch) {
-        if !self.vote.learn_formed(epoch) {
-            self.stale_view(now, None);
-            return;
+    /// if we accepted it (then we gather again, from it). If we are no voter of it, its own
+    /// servers coordinate, unless we follow that view from outside, which we recover only
+    /// once all of its servers fell silent (see `may_take_over`). Returns whether this
+    /// gather goes on.
+    fn learn_newer(&mut self, now: Instant, epoch: Epoch) -> bool {
+        if self.vote.learn_formed(epoch) {
+            self.save_vote();
+            if let Some(p) = self.vote.primary.clone() {
+                self.view = p.view;
+                self.cut = p.cut.max(self.cut);
+            }
+            self.start_gather(now);
+            return false;
         }
-        self.save_vote();
-        if let Some(p) = self.vote.primary.clone() {
-            self.view = p.view;
-            self.cut = p.cut.max(self.cut);
+        let outside = !self.view.servers.contains(&self.cfg.server_id);
+        if outside && epoch <= self.view.epoch {
+            return true;
         }
-        self.start_gather(now);
+        self.stale_view(now, None);
+        false
     }
 
     /// The gather may go on: the next view is its reporters (leavers aside), the cut the most

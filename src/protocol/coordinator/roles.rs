@@ -111,7 +111,7 @@ impl Coordinator {
                 self.observe_epoch(token.epoch);
                 self.note_progress(now, &token);
             }
-            Msg::Data { epoch, recs } => self.on_data(epoch, recs),
+            Msg::Data { epoch, group, recs } => self.on_data(epoch, group, recs),
             Msg::Beacon {
                 epoch,
                 high,
@@ -135,15 +135,19 @@ impl Coordinator {
     /// The probe is over: a server that heard no chat starts one; any other stands by, and
     /// coordinates at once if nobody ranked before it is heard.
     pub(super) fn end_probe(&mut self, now: Instant) {
+        if self.vote.group.is_none() && self.ring_heard_within(now, self.cfg.probe) {
+            if !self.ring_without_server_shown {
+                self.ring_without_server_shown = true;
+                log::warn!("a ring is heard but none of its servers: not starting a chat");
+                self.event(CoordinatorEvent::RingWithoutServer);
+            }
+            self.timers.set(Timer::Probe, now + self.cfg.probe);
+            return;
+        }
         if self.vote.group.is_none() {
             self.vote = Vote::genesis(self.cfg.new_group, self.cfg.server_id);
             self.save_vote();
-            if let Some(p) = &self.vote.primary {
-                self.view = p.view.clone();
-            }
-            self.started_chat = Some(now + self.cfg.beacon_interval);
-            self.event(CoordinatorEvent::Started);
-            self.start_coordinating(now);
+            self.start_chat(now);
             return;
         }
         self.enter(State::Standby(Standby::default()));
@@ -153,6 +157,44 @@ impl Coordinator {
             let coordinator = self.view.coordinator().filter(|s| *s != self.cfg.server_id);
             self.event(CoordinatorEvent::Standby { coordinator });
         }
+    }
+
+    /// A server that gave up its empty chat for one whose view it never learned (its server
+    /// died first), and hears nothing of it for twice `takeover`, starts a chat again: its
+    /// own chat id, never another's, so nothing it could have promised there is reused. A
+    /// server with a history or a view with members waits for its chat instead.
+    fn may_start_afresh(&mut self, now: Instant) -> bool {
+        let heard_last = self.heard.values().copied().max().unwrap_or(self.started);
+        let empty = self.vote.is_unattached() && self.archived() == Seq(0);
+        if !empty
+            || self.ring_heard_within(now, self.cfg.takeover * 2)
+            || self.vote.group == Some(self.cfg.new_group)
+            || now < heard_last.max(self.started) + self.cfg.takeover * 2
+        {
+            self.timers
+                .set(Timer::Takeover, now + self.cfg.beacon_interval);
+            return false;
+        }
+        log::warn!("nothing heard of the chat this server joined: starting one");
+        self.vote = Vote::genesis(self.cfg.new_group, self.cfg.server_id);
+        self.save_vote();
+        self.start_chat(now);
+        true
+    }
+
+    /// Whether a ring was heard within `window` before `now`.
+    fn ring_heard_within(&self, now: Instant, window: std::time::Duration) -> bool {
+        self.ring_heard.is_some_and(|at| now < at + window)
+    }
+
+    /// Coordinates the chat of a genesis vote, admitting nobody for one beacon interval.
+    fn start_chat(&mut self, now: Instant) {
+        if let Some(p) = &self.vote.primary {
+            self.view = p.view.clone();
+        }
+        self.started_chat = Some(now + self.cfg.beacon_interval);
+        self.event(CoordinatorEvent::Started);
+        self.start_coordinating(now);
     }
 
     /// Stops coordinating (or recovering): another server does, or runs a recovery above
@@ -187,12 +229,11 @@ impl Coordinator {
     fn may_take_over(&mut self, now: Instant) -> bool {
         let me = self.cfg.server_id;
         let quiet = |at: Option<Instant>| at.is_none_or(|at| now >= at + self.cfg.takeover);
-        let Some(rank) = self.view.servers.iter().position(|s| *s == me) else {
-            self.timers
-                .set(Timer::Takeover, now + self.cfg.beacon_interval);
-            return false; // not a server of the view: it adds us, or we are not needed
-        };
-        let ahead_silent = self.view.servers[..rank]
+        // A server outside the view ranks after all of its servers: the coordinator adds it,
+        // and if they all fall silent it recovers the ring with the members.
+        let rank = self.view.servers.iter().position(|s| *s == me);
+        let ahead = &self.view.servers[..rank.unwrap_or(self.view.servers.len())];
+        let ahead_silent = ahead
             .iter()
             .all(|s| quiet(Some(self.heard.get(s).copied().unwrap_or(self.started))));
         if !ahead_silent || !quiet(self.recovery_heard) {
@@ -200,7 +241,10 @@ impl Coordinator {
                 .set(Timer::Takeover, now + self.cfg.beacon_interval);
             return false;
         }
-        if rank == 0 {
+        if ahead.is_empty() && rank.is_none() {
+            return self.may_start_afresh(now);
+        }
+        if rank == Some(0) {
             log::info!("coordinating view {}", self.view.epoch);
             self.event(CoordinatorEvent::Coordinating);
             self.start_coordinating(now);

@@ -8,6 +8,7 @@
 
 use super::roles::Accepting;
 use super::{Coordinator, State, Timer};
+use crate::protocol::events::CoordinatorEvent;
 use crate::protocol::fetch::{self, RangeFetch};
 use crate::protocol::parts::{Installed, Part, Proposed};
 use crate::protocol::types::{Epoch, GroupId, Member, NodeId, Seq, ServerId, View};
@@ -229,6 +230,11 @@ impl Coordinator {
         self.safe_seen = self.safe_seen.max(cut);
         self.outputs
             .push_back(crate::protocol::events::Output::Checkpoint);
+        self.event(CoordinatorEvent::ViewInstalled {
+            epoch: self.view.epoch,
+            members: self.view.members.len(),
+            cut,
+        });
         if cut > self.archived() && self.pull.is_none() {
             self.start_pull(now, cut);
         }

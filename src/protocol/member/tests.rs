@@ -69,6 +69,7 @@ fn data(epoch: u64, seqs: &[u64]) -> Msg {
         .collect();
     Msg::Data {
         epoch: Epoch(epoch),
+        group: GROUP,
         recs,
     }
 }
@@ -419,6 +420,7 @@ fn g2_a_lost_pack_is_asked_for_seq_by_seq_and_sent_again_packed() {
         now,
         Msg::Data {
             epoch: Epoch(1),
+            group: GROUP,
             recs: sent[0].clone(),
         },
     );
@@ -439,6 +441,7 @@ fn g2_a_lost_pack_is_asked_for_seq_by_seq_and_sent_again_packed() {
         now,
         Msg::Data {
             epoch: Epoch(1),
+            group: GROUP,
             recs: resent[0].clone(),
         },
     );
@@ -447,6 +450,7 @@ fn g2_a_lost_pack_is_asked_for_seq_by_seq_and_sent_again_packed() {
         now,
         Msg::Data {
             epoch: Epoch(1),
+            group: GROUP,
             recs: resent[0].clone(),
         },
     );

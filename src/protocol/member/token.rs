@@ -13,7 +13,7 @@ use super::state::{Phase, ServerContact, Timer, DIRECT_MISSES_TO_GIVE_UP};
 use super::MemberCore;
 use crate::protocol::events::{MemberEvent, Output};
 use crate::protocol::token_ring::{self, Token};
-use crate::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq};
+use crate::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Pending, Seq};
 use crate::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
 
@@ -202,7 +202,9 @@ impl MemberCore {
 
     /// Multicasts live records of this epoch in as few `Data` packs as fit.
     fn send_packed(&mut self, recs: Vec<ChatRecord>) {
-        for msg in wire::pack_data(self.view.epoch, recs) {
+        // In a view, the vote names its chat: the member promised the view's gather.
+        let group = self.vote.group.unwrap_or(GroupId(0));
+        for msg in wire::pack_data(self.view.epoch, group, recs) {
             self.send(msg);
         }
     }
@@ -523,10 +525,19 @@ impl MemberCore {
 
     /// A pack of live records: each is held back (or counted as a duplicate), then whatever
     /// became deliverable is delivered at once, as one batch.
-    pub(super) fn on_data(&mut self, now: Instant, epoch: Epoch, recs: Vec<ChatRecord>) {
-        if epoch < self.view.epoch {
+    pub(super) fn on_data(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        group: GroupId,
+        recs: Vec<ChatRecord>,
+    ) {
+        if epoch < self.view.epoch || self.vote.group != Some(group) {
             self.stats.stale += recs.len() as u64;
-            log::debug!("stale pack of {} records of epoch {epoch}", recs.len());
+            log::debug!(
+                "pack of {} records of epoch {epoch}, chat {group}: stale or not ours",
+                recs.len()
+            );
             return;
         }
         if epoch > self.view.epoch || !self.state.admitted() {

@@ -6,7 +6,7 @@
 //! Methods of `MemberCore`; the vote's own rules are in [`crate::protocol::vote`], the rule
 //! that decides views in [`crate::protocol::quorum`]. No clock, no I/O.
 
-use super::state::{Phase, ServerContact, Timer};
+use super::state::{Phase, Timer};
 use super::MemberCore;
 use crate::protocol::events::{MemberEvent, MemberStop, Output};
 use crate::protocol::parts::{Installed, Part, Proposed};
@@ -32,6 +32,13 @@ impl MemberCore {
         self.vote.group == Some(group) || (self.vote.is_unattached() && !self.state.admitted())
     }
 
+    /// Notes `server` heard, if it is one of our view's (any, before we are admitted).
+    fn heard_view_server(&mut self, now: Instant, server: ServerId) {
+        if !self.state.admitted() || self.view.servers.contains(&server) {
+            self.view_server_heard = now;
+        }
+    }
+
     /// Makes `group` our chat; a vote of another chat says nothing about this one.
     fn adopt_group(&mut self, group: GroupId) {
         if self.vote.group != Some(group) {
@@ -43,8 +50,9 @@ impl MemberCore {
     }
 
     pub(super) fn on_gather(&mut self, now: Instant, g: GatherMsg) {
-        let own_servers_silent = self.server == ServerContact::Silent;
+        let own_servers_silent = now >= self.view_server_heard + self.token_timeout;
         self.heard_server(now);
+        self.heard_view_server(now, g.server);
         if !g.members.contains(&self.cfg.id) || !self.accepts_group(g.group) {
             return;
         }
@@ -201,6 +209,7 @@ impl MemberCore {
 
     pub(super) fn on_view_part(&mut self, now: Instant, part: Part<Installed>) {
         self.heard_server(now);
+        self.view_server_heard = now; // only a view's coordinator sends it
         if let Some((head, members)) = self.view_parts.add(self.view.epoch, part) {
             self.on_view(now, head, members);
         }
@@ -251,6 +260,7 @@ impl MemberCore {
     /// the cut. A standby's only says that a server is alive.
     pub(super) fn on_beacon(&mut self, now: Instant, b: BeaconMsg) {
         self.heard_server(now);
+        self.heard_view_server(now, b.server);
         if b.standby || !self.accepts_group(b.group) || b.epoch < self.view.epoch {
             return;
         }
@@ -353,4 +363,5 @@ pub(super) struct BeaconMsg {
     pub(super) size: (u64, u64),
     pub(super) group: GroupId,
     pub(super) standby: bool,
+    pub(super) server: ServerId,
 }

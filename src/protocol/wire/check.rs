@@ -127,7 +127,9 @@ pub(super) fn check_values(msg: &Msg) -> Result<(), String> {
         }
         Msg::ViewRequest { epoch, .. } => check_counter("epoch", epoch.0),
         Msg::Token(t) => check_token(t),
-        Msg::Data { epoch, recs } => check_ring_epoch(*epoch).and(check_pack(recs)),
+        Msg::Data { epoch, group, recs } => check_ring_epoch(*epoch)
+            .and(check_group(*group))
+            .and(check_pack(recs)),
         Msg::Fetch { lo, hi, .. } => check_counters(&[("lo", lo.0), ("hi", hi.0)]),
         Msg::History { records, .. } => records.iter().try_for_each(check_record),
     }
@@ -149,10 +151,17 @@ fn check_token(t: &Token) -> Result<(), String> {
 
 /// A server id and a chat id: never 0, at most [`MAX_COUNTER`] (every sender draws them so).
 fn check_ids(server: ServerId, group: GroupId) -> Result<(), String> {
-    if server.0 == 0 || group.0 == 0 {
-        return Err("server or chat id 0".into());
+    if server.0 == 0 {
+        return Err("server id 0".into());
     }
-    check_counters(&[("server id", server.0), ("chat id", group.0)])
+    check_counter("server id", server.0).and(check_group(group))
+}
+
+fn check_group(group: GroupId) -> Result<(), String> {
+    if group.0 == 0 {
+        return Err("chat id 0".into());
+    }
+    check_counter("chat id", group.0)
 }
 
 /// A view's or proposal's members (names included) and its servers, within their limits.

@@ -208,13 +208,14 @@ fn history(to: NodeId, records: Vec<ChatRecord>) -> Msg {
 /// datagrams as fit, greedily in order: a holder's window, or the records a retransmission
 /// request asked for. Every pack holds at least one record and encodes within
 /// [`MAX_PLAINTEXT_BYTES`]; a loss costs the whole pack, and receivers ask again per seq.
-pub fn pack_data(epoch: Epoch, records: Vec<ChatRecord>) -> Vec<Msg> {
+pub fn pack_data(epoch: Epoch, group: GroupId, records: Vec<ChatRecord>) -> Vec<Msg> {
     let empty = encoded_len(&Msg::Data {
         epoch,
+        group,
         recs: Vec::new(),
     });
     batch_records(records, empty)
         .into_iter()
-        .map(|recs| Msg::Data { epoch, recs })
+        .map(|recs| Msg::Data { epoch, group, recs })
         .collect()
 }

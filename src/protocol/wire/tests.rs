@@ -93,6 +93,7 @@ pub(super) fn all_kinds() -> Vec<Msg> {
         Msg::Token(Token::first(Epoch(2), id, id, Seq(9), 1)),
         Msg::Data {
             epoch: Epoch(2),
+            group: GroupId(9),
             recs: vec![rec(10, "hi"), rec(12, "a resent pair")],
         },
         Msg::Wake {
@@ -310,6 +311,7 @@ fn the_largest_line_fits_a_sealed_datagram() {
     let r = largest_record(u64::MAX);
     let data = Msg::Data {
         epoch: Epoch(u64::MAX),
+        group: GroupId(9),
         recs: vec![r.clone()],
     };
     let history = Msg::History {
@@ -384,7 +386,7 @@ fn unpack(packs: &[Msg], epoch: Epoch) -> Vec<ChatRecord> {
         let bytes = encode(msg).expect("a pack fits");
         assert!(bytes.len() + SEAL_OVERHEAD_BYTES <= MAX_DATAGRAM_BYTES);
         match decode(&bytes).expect("a pack decodes") {
-            Msg::Data { epoch: e, recs } => {
+            Msg::Data { epoch: e, recs, .. } => {
                 assert_eq!(e, epoch);
                 assert!(!recs.is_empty() && recs.len() <= MAX_PACK_RECORDS);
                 got.extend(recs);
@@ -401,7 +403,7 @@ fn data_packs_fit_keep_the_order_and_fill_greedily() {
         .map(|s| rec(s, &"\"".repeat((s as usize * 37) % 480 + 1)))
         .collect();
     let epoch = Epoch(MAX_COUNTER);
-    let packs = pack_data(epoch, records.clone());
+    let packs = pack_data(epoch, GroupId(9), records.clone());
     assert!(packs.len() > 1 && packs.len() < records.len());
     assert_eq!(unpack(&packs, epoch), records, "every record, in order");
     // Greedy: the next pack's first record would not have fitted the one before.
@@ -417,7 +419,7 @@ fn data_packs_fit_keep_the_order_and_fill_greedily() {
 #[test]
 fn any_record_that_fits_alone_fits_a_pack_of_its_own() {
     let epoch = Epoch(u64::MAX);
-    let alone = pack_data(epoch, vec![largest_record(MAX_COUNTER)]);
+    let alone = pack_data(epoch, GroupId(9), vec![largest_record(MAX_COUNTER)]);
     assert_eq!(alone.len(), 1);
     let len = encode(&alone[0]).unwrap().len();
     assert!(len + SEAL_OVERHEAD_BYTES <= MAX_DATAGRAM_BYTES, "{len}");
@@ -425,7 +427,7 @@ fn any_record_that_fits_alone_fits_a_pack_of_its_own() {
     let mut records: Vec<_> = (1..=4).map(|s| rec(s, "short")).collect();
     records.push(largest_record(5));
     records.extend((6..=9).map(|s| rec(s, "short")));
-    let packs = pack_data(Epoch(MAX_COUNTER), records.clone());
+    let packs = pack_data(Epoch(MAX_COUNTER), GroupId(9), records.clone());
     assert_eq!(unpack(&packs, Epoch(MAX_COUNTER)), records);
     assert!(packs.len() <= 3, "{}", packs.len());
 }
@@ -433,9 +435,12 @@ fn any_record_that_fits_alone_fits_a_pack_of_its_own() {
 #[test]
 fn a_record_too_large_even_alone_is_left_out_not_sent_oversize() {
     let huge = rec(2, &"\"".repeat(MAX_LINE_BYTES));
-    let packs = pack_data(Epoch(1), vec![rec(1, "a"), huge, rec(3, "b")]);
+    let packs = pack_data(Epoch(1), GroupId(9), vec![rec(1, "a"), huge, rec(3, "b")]);
     assert_eq!(seqs_of(&unpack(&packs, Epoch(1))), [1, 3]);
-    assert!(pack_data(Epoch(1), Vec::new()).is_empty(), "no empty pack");
+    assert!(
+        pack_data(Epoch(1), GroupId(9), Vec::new()).is_empty(),
+        "no empty pack"
+    );
 }
 
 fn seqs_of(recs: &[ChatRecord]) -> Vec<u64> {
@@ -452,7 +457,7 @@ fn g6_the_smallest_records_fill_no_more_than_max_pack_records() {
         text: String::new(),
         sent_at_ms: 0,
     };
-    let packs = pack_data(Epoch(1), (0..=9).map(tiny).collect());
+    let packs = pack_data(Epoch(1), GroupId(9), (0..=9).map(tiny).collect());
     let most = packs.iter().map(|p| match p {
         Msg::Data { recs, .. } => recs.len(),
         _ => 0,
@@ -461,6 +466,7 @@ fn g6_the_smallest_records_fill_no_more_than_max_pack_records() {
     // A decoder check, though no datagram under the size limit could carry more.
     let over = Msg::Data {
         epoch: Epoch(1),
+        group: GroupId(9),
         recs: (1..=MAX_PACK_RECORDS as u64 + 1).map(tiny).collect(),
     };
     assert!(check_values(&over).is_err());
@@ -653,10 +659,13 @@ fn sizes_of_a_full_ring() {
     let mut old = largest_token();
     old.arus = vec![Seq(MAX_COUNTER); MAX_MEMBERS];
     let old_arus = serde_json::to_vec(&old.arus).unwrap().len();
+    let proposal = sizes(pack_propose(&membership::proposal_head(), &members));
     println!(
-        "view: {} parts, {} bytes; gather: {} parts, {} bytes; token: {token} bytes (its slots as counters alone: {old_arus} bytes)",
+        "view: {} parts, {} bytes; proposal: {} parts, {} bytes; gather: {} parts, {} bytes; token: {token} bytes (its slots as counters alone: {old_arus} bytes)",
         view.len(),
         view.iter().sum::<usize>(),
+        proposal.len(),
+        proposal.iter().sum::<usize>(),
         gather.len(),
         gather.iter().sum::<usize>()
     );

@@ -562,6 +562,7 @@ fn g1_the_archive_keeps_only_what_is_safe_and_waits_for_a_lost_pack() {
     let (mut c, _, t0, _) = ring(2, 0);
     let pack = |epoch, seqs: &[u64]| Msg::Data {
         epoch: Epoch(epoch),
+        group: GROUP,
         recs: seqs.iter().copied().map(rec).collect(),
     };
     let safe = |s: u64, hop: u64| {

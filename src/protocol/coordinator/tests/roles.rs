@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::protocol::events::CoordinatorStop;
+use crate::protocol::wire::{pack_view, ViewHead};
 
 const OTHER: ServerId = ServerId(2);
 
@@ -265,4 +266,110 @@ fn a_refusal_for_a_server_ranked_before_us_makes_us_stand_by_any_other_is_overta
     assert!(out.contains(&Output::Event(CoordinatorEvent::Standby {
         coordinator: Some(OTHER)
     })));
+}
+
+#[test]
+fn a_server_whose_new_chat_falls_silent_before_adding_it_starts_one_of_its_own() {
+    let (mut c, t0) = started(0);
+    c.handle_datagram(t0 + MS, beacon_of_chat(GroupId(4), OTHER, 2, false, 0));
+    drain(&mut c);
+    assert_eq!(c.vote().group, Some(GroupId(4)));
+    // Heard within twice `takeover`: it keeps waiting to be added.
+    let quiet_until = t0 + MS + 2 * config().takeover;
+    let out = untimed(run_until(&mut c, quiet_until - MS));
+    assert!(!out.contains(&Output::Event(CoordinatorEvent::Started)));
+    // Silent for longer: a chat of its own again, never the silent one's.
+    let out = untimed(run_until(
+        &mut c,
+        quiet_until + 2 * config().beacon_interval,
+    ));
+    assert!(
+        out.contains(&Output::Event(CoordinatorEvent::Started)),
+        "{out:?}"
+    );
+    assert!(c.is_coordinating());
+    assert_eq!(c.vote().group, Some(GROUP));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::SaveVote(v) if v.group == Some(GROUP))));
+}
+
+#[test]
+fn a_server_outside_the_view_recovers_the_ring_once_every_server_of_it_is_silent() {
+    let t0 = Instant::now();
+    // It knows the chat's view (of members 0 and 1, served by OTHER alone) but is not in it.
+    let mut vote = formed(view(3, 2, &[OTHER]), 0);
+    vote.primary = None;
+    let mut c = Coordinator::new(config(), vote, Seq(0), t0);
+    c.handle_timeout(t0);
+    c.handle_datagram(t0, beacon(OTHER, 3, false, 2));
+    let out = drain(&mut c);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send(Msg::ViewRequest { .. }))));
+    let head = ViewHead {
+        epoch: Epoch(3),
+        cut: Seq(0),
+        high: Seq(0),
+        token_timeout_ms: 1000,
+        server: OTHER,
+        group: GROUP,
+        servers: vec![OTHER],
+    };
+    for part in pack_view(&head, &view(3, 2, &[OTHER]).members) {
+        c.handle_datagram(t0, part);
+    }
+    drain(&mut c);
+    assert_eq!(c.view().epoch, Epoch(3));
+    let out = untimed(run_until(&mut c, t0 + config().takeover / 2));
+    assert!(gathers(&out).is_empty(), "its coordinator was heard");
+    let t = t0 + config().takeover + 2 * config().beacon_interval;
+    let out = untimed(run_until(&mut c, t));
+    assert!(out.contains(&Output::Event(CoordinatorEvent::TakingOver)));
+    let (epoch, asked) = gathers(&out).pop().expect("a gather");
+    assert_eq!(epoch, Epoch(4));
+    assert_eq!(asked, [id(0), id(1), NodeId::server(OTHER)]);
+    // Both members report: 2 of the 3 voters of epoch 3, one of them trusted for the cut.
+    let mut v = members(2);
+    for m in &mut v {
+        m.vote = formed(view(3, 2, &[OTHER]), 0);
+        m.view_epoch = Epoch(3);
+    }
+    settle(&mut c, &mut v, t, out);
+    let out = run_with(&mut c, &mut v, t + 2 * TOKEN_TIMEOUT);
+    assert_eq!(views(&out)[0], (Epoch(4), vec![id(0), id(1)], Seq(0)));
+    assert_eq!(c.view().servers, [ME]);
+}
+
+#[test]
+fn a_fresh_server_that_hears_a_ring_but_no_server_waits_instead_of_starting_a_chat() {
+    let t0 = Instant::now();
+    let mut cfg = config();
+    cfg.probe = Duration::from_secs(2);
+    let mut c = Coordinator::new(cfg.clone(), Vote::default(), Seq(0), t0);
+    // A ring of a chat whose servers are all down: its token goes round.
+    let token = |hop| {
+        let mut t = Token::first(Epoch(5), id(0), id(1), Seq(3), 2);
+        t.hop = hop;
+        Msg::Token(t)
+    };
+    let mut t = t0;
+    let mut out = Vec::new();
+    for hop in 1..=20 {
+        t = t0 + hop as u32 * 250 * MS;
+        c.handle_datagram(t, token(hop));
+        out.extend(untimed(run_until(&mut c, t)));
+    }
+    assert!(!out.contains(&Output::Event(CoordinatorEvent::Started)));
+    assert_eq!(
+        out.iter()
+            .filter(|o| **o == Output::Event(CoordinatorEvent::RingWithoutServer))
+            .count(),
+        1,
+        "said once"
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(_))), "{out:?}");
+    // The ring falls quiet (its members left): a probe later, a chat of its own.
+    let out = untimed(run_until(&mut c, t + 2 * cfg.probe));
+    assert!(out.contains(&Output::Event(CoordinatorEvent::Started)));
 }

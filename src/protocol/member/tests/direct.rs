@@ -144,6 +144,7 @@ fn a_token_ahead_of_its_packs_waits_for_them_and_asks_only_when_they_do_not_come
     let pack = packs(&out).pop().expect("a pack");
     let pack = Msg::Data {
         epoch: Epoch(1),
+        group: GROUP,
         recs: pack,
     };
     let token = passed_token(&out);

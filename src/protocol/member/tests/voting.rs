@@ -276,3 +276,46 @@ fn a_member_reports_only_to_the_gather_part_that_names_it() {
     m.handle_datagram(t0, part(1, vec![NodeId::random(), m.id()]));
     assert!(reported(&drain(&mut m)), "no assembly needed");
 }
+
+#[test]
+fn a_ring_takes_a_gather_from_outside_its_view_only_once_its_own_servers_are_silent() {
+    let t0 = Instant::now();
+    let mut m = member(t0);
+    admit(&mut m, t0, 2);
+    drain(&mut m);
+    let me = m.id();
+    let outsider = ServerId(7);
+    let gather = Msg::Gather {
+        epoch: Epoch(3),
+        part: 0,
+        parts: 1,
+        members: vec![me],
+        server: outsider,
+        group: GROUP,
+        waiting: None,
+    };
+    let mut standby_beacon = beacon_of(2, &[me], 0);
+    if let Msg::Beacon {
+        standby, server, ..
+    } = &mut standby_beacon
+    {
+        (*standby, *server) = (true, outsider);
+    }
+    let reports = |out: Vec<MemberOutput>| {
+        out.iter()
+            .filter(|o| matches!(o, Output::Send(Msg::Report { .. })))
+            .count()
+    };
+    // Its own server was heard a moment ago: the outsider's gather is ignored, however
+    // often the outsider beacons.
+    let t1 = t0 + Duration::from_secs(1);
+    m.handle_datagram(t1, beacon_of(2, &[me], 0));
+    m.handle_datagram(t1 + Duration::from_secs(2), standby_beacon.clone());
+    m.handle_datagram(t1 + Duration::from_secs(2), gather.clone());
+    assert_eq!(reports(drain(&mut m)), 0);
+    // Silent for a token timeout (3 s, from the view): the outsider takes over.
+    let t2 = t1 + Duration::from_secs(3);
+    m.handle_datagram(t2, standby_beacon);
+    m.handle_datagram(t2, gather);
+    assert_eq!(reports(drain(&mut m)), 1);
+}

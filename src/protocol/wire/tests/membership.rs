@@ -4,7 +4,7 @@
 use super::*;
 
 /// The widest proposal head: every counter at its maximum, every list full, an echo.
-fn proposal_head() -> ProposalHead {
+pub(super) fn proposal_head() -> ProposalHead {
     ProposalHead {
         epoch: Epoch(MAX_COUNTER),
         cut: Seq(MAX_COUNTER),
