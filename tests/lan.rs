@@ -9,6 +9,14 @@
 //! goes down (a pulled cable: its datagrams vanish), once its own interface (its sends fail).
 //! Neither needs a multicast route in the host namespaces: `--interface` picks the device.
 //!
+//! The partition run (the primary component rule, IPv4 only) puts the server and c3's host on
+//! one switch and c1's and c2's on a second one, joined by one cable (a veth pair between two
+//! bridges in the switch namespace). Once server, c1 and c2 chat, the cable is unplugged: c1
+//! and c2, two of the last view's three voters, chat on; the server alone installs nothing for
+//! 12 token timeouts and more, and c3, started beside it, does not join but waits for a quorum
+//! with its lines kept. After the heal c3 joins, and every replica and the archive end
+//! byte-identical with every line once: the history that this partition used to fork.
+//!
 //! The IPv6 run gives the veths link-local addresses only (no IPv4 at all, no automatic
 //! addresses), chats on the link-local group ff02::114, and names the interface as a user
 //! would: by name (`eth0`) on some hosts, as `fe80::X%eth0` on others.
@@ -22,7 +30,8 @@
 mod common;
 
 use common::{
-    check_replica, client_in, count_messages, eventually, message_texts, or_skip, server_in, Proc,
+    check_replica, client_in, count_messages, eventually, joined, message_texts, or_skip,
+    server_in, Proc,
 };
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -81,10 +90,15 @@ struct Lan {
     hosts: Vec<Host>,
 }
 
+/// The two ends of the cable between the two switches of a split LAN, in the switch namespace.
+const UPLINK: [&str; 2] = ["uplink0", "uplink1"];
+
 impl Lan {
-    /// Builds the switch and `count` hosts, or says why it cannot. Everything created so far
-    /// is registered before the next step, so a failure half-way still cleans up.
-    fn build(count: usize, family: Family) -> Result<Lan, String> {
+    /// Builds the switch namespace and one host per entry of `switches`, or says why it cannot:
+    /// host `i` is plugged into bridge `br{switches[i]}` (0 or 1). With any host on 1, `br1` is
+    /// a second switch, joined to `br0` by one cable (the veth pair [`UPLINK`]). Everything
+    /// created so far is registered before the next step, so a failure half-way still cleans up.
+    fn build(switches: &[usize], family: Family) -> Result<Lan, String> {
         if !is_root() {
             return Err("the test needs root (network namespaces, veth, bridge)".into());
         }
@@ -109,9 +123,22 @@ impl Lan {
         run_ip(&["-n", &switch, "link", "set", "lo", "up"])?;
         // A plain Linux bridge: IGMP snooping on, no querier, so it floods multicast to every
         // port, like an unmanaged switch.
-        run_ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
-        run_ip(&["-n", &switch, "link", "set", "br0", "up"])?;
-        for i in 0..count {
+        let split = switches.contains(&1);
+        for br in if split { &["br0", "br1"][..] } else { &["br0"] } {
+            run_ip(&["-n", &switch, "link", "add", br, "type", "bridge"])?;
+            run_ip(&["-n", &switch, "link", "set", br, "up"])?;
+        }
+        if split {
+            let [a, b] = UPLINK;
+            run_ip(&[
+                "-n", &switch, "link", "add", a, "type", "veth", "peer", "name", b,
+            ])?;
+            for (end, br) in [(a, "br0"), (b, "br1")] {
+                run_ip(&["-n", &switch, "link", "set", end, "master", br])?;
+                run_ip(&["-n", &switch, "link", "set", end, "up"])?;
+            }
+        }
+        for (i, &sw) in switches.iter().enumerate() {
             let ns = format!("{prefix}-h{i}");
             run_ip(&["netns", "add", &ns])?;
             let switch_port = format!("p{i}");
@@ -138,7 +165,8 @@ impl Lan {
                 "netns",
                 &ns,
             ])?;
-            run_ip(&["-n", &switch, "link", "set", &switch_port, "master", "br0"])?;
+            let br = ["br0", "br1"][sw];
+            run_ip(&["-n", &switch, "link", "set", &switch_port, "master", br])?;
             run_ip(&["-n", &switch, "link", "set", &switch_port, "up"])?;
             add_address(&ns, addr)?;
             run_ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
@@ -172,15 +200,31 @@ impl Lan {
         self.set_link(i, how, "up");
     }
 
+    /// Unplugs the cable between the two switches of a split LAN (its `br0` end goes down,
+    /// and the `br1` end loses its carrier): each switch still connects its own hosts.
+    fn cut_uplink(&self) {
+        set_state(self.switch.as_deref().expect("switch"), UPLINK[0], "down");
+    }
+
+    /// Undoes [`Lan::cut_uplink`].
+    fn heal_uplink(&self) {
+        set_state(self.switch.as_deref().expect("switch"), UPLINK[0], "up");
+    }
+
     fn set_link(&self, i: usize, how: Cut, state: &str) {
         let host = &self.hosts[i];
         let (ns, dev) = match how {
             Cut::SwitchPort => (self.switch.as_deref().expect("switch"), &*host.switch_port),
             Cut::HostLink => (&*host.ns, "eth0"),
         };
-        if let Err(e) = run_ip(&["-n", ns, "link", "set", dev, state]) {
-            panic!("cannot set {dev} {state} in {ns}: {e}");
-        }
+        set_state(ns, dev, state);
+    }
+}
+
+/// `ip -n NS link set DEV STATE`, panicking on failure.
+fn set_state(ns: &str, dev: &str, state: &str) {
+    if let Err(e) = run_ip(&["-n", ns, "link", "set", dev, state]) {
+        panic!("cannot set {dev} {state} in {ns}: {e}");
     }
 }
 
@@ -288,8 +332,8 @@ fn is_root() -> bool {
 
 /// The LAN, or `None` after printing why the test is skipped; panics instead when
 /// `MCAST_CHAT_REQUIRE_NETNS=1`.
-fn lan_or_skip(hosts: usize, family: Family) -> Option<Lan> {
-    or_skip(Lan::build(hosts, family), "the test LAN cannot be built")
+fn lan_or_skip(switches: &[usize], family: Family) -> Option<Lan> {
+    or_skip(Lan::build(switches, family), "the test LAN cannot be built")
 }
 
 /// Whether a notice containing `needle` was printed.
@@ -306,6 +350,30 @@ fn type_lines(p: &mut Proc, name: &str, tag: &str, count: usize) -> Vec<String> 
         p.send_line(line);
     }
     lines
+}
+
+/// Every replica in `others` is byte-identical to `first`'s, whose seqs have no gap and whose
+/// lines are `expected`, each exactly once. A fork (two lines at one seq) makes two replicas
+/// differ; a fork papered over afterwards loses a line or repeats one.
+fn assert_one_history(first: &Proc, others: &[&Proc], expected: &[String]) {
+    let reference = first.replica();
+    let ours = String::from_utf8_lossy(&reference);
+    for p in others {
+        let replica = p.replica();
+        let theirs = String::from_utf8_lossy(&replica);
+        let first_diff = ours.lines().zip(theirs.lines()).find(|(a, b)| a != b);
+        assert!(
+            ours == theirs,
+            "the replicas of {} and {} differ, first at {first_diff:?}",
+            first.name,
+            p.name
+        );
+    }
+    let texts = check_replica(&reference);
+    let unique: HashSet<&String> = texts.iter().collect();
+    assert_eq!(unique.len(), texts.len(), "a line twice: {texts:?}");
+    let typed: HashSet<&String> = expected.iter().collect();
+    assert_eq!(unique, typed, "exactly the typed lines");
 }
 
 /// Waits until every client in `clients` has delivered `total` messages.
@@ -337,7 +405,7 @@ fn ipv6_link_local_only_a_client_cut_off_rejoins_and_every_replica_converges() {
 /// bob keep chatting and she types; after the heal, all four replicas are byte-identical and
 /// hold every typed line exactly once.
 fn cut_off_and_heal(how: Cut, family: Family) {
-    let Some(lan) = lan_or_skip(4, family) else {
+    let Some(lan) = lan_or_skip(&[0; 4], family) else {
         return;
     };
     let started = Instant::now();
@@ -450,20 +518,10 @@ fn cut_off_and_heal(how: Cut, family: Family) {
 
     // Replicas are written before stdout, so they are complete now.
     let reference = alice.replica();
-    for c in [&*bob, &*carol] {
-        assert_eq!(c.replica(), reference, "replica in {}", c.dir.display());
-    }
     eventually("the server's archive to converge", STEP, || {
         srv.replica() == reference
     });
-    let texts = check_replica(&reference);
-    let unique: HashSet<&String> = texts.iter().collect();
-    assert_eq!(unique.len(), texts.len(), "every line exactly once");
-    assert_eq!(
-        unique,
-        expected.iter().collect::<HashSet<_>>(),
-        "exactly the typed lines"
-    );
+    assert_one_history(alice, &[&*bob, &*carol, &srv], &expected);
     phase("all four replicas byte-identical, every line once");
 
     for c in [&mut *alice, &mut *bob, &mut *carol] {
@@ -473,4 +531,156 @@ fn cut_off_and_heal(how: Cut, family: Family) {
         assert!(c.wait_exit(STEP).success(), "clean leave exits 0");
     }
     phase("clients left cleanly");
+}
+
+/// The server's `--token-timeout` in the partition test.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many token timeouts the minority side is left alone: more than the 10 after which a
+/// server once gave up on the silent members and installed a view of its own.
+const PARTITION_TIMEOUTS: u32 = 12;
+
+/// The first view the server printed after its first `from` lines of stdout.
+fn installed_a_view(srv: &Proc, from: usize) -> Option<&String> {
+    srv.seen[from..].iter().find(|l| l.starts_with("* view "))
+}
+
+/// The partition: the server and c3's host on one switch, c1's and c2's on another,
+/// and the cable between the switches unplugged. The side with the last view's quorum (c1 and
+/// c2: 2 of its 3 voters) chats on; the other side (the server, and c3, which is no voter)
+/// must install nothing however long it waits, and c3 must not join there: it waits, its lines
+/// kept, until the cable is back. Once healed, one history: every replica byte-identical, seq
+/// gapless, every typed line exactly once.
+#[test]
+fn a_partition_without_a_quorum_installs_nothing_and_history_never_forks() {
+    let Some(lan) = lan_or_skip(&[0, 1, 1, 0], Family::V4) else {
+        return;
+    };
+    let started = Instant::now();
+    let phase = |what: &str| {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("lan test (partition): {secs:>5.1}s {what}");
+    };
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = 5007;
+    let srv_iface = lan.interface(0);
+    let timeout = humantime::format_duration(TOKEN_TIMEOUT).to_string();
+    let srv_args = ["--interface", &srv_iface, "--token-timeout", &timeout];
+    let mut srv = server_in(&lan.host(0).ns, port, &root.join("server"), &srv_args);
+    srv.wait_for("server start", STEP, |l| !l.is_empty());
+    let start = |i: usize, name: &str| {
+        let (iface, dir) = (lan.interface(i), root.join(name));
+        client_in(&lan.host(i).ns, port, &dir, name, &["--interface", &iface])
+    };
+    let (mut c1, mut c2) = (start(1, "c1"), start(2, "c2"));
+    let mut expected = Vec::new();
+    expected.extend(type_lines(&mut c1, "c1", "before the cut", 3));
+    expected.extend(type_lines(&mut c2, "c2", "before the cut", 3));
+    // Each delivered the other's lines, so both are in one ring: the view {server, c1, c2}.
+    wait_all(&mut [&mut c1, &mut c2], "lines before the cut", 6);
+    phase("server, c1 and c2 chatting across the two switches");
+
+    srv.drain();
+    let srv_before_cut = srv.seen.len();
+    lan.cut_uplink();
+    let cut_at = Instant::now();
+    expected.extend(type_lines(&mut c1, "c1", "during the cut", 3));
+    expected.extend(type_lines(&mut c2, "c2", "during the cut", 3));
+    wait_all(&mut [&mut c1, &mut c2], "lines during the cut", 12);
+    phase("cable cut; c1 and c2 chat on without a server");
+    for c in [&mut c1, &mut c2] {
+        c.wait_for("no server reachable", STEP, |l| {
+            has_notice(l, "no server reachable")
+        });
+    }
+    srv.wait_for("the server to wait for a quorum", STEP, |l| {
+        let after_cut = &l[srv_before_cut.min(l.len())..];
+        after_cut
+            .iter()
+            .any(|l| l.contains("waiting for a quorum: 1 of 3 voters"))
+    });
+    phase("c1 and c2 know no server is reachable; the server waits for a quorum");
+
+    // A fixed wait, as nothing must happen in it: the server gathered a token timeout after
+    // the cut and once gave up on the silent voters 10 token timeouts later.
+    let alone = TOKEN_TIMEOUT * (1 + PARTITION_TIMEOUTS);
+    std::thread::sleep(alone.saturating_sub(cut_at.elapsed()));
+    srv.drain();
+    let view = installed_a_view(&srv, srv_before_cut);
+    assert!(view.is_none(), "a view without a quorum: {view:?}");
+    phase(&format!(
+        "{PARTITION_TIMEOUTS} token timeouts on: no view on the server's side"
+    ));
+
+    let mut c3 = start(3, "c3");
+    c3.wait_for("c3 to wait for a quorum", STEP, |l| {
+        has_notice(
+            l,
+            "waiting for a quorum: 1 of 3 voters reachable; your lines are kept",
+        )
+    });
+    let kept = type_lines(&mut c3, "c3", "while waiting", 3);
+    expected.extend(kept.iter().cloned());
+    eventually("c3's lines in its outbox on disk", STEP, || {
+        common::outbox_text(&c3.dir).contains("c3 while waiting 2")
+    });
+    // Both sides type at once, the very race that used to fork history.
+    expected.extend(type_lines(&mut c1, "c1", "while c3 waits", 2));
+    expected.extend(type_lines(&mut c2, "c2", "while c3 waits", 2));
+    wait_all(&mut [&mut c1, &mut c2], "lines while c3 waits", 16);
+    // A fixed wait again, in which c3 must stay out: three more token timeouts.
+    std::thread::sleep(TOKEN_TIMEOUT * 3);
+    c3.drain();
+    srv.drain();
+    assert!(
+        !joined(&c3.seen),
+        "c3 joined without a quorum: {:?}",
+        c3.seen
+    );
+    let heard = message_texts(&c3.seen);
+    assert!(heard.is_empty(), "c3 delivered without a quorum: {heard:?}");
+    let view = installed_a_view(&srv, srv_before_cut);
+    assert!(view.is_none(), "a view without a quorum: {view:?}");
+    phase("c3 waits for a quorum, its lines kept; still no view");
+
+    lan.heal_uplink();
+    c3.wait_joined(STEP);
+    expected.extend(type_lines(&mut c1, "c1", "after the heal", 2));
+    expected.extend(type_lines(&mut c2, "c2", "after the heal", 2));
+    let total = expected.len();
+    wait_all(&mut [&mut c1, &mut c2, &mut c3], "every line", total);
+    eventually("the server's archive to catch up", STEP, || {
+        srv.read_replica().is_ok_and(|r| r == c1.replica())
+    });
+    for c in [&c1, &c2] {
+        // Both voters that came back answered the same gather: neither was left behind.
+        assert!(
+            !has_notice(&c.seen, "left out of the ring"),
+            "{} was left out after the heal",
+            c.name
+        );
+    }
+    phase("healed: c3 joined; its kept lines and everyone's delivered");
+
+    for c in [&mut c1, &mut c2, &mut c3] {
+        c.close_stdin();
+    }
+    for c in [&mut c1, &mut c2, &mut c3] {
+        let exit = c.wait_exit(STEP);
+        assert!(
+            exit.success(),
+            "{}: a clean leave exits 0, not {exit}",
+            c.name
+        );
+    }
+    let pid = srv.pid().to_string();
+    let term = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(term.is_ok_and(|s| s.success()), "SIGTERM to the server");
+    let exit = srv.wait_exit(STEP);
+    assert!(exit.success(), "the server stops with exit 0, not {exit}");
+    phase("everyone quit");
+
+    // The final files of all four.
+    assert_one_history(&c1, &[&c2, &c3, &srv], &expected);
+    phase("all four replicas byte-identical, seq gapless, every line once");
 }
