@@ -16,7 +16,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mcast_chat::checkpoint::{self, Checkpoint, CHECKPOINT_VERSION};
-use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Pending, Seq, View};
 use mcast_chat::protocol::wire::{self, Msg};
 use mcast_chat::replica::Replica;
 use mcast_chat::store::journal::Journal;
@@ -56,6 +56,7 @@ fn wire_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire");
     let data = Msg::Data {
         epoch: Epoch(7),
+        group: GroupId(1 << 52),
         recs: vec![record(100_001, NodeId::random())],
     };
     let data_bytes = wire::encode(&data).expect("a data message encodes");

@@ -1,11 +1,12 @@
 //! The checks that end every ring session (the history checks themselves are shared with
-//! the soak benchmark, in `benches/common/history.rs`) and fail the run (exit 1) on a fast wrong answer:
-//! the replicas of all live clients and the server byte-identical, `seq` gapless from 1,
-//! every submitted line exactly once (at most once for a killed client) and each author's
-//! lines in submit order, and every client's stdout stream equal to its replica.
+//! the soak benchmark, in `benches/common/history.rs`) and fail the run (exit 1) on a fast
+//! wrong answer: the replicas of all live clients and servers byte-identical (a killed
+//! server's archive a prefix of it), `seq` gapless from 1, every submitted line exactly once
+//! (at most once for a killed client) and each author's lines in submit order, and every
+//! client's stdout stream equal to its replica.
 //!
 //! It only reads (replicas, what the readers saw); it must not retry, wait out or excuse a
-//! mismatch, except for giving the server's archive a moment to catch the tail.
+//! mismatch, except for giving the servers' archives a moment to catch the tail.
 
 use crate::history::{check_keys, replica_keys};
 use crate::session::Ring;
@@ -44,13 +45,26 @@ impl Ring {
                 ));
             }
         }
-        // The server archives as it goes; give it a moment to catch the tail.
+        // The servers archive as they go; give them a moment to catch the tail.
         let deadline = Instant::now() + Duration::from_secs(15);
-        while self.server.replica()? != first {
-            if Instant::now() >= deadline {
-                return Err("the server's archive differs from the clients' replicas".into());
+        for s in std::iter::once(&self.server).chain(&self.standbys) {
+            while s.replica()? != first {
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "the archive of {} differs from the clients' replicas",
+                        s.name
+                    ));
+                }
+                thread::sleep(Duration::from_millis(100));
             }
-            thread::sleep(Duration::from_millis(100));
+        }
+        for s in &self.servers_down {
+            if !first.starts_with(&s.replica()?) {
+                return Err(format!(
+                    "the archive of killed {} is not a prefix of the history",
+                    s.name
+                ));
+            }
         }
         for &c in &self.killed {
             let p = &self.clients[c];
@@ -78,7 +92,7 @@ impl Ring {
         }
         Ok(Verified {
             messages: keys.len(),
-            replicas: live.len() + 1,
+            replicas: live.len() + 1 + self.standbys.len(),
             sha256: sha256_hex(&first),
         })
     }

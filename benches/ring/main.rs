@@ -37,6 +37,13 @@
 //!   survivor delivers again (the target: within the token timeout + 200 ms), and until the
 //!   server printed the view without the victim. The same at a ring of 100 under 50 lines/s
 //!   (target: the token timeout + 500 ms), in a run that has a large ring;
+//! - **failover**: two servers with `--token-timeout 1s` (the second started once the first
+//!   coordinates; it stands by) and a ring of 5 under 500 lines/s; `kill -9` of the
+//!   coordinating server, 1 s later of a member, and a new client started at the member's
+//!   kill; the time from the member's kill (and from the server's) until every survivor
+//!   delivers again and until the new client has joined, and until the standby took over;
+//!   three fresh sessions, medians against a target of 3 s. The same at a ring of 100 under
+//!   50 lines/s, in a run that has a large ring;
 //! - **catch-up**: a replica of 20,000 (and 200,000) messages is written into the server's data
 //!   dir before it starts; the time until a new client has delivered all of it, counting the
 //!   server's start, and the client's resident memory afterwards.
@@ -52,17 +59,25 @@
 //! line). The bench's reader threads and observer share the 2 cores with the ring.
 //!
 //! Every ring session ends with a check that fails the run (exit 1) on a fast wrong answer:
-//! the replicas of all clients and the server byte-identical, `seq` gapless from 1, every
-//! submitted line exactly once and each author's lines in submit order, and every client's
-//! stdout stream equal to its replica. It prints markdown tables, with the load average at its
-//! start and end, and one `BENCH_JSON {...}` line (`scripts/plot.py` draws `docs/bench.svg`
-//! from its `rows`, the small rings; `big_rows` holds the large ones).
+//! the replicas of all clients and servers byte-identical (a killed server's archive a prefix
+//! of them), `seq` gapless from 1, every submitted line exactly once and each author's lines in
+//! submit order, and every client's stdout stream equal to its replica. A missed target
+//! (recovery, failover) is reported, not a failure. It prints markdown tables, with the load
+//! average at its start and end, and one `BENCH_JSON {...}` line (`scripts/plot.py` draws
+//! `docs/bench.svg` from its `rows`, the small rings; `big_rows` holds the large ones,
+//! `recovery`, `failover` and `catchup` their sessions).
 //!
-//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows (about a minute); the full run takes
-//! about 4 minutes on a 2-core machine. `BENCH_NS=1,8,100` picks the ring sizes (1 to 128),
+//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows, a recovery at 3 and one failover run
+//! at 5 (about a minute); the full run takes about 4 minutes on a 2-core machine, plus about
+//! 1.5 minutes of failover sessions (six fresh rings, three of them of 100).
+//! `BENCH_NS=1,8,100` picks the ring sizes (1 to 128); `BENCH_ONLY=failover` runs only the
+//! sections named (a comma-separated list of `rings`, the measurements per ring size,
+//! `recovery`, `failover` and `catchup`; an unknown name stops the bench), and the recovery
+//! and failover of a ring of 100 still only when the plan has a large ring;
 //! `BENCH_DURABILITY=fsync` runs every node with `--durability fsync` (default `page-cache`),
-//! `BENCH_PORT_BASE` (default 46000) the first of the ports used (base .. base + 999), `BENCH_COMMIT` the commit
-//! named in the report (default: `git rev-parse --short HEAD`, marked when `src/` has changes).
+//! `BENCH_PORT_BASE` (default 46000) the first of the ports used (base .. base + 999),
+//! `BENCH_COMMIT` the commit named in the report (default: `git rev-parse --short HEAD`,
+//! marked when `src/` has changes).
 //!
 //! Safety: all traffic stays on loopback (group 224.1.1.1 via 127.0.0.1, the binaries' default
 //! interface); every child process is killed when its handle drops, on a panic, and on SIGINT,
@@ -75,14 +90,15 @@
 //! - `plan.rs`: what to run and for how long (full or `BENCH_QUICK`);
 //! - `node.rs`: one `server` or `client` (started by the shared runner,
 //!   `tests/common/process.rs`), its stdout parsed into deliveries and notices;
-//! - `session.rs`: a ring of a server and N clients, typing and waiting; `storm.rs`: the join
-//!   storm that starts its clients;
+//! - `session.rs`: a ring of a server (or a coordinating one and standbys) and N clients,
+//!   typing and waiting; `storm.rs`: the join storm that starts its clients;
 //! - `check.rs`: the replica checks that end every session (over `benches/common/history.rs`,
 //!   shared with the soak benchmark);
 //! - `raw.rs`: the raw multicast baseline; `observer.rs`: the token-pass observer;
 //! - `measure.rs`: latency, flood and idle at one small ring size; `big.rs`: the phases at a
-//!   large ring; `recovery.rs`: `kill -9` under load; `catchup.rs`: a late joiner and a long
-//!   history;
+//!   large ring; `recovery.rs`: `kill -9` under load; `failover.rs`: `kill -9` of the
+//!   coordinating server and of a member, two servers on the ring; `catchup.rs`: a late
+//!   joiner and a long history;
 //! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
 
 #[path = "../common/history.rs"]
@@ -93,6 +109,7 @@ mod process;
 mod big;
 mod catchup;
 mod check;
+mod failover;
 mod measure;
 mod node;
 mod observer;
@@ -107,12 +124,13 @@ mod util;
 
 use big::measure_big;
 use catchup::catch_ups;
+use failover::failovers;
 use measure::measure_n;
 use node::install_signal_guard;
 use plan::Plan;
 use procfs::{own_limit, raise_open_files};
 use recovery::recoveries;
-use report::{loadavg, machine, print_table};
+use report::{loadavg, machine, print_failovers, print_table};
 use serde_json::json;
 use session::{data_datagram_len, pad_len};
 use std::time::Instant;
@@ -139,9 +157,14 @@ fn main() {
     progress(
         t0,
         &format!(
-            "plan: N = {:?}{}; ports {}..{}",
+            "plan: N = {:?}{}{}; ports {}..{}",
             plan.ns,
             if plan.quick { " (quick)" } else { "" },
+            if plan.only.len() < plan::SECTIONS.len() {
+                format!(", only {}", plan.only.join(", "))
+            } else {
+                String::new()
+            },
             plan.port_base,
             plan.port_base + 999
         ),
@@ -158,10 +181,12 @@ fn main() {
         }
     }
     let recovery = recoveries(&plan, t0, &mut failures);
+    let failover = failovers(&plan, t0, &mut failures);
     let catchups = catch_ups(&plan, t0, &mut failures);
     print_table(
         &date, &machine, &plan, &rows, &big_rows, &recovery, &catchups,
     );
+    print_failovers(&failover);
     let report = json!({
         "date": date,
         "machine": machine,
@@ -172,6 +197,7 @@ fn main() {
         "rows": rows,
         "big_rows": big_rows,
         "recovery": recovery,
+        "failover": failover,
         "catchup": catchups,
         "failures": failures,
         "loadavg_end": loadavg(),
@@ -190,6 +216,8 @@ fn check_limits(plan: &Plan, t0: Instant, failures: &mut Vec<String>) {
         .iter()
         .copied()
         .chain(plan.recoveries.iter().map(|r| r.clients))
+        // A failover ring gets a new client, and has two servers.
+        .chain(plan.failovers.iter().map(|f| f.clients + 2))
         .max()
         .unwrap_or(1) as u64;
     let needed = 4 * (largest + 1) + 64;

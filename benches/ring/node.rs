@@ -205,10 +205,15 @@ impl Proc {
     }
 
     pub fn server(port: u16, dir: &Path, extra: &[&str]) -> Proc {
+        Proc::server_named("server", port, dir, extra)
+    }
+
+    /// A server with a name of its own (`server1`, ...: one of several on the chat).
+    pub fn server_named(name: &str, port: u16, dir: &Path, extra: &[&str]) -> Proc {
         let mut args = vec!["--port".to_string(), port.to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
         Proc::spawn(
-            "server",
+            name,
             env!("CARGO_BIN_EXE_server"),
             &args,
             dir,

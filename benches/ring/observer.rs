@@ -106,7 +106,7 @@ pub fn observe(socket: &UdpSocket, stop: &AtomicBool, hops: &Mutex<Vec<Hop>>) {
                     safe: t.safe.0,
                 }
             }
-            Ok(Msg::Data { epoch, recs }) => {
+            Ok(Msg::Data { epoch, recs, .. }) => {
                 let top = recs.last().map_or(0, |r| r.seq.0);
                 if (epoch.0, top) <= last_pack {
                     continue; // a retransmission

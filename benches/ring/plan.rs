@@ -1,5 +1,6 @@
 //! The plan of a run: which ring sizes, for how long, how many repetitions; the full run or
-//! `BENCH_QUICK=1`, adjusted by `BENCH_NS`, `BENCH_PORT_BASE` and `BENCH_DURABILITY`.
+//! `BENCH_QUICK=1`, adjusted by `BENCH_NS`, `BENCH_PORT_BASE`, `BENCH_DURABILITY` and
+//! `BENCH_ONLY` (which sections run).
 //!
 //! It only reads the environment and holds numbers: no processes, no sockets, no measuring.
 
@@ -51,6 +52,45 @@ impl RecoveryPlan {
     }
 }
 
+/// One failover session: a ring with two servers under a paced load; the coordinating server
+/// is killed, then a member, and a new client starts at the member's kill.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailoverPlan {
+    pub clients: usize,
+    /// Sessions, each a fresh ring; the medians are quoted.
+    pub runs: usize,
+    /// Paced load, lines per second over the live clients.
+    pub rate: u32,
+    /// Both servers' `--token-timeout`.
+    #[serde(serialize_with = "as_ms", rename = "token_timeout_ms")]
+    pub token_timeout: Duration,
+    /// From the server's kill to the member's.
+    #[serde(serialize_with = "as_ms", rename = "member_kill_after_ms")]
+    pub member_kill_after: Duration,
+    /// The target: the survivors deliver again, and the new client has joined, within this
+    /// time after the member's kill.
+    #[serde(serialize_with = "as_ms", rename = "target_ms")]
+    pub target: Duration,
+}
+
+impl FailoverPlan {
+    /// The paced load of the recovery session of the same size (500 lines/s for a small ring,
+    /// 50 lines/s for a large one); the target is 3 s with a token timeout of 1 s.
+    fn new(clients: usize, runs: usize) -> FailoverPlan {
+        FailoverPlan {
+            clients,
+            runs,
+            rate: if clients < BIG_FROM { 500 } else { 50 },
+            token_timeout: Duration::from_secs(1),
+            member_kill_after: Duration::from_secs(1),
+            target: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The sections of a run, in their order; `BENCH_ONLY` picks some of them.
+pub const SECTIONS: [&str; 4] = ["rings", "recovery", "failover", "catchup"];
+
 /// The knobs of one run: the full run, or `BENCH_QUICK=1`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
@@ -97,8 +137,12 @@ pub struct Plan {
     pub big_idle_window: Duration,
     /// Recovery sessions, one after another.
     pub recoveries: Vec<RecoveryPlan>,
+    /// Failover sessions, one size after another.
+    pub failovers: Vec<FailoverPlan>,
     /// Catch-up sessions: (history size, repetitions).
     pub catchup: Vec<(usize, usize)>,
+    /// The sections that run (`BENCH_ONLY`, default all of [`SECTIONS`]).
+    pub only: Vec<String>,
 }
 
 impl Plan {
@@ -129,7 +173,9 @@ impl Plan {
                 big_from: BIG_FROM,
                 big_idle_window: Duration::from_secs(3),
                 recoveries: vec![RecoveryPlan::small(3, 1)],
+                failovers: vec![FailoverPlan::new(5, 1)],
                 catchup: vec![(20_000, 1)],
+                only: Vec::new(),
             }
         } else {
             Plan {
@@ -152,7 +198,9 @@ impl Plan {
                 big_from: BIG_FROM,
                 big_idle_window: Duration::from_secs(10),
                 recoveries: vec![RecoveryPlan::small(5, 3), RecoveryPlan::big(100, 3)],
+                failovers: vec![FailoverPlan::new(5, 3), FailoverPlan::new(100, 3)],
                 catchup: vec![(20_000, 3), (200_000, 1)],
+                only: Vec::new(),
             }
         };
         if let Ok(ns) = std::env::var("BENCH_NS") {
@@ -165,15 +213,51 @@ impl Plan {
                 plan.ns = parsed;
             }
         }
-        // The recovery of a large ring runs only when the plan has a large ring.
+        // The recovery and failover of a large ring run only when the plan has a large ring.
         if !plan.ns.iter().any(|&n| n >= plan.big_from) {
             plan.recoveries.retain(|r| r.clients < plan.big_from);
+            plan.failovers.retain(|f| f.clients < plan.big_from);
+        }
+        plan.only = only_sections();
+        if !plan.runs("rings") {
+            plan.ns.clear();
+        }
+        if !plan.runs("recovery") {
+            plan.recoveries.clear();
+        }
+        if !plan.runs("failover") {
+            plan.failovers.clear();
+        }
+        if !plan.runs("catchup") {
+            plan.catchup.clear();
         }
         plan
+    }
+
+    /// Whether section `name` (one of [`SECTIONS`]) runs.
+    pub fn runs(&self, name: &str) -> bool {
+        self.only.iter().any(|s| s == name)
     }
 
     /// A port for a session: `offset` below 1000 keeps it in the bench's range.
     pub fn port(&self, offset: u16) -> u16 {
         self.port_base + offset % 1000
     }
+}
+
+/// `BENCH_ONLY=failover,catchup`: the sections to run (default all). An unknown name stops
+/// the bench before it starts anything, rather than running what was not asked for.
+fn only_sections() -> Vec<String> {
+    let Some(list) = std::env::var("BENCH_ONLY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return SECTIONS.iter().map(|s| s.to_string()).collect();
+    };
+    let picked: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+    if let Some(bad) = picked.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        eprintln!("BENCH_ONLY: unknown section {bad:?}; the sections are {SECTIONS:?}");
+        std::process::exit(2);
+    }
+    picked
 }

@@ -2,6 +2,8 @@
 //! clients killed one after another; how long until every survivor delivers again, against
 //! the session's target (the token timeout + 200 ms for a small ring, + 500 ms at 100).
 //!
+//! Its paced load, kill, settle and "delivers again" helpers are shared with `failover.rs`.
+//!
 //! It kills only the ring's own clients, and checks the history afterwards like every session.
 
 use crate::check::Verified;
@@ -114,7 +116,6 @@ pub fn recovery(
 
 /// Paced load over the live clients; every few seconds the last live client is killed.
 pub fn kill_under_load(spec: &RecoveryPlan, ring: &mut Ring) -> Result<Vec<Kill>, String> {
-    let every = Duration::from_secs(1) / spec.rate;
     let gap = Duration::from_millis(3500);
     let kills = spec.kills.min(ring.n() - 1);
     let run_for = Duration::from_secs(1) + gap * kills as u32;
@@ -124,56 +125,19 @@ pub fn kill_under_load(spec: &RecoveryPlan, ring: &mut Ring) -> Result<Vec<Kill>
         .collect();
     kill_at.reverse();
     let mut killed_at: Vec<(usize, Instant)> = Vec::new();
-    let lines = (run_for.as_secs_f64() / every.as_secs_f64()) as usize;
-    for i in 0..lines {
-        let at = start + every * i as u32;
-        sleep_until(at);
+    paced_load(ring, spec.rate, start, run_for, |ring, at, _| {
         if kill_at.last().is_some_and(|k| *k <= at) {
             kill_at.pop();
             let victim = ring.live().last().ok_or("no client left")?;
-            let when = Instant::now();
-            ring.clients[victim].kill();
-            ring.killed.insert(victim);
-            killed_at.push((victim, when));
+            killed_at.push((victim, kill_client(ring, victim)));
         }
-        let live: Vec<usize> = ring.live().collect();
-        let c = live[i % live.len()];
-        ring.submit(c, key(PHASE_PACED, c, i), true)?;
-    }
-    // Quiet: every survivor holds every survivor's line.
-    let survivors_lines: usize = ring.live().map(|c| ring.submitted[c].len()).sum();
-    let mut count = ring.delivered();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        thread::sleep(Duration::from_millis(500));
-        let now = ring.delivered();
-        if now == count && now >= survivors_lines {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the survivors did not settle ({})",
-                ring.progress_summary()
-            ));
-        }
-        count = now;
-    }
+        Ok(())
+    })?;
+    settle(ring)?;
     let mut out = Vec::new();
     for (i, &(victim, at)) in killed_at.iter().enumerate() {
         let until = killed_at.get(i + 1).map_or(at + gap * 3, |k| k.1);
-        let (mut resume, mut stall) = (Duration::ZERO, Duration::ZERO);
-        for c in ring.live() {
-            let seen = ring.clients[c].watch.lock();
-            let times: Vec<Instant> = seen
-                .msgs
-                .iter()
-                .map(|m| m.1)
-                .filter(|t| *t > at && *t < until)
-                .collect();
-            let (end, longest) = longest_gap(at, &times);
-            resume = resume.max(end.saturating_duration_since(at));
-            stall = stall.max(longest);
-        }
+        let (resume, stall) = survivors_resume(ring, at, until);
         let view_at = ring
             .server
             .watch
@@ -190,6 +154,82 @@ pub fn kill_under_load(spec: &RecoveryPlan, ring: &mut Ring) -> Result<Vec<Kill>
         });
     }
     Ok(out)
+}
+
+/// `kill -9` of client `c`, which the checks then excuse for lines it never sent; returns
+/// the instant of the kill.
+pub fn kill_client(ring: &mut Ring, c: usize) -> Instant {
+    let when = Instant::now();
+    ring.clients[c].kill();
+    ring.killed.insert(c);
+    when
+}
+
+/// `rate` lines per second from `start` for `run_for`, round robin over the live clients.
+/// Before each line, `event(ring, when the line is due, the client that typed the line
+/// before)` may act on the ring (kill a process).
+pub fn paced_load(
+    ring: &mut Ring,
+    rate: u32,
+    start: Instant,
+    run_for: Duration,
+    mut event: impl FnMut(&mut Ring, Instant, Option<usize>) -> Result<(), String>,
+) -> Result<(), String> {
+    let every = Duration::from_secs(1) / rate;
+    let lines = (run_for.as_secs_f64() / every.as_secs_f64()) as usize;
+    let mut last = None;
+    for i in 0..lines {
+        let at = start + every * i as u32;
+        sleep_until(at);
+        event(ring, at, last)?;
+        let live: Vec<usize> = ring.live().collect();
+        let c = live[i % live.len()];
+        ring.submit(c, key(PHASE_PACED, c, i), true)?;
+        last = Some(c);
+    }
+    Ok(())
+}
+
+/// Waits until the ring is quiet: every live client holds every live client's line, and the
+/// count stays put for half a second (30 s at most).
+pub fn settle(ring: &Ring) -> Result<(), String> {
+    let survivors_lines: usize = ring.live().map(|c| ring.submitted[c].len()).sum();
+    let mut count = ring.delivered();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let now = ring.delivered();
+        if now == count && now >= survivors_lines {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the survivors did not settle ({})",
+                ring.progress_summary()
+            ));
+        }
+        count = now;
+    }
+}
+
+/// After a kill at `at`: when every live client delivered again (the end of its longest
+/// pause in deliveries between `at` and `until`, the latest over the clients), counted from
+/// `at`, and the longest such pause.
+pub fn survivors_resume(ring: &Ring, at: Instant, until: Instant) -> (Duration, Duration) {
+    let (mut resume, mut stall) = (Duration::ZERO, Duration::ZERO);
+    for c in ring.live() {
+        let seen = ring.clients[c].watch.lock();
+        let times: Vec<Instant> = seen
+            .msgs
+            .iter()
+            .map(|m| m.1)
+            .filter(|t| *t > at && *t < until)
+            .collect();
+        let (end, longest) = longest_gap(at, &times);
+        resume = resume.max(end.saturating_duration_since(at));
+        stall = stall.max(longest);
+    }
+    (resume, stall)
 }
 
 /// The longest pause in `times` (sorted, all after `from`), counting from `from`; returns when

@@ -5,6 +5,7 @@
 
 use crate::big::BigRow;
 use crate::catchup::CatchUp;
+use crate::failover::Failover;
 use crate::measure::{Idle, Latency, Row};
 use crate::plan::Plan;
 use crate::recovery::Recovery;
@@ -95,7 +96,12 @@ pub fn print_table(
     if !rows.is_empty() {
         print_small(plan, rows);
     }
-    print_scale(plan, rows, big_rows);
+    if !rows.is_empty() || !big_rows.is_empty() {
+        print_scale(plan, rows, big_rows);
+    }
+    if rows.is_empty() && big_rows.is_empty() && recoveries.is_empty() && catchups.is_empty() {
+        return; // only the failover ran (`BENCH_ONLY`): it has a table of its own
+    }
     println!("| measure | result |");
     println!("|---|---|");
     if let Some(i) = rows
@@ -160,6 +166,52 @@ pub fn print_table(
             r.max_resume_ms,
             median(&r.kills.iter().filter_map(|k| k.view_ms).collect::<Vec<_>>()),
             r.target_ms
+        );
+    }
+    println!();
+}
+
+/// The failover sessions: one line per ring size, medians over its runs (each run in
+/// brackets), against the target.
+pub fn print_failovers(failovers: &[Failover]) {
+    let Some(first) = failovers.first() else {
+        return;
+    };
+    println!(
+        "Failover: two servers with --token-timeout {:.0} ms (the second stands by), N clients \
+         under a paced load; kill -9 of the coordinating server, {:.0} ms later of a member, and \
+         a new client started at the member's kill. Times from the member's kill unless said \
+         otherwise; medians over fresh sessions, each run in brackets. Pass: every run within \
+         the target, both times.",
+        first.token_timeout_ms, first.member_kill_after_ms
+    );
+    println!();
+    println!(
+        "| N | lines/s | runs | takeover after the server's kill (ms) | survivors deliver \
+         again (ms) | new client joined (ms) | from the server's kill: deliver again / joined \
+         (ms) | target (ms) | pass |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for f in failovers {
+        let each = |v: fn(&crate::failover::FailoverRun) -> f64| {
+            let runs: Vec<String> = f.runs.iter().map(|r| format!("{:.0}", v(r))).collect();
+            runs.join(", ")
+        };
+        println!(
+            "| {} | {} | {} | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} / {:.0} | {:.0} | {} |",
+            f.clients,
+            f.rate,
+            f.runs.len(),
+            f.median_takeover_ms,
+            each(|r| r.takeover_ms.unwrap_or(f64::NAN)),
+            f.median_resume_ms,
+            each(|r| r.resume_ms),
+            f.median_join_ms,
+            each(|r| r.join_ms),
+            f.median_resume_from_server_kill_ms,
+            f.median_join_from_server_kill_ms,
+            f.target_ms,
+            if f.pass { "pass" } else { "FAIL" }
         );
     }
     println!();

@@ -1,17 +1,18 @@
-//! A ring session: the server and N clients started on one port in a temp dir (the clients
-//! in a join storm, `storm.rs`, which is also the warm-up), and what each client was given to
-//! type (keys and submit instants), with waits that have deadlines. The checks of the history
-//! are in `check.rs`, the measurements in `measure.rs`.
+//! A ring session: the server (or several: a coordinating one and standbys) and N clients
+//! started on one port in a temp dir (the clients in a join storm, `storm.rs`, which is also
+//! the warm-up), and what each client was given to type (keys and submit instants), with
+//! waits that have deadlines. The checks of the history are in `check.rs`, the measurements
+//! in `measure.rs`, `recovery.rs` and `failover.rs`.
 //!
-//! It must not judge results: it starts, types, waits and reports progress; every process is
-//! killed when the ring drops.
+//! It must not judge results: it starts, types, kills the coordinating server when asked,
+//! waits and reports progress; every process is killed when the ring drops.
 
 use crate::node::{Proc, Seen};
 use crate::observer::Observer;
 use crate::storm::Storm;
 use crate::util::{key_client, key_n, key_phase};
 use crate::DATAGRAM_BYTES;
-use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Seq};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Seq};
 use mcast_chat::protocol::wire::{self, Msg};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,11 +24,19 @@ use uuid::Uuid;
 /// coordinating`, printed when its start-up probe ends.
 const COORDINATING: &str = ": coordinating";
 
+/// The start of a server's notice that another server coordinates and this one stands by.
+const STANDING_BY: &str = "standing by";
+
 /// The server and N clients on one port, each in its own data dir under one temp dir.
 pub struct Ring {
     /// Clients first: they are killed before the server when the ring drops.
     pub clients: Vec<Proc>,
+    /// The coordinating server (after a failover, the standby that took over).
     pub server: Proc,
+    /// More servers on the chat, standing by, in the order they were started.
+    pub standbys: Vec<Proc>,
+    /// Servers killed on purpose (failover): their archives must be a prefix of the history.
+    pub servers_down: Vec<Proc>,
     /// Every line handed to each client, as keys, in submit order.
     pub submitted: Vec<Vec<u64>>,
     /// When each line whose latency is measured was written to its client's stdin.
@@ -47,6 +56,18 @@ pub struct Ring {
 
 impl Ring {
     pub fn start(label: &str, port: u16, n: usize, server_extra: &[&str]) -> Result<Ring, String> {
+        Ring::start_servers(label, port, n, server_extra, 1)
+    }
+
+    /// A ring with `servers` servers (each with `server_extra`): the first coordinates, and
+    /// each later one is started once the one before it has said so or stands by itself.
+    pub fn start_servers(
+        label: &str,
+        port: u16,
+        n: usize,
+        server_extra: &[&str],
+        servers: usize,
+    ) -> Result<Ring, String> {
         let root = tempfile::Builder::new()
             .prefix(&format!("mcast-bench-{label}-"))
             .tempdir()
@@ -58,6 +79,8 @@ impl Ring {
         let mut ring = Ring {
             clients: Vec::new(),
             server,
+            standbys: Vec::new(),
+            servers_down: Vec::new(),
             submitted: vec![Vec::new(); n],
             submit_at: HashMap::new(),
             killed: HashSet::new(),
@@ -77,10 +100,43 @@ impl Ring {
                 ring.server.stderr_tail()
             ));
         }
+        for s in 1..servers {
+            ring.start_standby(port, s, server_extra)?;
+        }
         ring.storm = ring.join_storm(port, n)?;
         let expect = format!("{n} member");
         ring.clients[0].ask("/who", |t| t.starts_with(&expect))?;
         Ok(ring)
+    }
+
+    /// Starts server number `s` (from 1) and waits until it says it stands by.
+    fn start_standby(&mut self, port: u16, s: usize, extra: &[&str]) -> Result<(), String> {
+        let name = format!("server{s}");
+        let standby = Proc::server_named(&name, port, &self.root_path.join(&name), extra);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let standing_by = |s: &Seen| s.notices.iter().any(|(_, t)| t.starts_with(STANDING_BY));
+        if !standby.watch.wait_for(deadline, standing_by) {
+            return Err(format!(
+                "{name} did not stand by within 10 s: {}",
+                standby.stderr_tail()
+            ));
+        }
+        self.standbys.push(standby);
+        Ok(())
+    }
+
+    /// `kill -9` of the coordinating server; the first standby becomes the ring's server (the
+    /// one the checks hold the clients' replicas against). Returns the instant of the kill.
+    pub fn kill_server(&mut self) -> Result<Instant, String> {
+        if self.standbys.is_empty() {
+            return Err("no standby server to take over".into());
+        }
+        let when = Instant::now();
+        self.server.kill();
+        let next = self.standbys.remove(0);
+        self.servers_down
+            .push(std::mem::replace(&mut self.server, next));
+        Ok(when)
     }
 
     pub fn n(&self) -> usize {
@@ -157,7 +213,9 @@ impl Ring {
             .iter()
             .map(|c| format!("{} {}", c.name, c.watch.delivered()))
             .collect();
-        parts.push(format!("server {}", self.server.watch.delivered()));
+        for s in std::iter::once(&self.server).chain(&self.standbys) {
+            parts.push(format!("{} {}", s.name, s.watch.delivered()));
+        }
         parts.join(", ")
     }
 
@@ -204,6 +262,7 @@ pub fn data_datagram_len(text: &str) -> Option<usize> {
     };
     wire::encode(&Msg::Data {
         epoch: Epoch(3),
+        group: GroupId(1 << 52), // chat ids are drawn below 2^53: 16 digits
         recs: vec![rec],
     })
     .ok()
