@@ -508,5 +508,6 @@ mod tests;
 use check::check_values;
 
 pub use pack::{
-    pack_data, pack_gather, pack_history, pack_propose, pack_view, ProposalHead, ViewHead,
+    pack_data, pack_echo, pack_gather, pack_history, pack_propose, pack_view, ProposalHead,
+    ViewHead,
 };

@@ -13,7 +13,7 @@ use crate::protocol::fetch::{self, RangeFetch};
 use crate::protocol::parts::{Installed, Part, Proposed};
 use crate::protocol::types::{Epoch, GroupId, Member, NodeId, Seq, ServerId, View};
 use crate::protocol::vote::{AttemptError, Ballot, Promise};
-use crate::protocol::wire::{self, Msg, ProposalHead};
+use crate::protocol::wire::{self, Msg};
 use std::time::Instant;
 
 impl Coordinator {
@@ -242,25 +242,7 @@ impl Coordinator {
 
     /// A gathering server asks for a session we reported and it never saw: echo it.
     pub(super) fn echo_session(&mut self, from: NodeId, epoch: Epoch) {
-        let Some(session) = self.vote.attempt_of(epoch).or(self
-            .vote
-            .primary
-            .as_ref()
-            .filter(|p| p.epoch() == epoch))
-        else {
-            return;
-        };
-        let head = ProposalHead {
-            epoch,
-            cut: session.cut,
-            server: session.server(),
-            group: self.vote.group.unwrap_or(GroupId(0)),
-            servers: session.view.servers.clone(),
-            base: Epoch(0),
-            dead: Vec::new(),
-            to: Some(from),
-        };
-        for part in wire::pack_propose(&head, &session.view.members) {
+        for part in wire::pack_echo(&self.vote, epoch, from) {
             self.send(part);
         }
     }

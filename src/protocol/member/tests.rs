@@ -103,12 +103,17 @@ fn install(m: &mut MemberCore, now: Instant, epoch: u64, members: &[Member]) {
 }
 
 fn gather_msg(epoch: u64, members: Vec<NodeId>) -> Msg {
+    gather_from(SERVER, epoch, members)
+}
+
+/// A one-part gather of `epoch` by `server`, asking `members`.
+fn gather_from(server: ServerId, epoch: u64, members: Vec<NodeId>) -> Msg {
     Msg::Gather {
         epoch: Epoch(epoch),
         part: 0,
         parts: 1,
         members,
-        server: SERVER,
+        server,
         group: GROUP,
         waiting: None,
     }

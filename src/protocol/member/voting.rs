@@ -12,7 +12,7 @@ use crate::protocol::events::{MemberEvent, MemberStop, Output};
 use crate::protocol::parts::{Installed, Part, Proposed};
 use crate::protocol::types::{Epoch, GroupId, Member, NodeId, Seq, ServerId, View};
 use crate::protocol::vote::{AttemptError, Ballot, Promise, Vote};
-use crate::protocol::wire::{self, Msg, ProposalHead, QuorumWait};
+use crate::protocol::wire::{self, Msg, QuorumWait};
 use std::time::{Duration, Instant};
 
 /// A gather as it arrived.
@@ -184,25 +184,7 @@ impl MemberCore {
 
     /// A gathering server never saw an attempt we reported: echo its proposal to it.
     pub(super) fn on_session_request(&mut self, from: NodeId, epoch: Epoch) {
-        let Some(session) = self.vote.attempt_of(epoch).or(self
-            .vote
-            .primary
-            .as_ref()
-            .filter(|p| p.epoch() == epoch))
-        else {
-            return;
-        };
-        let head = ProposalHead {
-            epoch,
-            cut: session.cut,
-            server: session.server(),
-            group: self.vote.group.unwrap_or(GroupId(0)),
-            servers: session.view.servers.clone(),
-            base: Epoch(0),
-            dead: Vec::new(),
-            to: Some(from),
-        };
-        for part in wire::pack_propose(&head, &session.view.members) {
+        for part in wire::pack_echo(&self.vote, epoch, from) {
             self.send(part);
         }
     }

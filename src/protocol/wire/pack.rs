@@ -9,6 +9,7 @@
 use super::{encode, encoded_len, Msg, QuorumWait};
 use crate::protocol::limits::MAX_PLAINTEXT_BYTES;
 use crate::protocol::types::{ChatRecord, Epoch, GroupId, Member, NodeId, Seq, ServerId};
+use crate::protocol::vote::Vote;
 use serde::Serialize;
 use std::ops::Range;
 
@@ -89,6 +90,26 @@ impl ProposalHead {
             to: self.to,
         }
     }
+}
+
+/// The proposal of the attempt or primary of `epoch` in `vote`, echoed for the gathering
+/// server `to` that never saw it (nothing if the vote holds no session of that epoch).
+pub fn pack_echo(vote: &Vote, epoch: Epoch, to: NodeId) -> Vec<Msg> {
+    let primary = vote.primary.as_ref().filter(|p| p.epoch() == epoch);
+    let Some(session) = vote.attempt_of(epoch).or(primary) else {
+        return Vec::new();
+    };
+    let head = ProposalHead {
+        epoch,
+        cut: session.cut,
+        server: session.server(),
+        group: vote.group.unwrap_or(GroupId(0)),
+        servers: session.view.servers.clone(),
+        base: Epoch(0),
+        dead: Vec::new(),
+        to: Some(to),
+    };
+    pack_propose(&head, &session.view.members)
 }
 
 /// Splits a proposal into as few parts as fit, like a view.

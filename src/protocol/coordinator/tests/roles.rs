@@ -39,6 +39,27 @@ fn formed(view: View, cut: u64) -> Vote {
     }
 }
 
+/// Runs `c` until `until`; it must take over from OTHER with a gather of epoch 4 that asks
+/// members 0 and 1 and OTHER. Returns the outputs.
+fn takes_over(c: &mut Coordinator, until: Instant) -> Vec<CoordinatorOutput> {
+    let out = untimed(run_until(c, until));
+    assert!(out.contains(&Output::Event(CoordinatorEvent::TakingOver)));
+    let (epoch, asked) = gathers(&out).pop().expect("a gather");
+    assert_eq!(epoch, Epoch(4));
+    assert_eq!(asked, [id(0), id(1), NodeId::server(OTHER)]);
+    out
+}
+
+/// The members of `view`, which formed and installed it in this incarnation.
+fn installed(view: View) -> Vec<Voter> {
+    let mut v = members(view.members.len() as u8);
+    for m in &mut v {
+        m.vote = formed(view.clone(), 0);
+        m.view_epoch = view.epoch;
+    }
+    v
+}
+
 fn beacon(server: ServerId, epoch: u64, standby: bool, members: u64) -> Msg {
     beacon_of_chat(GROUP, server, epoch, standby, members)
 }
@@ -83,20 +104,9 @@ fn a_standby_takes_over_once_the_coordinator_falls_silent_and_installs_a_view_wi
         assert!(gathers(&out).is_empty(), "no takeover while it is heard");
     }
     // Silent for `takeover`: a gather with the members and the silent server.
-    let out = untimed(run_until(
-        &mut c,
-        t + config().takeover + config().beacon_interval,
-    ));
-    assert!(out.contains(&Output::Event(CoordinatorEvent::TakingOver)));
-    let (epoch, asked) = gathers(&out).pop().expect("a gather");
-    assert_eq!(epoch, Epoch(4));
-    assert_eq!(asked, [id(0), id(1), NodeId::server(OTHER)]);
+    let out = takes_over(&mut c, t + config().takeover + config().beacon_interval);
     // Both members answer (they installed epoch 3): 3 of its 4 voters.
-    let mut v = members(2);
-    for m in &mut v {
-        m.vote = formed(view(3, 2, &[OTHER, ME]), 0);
-        m.view_epoch = Epoch(3);
-    }
+    let mut v = installed(view(3, 2, &[OTHER, ME]));
     let out = settle(&mut c, &mut v, t, out);
     assert!(
         views(&out).is_empty(),
@@ -324,17 +334,9 @@ fn a_server_outside_the_view_recovers_the_ring_once_every_server_of_it_is_silent
     let out = untimed(run_until(&mut c, t0 + config().takeover / 2));
     assert!(gathers(&out).is_empty(), "its coordinator was heard");
     let t = t0 + config().takeover + 2 * config().beacon_interval;
-    let out = untimed(run_until(&mut c, t));
-    assert!(out.contains(&Output::Event(CoordinatorEvent::TakingOver)));
-    let (epoch, asked) = gathers(&out).pop().expect("a gather");
-    assert_eq!(epoch, Epoch(4));
-    assert_eq!(asked, [id(0), id(1), NodeId::server(OTHER)]);
+    let out = takes_over(&mut c, t);
     // Both members report: 2 of the 3 voters of epoch 3, one of them trusted for the cut.
-    let mut v = members(2);
-    for m in &mut v {
-        m.vote = formed(view(3, 2, &[OTHER]), 0);
-        m.view_epoch = Epoch(3);
-    }
+    let mut v = installed(view(3, 2, &[OTHER]));
     settle(&mut c, &mut v, t, out);
     let out = run_with(&mut c, &mut v, t + 2 * TOKEN_TIMEOUT);
     assert_eq!(views(&out)[0], (Epoch(4), vec![id(0), id(1)], Seq(0)));

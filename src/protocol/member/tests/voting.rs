@@ -66,15 +66,7 @@ fn a_gather_of_an_epoch_promised_to_another_server_is_refused_with_the_promise()
     let me = m.id();
     m.handle_datagram(now, gather_msg(3, vec![me]));
     drain(&mut m);
-    let other = Msg::Gather {
-        epoch: Epoch(3),
-        part: 0,
-        parts: 1,
-        members: vec![me],
-        server: ServerId(2),
-        group: GROUP,
-        waiting: None,
-    };
+    let other = gather_from(ServerId(2), 3, vec![me]);
     m.handle_datagram(now, other);
     let out = drain(&mut m);
     assert!(
@@ -285,15 +277,7 @@ fn a_ring_takes_a_gather_from_outside_its_view_only_once_its_own_servers_are_sil
     drain(&mut m);
     let me = m.id();
     let outsider = ServerId(7);
-    let gather = Msg::Gather {
-        epoch: Epoch(3),
-        part: 0,
-        parts: 1,
-        members: vec![me],
-        server: outsider,
-        group: GROUP,
-        waiting: None,
-    };
+    let gather = gather_from(outsider, 3, vec![me]);
     let mut standby_beacon = beacon_of(2, &[me], 0);
     if let Msg::Beacon {
         standby, server, ..
