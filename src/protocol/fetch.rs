@@ -7,6 +7,9 @@
 use crate::protocol::types::Seq;
 use std::time::{Duration, Instant};
 
+mod window;
+pub use window::{Request, Window, WindowedFetch};
+
 /// How long a history request may go unanswered before it is asked again, for a ring whose
 /// server announces `token_timeout`.
 pub fn retry_interval(token_timeout: Duration) -> Duration {

@@ -33,6 +33,7 @@ use self::voting::{BeaconMsg, GatherMsg};
 use crate::protocol::events::{MemberEvent, MemberOutput, MemberStop, Output};
 use crate::protocol::order::Order;
 use crate::protocol::parts::{self, Assembly, Installed, Proposed};
+use crate::protocol::rtt::RttEstimate;
 use crate::protocol::timer::TimerTable;
 use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Incarnation, NodeId, Pending, Seq, View};
@@ -152,6 +153,9 @@ pub struct MemberCore {
     early_token: Option<Token>,
     /// Server's token timeout (from its view); our retransmit and fetch timers derive from it.
     token_timeout: Duration,
+    /// The round trip of a token pass to its acknowledgement: a lost pass is sent again after
+    /// a few round trips, not a fixed share of the token timeout.
+    pass_rtt: RttEstimate,
     server: ServerContact,
     /// When a server of our view (or, before we are admitted, any server) was last heard: a
     /// server outside the view may gather the ring only once they have all been silent for
@@ -187,6 +191,7 @@ impl MemberCore {
             outbox: restored.outbox.into(),
             early_token: None,
             token_timeout: Duration::from_secs(3),
+            pass_rtt: RttEstimate::default(),
             server: ServerContact::Unheard,
             view_server_heard: now,
             catch_up: None,
@@ -440,7 +445,7 @@ impl MemberCore {
             Msg::Token(token) => self.on_token(now, token),
             Msg::Data { epoch, group, recs } => self.on_data(now, epoch, group, recs),
             Msg::Wake { epoch, from, hop } => self.on_wake(now, epoch, from, hop),
-            Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(epoch, hop),
+            Msg::TokenAck { epoch, hop, .. } => self.on_token_ack(now, epoch, hop),
             Msg::AskAru { epoch, from, seq } => self.on_collect(epoch, from, seq),
             Msg::Aru { epoch, from, aru } => self.on_aru(now, epoch, from, aru),
             Msg::Fetch { from, to, lo, hi } if to == self.cfg.id => self.serve(from, lo, hi),

@@ -15,6 +15,7 @@ pub mod order;
 pub mod parts;
 pub mod peers;
 pub mod quorum;
+pub mod rtt;
 pub mod timer;
 /// The token and the holder's rules. The file sits at the crate root, where the design card
 /// names it; it is part of the pure protocol.

@@ -1,14 +1,15 @@
 //! History, from one member's side: catching up to a view's cut by fetching final records
-//! from the server in chunks (with retry and progress reports on long catch-ups), and
-//! answering other nodes' history requests from the replica or from memory.
+//! from the servers, a window of chunks in flight and lost ones asked again (with progress
+//! reports on long catch-ups), and answering other nodes' history requests from the replica or
+//! from memory.
 //!
-//! Methods of `MemberCore`; the walk over the range is [`RangeFetch`]'s. They never change the
-//! member's phase. No clock, no I/O: reading the replica is an output for the driver.
+//! Methods of `MemberCore`; the window is [`WindowedFetch`]'s. They never change the member's
+//! phase. No clock, no I/O: reading the replica is an output for the driver.
 
 use super::state::Timer;
 use super::MemberCore;
 use crate::protocol::events::{MemberEvent, Output};
-use crate::protocol::fetch::{self, RangeFetch};
+use crate::protocol::fetch::{self, Window, WindowedFetch};
 use crate::protocol::types::{ChatRecord, NodeId, Seq};
 use crate::protocol::wire::Msg;
 use std::time::Instant;
@@ -16,23 +17,27 @@ use std::time::Instant;
 /// Catch-ups shorter than this report only their start and end.
 const PROGRESS_MIN: u64 = 5_000;
 
+/// Chunks in flight at once during a catch-up.
+const FETCH_CHUNKS: u64 = 4;
+
 /// An outstanding catch-up to the cut of the current view.
 #[derive(Clone, Debug)]
 pub(super) struct CatchUp {
-    /// The range being fetched; its retry deadline is also [`Timer::FetchRetry`].
-    fetch: RangeFetch,
+    /// The range being fetched; its next deadline is also [`Timer::FetchRetry`].
+    fetch: WindowedFetch,
     /// Next delivered seq at which to report progress (long catch-ups only).
     report_at: Seq,
-    /// Overdue chunks so far: each is asked of the view's next server in rank order (the
+    /// Overdue requests so far: each is asked of the view's next server in rank order (the
     /// coordinator first), so a dead server costs one retry.
     overdue: usize,
 }
 
 impl MemberCore {
     pub(super) fn start_fetch(&mut self, now: Instant, target: Seq) {
-        let missing = target.0 - self.order.delivered().0;
+        let delivered = self.order.delivered();
+        let missing = target.0 - delivered.0;
         self.catch_up = Some(CatchUp {
-            fetch: RangeFetch::new(target, now),
+            fetch: WindowedFetch::new(delivered, target),
             report_at: Seq(self.order.delivered().0 + (missing / 10).max(PROGRESS_MIN)),
             overdue: 0,
         });
@@ -40,37 +45,55 @@ impl MemberCore {
         self.request_history(now);
     }
 
-    /// The chunk asked for is overdue: ask it of the next server.
+    /// A request is overdue: ask what it lacks again (of the next server).
     pub(super) fn retry_history(&mut self, now: Instant) {
-        if let Some(c) = &mut self.catch_up {
-            c.overdue += 1;
-        }
         self.request_history(now);
     }
 
-    /// Asks a server for the next chunk; ends the catch-up quietly if nothing is missing.
+    fn fetch_window(&self) -> Window {
+        Window {
+            chunk: self.cfg.fetch_chunk,
+            chunks: FETCH_CHUNKS,
+            ceiling: fetch::retry_interval(self.token_timeout),
+        }
+    }
+
+    /// Sends what the window asks for (new chunks, holes, overdue requests) to a server;
+    /// ends the catch-up quietly if nothing is missing.
     pub(super) fn request_history(&mut self, now: Instant) {
-        let servers = &self.view.servers;
+        let w = self.fetch_window();
+        let held = self.order.delivered();
+        let (servers, order) = (&self.view.servers, &self.order);
         let Some(c) = &mut self.catch_up else {
             return;
         };
-        let Some(server) = servers.get(c.overdue % servers.len().max(1)).copied() else {
+        if servers.is_empty() {
             return; // not in a view yet: the view's cut starts the catch-up
-        };
-        let held = self.order.delivered();
-        let retry = fetch::retry_interval(self.token_timeout);
-        let Some((lo, hi)) = c.fetch.next_chunk(held, self.cfg.fetch_chunk, now, retry) else {
+        }
+        if c.fetch.is_done(held) {
             self.catch_up = None;
             self.timers.stop(Timer::FetchRetry);
             return;
-        };
-        self.timers.set(Timer::FetchRetry, c.fetch.retry_at);
-        self.send(Msg::Fetch {
-            from: self.cfg.id,
-            to: NodeId::server(server),
-            lo,
-            hi,
-        });
+        }
+        let requests = c.fetch.requests(held, |s| order.has(s), now, w);
+        let mut sends = Vec::with_capacity(requests.len());
+        for r in requests {
+            c.overdue += usize::from(r.overdue);
+            let server = servers[c.overdue % servers.len()];
+            sends.push(Msg::Fetch {
+                from: self.cfg.id,
+                to: NodeId::server(server),
+                lo: r.lo,
+                hi: r.hi,
+            });
+        }
+        match c.fetch.deadline(w) {
+            Some(at) => self.timers.set(Timer::FetchRetry, at),
+            None => self.timers.stop(Timer::FetchRetry),
+        }
+        for msg in sends {
+            self.send(msg);
+        }
     }
 
     pub(super) fn on_history(&mut self, now: Instant, records: Vec<ChatRecord>) {
@@ -79,6 +102,9 @@ impl MemberCore {
             return;
         };
         for rec in records.into_iter().filter(|r| r.seq <= target) {
+            if let Some(c) = &mut self.catch_up {
+                c.fetch.arrived(rec.seq, now);
+            }
             self.order.insert_final(rec);
         }
         self.deliver_ready();
@@ -90,8 +116,8 @@ impl MemberCore {
                 self.timers.stop(Timer::FetchRetry);
                 self.event(MemberEvent::CaughtUp { at: delivered });
             }
-            Some(c) if c.fetch.chunk_arrived(delivered) => self.request_history(now),
-            _ => {}
+            Some(_) => self.request_history(now),
+            None => {}
         }
     }
 

@@ -75,6 +75,9 @@ pub(super) struct Ring {
     pub(super) unconfirmed_direct: bool,
     /// When that pass first went out.
     pub(super) unconfirmed_since: Option<Instant>,
+    /// How many times that pass was sent again (its timeout doubles each time, and its
+    /// acknowledgement is no round-trip sample).
+    pub(super) resends: u32,
     /// Direct passes in a row that went unconfirmed. At [`DIRECT_MISSES_TO_GIVE_UP`] passes
     /// go to the group for the rest of the epoch: the successor is unreachable at the address
     /// we know (a firewall, a stale address), while the group reaches it.

@@ -522,3 +522,42 @@ fn a_full_window_of_long_lines_goes_out_in_packs_that_each_fit() {
     assert_eq!(all, (1..=32).collect::<Vec<_>>(), "the window, in order");
     assert!(packs(&out).len() < 32, "short lines share packs");
 }
+
+#[test]
+fn a_token_waits_for_packs_still_on_their_way_but_not_for_a_hole_below_a_held_one() {
+    let now = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(now)).collect();
+    admit_ring(&mut ring, now, 1);
+    let (me, other) = (ring[0].id(), ring[1].id());
+    let token = |seq: u64, hop: u64| {
+        let mut t = Token::first(Epoch(1), SERVER_NODE, other, Seq(seq), 2).pass(other, me);
+        t.hop = hop;
+        t
+    };
+    let waiting = |m: &MemberCore| m.state.ring().is_some_and(|r| r.early_packs.is_some());
+    let m = &mut ring[0];
+    // The newest record the token counts has not come: it may be in flight, so wait.
+    m.handle_datagram(now, data(1, &[1, 2]));
+    m.handle_datagram(now, Msg::Token(token(4, 2)));
+    assert!(waiting(m), "it waits for seqs 3 and 4");
+    m.handle_datagram(now, data(1, &[3, 4]));
+    assert!(!waiting(m), "they came: the visit at once");
+    drain(m);
+    // The newest is here, one below it is not: lost, asked for at once.
+    m.handle_datagram(now, data(1, &[5, 7]));
+    m.handle_datagram(now, Msg::Token(token(7, 4)));
+    assert!(!waiting(m), "no wait for a lost pack");
+    let asked = drain(m)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Send(Msg::Token(t)) => Some(t.rtr),
+            _ => None,
+        })
+        .or_else(|| {
+            m.state
+                .ring()
+                .and_then(|r| r.held.as_ref())
+                .map(|t| t.rtr.clone())
+        });
+    assert_eq!(asked, Some(vec![Seq(6)]));
+}

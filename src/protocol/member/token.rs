@@ -52,6 +52,10 @@ impl MemberCore {
             return;
         }
         if ring.unconfirmed.as_ref().is_some_and(|t| token.hop > t.hop) {
+            // The successor passed it on: as good as its acknowledgement.
+            if let (0, Some(since)) = (ring.resends, ring.unconfirmed_since) {
+                self.pass_rtt.sample(now.saturating_duration_since(since));
+            }
             self.timers.stop(Timer::TokenRetransmit);
             self.pass_confirmed();
         }
@@ -89,10 +93,12 @@ impl MemberCore {
         self.timers.stop(Timer::TokenRetransmit);
         self.timers.stop(Timer::WakeResend);
         self.stats.tokens_held += 1;
-        if self.order.aru() < token.seq {
+        if self.order.aru() < token.seq && !self.order.has(token.seq) {
             // Packs stamped before this pass may still be on their way to us (the group's
             // socket is not the one the pass came through): a visit now would report a
-            // lower `aru`, ask for them again and hold `safe` back a whole rotation.
+            // lower `aru`, ask for them again and hold `safe` back a whole rotation. Packs
+            // come in the order they were sent, so once the newest is here, a gap below it
+            // is a loss: the visit asks for it at once.
             if let Some(ring) = self.state.ring_mut() {
                 ring.early_packs = Some(token);
                 self.timers.set(Timer::TokenReorder, now + REORDER_WAIT);
@@ -360,8 +366,9 @@ impl MemberCore {
         ring.unconfirmed = Some(passed.clone());
         ring.unconfirmed_direct = direct;
         ring.unconfirmed_since = Some(now);
+        ring.resends = 0;
         self.timers
-            .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+            .set(Timer::TokenRetransmit, now + self.retransmit_interval(0));
         if direct {
             // The next member first: it is on the ring's critical path, the server is not.
             self.send_to(next, Msg::Token(passed.clone()));
@@ -375,7 +382,7 @@ impl MemberCore {
     }
 
     /// The successor acknowledged a direct pass.
-    pub(super) fn on_token_ack(&mut self, epoch: Epoch, hop: u64) {
+    pub(super) fn on_token_ack(&mut self, now: Instant, epoch: Epoch, hop: u64) {
         if epoch != self.view.epoch {
             return;
         }
@@ -384,6 +391,9 @@ impl MemberCore {
         };
         if ring.unconfirmed.as_ref().is_some_and(|t| t.hop == hop) {
             ring.direct_misses = 0;
+            if let (0, Some(since)) = (ring.resends, ring.unconfirmed_since) {
+                self.pass_rtt.sample(now.saturating_duration_since(since));
+            }
             self.timers.stop(Timer::TokenRetransmit);
             self.pass_confirmed();
         }
@@ -408,9 +418,9 @@ impl MemberCore {
     }
 
     /// Tells the user, once, that the ring is stalled: our pass has gone unanswered for two
-    /// retransmissions and no server is heard to recover it.
+    /// of the longest retransmission intervals and no server is heard to recover it.
     pub(super) fn check_stall(&mut self, now: Instant) {
-        let after = self.retransmit_interval() * 2;
+        let after = token_ring::retransmit_interval(self.token_timeout) * 2;
         if self.server != ServerContact::Silent || self.stalled {
             return;
         }
@@ -451,16 +461,29 @@ impl MemberCore {
         if std::mem::take(&mut ring.unconfirmed_direct) {
             ring.direct_misses = ring.direct_misses.saturating_add(1);
         }
+        ring.resends = ring.resends.saturating_add(1);
+        let resends = ring.resends;
         self.stats.token_retransmits += 1;
-        log::debug!("token hop {} unconfirmed; sending it again", token.hop);
+        let waited = ring
+            .unconfirmed_since
+            .map(|t| now.saturating_duration_since(t));
+        log::debug!(
+            "token hop {} unconfirmed after {waited:?}; sending it again",
+            token.hop
+        );
         self.send(Msg::Token(token));
-        self.timers
-            .set(Timer::TokenRetransmit, now + self.retransmit_interval());
+        self.timers.set(
+            Timer::TokenRetransmit,
+            now + self.retransmit_interval(resends),
+        );
         self.check_stall(now);
     }
 
-    fn retransmit_interval(&self) -> Duration {
-        token_ring::retransmit_interval(self.token_timeout)
+    /// A few measured round trips, doubled per resend, at most the interval the token
+    /// timeout allows (also the one used before any round trip was measured).
+    fn retransmit_interval(&self, resends: u32) -> Duration {
+        let ceiling = token_ring::retransmit_interval(self.token_timeout);
+        self.pass_rtt.rto(resends, ceiling)
     }
 
     /// How long a Wake may go unanswered before it is sent again.
