@@ -39,9 +39,10 @@ mod tests;
 mod voter;
 
 use crate::protocol::events::{CoordinatorEvent, CoordinatorOutput, CoordinatorStop, Output};
-use crate::protocol::fetch::RangeFetch;
+use crate::protocol::fetch::WindowedFetch;
 use crate::protocol::order::Order;
 use crate::protocol::parts::{self, Assembly, Installed, Proposed};
+use crate::protocol::rtt::RttEstimate;
 use crate::protocol::timer::{self, TimerTable};
 use crate::protocol::token_ring::Token;
 use crate::protocol::types::{Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId, View};
@@ -280,9 +281,11 @@ pub struct Coordinator {
     high_heard: Seq,
     /// Reconciliation: final records the archive lacks, pulled from a member or a server
     /// ([`Timer::PullRetry`]).
-    pull: Option<RangeFetch>,
-    /// Pulls started, to pick sources in turn.
+    pull: Option<WindowedFetch>,
+    /// Pulls started and requests overdue, to pick sources in turn.
     pulls: usize,
+    /// The round trip of a pull's request, over every pull so far.
+    pull_rtt: RttEstimate,
     /// When the whole view last went out: asks within the resend gap wait for the next.
     view_sent_at: Option<Instant>,
     /// The quorum count last announced while waiting for one.
@@ -330,6 +333,7 @@ impl Coordinator {
             safe_at_last_beacon: archived,
             high_heard: archived,
             pull: None,
+            pull_rtt: RttEstimate::new(),
             pulls: 0,
             view_sent_at: None,
             quorum_shown: None,
@@ -435,7 +439,7 @@ impl Coordinator {
             }
         }
         if self.timers.is_due(Timer::PullRetry, now) {
-            self.restart_pull(now);
+            self.request_pull(now);
         }
     }
 
@@ -645,6 +649,16 @@ impl Coordinator {
             if token.safe > self.safe_seen {
                 self.safe_seen = token.safe;
                 self.archive_ready();
+                // What is safe every member holds, and it went out at least a hop before
+                // this pass: a record of it that is not here was lost on its way to us. It is
+                // asked for now, not at the next heartbeat.
+                let safe = self.safe_seen;
+                if let Some(pull) = &mut self.pull {
+                    pull.target = pull.target.max(safe);
+                    self.request_pull(now);
+                } else if safe > self.archived() {
+                    self.start_pull(now, safe);
+                }
             }
             if token.hop > 1 {
                 self.first_token_arrived(token.hop - 1);

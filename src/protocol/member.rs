@@ -156,6 +156,8 @@ pub struct MemberCore {
     /// The round trip of a token pass to its acknowledgement: a lost pass is sent again after
     /// a few round trips, not a fixed share of the token timeout.
     pass_rtt: RttEstimate,
+    /// The round trip of a history request, over every catch-up so far.
+    fetch_rtt: RttEstimate,
     server: ServerContact,
     /// When a server of our view (or, before we are admitted, any server) was last heard: a
     /// server outside the view may gather the ring only once they have all been silent for
@@ -191,7 +193,8 @@ impl MemberCore {
             outbox: restored.outbox.into(),
             early_token: None,
             token_timeout: Duration::from_secs(3),
-            pass_rtt: RttEstimate::default(),
+            pass_rtt: RttEstimate::new(),
+            fetch_rtt: RttEstimate::new(),
             server: ServerContact::Unheard,
             view_server_heard: now,
             catch_up: None,

@@ -21,6 +21,14 @@ pub struct RttEstimate {
 }
 
 impl RttEstimate {
+    /// No sample yet.
+    pub const fn new() -> RttEstimate {
+        RttEstimate {
+            srtt: None,
+            rttvar: Duration::ZERO,
+        }
+    }
+
     /// Folds in one round trip.
     pub fn sample(&mut self, rtt: Duration) {
         match self.srtt {

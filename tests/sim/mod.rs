@@ -26,5 +26,5 @@ use std::time::Duration;
 
 /// Prints one trace line, stamped with virtual time since the start.
 pub fn trace(elapsed: Duration, what: &str) {
-    eprintln!("{elapsed:>10.3?} {what}");
+    eprintln!("{:>12.6} {what}", elapsed.as_secs_f64());
 }

@@ -9,10 +9,13 @@
 
 use super::{Coordinator, State, Timer};
 use crate::protocol::events::Output;
-use crate::protocol::fetch::{self, RangeFetch};
+use crate::protocol::fetch::{self, Window, WindowedFetch};
 use crate::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Seq};
 use crate::protocol::wire::Msg;
 use std::time::Instant;
+
+/// Chunks a reconciliation pull keeps in flight at once.
+const PULL_CHUNKS: u64 = 4;
 
 impl Coordinator {
     /// A pack of live records: the archive takes every record of the installed epoch, and
@@ -66,6 +69,9 @@ impl Coordinator {
             return;
         };
         for rec in records.into_iter().filter(|r| r.seq <= limit) {
+            if let Some(rtt) = self.pull.as_mut().and_then(|p| p.arrived(rec.seq, now)) {
+                self.pull_rtt.sample(rtt);
+            }
             self.order.insert_final(rec);
         }
         self.archive_ready();
@@ -79,58 +85,79 @@ impl Coordinator {
                 } else if self.accepting_cut().is_some() {
                     self.fetch_for_accept(now);
                 }
-                match &self.pull {
-                    Some(p) if p.is_done(archived) => self.stop_pull(),
-                    Some(p) if p.chunk_arrived(archived) => self.restart_pull(now),
-                    _ => {}
+                if self.pull.is_some() {
+                    self.request_pull(now);
                 }
             }
         }
     }
 
-    /// Reconciliation pull: ask a member (or, for a standby, the coordinator first) for final
-    /// records between the archive and `target`.
+    /// Reconciliation pull: ask the view's other servers and its members, in turn, for final
+    /// records between the archive and `target`, a window of chunks at a time.
     pub(super) fn start_pull(&mut self, now: Instant, target: Seq) {
         let held = self.archived();
+        if held.next() > target || self.pull_sources().is_empty() || self.is_recovering() {
+            return;
+        }
+        self.pulls += 1;
+        self.pull = Some(WindowedFetch::new(held, target));
+        self.request_pull(now);
+    }
+
+    /// Who a pull asks, in turn, so one unresponsive node cannot stall reconciliation: the
+    /// view's other servers (for a standby, the coordinator first), then its members.
+    fn pull_sources(&self) -> Vec<NodeId> {
         let me = self.cfg.server_id;
-        // Sources in turn, so one unresponsive node cannot stall reconciliation: the view's
-        // other servers, then its members.
-        let sources: Vec<NodeId> = self
-            .view
+        self.view
             .servers
             .iter()
             .filter(|s| **s != me)
             .map(|s| NodeId::server(*s))
             .chain(self.view.members.iter().map(|m| m.id))
-            .collect();
-        if held.next() > target || sources.is_empty() || self.is_recovering() {
-            return;
-        }
-        self.pulls += 1;
-        let from = sources[self.pulls % sources.len()];
-        let mut pull = RangeFetch::new(target, now);
-        let retry = fetch::retry_interval(self.cfg.token_timeout);
-        let Some((lo, hi)) = pull.next_chunk(held, self.cfg.fetch_chunk, now, retry) else {
-            return;
-        };
-        self.timers.set(Timer::PullRetry, pull.retry_at);
-        self.pull = Some(pull);
-        log::debug!("pulling #{lo}..=#{hi} from {}", from.short());
-        let me = self.id();
-        self.send(Msg::Fetch {
-            from: me,
-            to: from,
-            lo,
-            hi,
-        });
+            .collect()
     }
 
-    /// A new pull from the next source, up to the same target or a later one: the chunk
-    /// arrived, or it is overdue and another node may answer.
-    pub(super) fn restart_pull(&mut self, now: Instant) {
-        let target = self.pull.as_ref().map_or(self.safe_seen, |p| p.target);
-        self.stop_pull();
-        self.start_pull(now, target.max(self.safe_seen));
+    /// Sends what the pull's window asks for (new chunks, holes, overdue requests, these of
+    /// the next source); ends the pull once the archive reached its target.
+    pub(super) fn request_pull(&mut self, now: Instant) {
+        let held = self.archived();
+        let sources = self.pull_sources();
+        let w = Window {
+            chunk: self.cfg.fetch_chunk,
+            chunks: PULL_CHUNKS,
+            ceiling: fetch::retry_interval(self.cfg.token_timeout),
+            rtt: self.pull_rtt,
+        };
+        let running = matches!(self.state, State::Coordinating(_) | State::Standby(_));
+        if sources.is_empty() || !running {
+            // Nobody to ask, or not running a view (a recovery fetches what it needs): the
+            // next heartbeat pulls again.
+            self.stop_pull();
+            return;
+        }
+        let order = &self.order;
+        let Some(pull) = self.pull.as_mut().filter(|p| !p.is_done(held)) else {
+            self.stop_pull();
+            return;
+        };
+        let requests = pull.requests(held, |s| order.has(s), now, w);
+        let deadline = pull.deadline(w);
+        let me = self.id();
+        for r in requests {
+            self.pulls += usize::from(r.overdue);
+            let to = sources[self.pulls % sources.len()];
+            log::debug!("pulling #{}..=#{} from {}", r.lo, r.hi, to.short());
+            self.send(Msg::Fetch {
+                from: me,
+                to,
+                lo: r.lo,
+                hi: r.hi,
+            });
+        }
+        match deadline {
+            Some(at) => self.timers.set(Timer::PullRetry, at),
+            None => self.timers.stop(Timer::PullRetry),
+        }
     }
 
     pub(super) fn stop_pull(&mut self) {

@@ -24,6 +24,9 @@ pub struct Window {
     /// The longest wait for a request's records (also the wait before any round trip was
     /// measured).
     pub ceiling: Duration,
+    /// The caller's estimate of a request's round trip, kept across fetches and fed with the
+    /// samples [`WindowedFetch::arrived`] returns.
+    pub rtt: RttEstimate,
 }
 
 /// One request, outstanding until its last record arrives.
@@ -34,6 +37,9 @@ struct Ask {
     sent: Instant,
     /// How many asks this one repeats (0: a first ask; its round trip is a sample).
     resends: u32,
+    /// A range found missing while records arrived, not asked for yet: reordered records
+    /// may still fill it, so it is asked for a round trip after `sent` (when it was found).
+    held_back: bool,
     /// The highest seq of this request that arrived (below `lo`: none yet).
     heard: Seq,
 }
@@ -45,7 +51,25 @@ impl Ask {
             hi,
             sent: now,
             resends,
+            held_back: false,
             heard: Seq(lo.0 - 1),
+        }
+    }
+
+    /// A range found missing at `now`, asked for once a round trip has passed.
+    fn lost(lo: Seq, hi: Seq, now: Instant, resends: u32) -> Ask {
+        Ask {
+            held_back: true,
+            ..Ask::new(lo, hi, now, resends)
+        }
+    }
+
+    /// When this ask is due: a held-back range a round trip after it was found, a sent one
+    /// after its retransmission timeout.
+    fn due(&self, w: &Window) -> Instant {
+        match self.held_back {
+            true => self.sent + w.rtt.srtt().unwrap_or(w.ceiling).min(w.ceiling),
+            false => self.sent + w.rtt.rto(self.resends, w.ceiling),
         }
     }
 
@@ -67,15 +91,12 @@ pub struct Request {
 /// A range `..= target` being fetched through a window of requests.
 #[derive(Clone, Debug)]
 pub struct WindowedFetch {
-    /// Fetch up to here.
+    /// Fetch up to here; a caller may raise it while the fetch runs.
     pub target: Seq,
     /// The first seq never asked for.
     next: Seq,
     /// Outstanding requests, disjoint.
     asks: Vec<Ask>,
-    rtt: RttEstimate,
-    /// Requests to send, found while records arrived.
-    due: Vec<Request>,
 }
 
 impl WindowedFetch {
@@ -85,8 +106,6 @@ impl WindowedFetch {
             target,
             next: held.next(),
             asks: Vec::new(),
-            rtt: RttEstimate::default(),
-            due: Vec::new(),
         }
     }
 
@@ -98,17 +117,16 @@ impl WindowedFetch {
 
     /// Records `seq` arrived at `now`: it advances its request; a hole below it in the same
     /// request, and the missing tail of any request sent before it, are asked for again.
-    pub fn arrived(&mut self, seq: Seq, now: Instant) {
-        let Some(i) = self.asks.iter().position(|a| a.lo <= seq && seq <= a.hi) else {
-            return;
-        };
+    /// Returns a round-trip sample when it completes a request that was sent once.
+    pub fn arrived(&mut self, seq: Seq, now: Instant) -> Option<Duration> {
+        let i = self.asks.iter().position(|a| a.lo <= seq && seq <= a.hi)?;
         let ask = &mut self.asks[i];
         if seq <= ask.heard {
-            return; // a late copy
+            return None; // a late copy
         }
         let mut lost = Vec::new();
         if seq > ask.heard.next() {
-            lost.push(Ask::new(
+            lost.push(Ask::lost(
                 ask.heard.next(),
                 Seq(seq.0 - 1),
                 now,
@@ -116,32 +134,25 @@ impl WindowedFetch {
             ));
         }
         ask.heard = seq;
-        if seq == ask.hi && ask.resends == 0 {
-            self.rtt.sample(now.saturating_duration_since(ask.sent));
-        }
+        let sample =
+            (seq == ask.hi && ask.resends == 0).then(|| now.saturating_duration_since(ask.sent));
         // Asks are kept in the order they were sent, and a node answers them in that order:
         // a record of this one means the earlier ones were answered in full.
         for earlier in &mut self.asks[..i] {
             if earlier.heard < earlier.hi {
                 let from = earlier.heard.next().max(earlier.lo);
-                lost.push(Ask::new(from, earlier.hi, now, earlier.resends + 1));
+                lost.push(Ask::lost(from, earlier.hi, now, earlier.resends + 1));
                 earlier.hi = earlier.heard;
             }
         }
         self.asks.retain(|a| a.heard < a.hi);
-        for ask in lost {
-            self.due.push(Request {
-                lo: ask.lo,
-                hi: ask.hi,
-                overdue: false,
-            });
-            self.asks.push(ask);
-        }
+        self.asks.extend(lost);
+        sample
     }
 
     /// The requests to send now, for a caller that holds everything up to `held` and whatever
-    /// `has` says above it: holes found as records arrived, the parts of overdue requests
-    /// not held yet, and new chunks up to the window.
+    /// `has` says above it: ranges found missing a round trip ago, the parts of overdue
+    /// requests not held yet, and new chunks up to the window.
     pub fn requests(
         &mut self,
         held: Seq,
@@ -149,47 +160,43 @@ impl WindowedFetch {
         now: Instant,
         w: Window,
     ) -> Vec<Request> {
-        let mut out: Vec<Request> = std::mem::take(&mut self.due)
-            .into_iter()
-            .filter(|r| r.hi > held)
-            .flat_map(|r| missing_runs(r.lo.max(held.next()), r.hi, &has))
-            .map(|(lo, hi)| Request {
-                lo,
-                hi,
-                overdue: false,
-            })
-            .collect();
         self.asks.retain(|a| a.hi > held);
+        let mut out = Vec::new();
         let mut repeats = Vec::new();
         for ask in &mut self.asks {
-            if now < ask.sent + self.rtt.rto(ask.resends, w.ceiling) {
+            if now < ask.due(&w) {
                 continue;
             }
-            // Overdue: whatever of its tail is still missing, in runs.
+            // Whatever of it is still missing, in runs; an overdue request's runs may go to
+            // another node.
             let from = ask.heard.next().max(held.next()).max(ask.lo);
             for (lo, hi) in missing_runs(from, ask.hi, &has) {
-                repeats.push(Ask::new(lo, hi, now, ask.resends + 1));
+                out.push(Request {
+                    lo,
+                    hi,
+                    overdue: !ask.held_back,
+                });
+                let resends = ask.resends + u32::from(!ask.held_back);
+                repeats.push(Ask::new(lo, hi, now, resends));
             }
             ask.hi = Seq(0); // replaced by the repeats
         }
         self.asks.retain(|a| a.hi > Seq(0));
-        out.extend(repeats.iter().map(|a| Request {
-            lo: a.lo,
-            hi: a.hi,
-            overdue: true,
-        }));
         self.asks.extend(repeats);
         self.next = self.next.max(held.next());
         let budget = w.chunk.max(1) * w.chunks.max(1);
         while self.next <= self.target && self.asks.iter().map(Ask::pending).sum::<u64>() < budget {
             let lo = self.next;
             let hi = Seq(lo.0.saturating_add(w.chunk.max(1) - 1).min(self.target.0));
-            self.asks.push(Ask::new(lo, hi, now, 0));
-            out.push(Request {
-                lo,
-                hi,
-                overdue: false,
-            });
+            // Only what is missing: above a hole, most of a chunk may be here already.
+            for (lo, hi) in missing_runs(lo, hi, &has) {
+                self.asks.push(Ask::new(lo, hi, now, 0));
+                out.push(Request {
+                    lo,
+                    hi,
+                    overdue: false,
+                });
+            }
             self.next = hi.next();
         }
         out
@@ -197,10 +204,7 @@ impl WindowedFetch {
 
     /// When the oldest outstanding request is overdue (`None`: nothing outstanding).
     pub fn deadline(&self, w: Window) -> Option<Instant> {
-        self.asks
-            .iter()
-            .map(|a| a.sent + self.rtt.rto(a.resends, w.ceiling))
-            .min()
+        self.asks.iter().map(|a| a.due(&w)).min()
     }
 }
 
@@ -234,6 +238,7 @@ mod tests {
         chunk: 10,
         chunks: 3,
         ceiling: Duration::from_millis(500),
+        rtt: RttEstimate::new(),
     };
 
     fn ranges(rs: &[Request]) -> Vec<(u64, u64, bool)> {
@@ -257,17 +262,45 @@ mod tests {
         assert!(f.requests(Seq(10), |_| false, t0 + MS, W).is_empty());
     }
 
+    /// A window whose round trip is known to be 2 ms.
+    fn measured() -> Window {
+        let mut w = W;
+        w.rtt.sample(2 * MS);
+        w
+    }
+
     #[test]
-    fn a_hole_below_an_arrived_record_is_asked_again_at_once() {
+    fn a_hole_below_an_arrived_record_is_asked_again_a_round_trip_later() {
         let t0 = Instant::now();
+        let w = measured();
         let mut f = WindowedFetch::new(Seq(0), Seq(30));
-        f.requests(Seq(0), |_| false, t0, W);
+        f.requests(Seq(0), |_| false, t0, w);
         let held: BTreeSet<u64> = [1, 2, 3, 6, 7].into();
         for s in &held {
             f.arrived(Seq(*s), t0 + MS);
         }
-        let again = f.requests(Seq(3), |s| held.contains(&s.0), t0 + MS, W);
+        let has = |s: Seq| held.contains(&s.0);
+        assert!(
+            f.requests(Seq(3), has, t0 + MS, w).is_empty(),
+            "reordered records may still fill it"
+        );
+        assert_eq!(f.deadline(w), Some(t0 + 3 * MS));
+        let again = f.requests(Seq(3), has, t0 + 3 * MS, w);
         assert_eq!(ranges(&again), [(4, 5, false)]);
+    }
+
+    #[test]
+    fn a_hole_filled_by_reordered_records_is_not_asked_again() {
+        let t0 = Instant::now();
+        let w = measured();
+        let mut f = WindowedFetch::new(Seq(0), Seq(10));
+        f.requests(Seq(0), |_| false, t0, w);
+        for s in [1, 2, 5, 3, 4, 6, 7, 8, 9, 10] {
+            f.arrived(Seq(s), t0 + MS);
+        }
+        assert!(f.is_done(Seq(10)));
+        assert!(f.requests(Seq(10), |_| true, t0 + 3 * MS, w).is_empty());
+        assert_eq!(f.deadline(w), None);
     }
 
     #[test]
@@ -276,36 +309,41 @@ mod tests {
         let mut f = WindowedFetch::new(Seq(0), Seq(20));
         f.requests(Seq(0), |_| false, t0, W);
         // The first request completes in 2 ms: a round trip measured.
+        let mut w = W;
         for s in 1..=10 {
-            f.arrived(Seq(s), t0 + 2 * MS);
+            if let Some(rtt) = f.arrived(Seq(s), t0 + 2 * MS) {
+                w.rtt.sample(rtt);
+            }
         }
         // The second's last three records are lost.
         for s in 11..=17 {
             f.arrived(Seq(s), t0 + 2 * MS);
         }
         let held = |s: Seq| s.0 <= 17;
-        assert!(f.requests(Seq(17), held, t0 + 3 * MS, W).is_empty());
-        let due = f.deadline(W).expect("the tail is outstanding");
+        assert!(f.requests(Seq(17), held, t0 + 3 * MS, w).is_empty());
+        let due = f.deadline(w).expect("the tail is outstanding");
         assert!(
             due < t0 + 20 * MS,
             "a few round trips, not the ceiling: {due:?}"
         );
-        let again = f.requests(Seq(17), held, due, W);
+        let again = f.requests(Seq(17), held, due, w);
         assert_eq!(ranges(&again), [(18, 20, true)]);
-        let later = f.deadline(W).unwrap();
+        let later = f.deadline(w).unwrap();
         assert!(later - due > due - t0 - 2 * MS, "backoff");
     }
 
     #[test]
     fn a_record_of_a_later_request_shows_the_tail_of_an_earlier_one_was_lost() {
         let t0 = Instant::now();
+        let w = measured();
         let mut f = WindowedFetch::new(Seq(0), Seq(30));
-        f.requests(Seq(0), |_| false, t0, W);
+        f.requests(Seq(0), |_| false, t0, w);
         for s in 1..=8 {
             f.arrived(Seq(s), t0 + MS);
         }
         f.arrived(Seq(11), t0 + MS);
-        let again = f.requests(Seq(8), |s| s.0 <= 8 || s.0 == 11, t0 + MS, W);
+        let has = |s: Seq| s.0 <= 8 || s.0 == 11;
+        let again = f.requests(Seq(8), has, t0 + 3 * MS, w);
         assert_eq!(ranges(&again), [(9, 10, false)]);
     }
 

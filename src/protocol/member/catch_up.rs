@@ -55,6 +55,7 @@ impl MemberCore {
             chunk: self.cfg.fetch_chunk,
             chunks: FETCH_CHUNKS,
             ceiling: fetch::retry_interval(self.token_timeout),
+            rtt: self.fetch_rtt,
         }
     }
 
@@ -102,8 +103,12 @@ impl MemberCore {
             return;
         };
         for rec in records.into_iter().filter(|r| r.seq <= target) {
-            if let Some(c) = &mut self.catch_up {
-                c.fetch.arrived(rec.seq, now);
+            let arrived = self
+                .catch_up
+                .as_mut()
+                .map(|c| c.fetch.arrived(rec.seq, now));
+            if let Some(Some(rtt)) = arrived {
+                self.fetch_rtt.sample(rtt);
             }
             self.order.insert_final(rec);
         }

@@ -90,7 +90,14 @@ pub(super) struct Ring {
     /// How many lines at the front of the outbox were stamped in this epoch and are not yet
     /// delivered (lines are stamped and delivered in typing order); never stamped twice.
     pub(super) in_flight: usize,
+    /// Visits left during which our passes go out twice: the ring showed loss lately (see
+    /// [`LOSS_MEMORY`]).
+    pub(super) lossy_visits: u32,
 }
+
+/// Visits during which a member sends each pass twice after it saw the ring lose a datagram
+/// (a retransmission request on the token, or a pass of its own that went unconfirmed).
+pub(super) const LOSS_MEMORY: u32 = 64;
 
 impl Ring {
     /// `holder` has held the token since it asked for it (it passed it, or collects for

@@ -9,7 +9,7 @@
 //! Methods of `MemberCore` over the ring data in `state::Ring`; they never change the phase
 //! (joins, views and leaves live in `member.rs`). No clock, no I/O.
 
-use super::state::{Phase, ServerContact, Timer, DIRECT_MISSES_TO_GIVE_UP};
+use super::state::{Phase, ServerContact, Timer, DIRECT_MISSES_TO_GIVE_UP, LOSS_MEMORY};
 use super::MemberCore;
 use crate::protocol::events::{MemberEvent, Output};
 use crate::protocol::token_ring::{self, Token};
@@ -17,8 +17,9 @@ use crate::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Pending, Seq};
 use crate::protocol::wire::{self, Msg};
 use std::time::{Duration, Instant};
 
-/// How long a token that came ahead of packs it counts waits for them. Reordered packs come
-/// within microseconds; a lost one is asked for on the token after this.
+/// The longest a token that came ahead of packs it counts waits for them (at most a measured
+/// round trip of our passes). Reordered packs come within microseconds; a lost one is asked
+/// for on the token after this.
 pub const REORDER_WAIT: Duration = Duration::from_millis(2);
 
 impl MemberCore {
@@ -99,9 +100,15 @@ impl MemberCore {
             // lower `aru`, ask for them again and hold `safe` back a whole rotation. Packs
             // come in the order they were sent, so once the newest is here, a gap below it
             // is a loss: the visit asks for it at once.
+            // Reordering delays are below a round trip: on a fast network a lost pack is
+            // asked for after one, not after the wait sized for a busy host.
+            let wait = self
+                .pass_rtt
+                .srtt()
+                .map_or(REORDER_WAIT, |rtt| rtt.min(REORDER_WAIT));
             if let Some(ring) = self.state.ring_mut() {
                 ring.early_packs = Some(token);
-                self.timers.set(Timer::TokenReorder, now + REORDER_WAIT);
+                self.timers.set(Timer::TokenReorder, now + wait);
                 return;
             }
         }
@@ -143,12 +150,17 @@ impl MemberCore {
     fn visit(&mut self, now: Instant, mut token: Token) {
         // What is safe every member holds: nobody needs it sent again.
         token.drop_safe_requests();
+        let asked = !token.rtr.is_empty();
         self.retransmit_requested(&mut token);
         if let Some(ring) = self.state.ring_mut() {
             ring.arrived_safe = token.safe;
             ring.arrived_seq = token.seq;
             // Whoever collected arus has passed the token on since.
             ring.collect_for = None;
+            ring.lossy_visits = match asked {
+                true => LOSS_MEMORY,
+                false => ring.lossy_visits.saturating_sub(1),
+            };
         }
         let aru = self.order.aru();
         let pos = self.view.position(self.cfg.id).unwrap_or(0);
@@ -367,16 +379,21 @@ impl MemberCore {
         ring.unconfirmed_direct = direct;
         ring.unconfirmed_since = Some(now);
         ring.resends = 0;
+        // On a ring that loses datagrams, a second copy costs a small datagram, while a
+        // lost pass costs a retransmission timeout with the whole ring waiting.
+        let copies = if ring.lossy_visits > 0 { 2 } else { 1 };
         self.timers
             .set(Timer::TokenRetransmit, now + self.retransmit_interval(0));
-        if direct {
-            // The next member first: it is on the ring's critical path, the server is not.
-            self.send_to(next, Msg::Token(passed.clone()));
-            if let Some(coordinator) = self.coordinator() {
-                self.send_to(coordinator, Msg::Token(passed));
+        for _ in 0..copies {
+            if direct {
+                // The next member first: it is on the ring's critical path.
+                self.send_to(next, Msg::Token(passed.clone()));
+            } else {
+                self.send(Msg::Token(passed.clone()));
             }
-        } else {
-            self.send(Msg::Token(passed));
+        }
+        if let Some(coordinator) = self.coordinator().filter(|_| direct) {
+            self.send_to(coordinator, Msg::Token(passed));
         }
         !direct
     }
@@ -462,6 +479,7 @@ impl MemberCore {
             ring.direct_misses = ring.direct_misses.saturating_add(1);
         }
         ring.resends = ring.resends.saturating_add(1);
+        ring.lossy_visits = LOSS_MEMORY;
         let resends = ring.resends;
         self.stats.token_retransmits += 1;
         let waited = ring
