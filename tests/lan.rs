@@ -17,6 +17,12 @@
 //! with its lines kept. After the heal c3 joins, and every replica and the archive end
 //! byte-identical with every line once: the history that this partition used to fork.
 //!
+//! The loss run puts a server and four clients on one switch and, once a flood went through
+//! without loss, makes every host drop 5 % of the UDP datagrams it receives, at random (an
+//! nftables rule on each host's input, as a lossy Wi-Fi or a busy switch would): the next
+//! flood must keep its pace, and a client that joins then must catch up on all of it, with
+//! every line once everywhere. It needs `nft` (Debian's nftables) besides `ip`.
+//!
 //! The IPv6 run gives the veths link-local addresses only (no IPv4 at all, no automatic
 //! addresses), chats on the link-local group ff02::114, and names the interface as a user
 //! would: by name (`eth0`) on some hosts, as `fe80::X%eth0` on others.
@@ -209,6 +215,38 @@ impl Lan {
     /// Undoes [`Lan::cut_uplink`].
     fn heal_uplink(&self) {
         set_state(self.switch.as_deref().expect("switch"), UPLINK[0], "up");
+    }
+
+    /// Makes host `i` drop `per_mille` of the UDP datagrams it receives, at random.
+    fn lose(&self, i: usize, per_mille: u32) -> Result<(), String> {
+        use std::io::Write;
+        let rules = format!(
+            "table inet loss {{\n chain input {{\n  type filter hook input priority 0;\n  \
+             meta l4proto udp numgen random mod 1000 lt {per_mille} drop\n }}\n}}\n"
+        );
+        let ns = &self.hosts[i].ns;
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run `nft` in {ns}: {e}"))?;
+        if let Some(mut stdin) = nft.stdin.take() {
+            stdin
+                .write_all(rules.as_bytes())
+                .map_err(|e| format!("cannot write to `nft`: {e}"))?;
+        }
+        let out = nft
+            .wait_with_output()
+            .map_err(|e| format!("`nft` in {ns}: {e}"))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "`nft` failed in {ns} ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
     }
 
     fn set_link(&self, i: usize, how: Cut, state: &str) {
@@ -683,4 +721,99 @@ fn a_partition_without_a_quorum_installs_nothing_and_history_never_forks() {
     // The final files of all four.
     assert_one_history(&c1, &[&c2, &c3, &srv], &expected);
     phase("all four replicas byte-identical, seq gapless, every line once");
+}
+
+/// Lines of each flood in the loss run.
+const FLOOD: usize = 2000;
+/// A flood at 5 % loss per receiver takes at most this many times as long as the same flood
+/// without loss (the goal is 2: half the throughput; the rest is room for a busy machine).
+const MOST_SLOWDOWN: f64 = 3.0;
+
+/// Loss costs bandwidth, not time: the same flood without loss, then with every host dropping
+/// 5 % of its UDP input; then a new client catches up on both under the loss. Every replica
+/// ends byte-identical with every line once.
+#[test]
+fn at_5_percent_loss_per_receiver_a_flood_keeps_its_pace_and_a_joiner_catches_up() {
+    let Some(lan) = lan_or_skip(&[0; 5], Family::V4) else {
+        return;
+    };
+    let Some(()) = or_skip(lan.lose(0, 0), "nftables cannot drop datagrams") else {
+        return;
+    };
+    let started = Instant::now();
+    let phase = |what: &str| {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("lan test (loss): {secs:>5.1}s {what}");
+    };
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = 5007;
+    let srv_iface = lan.interface(0);
+    let srv_args = ["--interface", &srv_iface, "--token-timeout", "1s"];
+    let mut srv = server_in(&lan.host(0).ns, port, &root.join("server"), &srv_args);
+    srv.wait_for("server start", STEP, |l| !l.is_empty());
+    let start = |i: usize, name: &str| {
+        let (iface, dir) = (lan.interface(i), root.join(name));
+        client_in(&lan.host(i).ns, port, &dir, name, &["--interface", &iface])
+    };
+    let mut clients: Vec<Proc> = ["c1", "c2", "c3"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| start(i + 1, name))
+        .collect();
+    for c in &mut clients {
+        c.wait_joined(STEP);
+    }
+    let mut expected = Vec::new();
+    let mut flood = |clients: &mut [Proc], tag: &str, total: usize| {
+        let at = Instant::now();
+        expected.extend(type_lines(&mut clients[0], "c1", tag, FLOOD));
+        let mut all: Vec<&mut Proc> = clients.iter_mut().collect();
+        wait_all(&mut all, tag, total);
+        at.elapsed()
+    };
+    let lossless = flood(&mut clients, "without loss", FLOOD);
+    phase(&format!("{FLOOD} lines without loss in {lossless:?}"));
+    for i in 0..5 {
+        lan.lose(i, 50).expect("a loss rule");
+    }
+    let lossy = flood(&mut clients, "at 5 % loss", 2 * FLOOD);
+    let slowdown = lossy.as_secs_f64() / lossless.as_secs_f64();
+    phase(&format!(
+        "{FLOOD} lines at 5 % loss per receiver in {lossy:?}: {slowdown:.2} times as long"
+    ));
+    assert!(
+        slowdown <= MOST_SLOWDOWN,
+        "at 5 % loss the flood took {slowdown:.2} times as long as without ({lossy:?} against \
+         {lossless:?}); at most {MOST_SLOWDOWN}"
+    );
+
+    let at = Instant::now();
+    let mut late = start(4, "c4");
+    late.wait_for("the late client's catch-up", STEP, |l| {
+        count_messages(l) >= 2 * FLOOD
+    });
+    phase(&format!(
+        "c4 caught up on {} lines at 5 % loss in {:?}",
+        2 * FLOOD,
+        at.elapsed()
+    ));
+    eventually("the server's archive to catch up", STEP, || {
+        srv.read_replica().is_ok_and(|r| r == clients[0].replica())
+    });
+    clients.push(late);
+    for c in &mut clients {
+        c.close_stdin();
+    }
+    for c in &mut clients {
+        let exit = c.wait_exit(STEP);
+        assert!(
+            exit.success(),
+            "{}: a clean leave exits 0, not {exit}",
+            c.name
+        );
+    }
+    let (first, others) = clients.split_first().expect("clients");
+    let others: Vec<&Proc> = others.iter().chain([&srv]).collect();
+    assert_one_history(first, &others, &expected);
+    phase("every replica byte-identical, every line once");
 }

@@ -9,7 +9,7 @@ use crate::node::{Proc, Seen};
 use crate::process::files_text;
 use crate::util::{key, key_client, parse_key};
 use crate::NO_KEY;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -52,6 +52,8 @@ pub struct Fleet {
     pub may_be_lost: HashSet<u64>,
     /// How many of each identity's lines the first steady client has shown delivered.
     pub delivered: Vec<usize>,
+    /// When each line was typed, by key.
+    pub typed_at: HashMap<u64, Instant>,
     /// How many of that client's deliveries `delivered` has counted.
     witness_seen: usize,
     seeds: u64,
@@ -76,6 +78,7 @@ impl Fleet {
             submitted: Vec::new(),
             may_be_lost: HashSet::new(),
             delivered: Vec::new(),
+            typed_at: HashMap::new(),
             witness_seen: 0,
             seeds: 0,
         };
@@ -278,6 +281,7 @@ impl Fleet {
         };
         p.send(&format!("b{PHASE_SOAK}-{identity}-{n} {text_pad}"))?;
         self.submitted[identity].push(k);
+        self.typed_at.insert(k, Instant::now());
         Ok(())
     }
 

@@ -9,7 +9,9 @@
 //!   every node drops 5 % of its datagrams (`--loss 0.05`). Each second it samples every
 //!   process's resident memory, open descriptors and threads, and every data dir's size
 //!   without the replica (`sample.rs`). It fails (exit 1) if a least-squares slope after the
-//!   warm-up exceeds its stated limit, or if the history check fails: at the end every
+//!   warm-up exceeds its stated limit, if a line typed on a steady client took over 3 s to
+//!   show on the first one (the ring fell behind the typing), if the replicas took over 3 s
+//!   to agree after the load stopped, or if the history check fails: at the end every
 //!   identity comes back, every replica must equal the server's byte for byte, `seq` run
 //!   gapless, and every typed line show exactly once in its author's order, except that a
 //!   line typed into a process killed before it was on disk (outbox journal or checkpoint)
@@ -134,7 +136,8 @@ fn print_soak(r: &soak::SoakReport) {
     println!(
         "\n{} s, {} lines/s, loss {:.0} %: {} lines typed, {} delivered, {} may have been lost \
          (typed into a process killed before it accepted them); {} identities, {} client runs ({} leaves, \
-         {} kill -9), {} server runs; settled {:.1} s after the load stopped.\n",
+         {} kill -9), {} server runs; at most {:.2} s behind the typing (p99 {:.2} s), \
+         settled {:.1} s after the load stopped.\n",
         r.plan.secs,
         r.plan.rate,
         r.plan.loss * 100.0,
@@ -146,6 +149,8 @@ fn print_soak(r: &soak::SoakReport) {
         r.leaves,
         r.kills,
         r.server_runs,
+        r.max_lag_s,
+        r.p99_lag_s,
         r.settle_s
     );
     println!("| series | metric | judged | worst slope | limit | range (first .. last) |\n|---|---|---:|---:|---:|---|");

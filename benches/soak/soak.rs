@@ -16,6 +16,12 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+/// The goals under loss and churn: the steady clients' lines are shown by the first of them
+/// within this long of being typed, and every replica agrees within this long of the load's
+/// end.
+const MOST_LAG: Duration = Duration::from_secs(3);
+const MOST_SETTLE: Duration = Duration::from_secs(3);
+
 /// A client's data dir is sampled only while at most this many of its lines wait to be
 /// delivered (a few seconds of its share of the load).
 const QUIET_OUTBOX: usize = 25;
@@ -71,6 +77,10 @@ pub struct SoakReport {
     pub kills: usize,
     pub leaves: usize,
     pub settle_s: f64,
+    /// The longest time from typing a line on a steady client to the first steady client
+    /// showing it, and the 99th percentile of those times.
+    pub max_lag_s: f64,
+    pub p99_lag_s: f64,
     pub verdicts: Vec<Verdict>,
     /// Every process's resident memory, `(t, KiB)`, for a plot or a closer look.
     pub rss_kib: BTreeMap<String, Vec<(f64, f64)>>,
@@ -90,6 +100,8 @@ pub fn soak(plan: SoakPlan, t0: Instant) -> SoakReport {
         kills: 0,
         leaves: 0,
         settle_s: 0.0,
+        max_lag_s: 0.0,
+        p99_lag_s: 0.0,
         verdicts: Vec::new(),
         rss_kib: BTreeMap::new(),
         failures: Vec::new(),
@@ -215,10 +227,57 @@ fn run(
         t0,
         &format!("soak: load over, settling ({})", summary(fleet)),
     );
+    lag(plan, fleet, report);
     let settled = Instant::now();
     settle(fleet, report)?;
     report.settle_s = settled.elapsed().as_secs_f64();
+    if report.settle_s > MOST_SETTLE.as_secs_f64() {
+        report.failures.push(format!(
+            "settled {:.1} s after the load stopped; at most {MOST_SETTLE:?}",
+            report.settle_s
+        ));
+    }
     Ok(())
+}
+
+/// How far the ring fell behind the typing: for every line typed on a steady client (never
+/// churned, so its lines never wait for a restart), the time until the first steady client
+/// showed it. Fails above [`MOST_LAG`].
+fn lag(plan: &SoakPlan, fleet: &Fleet, report: &mut SoakReport) {
+    let Some(witness) = fleet.slots[0].proc.as_ref() else {
+        return;
+    };
+    let steady: HashSet<usize> = fleet.slots[..plan.steady]
+        .iter()
+        .map(|s| s.identity)
+        .collect();
+    let steady_keys: HashSet<u64> = steady
+        .iter()
+        .flat_map(|i| fleet.submitted[*i].iter().copied())
+        .collect();
+    let mut lags: Vec<f64> = witness
+        .watch
+        .lock()
+        .msgs
+        .iter()
+        .filter(|(k, _)| steady_keys.contains(k))
+        .filter_map(|(k, shown)| {
+            let typed = fleet.typed_at.get(k)?;
+            Some(shown.saturating_duration_since(*typed).as_secs_f64())
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    let Some(&max) = lags.last() else {
+        return;
+    };
+    report.max_lag_s = max;
+    report.p99_lag_s = lags[(lags.len() * 99 / 100).min(lags.len() - 1)];
+    if max > MOST_LAG.as_secs_f64() {
+        report.failures.push(format!(
+            "fell {max:.1} s behind the typing (p99 {:.2} s); at most {MOST_LAG:?}",
+            report.p99_lag_s
+        ));
+    }
 }
 
 /// One churn event on the next churned slot: a running client leaves (EOF) or is killed,

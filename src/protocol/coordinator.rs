@@ -522,20 +522,6 @@ impl Coordinator {
         self.timers.set(Timer::FirstTokenResend, now + interval);
     }
 
-    /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
-    /// and pull anything final that the archive lacks.
-    pub fn handle_sync(&mut self, now: Instant) {
-        let target = self.safe_seen.max(self.high_heard);
-        match self.state {
-            State::Coordinating(_) => self.beacon(now),
-            State::Standby(_) => self.standby_beacon(now),
-            _ => return,
-        }
-        if target > self.archived() && self.pull.is_none() {
-            self.start_pull(now, target);
-        }
-    }
-
     /// Handles one decoded datagram.
     pub fn handle_datagram(&mut self, now: Instant, msg: Msg) {
         if matches!(self.state, State::Stopped) {
@@ -649,16 +635,7 @@ impl Coordinator {
             if token.safe > self.safe_seen {
                 self.safe_seen = token.safe;
                 self.archive_ready();
-                // What is safe every member holds, and it went out at least a hop before
-                // this pass: a record of it that is not here was lost on its way to us. It is
-                // asked for now, not at the next heartbeat.
-                let safe = self.safe_seen;
-                if let Some(pull) = &mut self.pull {
-                    pull.target = pull.target.max(safe);
-                    self.request_pull(now);
-                } else if safe > self.archived() {
-                    self.start_pull(now, safe);
-                }
+                self.pull_lost_safe(now);
             }
             if token.hop > 1 {
                 self.first_token_arrived(token.hop - 1);

@@ -92,6 +92,34 @@ impl Coordinator {
         }
     }
 
+    /// Reconciliation tick (every `--sync-interval`): announce the archive's high-water mark
+    /// and pull anything final that the archive lacks.
+    pub fn handle_sync(&mut self, now: Instant) {
+        let target = self.safe_seen.max(self.high_heard);
+        match self.state {
+            State::Coordinating(_) => self.beacon(now),
+            State::Standby(_) => self.standby_beacon(now),
+            _ => return,
+        }
+        if target > self.archived() && self.pull.is_none() {
+            self.start_pull(now, target);
+        }
+    }
+
+    /// `safe_seen` rose: what is safe every member holds, and it went out at least a hop
+    /// before the pass that showed it, so a record of it that is not here was lost on its way
+    /// to us. It is asked for now (a pull under way takes the new target), not at the next
+    /// heartbeat.
+    pub(super) fn pull_lost_safe(&mut self, now: Instant) {
+        let safe = self.safe_seen;
+        if let Some(pull) = &mut self.pull {
+            pull.target = pull.target.max(safe);
+            self.request_pull(now);
+        } else if safe > self.archived() {
+            self.start_pull(now, safe);
+        }
+    }
+
     /// Reconciliation pull: ask the view's other servers and its members, in turn, for final
     /// records between the archive and `target`, a window of chunks at a time.
     pub(super) fn start_pull(&mut self, now: Instant, target: Seq) {

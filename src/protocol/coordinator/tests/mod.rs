@@ -508,7 +508,11 @@ fn a_safe_record_the_archive_lacks_is_pulled_at_once_and_an_overdue_chunk_from_t
     assert_eq!(delivered(&out), [5, 6], "nothing above safe");
     assert!(fetches(&out).is_empty());
     assert_eq!(c.archived(), Seq(6));
-    assert_eq!(c.poll_timeout().map(|t| t > retry_at), Some(true), "no pull left due");
+    assert_eq!(
+        c.poll_timeout().map(|t| t > retry_at),
+        Some(true),
+        "no pull left due"
+    );
 }
 
 #[test]
