@@ -354,6 +354,7 @@ impl MemberCore {
                 .is_some_and(|r| self.outbox.len() > r.in_flight)
             {
                 self.wake(now, true);
+                self.check_stall(now);
             }
         }
         if self.timers.take_due(Timer::ServerSilence, now) {

@@ -90,6 +90,9 @@ pub(super) struct Ring {
     /// How many lines at the front of the outbox were stamped in this epoch and are not yet
     /// delivered (lines are stamped and delivered in typing order); never stamped twice.
     pub(super) in_flight: usize,
+    /// When we first asked for the token (a Wake) since we last held it: if it never comes
+    /// and no server is heard, the ring is stalled on the member we last saw it go to.
+    pub(super) woke_since: Option<Instant>,
     /// Visits left during which our passes go out twice: the ring showed loss lately (see
     /// [`LOSS_MEMORY`]).
     pub(super) lossy_visits: u32,

@@ -93,6 +93,9 @@ impl MemberCore {
         }
         self.timers.stop(Timer::TokenRetransmit);
         self.timers.stop(Timer::WakeResend);
+        if let Some(ring) = self.state.ring_mut() {
+            ring.woke_since = None;
+        }
         self.stats.tokens_held += 1;
         if self.order.aru() < token.seq && !self.order.has(token.seq) {
             // Packs stamped before this pass may still be on their way to us (the group's
@@ -434,23 +437,20 @@ impl MemberCore {
         }
     }
 
-    /// Tells the user, once, that the ring is stalled: our pass has gone unanswered for two
-    /// of the longest retransmission intervals and no server is heard to recover it.
+    /// Tells the user, once, that the ring is stalled: our pass, or our request for the
+    /// token, has gone unanswered for two of the longest retransmission intervals, and no
+    /// server is heard to recover it.
     pub(super) fn check_stall(&mut self, now: Instant) {
         let after = token_ring::retransmit_interval(self.token_timeout) * 2;
         if self.server != ServerContact::Silent || self.stalled {
             return;
         }
-        let Some(ring) = self.state.ring() else {
-            return;
-        };
-        let (Some(pass), Some(since)) = (&ring.unconfirmed, ring.unconfirmed_since) else {
+        let Some((to, since)) = self.stuck_on() else {
             return;
         };
         if now < since + after {
             return;
         }
-        let to = pass.to;
         self.stalled = true;
         let silent = self
             .view
@@ -461,10 +461,20 @@ impl MemberCore {
         self.event(MemberEvent::RingStalled { silent });
     }
 
-    /// The member our pass does not reach, once the user was told the ring is stalled on it.
+    /// The member the ring waits on, and since when: the one our pass did not reach, or else
+    /// the one we last saw take the token while we ask for it.
+    fn stuck_on(&self) -> Option<(NodeId, Instant)> {
+        let ring = self.state.ring()?;
+        if let (Some(pass), Some(since)) = (&ring.unconfirmed, ring.unconfirmed_since) {
+            return Some((pass.to, since));
+        }
+        let (_, holder) = ring.seen_holder?;
+        Some((holder, ring.woke_since?)).filter(|(holder, _)| *holder != self.cfg.id)
+    }
+
+    /// The member the ring waits on, once the user was told the ring is stalled on it.
     pub fn stalled_on(&self) -> Option<NodeId> {
-        let ring = self.state.ring().filter(|_| self.stalled)?;
-        ring.unconfirmed.as_ref().map(|t| t.to)
+        self.stuck_on().filter(|_| self.stalled).map(|(to, _)| to)
     }
 
     /// Sends our last pass again, to the whole group: nobody has shown it arrived.
@@ -516,6 +526,9 @@ impl MemberCore {
             return;
         }
         self.timers.set(Timer::WakeResend, now + self.wake_resend());
+        if let Some(ring) = self.state.ring_mut() {
+            ring.woke_since.get_or_insert(now);
+        }
         let (epoch, from) = (self.view.epoch, self.cfg.id);
         let seen = self.state.ring().and_then(|r| r.seen_holder);
         match seen.filter(|(_, to)| *to != from && !again) {

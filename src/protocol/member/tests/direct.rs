@@ -210,3 +210,45 @@ fn a_pass_that_goes_unanswered_while_no_server_is_heard_says_the_ring_is_stalled
     assert!(outputs(&mut ring[0]).contains(&Output::Event(MemberEvent::RingMoves)));
     assert_eq!(ring[0].stalled_on(), None);
 }
+
+#[test]
+fn a_request_for_the_token_that_its_silent_holder_never_answers_says_the_ring_is_stalled() {
+    let t0 = Instant::now();
+    let mut ring: Vec<MemberCore> = (0..2).map(|_| member(t0)).collect();
+    admit_ring(&mut ring, t0, 1);
+    let (me, holder) = (ring[0].id(), ring[1].id());
+    // We pass an idle token to the holder, which acknowledges it and then dies.
+    let first = Token::first(Epoch(1), SERVER_NODE, me, Seq(0), 2);
+    ring[0].handle_datagram(t0, Msg::Token(first));
+    let idle = t0 + Duration::from_secs(1);
+    ring[0].handle_timeout(idle);
+    let pass = passed_token(&drain_all(outputs(&mut ring[0])));
+    assert_eq!(pass.to, holder);
+    let ack = Msg::TokenAck {
+        epoch: Epoch(1),
+        from: holder,
+        hop: pass.hop,
+    };
+    ring[0].handle_datagram(idle, ack);
+    ring[0].submit(idle, vec![line("anyone there?")]);
+    // Past the server's silence (5 s) and two of the longest retransmission intervals.
+    let mut out = Vec::new();
+    let mut t = idle;
+    while t < idle + Duration::from_secs(7) {
+        t = ring[0].poll_timeout().expect("the wake goes on");
+        ring[0].handle_timeout(t);
+        out.extend(outputs(&mut ring[0]));
+    }
+    let said: Vec<&MemberOutput> = out
+        .iter()
+        .filter(|o| matches!(o, Output::Event(MemberEvent::RingStalled { .. })))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {out:?}");
+    assert_eq!(ring[0].stalled_on(), Some(holder), "/who marks it silent");
+    // The token comes at last: the ring moves, and says so.
+    let mut back = pass.pass(holder, me);
+    back.hop = pass.hop + 1;
+    ring[0].handle_datagram(t, Msg::Token(back));
+    assert!(outputs(&mut ring[0]).contains(&Output::Event(MemberEvent::RingMoves)));
+    assert_eq!(ring[0].stalled_on(), None);
+}
