@@ -578,6 +578,9 @@ impl Coordinator {
             Msg::TokenAck { epoch, hop, .. } if epoch == self.view.epoch => {
                 self.first_token_arrived(hop)
             }
+            Msg::Suspect { epoch, from, hop } if epoch == self.view.epoch => {
+                self.on_suspect(now, from, hop)
+            }
             Msg::Data { epoch, group, recs } => self.on_data(epoch, group, recs),
             Msg::Fetch { from, to, lo, hi } if to == self.id() => self.serve(from, lo, hi),
             Msg::History { to, records } if to == self.id() => self.on_history(now, records),

@@ -355,6 +355,7 @@ impl MemberCore {
             {
                 self.wake(now, true);
                 self.check_stall(now);
+                self.check_suspect(now);
             }
         }
         if self.timers.take_due(Timer::ServerSilence, now) {

@@ -198,6 +198,15 @@ pub enum Msg {
         from: NodeId,
         hop: u64,
     },
+    /// Member → the coordinating server, sent straight to it: the ring waits on the member
+    /// that pass `hop` went to, which has shown no sign of it for many round trips (our
+    /// pass to it is unconfirmed, or it holds the token we asked for). The server gathers at
+    /// once if it has seen no later pass, instead of waiting out its token timeout.
+    Suspect {
+        epoch: Epoch,
+        from: NodeId,
+        hop: u64,
+    },
     /// Holder → all: it keeps the token while the members tell it, each with an [`Msg::Aru`],
     /// that they hold everything up to `seq` (what it just stamped into a quiet ring); then it
     /// raises `safe` itself instead of sending the token round for it.
@@ -239,6 +248,7 @@ impl Msg {
             | Msg::Report { from, .. }
             | Msg::ViewRequest { from, .. }
             | Msg::TokenAck { from, .. }
+            | Msg::Suspect { from, .. }
             | Msg::AskAru { from, .. }
             | Msg::Aru { from, .. }
             | Msg::Accept { from, .. }

@@ -56,6 +56,27 @@ pub(super) struct Gathering {
 }
 
 impl Coordinator {
+    /// A member says the ring waits on the member that pass `hop` went to (or on whoever
+    /// took the token since: a member asking for it follows the passes it saw). If no pass
+    /// came here either for a quarter of the token timeout, the ring is stuck on a silent
+    /// member: gather now rather than after the token timeout. A member that is alive after
+    /// all reports to the gather and stays; a late suspicion, once the ring moved again, is
+    /// dropped.
+    pub(super) fn on_suspect(&mut self, now: Instant, from: NodeId, hop: u64) {
+        let quiet = now.saturating_duration_since(self.last_progress);
+        let patience = crate::protocol::token_ring::retransmit_interval(self.cfg.token_timeout);
+        let coordinating = matches!(self.state, State::Coordinating(_));
+        if !coordinating || !self.view.contains(from) || quiet < patience {
+            return;
+        }
+        log::info!(
+            "{} waits on the member of pass {hop}, silent for {quiet:?}; recovering",
+            from.short()
+        );
+        self.stats.token_losses += 1;
+        self.start_gather(now);
+    }
+
     /// Who takes part in the next gather: the current members (leavers too: they report, so
     /// the cut covers what they hold), then the joiners.
     pub(super) fn gather_members(&self) -> Vec<Member> {

@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 /// for on the token after this.
 pub const REORDER_WAIT: Duration = Duration::from_millis(2);
 
+/// Round trips (besides a quarter of the token timeout) that a member waits on a silent one
+/// before it tells the server (see [`MemberCore::check_suspect`]).
+const SUSPECT_ROUND_TRIPS: u32 = 16;
+
 impl MemberCore {
     pub(super) fn on_token(&mut self, now: Instant, token: Token) {
         if token.epoch > self.view.epoch {
@@ -445,7 +449,7 @@ impl MemberCore {
         if self.server != ServerContact::Silent || self.stalled {
             return;
         }
-        let Some((to, since)) = self.stuck_on() else {
+        let Some((to, _, since)) = self.stuck_on() else {
             return;
         };
         if now < since + after {
@@ -461,20 +465,44 @@ impl MemberCore {
         self.event(MemberEvent::RingStalled { silent });
     }
 
-    /// The member the ring waits on, and since when: the one our pass did not reach, or else
-    /// the one we last saw take the token while we ask for it.
-    fn stuck_on(&self) -> Option<(NodeId, Instant)> {
+    /// The member the ring waits on, the pass that went to it, and since when: the one our
+    /// pass did not reach, or else the one we last saw take the token while we ask for it.
+    fn stuck_on(&self) -> Option<(NodeId, u64, Instant)> {
         let ring = self.state.ring()?;
         if let (Some(pass), Some(since)) = (&ring.unconfirmed, ring.unconfirmed_since) {
-            return Some((pass.to, since));
+            return Some((pass.to, pass.hop, since));
         }
-        let (_, holder) = ring.seen_holder?;
-        Some((holder, ring.woke_since?)).filter(|(holder, _)| *holder != self.cfg.id)
+        let (hop, holder) = ring.seen_holder?;
+        Some((holder, hop, ring.woke_since?)).filter(|(holder, _, _)| *holder != self.cfg.id)
     }
 
     /// The member the ring waits on, once the user was told the ring is stalled on it.
     pub fn stalled_on(&self) -> Option<NodeId> {
-        self.stuck_on().filter(|_| self.stalled).map(|(to, _)| to)
+        self.stuck_on()
+            .filter(|_| self.stalled)
+            .map(|(to, _, _)| to)
+    }
+
+    /// Tells the coordinating server that the ring waits on a silent member, so that it
+    /// gathers without waiting out its token timeout: once the member has shown no sign for
+    /// a quarter of the token timeout and [`SUSPECT_ROUND_TRIPS`] measured round trips (never
+    /// before a round trip was measured: on a network slower than that quarter, the server's
+    /// own timeout decides). Said again at each resend until the ring moves or a gather
+    /// comes.
+    pub(super) fn check_suspect(&mut self, now: Instant) {
+        let Some(rtt) = self.pass_rtt.srtt() else {
+            return;
+        };
+        let Some((_, hop, since)) = self.stuck_on() else {
+            return;
+        };
+        let after =
+            token_ring::retransmit_interval(self.token_timeout).max(rtt * SUSPECT_ROUND_TRIPS);
+        let Some(server) = self.coordinator().filter(|_| now >= since + after) else {
+            return;
+        };
+        let (epoch, from) = (self.view.epoch, self.cfg.id);
+        self.send_to(server, Msg::Suspect { epoch, from, hop });
     }
 
     /// Sends our last pass again, to the whole group: nobody has shown it arrived.
@@ -505,6 +533,7 @@ impl MemberCore {
             now + self.retransmit_interval(resends),
         );
         self.check_stall(now);
+        self.check_suspect(now);
     }
 
     /// A few measured round trips, doubled per resend, at most the interval the token

@@ -36,7 +36,7 @@ pub(super) fn check_values(msg: &Msg) -> Result<(), String> {
             .and(check_member_count(members.len()))
             .and(check_ids(*server, *group)),
         Msg::Wake { epoch, hop, .. } => check_ring_epoch(*epoch).and(check_counter("hop", *hop)),
-        Msg::TokenAck { epoch, hop, .. } => {
+        Msg::TokenAck { epoch, hop, .. } | Msg::Suspect { epoch, hop, .. } => {
             check_ring_epoch(*epoch).and(check_counter("hop", *hop))
         }
         Msg::AskAru { epoch, seq, .. } => check_ring_epoch(*epoch).and(check_counter("seq", seq.0)),

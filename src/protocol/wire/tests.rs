@@ -166,6 +166,11 @@ pub(super) fn all_kinds() -> Vec<Msg> {
             to: id,
             epoch: Epoch(2),
         },
+        Msg::Suspect {
+            epoch: Epoch(2),
+            from: id,
+            hop: 8,
+        },
     ]
 }
 
@@ -282,7 +287,8 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[14], "epoch", serde_json::json!(0)),
         (&kinds[14], "seq", big.clone()),
         (&kinds[15], "epoch", serde_json::json!(0)),
-        (&kinds[15], "aru", big),
+        (&kinds[15], "aru", big.clone()),
+        (&kinds[19], "hop", big),
     ];
     for (msg, field, value) in cases {
         let bytes = edited(msg, field, value.clone());

@@ -646,3 +646,28 @@ fn a_member_restored_for_a_view_keeps_its_place_in_the_ring_order() {
         .collect();
     assert_eq!(member_names, ["m", "m", "m"], "names as reported");
 }
+
+#[test]
+fn a_member_waiting_on_a_silent_one_makes_the_server_gather_before_its_token_timeout() {
+    let (mut c, _, t0, _) = ring(3, 0);
+    let first = Token::first(Epoch(1), NodeId::server(ME), id(0), Seq(0), 3);
+    let pass = first.pass(id(0), id(1));
+    c.handle_datagram(t0 + MS, Msg::Token(pass.clone()));
+    drain(&mut c);
+    let suspect = |from: u8| Msg::Suspect {
+        epoch: Epoch(1),
+        from: id(from),
+        hop: pass.hop,
+    };
+    // Too soon: the ring moved a moment ago (a late suspicion is dropped too).
+    c.handle_datagram(t0 + 2 * MS, suspect(0));
+    assert!(gathers(&drain(&mut c)).is_empty() && !c.is_recovering());
+    // From outside the view: nothing.
+    let quiet = t0 + MS + token_ring_resend();
+    c.handle_datagram(quiet, suspect(9));
+    assert!(gathers(&drain(&mut c)).is_empty());
+    // A member, after a quarter of the token timeout without a pass: a gather at once.
+    c.handle_datagram(quiet, suspect(0));
+    assert_eq!(gathers(&drain(&mut c)).len(), 1);
+    assert!(c.is_recovering());
+}

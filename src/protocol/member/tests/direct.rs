@@ -212,7 +212,8 @@ fn a_pass_that_goes_unanswered_while_no_server_is_heard_says_the_ring_is_stalled
 }
 
 #[test]
-fn a_request_for_the_token_that_its_silent_holder_never_answers_says_the_ring_is_stalled() {
+fn a_request_for_the_token_that_its_silent_holder_never_answers_says_the_ring_is_stalled_and_tells_the_server(
+) {
     let t0 = Instant::now();
     let mut ring: Vec<MemberCore> = (0..2).map(|_| member(t0)).collect();
     admit_ring(&mut ring, t0, 1);
@@ -245,6 +246,14 @@ fn a_request_for_the_token_that_its_silent_holder_never_answers_says_the_ring_is
         .collect();
     assert_eq!(said.len(), 1, "said once: {out:?}");
     assert_eq!(ring[0].stalled_on(), Some(holder), "/who marks it silent");
+    let told_server = out.iter().any(|o| {
+        matches!(o, Output::SendTo { to, msg: Msg::Suspect { hop, .. } }
+            if *to == SERVER_NODE && *hop == pass.hop)
+    });
+    assert!(
+        told_server,
+        "the server is told whom the ring waits on: {out:?}"
+    );
     // The token comes at last: the ring moves, and says so.
     let mut back = pass.pass(holder, me);
     back.hop = pass.hop + 1;
