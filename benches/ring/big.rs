@@ -60,7 +60,7 @@ pub fn measure_big(
     if let Err(e) = measure_big_ring(plan, &mut ring, &mut row, t0) {
         failures.push(format!("N={n}: {e}"));
     }
-    row.check = crate::measure::verified(&mut ring, n, failures, t0);
+    row.check = crate::measure::verified(&mut ring, &format!("N={n}"), failures, t0);
     row
 }
 

@@ -1,6 +1,7 @@
 //! Catch-up of a late joiner: a replica of 20,000 (or 200,000) records written into the
 //! server's data dir before it starts, then the time until a new client has delivered all of
-//! it, and both processes' resident memory.
+//! it, and both processes' resident memory. The loss section (`loss.rs`) runs the same
+//! catch-up with `--loss P` on both processes.
 //!
 //! It checks that both replicas equal the history byte for byte, and keeps the files if not.
 
@@ -36,7 +37,15 @@ pub struct CatchUp {
     pub notices: Vec<(f64, String)>,
 }
 
-pub fn catch_up(port: u16, history: &[u8], messages: usize) -> Result<CatchUp, String> {
+/// One catch-up on a fresh server and client, started with `server_extra` and `client_extra`
+/// after the usual flags (the loss section's `--loss P`; none here).
+pub fn catch_up(
+    port: u16,
+    history: &[u8],
+    messages: usize,
+    server_extra: &[&str],
+    client_extra: &[String],
+) -> Result<CatchUp, String> {
     let root = tempfile::Builder::new()
         .prefix("mcast-bench-catchup-")
         .tempdir()
@@ -46,14 +55,14 @@ pub fn catch_up(port: u16, history: &[u8], messages: usize) -> Result<CatchUp, S
     std::fs::write(server_dir.join("replica_server.jsonl"), history)
         .map_err(|e| format!("cannot write the history: {e}"))?;
     let spawned = Instant::now();
-    let server = Proc::server(port, &server_dir, &[]);
+    let server = Proc::server(port, &server_dir, server_extra);
     let deadline = spawned + Duration::from_secs(60);
     if !server.watch.wait_for(deadline, |s| !s.notices.is_empty()) {
         return Err(format!("server did not start: {}", server.stderr_tail()));
     }
     let ready = server.watch.lock().notices[0].0;
     let client_spawned = Instant::now();
-    let client = Proc::client(port, &root.path().join("late"), "late");
+    let client = Proc::client_with(port, &root.path().join("late"), "late", client_extra);
     let deadline = Instant::now() + Duration::from_secs(120);
     if !client
         .watch
@@ -115,7 +124,7 @@ pub fn catch_ups(plan: &Plan, t0: Instant, failures: &mut Vec<String>) -> Vec<Ca
         let history = history_file(messages);
         for r in 0..repeats {
             port += 1;
-            match catch_up(plan.port(port), &history, messages) {
+            match catch_up(plan.port(port), &history, messages, &[], &[]) {
                 Ok(c) => {
                     progress(
                         t0,

@@ -124,6 +124,7 @@ fn failover_run(
         port,
         n,
         &["--token-timeout", &tt],
+        &[],
         2,
     )
     .map_err(|e| format!("ring did not start: {e}"))?;

@@ -46,7 +46,14 @@
 //!   50 lines/s, in a run that has a large ring;
 //! - **catch-up**: a replica of 20,000 (and 200,000) messages is written into the server's data
 //!   dir before it starts; the time until a new client has delivered all of it, counting the
-//!   server's start, and the client's resident memory afterwards.
+//!   server's start, and the client's resident memory afterwards;
+//! - **loss**: the server and every client with `--loss P` (each drops that share of the
+//!   datagrams it sends; P = 0, 0.01 and 0.05, the lossless run with the same flags) and the
+//!   server with `--token-timeout 1s`; per P, on fresh rings that end with the history check,
+//!   the ordered throughput of a flood at N = 4 and the paced latency at 1,000 lines/s over
+//!   N = 8 (the measurements above), and the catch-up of 20,000 messages from the late
+//!   client's join (the catch-up above, `--loss P` on both processes); the flood and the
+//!   catch-up as ratios to P = 0.
 //!
 //! For the large rings, N = 32, 64, 100, it runs the join storm, the idle cost (a 10 s window),
 //! the sporadic latency and the token rotation (idle and sporadic), and skips the raw
@@ -65,15 +72,16 @@
 //! (recovery, failover) is reported, not a failure. It prints markdown tables, with the load
 //! average at its start and end, and one `BENCH_JSON {...}` line (`scripts/plot.py` draws
 //! `docs/bench.svg` from its `rows`, the small rings; `big_rows` holds the large ones,
-//! `recovery`, `failover` and `catchup` their sessions).
+//! `recovery`, `failover`, `catchup` and `loss` their sessions).
 //!
-//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows, a recovery at 3 and one failover run
-//! at 5 (about a minute); the full run takes about 4 minutes on a 2-core machine, plus about
-//! 1.5 minutes of failover sessions (six fresh rings, three of them of 100).
+//! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows, a recovery at 3, one failover run
+//! at 5 and one run of each loss measurement (about a minute and a half); the full run takes
+//! about 4 minutes on a 2-core machine, plus about 1.5 minutes of failover sessions (six fresh
+//! rings, three of them of 100) and 1 minute of loss sessions.
 //! `BENCH_NS=1,8,100` picks the ring sizes (1 to 128); `BENCH_ONLY=failover` runs only the
 //! sections named (a comma-separated list of `rings`, the measurements per ring size,
-//! `recovery`, `failover` and `catchup`; an unknown name stops the bench), and the recovery
-//! and failover of a ring of 100 still only when the plan has a large ring;
+//! `recovery`, `failover`, `catchup` and `loss`; an unknown name stops the bench), and the
+//! recovery and failover of a ring of 100 still only when the plan has a large ring;
 //! `BENCH_DURABILITY=fsync` runs every node with `--durability fsync` (default `page-cache`),
 //! `BENCH_PORT_BASE` (default 46000) the first of the ports used (base .. base + 999),
 //! `BENCH_COMMIT` the commit named in the report (default: `git rev-parse --short HEAD`,
@@ -98,7 +106,7 @@
 //! - `measure.rs`: latency, flood and idle at one small ring size; `big.rs`: the phases at a
 //!   large ring; `recovery.rs`: `kill -9` under load; `failover.rs`: `kill -9` of the
 //!   coordinating server and of a member, two servers on the ring; `catchup.rs`: a late
-//!   joiner and a long history;
+//!   joiner and a long history; `loss.rs`: the flood, paced load and catch-up with `--loss`;
 //! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
 
 #[path = "../common/history.rs"]
@@ -110,6 +118,7 @@ mod big;
 mod catchup;
 mod check;
 mod failover;
+mod loss;
 mod measure;
 mod node;
 mod observer;
@@ -125,12 +134,13 @@ mod util;
 use big::measure_big;
 use catchup::catch_ups;
 use failover::failovers;
+use loss::losses;
 use measure::measure_n;
 use node::install_signal_guard;
 use plan::Plan;
 use procfs::{own_limit, raise_open_files};
 use recovery::recoveries;
-use report::{loadavg, machine, print_failovers, print_table};
+use report::{loadavg, machine, print_failovers, print_losses, print_table};
 use serde_json::json;
 use session::{data_datagram_len, pad_len};
 use std::time::Instant;
@@ -183,10 +193,12 @@ fn main() {
     let recovery = recoveries(&plan, t0, &mut failures);
     let failover = failovers(&plan, t0, &mut failures);
     let catchups = catch_ups(&plan, t0, &mut failures);
+    let loss = losses(&plan, t0, &mut failures);
     print_table(
         &date, &machine, &plan, &rows, &big_rows, &recovery, &catchups,
     );
     print_failovers(&failover);
+    print_losses(&plan, &loss);
     let report = json!({
         "date": date,
         "machine": machine,
@@ -199,6 +211,7 @@ fn main() {
         "recovery": recovery,
         "failover": failover,
         "catchup": catchups,
+        "loss": loss,
         "failures": failures,
         "loadavg_end": loadavg(),
         "elapsed_s": t0.elapsed().as_secs_f64(),
@@ -218,6 +231,11 @@ fn check_limits(plan: &Plan, t0: Instant, failures: &mut Vec<String>) {
         .chain(plan.recoveries.iter().map(|r| r.clients))
         // A failover ring gets a new client, and has two servers.
         .chain(plan.failovers.iter().map(|f| f.clients + 2))
+        .chain(
+            plan.loss
+                .iter()
+                .map(|l| l.paced_clients.max(l.flood_clients)),
+        )
         .max()
         .unwrap_or(1) as u64;
     let needed = 4 * (largest + 1) + 64;

@@ -173,6 +173,13 @@ pub fn paced(
     latency_of(ring, phase, 1.0 / every.as_secs_f64(), hops)
 }
 
+/// The paced phase: `rate` lines per second over the clients for `length`.
+pub fn paced_load(ring: &mut Ring, rate: u32, length: Duration) -> Result<Latency, String> {
+    let every = Duration::from_secs(1) / rate.max(1);
+    let lines = (length.as_secs_f64() * f64::from(rate)) as usize;
+    paced(ring, PHASE_PACED, lines, every)
+}
+
 /// Every client gets `total / N` lines on stdin at once (one writer thread each).
 pub fn flood(ring: &mut Ring, phase: u64, total: usize) -> Result<FloodRun, String> {
     let n = ring.n();
@@ -344,28 +351,29 @@ pub fn measure_n(
     if let Err(e) = measure_ring(plan, &mut ring, &mut row, t0) {
         failures.push(format!("N={n}: {e}"));
     }
-    row.check = verified(&mut ring, n, failures, t0);
+    row.check = verified(&mut ring, &format!("N={n}"), failures, t0);
     row
 }
 
-/// The end-of-session check of a ring of `n`: the verdict, or a failure recorded.
+/// The end-of-session check of a ring (`label` names it in the output): the verdict, or a
+/// failure recorded.
 pub fn verified(
     ring: &mut Ring,
-    n: usize,
+    label: &str,
     failures: &mut Vec<String>,
     t0: Instant,
 ) -> Option<crate::check::Verified> {
     match ring.verify() {
         Ok(v) => {
             let what = format!(
-                "N={n}: checked {} messages in {} replicas",
+                "{label}: checked {} messages in {} replicas",
                 v.messages, v.replicas
             );
             progress(t0, &what);
             Some(v)
         }
         Err(e) => {
-            failures.push(format!("N={n}: CHECK FAILED: {e}"));
+            failures.push(format!("{label}: CHECK FAILED: {e}"));
             None
         }
     }
@@ -431,9 +439,7 @@ pub fn measure_ring(
     let (idle, sporadic) = idle_then_sporadic(plan, ring, window, t0)?;
     row.idle = Some(idle);
     row.sporadic = Some(sporadic);
-    let every = Duration::from_secs(1) / plan.paced_rate;
-    let lines = (plan.paced_for.as_secs_f64() * f64::from(plan.paced_rate)) as usize;
-    let paced = paced(ring, PHASE_PACED, lines, every)?;
+    let paced = paced_load(ring, plan.paced_rate, plan.paced_for)?;
     progress(
         t0,
         &format!(

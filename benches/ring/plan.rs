@@ -88,8 +88,49 @@ impl FailoverPlan {
     }
 }
 
+/// The loss section: at each loss rate, every node drops that share of the datagrams it sends
+/// (`--loss P` on the server and every client), and the server has a short token timeout.
+#[derive(Clone, Debug, Serialize)]
+pub struct LossPlan {
+    /// The loss rates, the lossless one (0, the ratios' base) first.
+    pub rates: Vec<f64>,
+    /// The flood's ring size and lines per run; `runs` runs after a warm-up flood.
+    pub flood_clients: usize,
+    pub flood_lines: usize,
+    /// The paced load's ring size, rate (lines per second over all clients) and length.
+    pub paced_clients: usize,
+    pub paced_rate: u32,
+    #[serde(serialize_with = "as_ms", rename = "paced_for_ms")]
+    pub paced_for: Duration,
+    /// The history the late joiner catches up on.
+    pub catchup_messages: usize,
+    /// Flood runs and catch-ups per rate; the medians are quoted.
+    pub runs: usize,
+    /// The server's `--token-timeout`.
+    #[serde(serialize_with = "as_ms", rename = "token_timeout_ms")]
+    pub token_timeout: Duration,
+}
+
+impl LossPlan {
+    /// 0, 1 and 5 % loss: a flood at N = 4, 1,000 lines/s at N = 8, a catch-up of 20,000;
+    /// the paced load and flood as long as the rings section's.
+    fn new(flood_lines: usize, paced_for: Duration, runs: usize) -> LossPlan {
+        LossPlan {
+            rates: vec![0.0, 0.01, 0.05],
+            flood_clients: 4,
+            flood_lines,
+            paced_clients: 8,
+            paced_rate: 1000,
+            paced_for,
+            catchup_messages: 20_000,
+            runs,
+            token_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
 /// The sections of a run, in their order; `BENCH_ONLY` picks some of them.
-pub const SECTIONS: [&str; 4] = ["rings", "recovery", "failover", "catchup"];
+pub const SECTIONS: [&str; 5] = ["rings", "recovery", "failover", "catchup", "loss"];
 
 /// The knobs of one run: the full run, or `BENCH_QUICK=1`.
 #[derive(Clone, Debug, Serialize)]
@@ -141,6 +182,8 @@ pub struct Plan {
     pub failovers: Vec<FailoverPlan>,
     /// Catch-up sessions: (history size, repetitions).
     pub catchup: Vec<(usize, usize)>,
+    /// The loss section (`None` when it does not run).
+    pub loss: Option<LossPlan>,
     /// The sections that run (`BENCH_ONLY`, default all of [`SECTIONS`]).
     pub only: Vec<String>,
 }
@@ -175,6 +218,7 @@ impl Plan {
                 recoveries: vec![RecoveryPlan::small(3, 1)],
                 failovers: vec![FailoverPlan::new(5, 1)],
                 catchup: vec![(20_000, 1)],
+                loss: Some(LossPlan::new(5_000, Duration::from_millis(1500), 1)),
                 only: Vec::new(),
             }
         } else {
@@ -200,6 +244,7 @@ impl Plan {
                 recoveries: vec![RecoveryPlan::small(5, 3), RecoveryPlan::big(100, 3)],
                 failovers: vec![FailoverPlan::new(5, 3), FailoverPlan::new(100, 3)],
                 catchup: vec![(20_000, 3), (200_000, 1)],
+                loss: Some(LossPlan::new(20_000, Duration::from_secs(3), 3)),
                 only: Vec::new(),
             }
         };
@@ -230,6 +275,9 @@ impl Plan {
         }
         if !plan.runs("catchup") {
             plan.catchup.clear();
+        }
+        if !plan.runs("loss") {
+            plan.loss = None;
         }
         plan
     }

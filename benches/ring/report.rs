@@ -6,6 +6,7 @@
 use crate::big::BigRow;
 use crate::catchup::CatchUp;
 use crate::failover::Failover;
+use crate::loss::LossRow;
 use crate::measure::{Idle, Latency, Row};
 use crate::plan::Plan;
 use crate::recovery::Recovery;
@@ -100,7 +101,7 @@ pub fn print_table(
         print_scale(plan, rows, big_rows);
     }
     if rows.is_empty() && big_rows.is_empty() && recoveries.is_empty() && catchups.is_empty() {
-        return; // only the failover ran (`BENCH_ONLY`): it has a table of its own
+        return; // only the failover or the loss ran (`BENCH_ONLY`): each has a table of its own
     }
     println!("| measure | result |");
     println!("|---|---|");
@@ -212,6 +213,50 @@ pub fn print_failovers(failovers: &[Failover]) {
             f.median_join_from_server_kill_ms,
             f.target_ms,
             if f.pass { "pass" } else { "FAIL" }
+        );
+    }
+    println!();
+}
+
+/// The loss section: one line per loss rate, medians over its runs, and the ratios to the
+/// lossless line.
+pub fn print_losses(plan: &Plan, rows: &[LossRow]) {
+    let (Some(spec), false) = (&plan.loss, rows.is_empty()) else {
+        return;
+    };
+    println!(
+        "Loss: `--loss P` on the server and every client (each drops that share of the \
+         datagrams it sends), the server with --token-timeout {} ms; P = 0 runs with the same \
+         flags. Flood: median of {} run(s) of {} lines at N = {}, until every client delivered. \
+         Paced: {} lines/s over N = {} for {:?}, submit to delivered at every client. Catch-up: \
+         a fresh client's join until it delivered the last of {} messages (median of {} \
+         run(s)). Ratios to the P = 0 line; every session ends with the history check.",
+        spec.token_timeout.as_millis(),
+        spec.runs,
+        spec.flood_lines,
+        spec.flood_clients,
+        spec.paced_rate,
+        spec.paced_clients,
+        spec.paced_for,
+        spec.catchup_messages,
+        spec.runs
+    );
+    println!();
+    println!(
+        "| loss | flood lines/s at N={} | % of lossless | paced {}/s p50 / p99 (ms) at N={} | \
+         catch-up of {} after the join (s) | times lossless |",
+        spec.flood_clients, spec.paced_rate, spec.paced_clients, spec.catchup_messages
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} % | {:.0} | {:.0} % | {} | {:.3} | {:.2} |",
+            (r.loss * 1000.0).round() / 10.0,
+            r.flood_lines_per_s,
+            r.flood_ratio * 100.0,
+            fmt_lat(r.paced.as_ref()),
+            r.catchup_s,
+            r.catchup_ratio
         );
     }
     println!();

@@ -45,6 +45,8 @@ pub struct Ring {
     pub killed: HashSet<usize>,
     /// Padding that brings a line's `Data` datagram to `DATAGRAM_BYTES`.
     pub pad: String,
+    /// Flags every client of the ring gets after the usual ones (`--loss P`).
+    pub client_extra: Vec<String>,
     /// Records token passes on the ring's port.
     pub observer: Observer,
     /// How the clients joined: all started at once (see `storm.rs`).
@@ -56,16 +58,18 @@ pub struct Ring {
 
 impl Ring {
     pub fn start(label: &str, port: u16, n: usize, server_extra: &[&str]) -> Result<Ring, String> {
-        Ring::start_servers(label, port, n, server_extra, 1)
+        Ring::start_servers(label, port, n, server_extra, &[], 1)
     }
 
     /// A ring with `servers` servers (each with `server_extra`): the first coordinates, and
-    /// each later one is started once the one before it has said so or stands by itself.
+    /// each later one is started once the one before it has said so or stands by itself. Every
+    /// client gets `client_extra` (`--loss P`, ...) after the usual flags.
     pub fn start_servers(
         label: &str,
         port: u16,
         n: usize,
         server_extra: &[&str],
+        client_extra: &[String],
         servers: usize,
     ) -> Result<Ring, String> {
         let root = tempfile::Builder::new()
@@ -85,6 +89,7 @@ impl Ring {
             submit_at: HashMap::new(),
             killed: HashSet::new(),
             pad: "x".repeat(pad_len()),
+            client_extra: client_extra.to_vec(),
             observer,
             storm: Storm::default(),
             root: Some(root),
