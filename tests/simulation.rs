@@ -32,7 +32,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sim::node::Core;
 use sim::world::World;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -69,6 +69,8 @@ enum Scenario {
     Flood(usize),
     /// A member's death for good, then a line (see [`Sim::write_death`]).
     Death,
+    /// Lines at a steady rate per second, for a second (see [`Sim::write_paced`]).
+    Paced(u64),
 }
 
 /// What happens to a node at a scripted instant.
@@ -132,6 +134,8 @@ struct Sim {
     servers: usize,
     /// Nodes dead for good.
     dead: HashSet<usize>,
+    /// When each line was typed, by id.
+    typed_at: HashMap<Uuid, Instant>,
 }
 
 impl Sim {
@@ -170,12 +174,14 @@ impl Sim {
             leaving: HashSet::new(),
             servers: faults_servers,
             dead: HashSet::new(),
+            typed_at: HashMap::new(),
         };
         match (sim.faults.ring, sim.faults.quorum, sim.faults.scenario) {
             (Some(_), _, _) => sim.write_storms(members),
             (None, true, _) => sim.write_quorum_script(members),
             (None, false, Some(Scenario::Flood(lines))) => sim.write_flood(members, lines),
             (None, false, Some(Scenario::Death)) => sim.write_death(members),
+            (None, false, Some(Scenario::Paced(rate))) => sim.write_paced(members, rate),
             (None, false, None) => sim.write_script(members),
         }
         sim.script.sort_by_key(|(at, _, _)| *at);
@@ -267,6 +273,35 @@ impl Sim {
         let text = format!("{}-after", self.world.nodes[typist].name);
         let at = self.ms(FLOOD_AT_MS + 1);
         self.script.push((at, typist, Action::Type(text)));
+    }
+
+    /// The paced script: the server and the members start together; once the ring formed,
+    /// `rate` lines a second for a second, taken by the members in turn.
+    fn write_paced(&mut self, members: usize, rate: u64) {
+        for i in 0..=members {
+            self.script.push((self.start, i, Action::Start));
+        }
+        let gap = Duration::from_secs(1) / rate as u32;
+        for k in 0..rate as usize {
+            let who = 1 + k % members;
+            let text = format!("{}-{k}", self.world.nodes[who].name);
+            let at = self.ms(FLOOD_AT_MS) + gap * k as u32;
+            self.script.push((at, who, Action::Type(text)));
+        }
+    }
+
+    /// Every typed line's latency, from its typing until the last member delivered it.
+    fn latencies(&self) -> Vec<Duration> {
+        let members = self.servers..self.world.nodes.len();
+        let mut out: Vec<Duration> = (self.typed_at.iter())
+            .filter_map(|(id, typed)| {
+                let deliveries = self.world.oracle.deliveries(*id).iter();
+                let last = deliveries.filter(|(i, _)| members.contains(i)).map(|d| d.1);
+                Some(last.max()?.saturating_duration_since(*typed))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// The big-ring script: a join storm (nine members in ten boot within the first second,
@@ -651,6 +686,7 @@ impl Sim {
         };
         // On disk first (the outbox), then into the core.
         self.world.oracle.typed(who, line.id, &line.text);
+        self.typed_at.insert(line.id, now);
         let node = &mut self.world.nodes[who];
         if let Some(Core::Member(m)) = &mut node.core {
             node.disk.outbox = m.outbox().cloned().chain([line.clone()]).collect();
@@ -1010,6 +1046,34 @@ fn a_dead_member_holds_up_the_ring_for_less_than_the_token_timeout() {
         worst = worst.max(took);
     }
     eprintln!("worst time from a death to the ring moving again: {worst:?}");
+}
+
+/// Loss costs no waiting, on a LAN with loss on every link, 8 members: at 1,000 lines a
+/// second and 1 % loss, 99 % of the lines are delivered by every member within 10 ms of their
+/// typing; at 20 lines a second (the ring idles between them, so each line first asks for the
+/// token) and 5 % loss, 90 % are. In every run.
+#[test]
+fn paced_and_sporadic_lines_under_loss_arrive_within_10_ms() {
+    for (rate, loss, share) in [(1000, 0.01, 99), (20, 0.05, 90)] {
+        let mut worst = Duration::ZERO;
+        for seed in seeds(5, 1) {
+            let faults = lan(loss, Scenario::Paced(rate));
+            let mut sim = Sim::new(7_000_000 + seed, "paced", 8, faults);
+            sim.drive();
+            let latencies = sim.latencies();
+            assert_eq!(latencies.len(), rate as usize, "every line delivered");
+            let at = latencies[latencies.len() * share / 100];
+            if at > Duration::from_millis(10) {
+                let median = latencies[latencies.len() / 2];
+                sim.fail(&format!("{rate}/s: p{share} {at:?} (p50 {median:?})"));
+            }
+            worst = worst.max(at);
+        }
+        eprintln!(
+            "{rate} lines/s at {}% loss: worst p{share} {worst:?}",
+            loss * 100.0
+        );
+    }
 }
 
 /// Replays one seed with `MCAST_SIM_SEED=N`, under every fault profile or the one named by

@@ -81,6 +81,8 @@ pub struct SoakReport {
     /// showing it, and the 99th percentile of those times.
     pub max_lag_s: f64,
     pub p99_lag_s: f64,
+    /// When the line that lagged most was typed, in seconds since the load began.
+    pub max_lag_at_s: f64,
     pub verdicts: Vec<Verdict>,
     /// Every process's resident memory, `(t, KiB)`, for a plot or a closer look.
     pub rss_kib: BTreeMap<String, Vec<(f64, f64)>>,
@@ -101,6 +103,7 @@ pub fn soak(plan: SoakPlan, t0: Instant) -> SoakReport {
         leaves: 0,
         settle_s: 0.0,
         max_lag_s: 0.0,
+        max_lag_at_s: 0.0,
         p99_lag_s: 0.0,
         verdicts: Vec::new(),
         rss_kib: BTreeMap::new(),
@@ -227,7 +230,7 @@ fn run(
         t0,
         &format!("soak: load over, settling ({})", summary(fleet)),
     );
-    lag(plan, fleet, report);
+    lag(plan, fleet, report, start);
     let settled = Instant::now();
     settle(fleet, report)?;
     report.settle_s = settled.elapsed().as_secs_f64();
@@ -243,7 +246,7 @@ fn run(
 /// How far the ring fell behind the typing: for every line typed on a steady client (never
 /// churned, so its lines never wait for a restart), the time until the first steady client
 /// showed it. Fails above [`MOST_LAG`].
-fn lag(plan: &SoakPlan, fleet: &Fleet, report: &mut SoakReport) {
+fn lag(plan: &SoakPlan, fleet: &Fleet, report: &mut SoakReport, start: Instant) {
     let Some(witness) = fleet.slots[0].proc.as_ref() else {
         return;
     };
@@ -255,7 +258,8 @@ fn lag(plan: &SoakPlan, fleet: &Fleet, report: &mut SoakReport) {
         .iter()
         .flat_map(|i| fleet.submitted[*i].iter().copied())
         .collect();
-    let mut lags: Vec<f64> = witness
+    // (lag, when typed) of every steady line the witness showed.
+    let mut lags: Vec<(f64, f64)> = witness
         .watch
         .lock()
         .msgs
@@ -263,18 +267,21 @@ fn lag(plan: &SoakPlan, fleet: &Fleet, report: &mut SoakReport) {
         .filter(|(k, _)| steady_keys.contains(k))
         .filter_map(|(k, shown)| {
             let typed = fleet.typed_at.get(k)?;
-            Some(shown.saturating_duration_since(*typed).as_secs_f64())
+            let lag = shown.saturating_duration_since(*typed).as_secs_f64();
+            Some((lag, typed.saturating_duration_since(start).as_secs_f64()))
         })
         .collect();
-    lags.sort_by(f64::total_cmp);
-    let Some(&max) = lags.last() else {
+    lags.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let Some(&(max, at)) = lags.last() else {
         return;
     };
     report.max_lag_s = max;
-    report.p99_lag_s = lags[(lags.len() * 99 / 100).min(lags.len() - 1)];
+    report.max_lag_at_s = at;
+    report.p99_lag_s = lags[(lags.len() * 99 / 100).min(lags.len() - 1)].0;
     if max > MOST_LAG.as_secs_f64() {
         report.failures.push(format!(
-            "fell {max:.1} s behind the typing (p99 {:.2} s); at most {MOST_LAG:?}",
+            "fell {max:.1} s behind the typing for a line typed {at:.1} s in (p99 {:.2} s); \
+             at most {MOST_LAG:?}",
             report.p99_lag_s
         ));
     }

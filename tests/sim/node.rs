@@ -239,6 +239,7 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
             }
             self.oracle
                 .check_delivery(self.me, &self.disk.replica, &rec)?;
+            self.oracle.delivered(self.me, rec.id, self.net.now());
             self.disk.replica.push(rec);
         }
         Ok(())

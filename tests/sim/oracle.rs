@@ -9,6 +9,7 @@
 use mcast_chat::protocol::types::{ChatRecord, Epoch, GroupId, NodeId, Seq};
 use mcast_chat::protocol::vote::{Session, Vote};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// What the run has seen so far.
@@ -31,6 +32,8 @@ pub struct Oracle {
     formed: BTreeMap<(GroupId, Epoch), Session>,
     /// Who accepted each proposal (saved it as an attempt), by epoch.
     accepted: HashMap<Epoch, HashSet<NodeId>>,
+    /// When each node delivered each line, by line id: what the latency tests measure.
+    delivered_at: HashMap<Uuid, Vec<(usize, Instant)>>,
     /// Skips the checks of formed views (`MCAST_SIM_NO_CHAIN`: to show that a run which breaks
     /// the quorum rule on purpose is caught by the delivery checks alone).
     chain_unchecked: bool,
@@ -111,6 +114,16 @@ impl Oracle {
                 self.abandoned.insert(*id);
             }
         }
+    }
+
+    /// Node `i` delivered line `id` at `at` (after [`Oracle::check_delivery`] passed).
+    pub fn delivered(&mut self, i: usize, id: Uuid, at: Instant) {
+        self.delivered_at.entry(id).or_default().push((i, at));
+    }
+
+    /// When each node delivered line `id`.
+    pub fn deliveries(&self, id: Uuid) -> &[(usize, Instant)] {
+        self.delivered_at.get(&id).map_or(&[], Vec::as_slice)
     }
 
     /// Whether every line that is due is in the history.

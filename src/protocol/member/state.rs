@@ -93,6 +93,8 @@ pub(super) struct Ring {
     /// When we first asked for the token (a Wake) since we last held it: if it never comes
     /// and no server is heard, the ring is stalled on the member we last saw it go to.
     pub(super) woke_since: Option<Instant>,
+    /// Wakes sent since then: each waits twice as long as the one before for the token.
+    pub(super) wake_resends: u32,
     /// Visits left during which our passes go out twice: the ring showed loss lately (see
     /// [`LOSS_MEMORY`]).
     pub(super) lossy_visits: u32,

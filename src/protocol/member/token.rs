@@ -99,6 +99,7 @@ impl MemberCore {
         self.timers.stop(Timer::WakeResend);
         if let Some(ring) = self.state.ring_mut() {
             ring.woke_since = None;
+            ring.wake_resends = 0;
         }
         self.stats.tokens_held += 1;
         if self.order.aru() < token.seq && !self.order.has(token.seq) {
@@ -543,9 +544,12 @@ impl MemberCore {
         self.pass_rtt.rto(resends, ceiling)
     }
 
-    /// How long a Wake may go unanswered before it is sent again.
-    fn wake_resend(&self) -> Duration {
-        (self.cfg.idle_hold / 5).max(Duration::from_millis(20))
+    /// How long a Wake may go unanswered before it is sent again: a few round trips (the
+    /// holder passes at once), doubled per resend, at most a fifth of the idle hold (20 ms at
+    /// least: also the wait before a round trip is measured).
+    fn wake_resend(&self, resends: u32) -> Duration {
+        let ceiling = (self.cfg.idle_hold / 5).max(Duration::from_millis(20));
+        self.pass_rtt.rto(resends, ceiling)
     }
 
     /// Asks the holder for the token, once per visit: straight to the member we last saw
@@ -554,10 +558,14 @@ impl MemberCore {
         if !again && self.timers.get(Timer::WakeResend).is_some() {
             return;
         }
-        self.timers.set(Timer::WakeResend, now + self.wake_resend());
-        if let Some(ring) = self.state.ring_mut() {
+        let resends = self.state.ring_mut().map_or(0, |ring| {
             ring.woke_since.get_or_insert(now);
-        }
+            let resends = ring.wake_resends;
+            ring.wake_resends = ring.wake_resends.saturating_add(1);
+            resends
+        });
+        self.timers
+            .set(Timer::WakeResend, now + self.wake_resend(resends));
         let (epoch, from) = (self.view.epoch, self.cfg.id);
         let seen = self.state.ring().and_then(|r| r.seen_holder);
         match seen.filter(|(_, to)| *to != from && !again) {
