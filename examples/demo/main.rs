@@ -12,7 +12,7 @@
 //! (`target/<profile>/`), after `cargo build --bins` for that profile: `cargo run --example`
 //! builds the library but not the binaries, and stale ones would show old code (cargo returns
 //! at once when they are up to date). Every wait has a deadline, and the run after any build
-//! is bounded by [`TOTAL_LIMIT`]; every child is killed when the demo ends, however it ends.
+//! is bounded by [`stage::TOTAL_LIMIT`]; every child is killed when the demo ends, however it ends.
 //! `--keep` keeps the temp dir (it is also kept on failure) so that you can look at the files
 //! with `jq`.
 //!
@@ -31,33 +31,15 @@ mod script;
 mod stage;
 mod table;
 
-use stage::Demo;
-use std::path::{Path, PathBuf};
+use stage::{Binaries, Demo};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The port unless one is given on the command line.
 const DEFAULT_PORT: u16 = 47500;
-
-/// The simulated latency of every datagram of every node: the original design's.
-const DELAY: &str = "100ms..1s";
-
-/// The server reconciles this often (default 10 s), so its restart converges quickly.
-const SYNC_INTERVAL: &str = "2s";
-
-/// The demo (not counting a build of missing binaries) ends within this.
-const TOTAL_LIMIT: Duration = Duration::from_secs(100);
-
-/// The deadline of one step (within [`TOTAL_LIMIT`]).
-const STEP_LIMIT: Duration = Duration::from_secs(40);
-
-/// Pause between two scripted lines of one round, so the conversation unfolds over time.
-const TYPING_PAUSE: Duration = Duration::from_millis(400);
-
-/// Width of one replica's column in the side-by-side table.
-const COLUMN: usize = 22;
 
 fn main() -> ExitCode {
     let args = match Args::parse() {
@@ -80,7 +62,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let ready = Instant::now();
     let root = match tempfile::Builder::new()
         .prefix("mcast-chat-demo-")
         .tempdir()
@@ -91,15 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut demo = Demo {
-        bins,
-        port: args.port,
-        root: root.clone(),
-        nodes: Vec::new(),
-        started,
-        deadline: ready + TOTAL_LIMIT,
-        interrupted,
-    };
+    let mut demo = Demo::new(bins, args.port, root.clone(), started, interrupted);
     let result = demo.run();
     let code = match &result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,12 +120,6 @@ impl Args {
         }
         Ok(args)
     }
-}
-
-/// Paths of the two programs.
-struct Binaries {
-    pub server: PathBuf,
-    pub client: PathBuf,
 }
 
 /// Finds `server` and `client` next to this example (`target/<profile>/examples/demo` ->

@@ -5,8 +5,7 @@
 //! starting, typing and waiting are `stage.rs`'s, the final comparison `table.rs`'s.
 
 use crate::process::files_text;
-use crate::stage::{outbox_len, Demo, ALICE, BOB, CAROL, CLIENTS, SERVER};
-use crate::{DELAY, SYNC_INTERVAL};
+use crate::stage::{Demo, ALICE, BOB, CAROL, CLIENTS, DELAY, SERVER, SYNC_INTERVAL};
 use std::path::Path;
 
 impl Demo {
@@ -51,14 +50,21 @@ impl Demo {
         for line in ["bob here, typing fast", "did this make it?"] {
             self.type_line(BOB, line, &mut typed)?;
         }
-        self.wait("bob's lines to be in his outbox on disk", |d| {
-            files_text(&d.nodes[BOB].dir, &["checkpoint_"]).contains("did this make it?")
+        // A typed line is on disk once its client accepted it: in the outbox journal (a
+        // checkpoint copies it later), or already delivered into the replica.
+        self.wait("bob's lines to be on his disk", |d| {
+            let files = ["outbox_", "checkpoint_", "replica_"];
+            files_text(&d.nodes[BOB].dir, &files).contains("did this make it?")
         })?;
         let pid = self.nodes[BOB].pid();
+        let delivered = self.nodes[ALICE].times_delivered("did this make it?") > 0;
         self.nodes[BOB].kill();
-        let pending = outbox_len(&self.nodes[BOB].dir);
+        let state = match delivered {
+            true => "already delivered",
+            false => "in his outbox, not delivered yet",
+        };
         self.say(&format!(
-            "   killed bob (pid {pid}); his checkpoint holds {pending} undelivered line(s)"
+            "   killed bob (pid {pid}); his last line is on his disk, {state}"
         ));
         self.say("   alice and carol go on; the server recovers the token without bob");
         let round = [(ALICE, "bob? you there?"), (CAROL, "he'll be back")];

@@ -6,13 +6,33 @@
 //! It must not decide whether the demo passed (the script and `table.rs` do), and it must not
 //! leave a process behind: dropping the [`Demo`] kills every node.
 
-use crate::process::{files_text, joined, left, replica_file, Launch, Process};
+use crate::process::{joined, left, replica_file, Launch, Process};
 use crate::table::{chat_line, fmt_code};
-use crate::{Binaries, DELAY, STEP_LIMIT, SYNC_INTERVAL, TYPING_PAUSE};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The simulated latency of every datagram of every node: the original design's.
+pub const DELAY: &str = "100ms..1s";
+
+/// The server reconciles this often (default 10 s), so its restart converges quickly.
+pub const SYNC_INTERVAL: &str = "2s";
+
+/// The demo (not counting a build of missing binaries) ends within this.
+pub const TOTAL_LIMIT: Duration = Duration::from_secs(100);
+
+/// The deadline of one step (within [`TOTAL_LIMIT`]).
+const STEP_LIMIT: Duration = Duration::from_secs(40);
+
+/// Pause between two scripted lines of one round, so the conversation unfolds over time.
+const TYPING_PAUSE: Duration = Duration::from_millis(400);
+
+/// Paths of the two programs.
+pub struct Binaries {
+    pub server: PathBuf,
+    pub client: PathBuf,
+}
 
 /// One server or client: its current process (a killed one until it is started again).
 pub struct Node {
@@ -66,14 +86,6 @@ impl Node {
     }
 }
 
-/// How many lines the checkpoint in `dir` holds in its outbox.
-pub fn outbox_len(dir: &Path) -> usize {
-    serde_json::from_str::<serde_json::Value>(&files_text(dir, &["checkpoint_"]))
-        .ok()
-        .and_then(|v| v["outbox"].as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
 /// The state of one demo run. Dropping it kills every child.
 pub struct Demo {
     pub bins: Binaries,
@@ -81,7 +93,7 @@ pub struct Demo {
     pub root: PathBuf,
     pub nodes: Vec<Node>,
     pub started: Instant,
-    /// The end of [`crate::TOTAL_LIMIT`].
+    /// The end of [`TOTAL_LIMIT`].
     pub deadline: Instant,
     /// Set by SIGINT or SIGTERM: stop waiting and clean up.
     pub interrupted: Arc<AtomicBool>,
@@ -103,6 +115,26 @@ pub const CAROL: usize = 3;
 pub const CLIENTS: [usize; 3] = [ALICE, BOB, CAROL];
 
 impl Demo {
+    /// A demo of `bins` on `port` with its data dirs under `root`, its clock started at
+    /// `started` and its deadline [`TOTAL_LIMIT`] from now; `interrupted` ends its waits.
+    pub fn new(
+        bins: Binaries,
+        port: u16,
+        root: PathBuf,
+        started: Instant,
+        interrupted: Arc<AtomicBool>,
+    ) -> Demo {
+        Demo {
+            bins,
+            port,
+            root,
+            nodes: Vec::new(),
+            started,
+            deadline: Instant::now() + TOTAL_LIMIT,
+            interrupted,
+        }
+    }
+
     /// Prints one narration line with the elapsed time.
     pub fn say(&self, text: &str) {
         println!("[{:5.1}s] {text}", self.started.elapsed().as_secs_f64());

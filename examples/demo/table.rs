@@ -5,10 +5,12 @@
 
 use crate::process::replica_file;
 use crate::stage::{Demo, ALICE, BOB, CAROL, SERVER};
-use crate::COLUMN;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::Path;
+
+/// Width of one replica's column in the side-by-side table.
+const COLUMN: usize = 22;
 
 impl Demo {
     /// Prints the replicas side by side with their sizes and SHA-256, and checks that they are
