@@ -351,6 +351,31 @@ fn a_read_only_data_dir_at_start_stops_either_program_naming_it() {
     }
 }
 
+/// A data dir that is a file stops either program with exit 1 and says so, with the fix,
+/// instead of "File exists"; the file is left as it was.
+#[test]
+fn a_data_dir_that_is_a_file_stops_either_program_saying_so() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("afile");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let port = free_port();
+    for (name, launch) in [
+        ("server", server_launch(port, &file, &[])),
+        ("carol", client_launch(port, &file, "carol", &[])),
+    ] {
+        let log = root.path().join(format!("{name}.log"));
+        let mut p = start(launch.stderr_to(log, false), name);
+        assert_eq!(p.wait_exit(STEP).code(), Some(1));
+        let err = p.stderr_tail(2);
+        assert!(
+            err.contains(&format!("error: {} is not a directory", file.display()))
+                && err.contains("give --data-dir a directory"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
 /// One system call in an strace log: where it starts and ends in the log, in which thread.
 #[derive(Debug)]
 struct Call {

@@ -168,7 +168,8 @@ fn the_129th_join_is_refused_until_a_member_leaves() {
 }
 
 /// Limit: a line of 1000 bytes. One byte more is refused at the prompt, with the limit in the
-/// notice, and never sent; a line that escaping makes too large for a datagram is refused too.
+/// notice, and never sent; a line that escaping makes too large for a datagram is refused too,
+/// and so is a blank one.
 /// The longest line still travels sealed.
 #[test]
 fn a_line_over_the_limit_is_refused_at_the_prompt_and_never_delivered() {
@@ -185,6 +186,7 @@ fn a_line_over_the_limit_is_refused_at_the_prompt_and_never_delivered() {
     alice.send_line(&longest);
     alice.send_line(&"y".repeat(MAX_LINE_BYTES + 1));
     alice.send_line(&"\"".repeat(MAX_LINE_BYTES));
+    alice.send_line("   ");
     alice.send_line("done");
     alice.wait_for("two messages", LONG, |l| count_messages(l) >= 2);
     let notices: Vec<&String> = alice
@@ -197,6 +199,10 @@ fn a_line_over_the_limit_is_refused_at_the_prompt_and_never_delivered() {
         "{notices:?}"
     );
     assert!(notices[1].contains("once escaped"), "{notices:?}");
+    assert!(
+        notices[2].contains("empty line not sent"),
+        "blank: {notices:?}"
+    );
     alice.close_stdin();
     assert!(alice.wait_exit(LONG).success());
     let texts = check_replica(&alice.replica());

@@ -20,70 +20,88 @@ use uuid::Uuid;
 use crate::net::iface::InterfaceSpec;
 use crate::net::{Local, NetConfig, SimConfig};
 use crate::store::Durability;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 /// Longest duration any flag accepts: larger values are typos, and would overflow timers.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Help headings, in the order `--help` shows them: what a user does, most-used first.
+const CHAT: &str = "Chat";
+const SERVER: &str = "Server";
+const NETWORK: &str = "Network";
+const STORAGE: &str = "Storage and durability";
+const SECURITY: &str = "Security";
+const TESTING: &str = "Testing the network";
+const INSTALLATION: &str = "Installation";
 
 /// Flags shared by `server` and `client`.
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
     /// Multicast group to join and send to: IPv4, or IPv6 such as ff02::114 (one link) or
     /// ff05::114 (a site, across routers that forward it)
-    #[arg(long, value_name = "ADDR", default_value = "224.1.1.1", value_parser = parse_group)]
+    #[arg(long, value_name = "ADDR", default_value = "224.1.1.1", value_parser = parse_group,
+          help_heading = NETWORK)]
     pub group: IpAddr,
 
     /// UDP port of the group
     #[arg(long, value_name = "N", default_value_t = 5007,
-          value_parser = clap::value_parser!(u16).range(1..))]
+          value_parser = clap::value_parser!(u16).range(1..), help_heading = NETWORK)]
     pub port: u16,
 
     /// Local interface to join and send on, by name (eth0, lo) or address (192.168.1.23,
     /// fe80::1%eth0): 127.0.0.1 keeps the chat on this host, a LAN interface takes it to the
     /// LAN. `--interface list` lists this host's interfaces
     #[arg(long, value_name = "NAME_OR_ADDR", default_value = "127.0.0.1",
-          value_parser = parse_interface)]
+          value_parser = parse_interface, help_heading = NETWORK)]
     pub interface: InterfaceArg,
 
     /// Multicast TTL, or IPv6 hop limit (0 = this host only, 1 = this LAN segment)
     #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(0..=255))]
+          value_parser = clap::value_parser!(u32).range(0..=255), help_heading = NETWORK)]
     pub ttl: u32,
 
     /// Directory of the replica, checkpoint and lock files
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    #[arg(long, value_name = "DIR", default_value = ".", help_heading = STORAGE,
+          value_hint = clap::ValueHint::DirPath)]
     pub data_dir: PathBuf,
 
     /// How often to write a checkpoint, e.g. 5s
-    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_interval)]
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_interval,
+          help_heading = STORAGE)]
     pub checkpoint_interval: Duration,
-
-    /// Simulated latency of each outgoing datagram, uniformly random in MIN..MAX
-    /// (e.g. 100ms..1s; a single DUR is a fixed delay). Off by default
-    #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay)]
-    pub delay: Option<(Duration, Duration)>,
-
-    /// Simulated probability of dropping an outgoing datagram, 0..=1
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
-    pub loss: f64,
-
-    /// Simulated probability of sending an outgoing datagram twice, 0..=1
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
-    pub dup: f64,
-
-    /// Seed of the simulated network (random when absent; the seed used is logged)
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
 
     /// What writes survive: page-cache (appends survive a crash of the process, not a power
     /// loss; fastest) or fsync (an accepted line and every delivered batch are on the disk
     /// before anything that depends on them goes out; survives a power loss)
-    #[arg(long, value_name = "MODE", default_value = "page-cache", value_parser = parse_durability)]
+    #[arg(long, value_name = "MODE", default_value = "page-cache", help_heading = STORAGE,
+          value_parser = PossibleValuesParser::new(["page-cache", "fsync"])
+              .try_map(|s| parse_durability(&s)))]
     pub durability: Durability,
 
     /// Shared secret (a file of at least 16 bytes, the same on every node): seal and
     /// authenticate every datagram. Without it anyone who reaches the group can read and post
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = SECURITY,
+          value_hint = clap::ValueHint::FilePath)]
     pub key_file: Option<PathBuf>,
+
+    /// Simulated latency of each outgoing datagram, uniformly random in MIN..MAX
+    /// (e.g. 100ms..1s; a single DUR is a fixed delay). Off by default
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_delay, help_heading = TESTING)]
+    pub delay: Option<(Duration, Duration)>,
+
+    /// Simulated probability of dropping an outgoing datagram, 0..=1
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability,
+          help_heading = TESTING)]
+    pub loss: f64,
+
+    /// Simulated probability of sending an outgoing datagram twice, 0..=1
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability,
+          help_heading = TESTING)]
+    pub dup: f64,
+
+    /// Seed of the simulated network (random when absent; the seed used is logged)
+    #[arg(long, value_name = "N", help_heading = TESTING)]
+    pub seed: Option<u64>,
 
     #[command(flatten)]
     pub setup: SetupArgs,
@@ -100,14 +118,13 @@ pub enum InterfaceArg {
 
 /// Flags that print something for installing the program, then exit 0 without running it.
 #[derive(Args, Clone, Debug, Default)]
-#[command(next_help_heading = "Installation")]
 pub struct SetupArgs {
     /// Print a completion script for SHELL on stdout, then exit
-    #[arg(long, value_name = "SHELL")]
+    #[arg(long, value_name = "SHELL", help_heading = INSTALLATION)]
     pub completions: Option<clap_complete::Shell>,
 
     /// Print the man page (roff) on stdout, then exit
-    #[arg(long)]
+    #[arg(long, help_heading = INSTALLATION)]
     pub man: bool,
 }
 
@@ -119,16 +136,18 @@ pub struct SetupArgs {
     about = "mcast-chat server: answers joins, recovers the token, archives and reconciles the history"
 )]
 pub struct ServerCli {
-    #[command(flatten)]
-    pub common: CommonArgs,
+    /// No token progress for this long: regenerate the token in a new epoch
+    #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_interval,
+          help_heading = SERVER)]
+    pub token_timeout: Duration,
 
     /// How often to reconcile replicas with the group
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval,
+          help_heading = SERVER)]
     pub sync_interval: Duration,
 
-    /// No token progress for this long: regenerate the token in a new epoch
-    #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_interval)]
-    pub token_timeout: Duration,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// `client`: a ring member that sends stdin lines and prints delivered messages.
@@ -139,29 +158,30 @@ pub struct ServerCli {
     about = "mcast-chat client: each stdin line is a message; delivered messages go to stdout"
 )]
 pub struct ClientCli {
-    #[command(flatten)]
-    pub common: CommonArgs,
-
     /// Name shown with your messages (1 to 32 bytes) [default: the resumed identity's name,
     /// else $USER]
-    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    #[arg(long, value_name = "NAME", value_parser = parse_name, help_heading = CHAT)]
     pub name: Option<String>,
 
     /// Continue an identity whose files are in the data dir; without UUID, the only one there
-    #[arg(long, value_name = "UUID", num_args = 0..=1)]
+    #[arg(long, value_name = "UUID", num_args = 0..=1, help_heading = CHAT)]
     pub resume: Option<Option<Uuid>>,
 
+    /// Do not ring the terminal bell when a message mentions your name
+    #[arg(long, help_heading = CHAT)]
+    pub no_bell: bool,
+
     /// Print one JSON object per line instead of text
-    #[arg(long)]
+    #[arg(long, help_heading = CHAT)]
     pub json: bool,
 
     /// Give up (exit 1) when no server answers the join within this time
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_interval,
+          help_heading = CHAT)]
     pub join_timeout: Duration,
 
-    /// Do not ring the terminal bell when a message mentions your name
-    #[arg(long)]
-    pub no_bell: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Validated settings shared by both binaries.
@@ -421,6 +441,72 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    /// Each flag's heading in `--help`, read from the rendered text (a heading is a line
+    /// that ends with `:` and does not start with a space).
+    fn headings(mut cmd: clap::Command) -> Vec<(String, String)> {
+        let help = cmd.render_long_help().to_string();
+        let mut heading = String::new();
+        let mut out = Vec::new();
+        for line in help.lines() {
+            if !line.starts_with(' ') && line.ends_with(':') {
+                heading = line.trim_end_matches(':').to_string();
+            } else if let Some(flag) = line.split_whitespace().find(|w| w.starts_with("--")) {
+                out.push((flag.trim_end_matches(',').to_string(), heading.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn help_files_every_flag_under_what_a_user_does_with_it() {
+        let common = [
+            ("--group", NETWORK),
+            ("--port", NETWORK),
+            ("--interface", NETWORK),
+            ("--ttl", NETWORK),
+            ("--data-dir", STORAGE),
+            ("--checkpoint-interval", STORAGE),
+            ("--durability", STORAGE),
+            ("--key-file", SECURITY),
+            ("--delay", TESTING),
+            ("--loss", TESTING),
+            ("--dup", TESTING),
+            ("--seed", TESTING),
+            ("--completions", INSTALLATION),
+            ("--man", INSTALLATION),
+            ("--help", "Options"),
+            ("--version", "Options"),
+        ];
+        let client = [
+            ("--name", CHAT),
+            ("--resume", CHAT),
+            ("--no-bell", CHAT),
+            ("--json", CHAT),
+            ("--join-timeout", CHAT),
+        ];
+        let server = [("--token-timeout", SERVER), ("--sync-interval", SERVER)];
+        for (cmd, own) in [
+            (ClientCli::command(), &client[..]),
+            (ServerCli::command(), &server[..]),
+        ] {
+            let name = cmd.get_name().to_string();
+            let mut want: Vec<(String, String)> = own
+                .iter()
+                .chain(&common)
+                .map(|(f, h)| (f.to_string(), h.to_string()))
+                .collect();
+            let mut got = headings(cmd);
+            // Most-used first: the program's own flags come right after the options.
+            let first = got
+                .iter()
+                .find(|(f, _)| !f.starts_with("--h") && !f.starts_with("--v"));
+            assert_eq!(first.map(|f| f.0.as_str()), Some(own[0].0), "{name}");
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{name} --help");
+        }
     }
 
     #[test]

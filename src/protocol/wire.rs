@@ -436,7 +436,7 @@ fn read_frame(bytes: &[u8]) -> Result<Msg, DecodeError> {
 /// Why a chat line was refused at the prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {
-    /// Empty after trimming the line ending.
+    /// Empty, or nothing but spaces and tabs.
     Empty,
     /// More than [`MAX_LINE_BYTES`].
     TooLong { bytes: usize },
@@ -473,7 +473,7 @@ impl std::error::Error for LineError {}
 /// A record that fits alone then always travels: the packers put it in a datagram of its own
 /// when it does not fit beside others.
 pub fn check_line(name: &str, text: &str) -> Result<(), LineError> {
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Err(LineError::Empty);
     }
     if text.len() > MAX_LINE_BYTES {

@@ -29,6 +29,11 @@ pub fn open_storage(
     data_dir: &Path,
     identity: Identity,
 ) -> Result<(Storage, Option<Checkpoint>), StorageError> {
+    if data_dir.exists() && !data_dir.is_dir() {
+        return Err(StorageError::NotADirectory {
+            path: data_dir.to_path_buf(),
+        });
+    }
     fs::create_dir_all(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
     let lock = DirLock::acquire(data_dir, identity)?;
     let (replica, report) = Replica::open(&identity.replica_path(data_dir))?;

@@ -72,6 +72,11 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The data dir names something that is not a directory (a file, say).
+    NotADirectory {
+        /// The path given as the data dir.
+        path: PathBuf,
+    },
     /// Another process holds the lock of this identity.
     Locked {
         /// The lock file.
@@ -121,6 +126,12 @@ impl StorageError {
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StorageError::NotADirectory { path } => write!(
+                f,
+                "{} is not a directory: give --data-dir a directory (it is created if missing), \
+                 or move the file away",
+                path.display()
+            ),
             StorageError::Io { path, source } => {
                 write!(f, "{}: {source}", path.display())?;
                 match io_hint(source) {

@@ -174,8 +174,12 @@ impl Launch {
     /// Starts it; its stdout lines go to `sink`, on the reader thread, as they arrive.
     pub fn start_with(self, name: &str, sink: impl LineSink) -> io::Result<Process> {
         let context = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| context(&format!("cannot create {}", self.dir.display()), e))?;
+        // The data dir holds the stderr file unless it goes elsewhere (then the program
+        // makes the dir, or says why it cannot).
+        if self.log.starts_with(&self.dir) {
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| context(&format!("cannot create {}", self.dir.display()), e))?;
+        }
         let stderr = OpenOptions::new()
             .create(true)
             .write(true)

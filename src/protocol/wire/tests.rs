@@ -336,6 +336,9 @@ fn the_largest_line_fits_a_sealed_datagram() {
 #[test]
 fn lines_are_checked_against_every_limit() {
     assert_eq!(check_line("a", ""), Err(LineError::Empty));
+    assert_eq!(check_line("a", "   "), Err(LineError::Empty), "blank");
+    assert_eq!(check_line("a", " \t "), Err(LineError::Empty), "blank");
+    assert!(check_line("a", "  indented").is_ok());
     assert!(check_line("a", &"x".repeat(MAX_LINE_BYTES)).is_ok());
     assert_eq!(
         check_line("a", &"x".repeat(MAX_LINE_BYTES + 1)),
