@@ -168,3 +168,54 @@ fn sigterm_leaves_the_ring_cleanly() {
     alice.wait_left("bob", LONG);
     assert_eq!(alice.replica(), bob.replica());
 }
+
+/// The uuid in a client's "you are NAME (UUID)" notice.
+fn identity_of(p: &common::Proc) -> String {
+    let line = p
+        .seen
+        .iter()
+        .find(|l| l.contains("you are "))
+        .unwrap_or_else(|| panic!("{} never said who it is: {:?}", p.name, p.seen));
+    let start = line.find('(').map_or(0, |i| i + 1);
+    line[start..].chars().take(36).collect()
+}
+
+/// An identity that never joined (no server) and holds no line leaves no files behind; one
+/// that joined keeps them, and `--resume NAME` finds it among others in the same data dir.
+#[test]
+fn a_start_that_never_joins_leaves_no_files_and_resume_takes_a_name() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let dir = root.join("shared");
+    let mut lost = client(port, &dir, "carol", &["--join-timeout", "1s"]);
+    assert_eq!(lost.wait_exit(LONG).code(), Some(1));
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "stderr.log")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "files left by a start that never joined: {left:?}"
+    );
+
+    let _srv = server(port, &root.join("server"), &[]);
+    let mut ids = Vec::new();
+    for name in ["carol", "dave"] {
+        let mut p = client(port, &dir, name, &[]);
+        p.wait_joined(LONG);
+        p.close_stdin();
+        assert!(p.wait_exit(LONG).success());
+        ids.push(identity_of(&p));
+    }
+    let mut again = client(port, &dir, "carol", &["--resume", "carol"]);
+    again.wait_joined(LONG);
+    assert_eq!(
+        identity_of(&again),
+        ids[0],
+        "--resume carol is carol's identity"
+    );
+    again.close_stdin();
+    assert!(again.wait_exit(LONG).success());
+}

@@ -163,9 +163,11 @@ pub struct ClientCli {
     #[arg(long, value_name = "NAME", value_parser = parse_name, help_heading = CHAT)]
     pub name: Option<String>,
 
-    /// Continue an identity whose files are in the data dir; without UUID, the only one there
-    #[arg(long, value_name = "UUID", num_args = 0..=1, help_heading = CHAT)]
-    pub resume: Option<Option<Uuid>>,
+    /// Continue an identity whose files are in the data dir, by its name or uuid; alone, the
+    /// only one there
+    #[arg(long, value_name = "NAME_OR_UUID", num_args = 0..=1, help_heading = CHAT,
+          value_parser = parse_resume)]
+    pub resume: Option<Option<String>>,
 
     /// Do not ring the terminal bell when a message mentions your name
     #[arg(long, help_heading = CHAT)]
@@ -206,7 +208,7 @@ pub struct ServerConfig {
 }
 
 /// Which identity a client runs as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resume {
     /// A fresh identity (no `--resume`).
     New,
@@ -214,6 +216,8 @@ pub enum Resume {
     Only,
     /// `--resume UUID`: that identity.
     Id(Uuid),
+    /// `--resume NAME`: the identity of that name (an error if none or several go by it).
+    Name(String),
 }
 
 /// Validated settings of `client`.
@@ -294,7 +298,10 @@ impl Program for ClientCli {
         let resume = match self.resume {
             None => Resume::New,
             Some(None) => Resume::Only,
-            Some(Some(id)) => Resume::Id(id),
+            Some(Some(arg)) => match Uuid::parse_str(arg.trim()) {
+                Ok(id) => Resume::Id(id),
+                Err(_) => Resume::Name(arg.trim().to_string()),
+            },
         };
         ClientConfig {
             common: self.common.into_config(interface),
@@ -319,15 +326,28 @@ pub fn default_name() -> String {
 pub fn parse_name(s: &str) -> Result<String, String> {
     let name = s.trim();
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "must be 1 to {MAX_NAME_BYTES} bytes, got {}",
-            name.len()
-        ));
+        let chars = name.chars().count();
+        return Err(match chars == name.len() {
+            true => format!("must be 1 to {MAX_NAME_BYTES} bytes, got {chars}"),
+            // Bytes and characters part ways beyond ASCII: say which is counted.
+            false => format!(
+                "must be 1 to {MAX_NAME_BYTES} bytes of UTF-8, got {} bytes ({chars} characters)",
+                name.len()
+            ),
+        });
     }
     if !is_clean_name(name) {
         return Err("must not contain control characters".to_string());
     }
     Ok(name.to_string())
+}
+
+/// What `--resume` names: a uuid, or a name as `--name` accepts it.
+fn parse_resume(s: &str) -> Result<String, String> {
+    match Uuid::parse_str(s.trim()) {
+        Ok(id) => Ok(id.to_string()),
+        Err(_) => parse_name(s).map_err(|why| format!("neither a uuid nor a name: {why}")),
+    }
 }
 
 fn parse_group(s: &str) -> Result<IpAddr, String> {
@@ -549,6 +569,20 @@ mod tests {
     }
 
     #[test]
+    fn a_name_too_long_is_refused_in_bytes_and_characters_when_they_differ() {
+        assert_eq!(
+            parse_name(&"a".repeat(33)),
+            Err("must be 1 to 32 bytes, got 33".into())
+        );
+        let japanese = "日本語の名前をここに書きました"; // 15 characters, 45 bytes
+        assert_eq!(
+            parse_name(japanese),
+            Err("must be 1 to 32 bytes of UTF-8, got 45 bytes (15 characters)".into())
+        );
+        assert!(parse_name("日本語の名前").is_ok(), "18 bytes");
+    }
+
+    #[test]
     fn every_flag_is_carried_into_the_config() {
         let cfg = server(&[
             "--group=239.1.2.3",
@@ -668,7 +702,7 @@ mod tests {
             &["--name", ""],
             &["--name", "a\u{7}b"],
             &["--name", &"x".repeat(33)],
-            &["--resume", "not-a-uuid"],
+            &["--resume", "not\u{7}a-name"],
             &["--sync-interval", "1s"],
         ] {
             let err = client(args).expect_err(&format!("{args:?} accepted"));
@@ -698,5 +732,6 @@ mod tests {
         assert_eq!(resume(&["--resume", "--json"]), Resume::Only);
         assert_eq!(resume(&["--resume", &id.to_string()]), Resume::Id(id));
         assert_eq!(resume(&[&format!("--resume={id}")]), Resume::Id(id));
+        assert_eq!(resume(&["--resume", "carol"]), Resume::Name("carol".into()));
     }
 }

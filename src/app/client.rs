@@ -7,7 +7,7 @@
 //! [`crate::protocol::member`], the threads in [`crate::runtime`]. What this module must not
 //! do: decide the exit code (that is [`super::exit`]) or print the final error.
 
-use super::cli::{default_name, ClientConfig};
+use super::cli::{default_name, ClientConfig, Resume};
 use super::identity::{resolve_identity, resumed_name};
 use super::input::spawn_input;
 use super::restore::{drop_unsendable, restore, shorten};
@@ -22,7 +22,7 @@ use crate::runtime::backlog::OnAppendFailure;
 use crate::runtime::storage::{sync_data_dir, Storage};
 use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
 use crate::store::journal::Journal;
-use crate::store::{vote_file, Identity};
+use crate::store::{self, vote_file, Identity};
 use crate::ui::display::{Mentions, Printer};
 use crate::ui::terminal::{self, LineOut, LineSource};
 use std::sync::Arc;
@@ -94,7 +94,14 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     if let Err(e) = node.write_checkpoint(true) {
         log::warn!("final checkpoint failed: {e}");
     }
+    if matches!(outcome, Outcome::Stopped(MemberStop::Left)) {
+        lock(&node.sink).notice(&format!(
+            "you left the chat; bye, {}. Continue later with --resume {uuid}",
+            node.info.name
+        ));
+    }
     node.transport.shutdown();
+    forget_if_never_joined(&cfg, &node, uuid);
     match outcome {
         Outcome::Stopped(MemberStop::Left) | Outcome::Interrupted => Ok(()),
         Outcome::Stopped(MemberStop::JoinTimeout { ring_heard }) => Err(ClientError::JoinTimeout {
@@ -105,6 +112,28 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         }),
         Outcome::Stopped(MemberStop::Refused(reason)) => Err(ClientError::Refused { reason }),
         Outcome::Failed(e) => Err(ClientError::Storage(e)),
+    }
+}
+
+/// A new identity that never joined and holds no line removes its files, so failed starts
+/// leave nothing behind; one with lines typed keeps them, to send with `--resume`.
+fn forget_if_never_joined(cfg: &ClientConfig, node: &Node<MemberCore>, uuid: Uuid) {
+    let (joined, waiting) = node.with_core(|core, _| (core.stats().views > 0, core.outbox_len()));
+    if cfg.resume != Resume::New || joined {
+        return;
+    }
+    let name = &node.info.name;
+    if waiting > 0 {
+        lock(&node.sink).notice(&format!(
+            "{name} never joined; its {waiting} line(s) are kept: send them with --resume {uuid}"
+        ));
+        return;
+    }
+    match store::remove_client_files(&cfg.common.data_dir, uuid) {
+        Ok(()) => lock(&node.sink).notice(&format!(
+            "{name} never joined and holds no line: its files are removed"
+        )),
+        Err(e) => log::warn!("could not remove the files of an identity that never joined: {e}"),
     }
 }
 

@@ -115,7 +115,7 @@ mod tests {
         let cases: [(&[&str], ExitCode); 5] = [
             (&["client", "--port", "x"], ExitCode::Usage),
             (&["client", "--no-such-flag"], ExitCode::Usage),
-            (&["client", "--resume", "nope"], ExitCode::Usage),
+            (&["client", "--resume", "no\u{7}pe"], ExitCode::Usage),
             (&["client", "--help"], ExitCode::Success),
             (&["client", "--version"], ExitCode::Success),
         ];

@@ -104,6 +104,26 @@ impl fmt::Display for Identity {
 
 /// Client uuids that have a replica or a checkpoint in `dir`, sorted and without duplicates.
 /// A missing `dir` has none.
+/// Removes every file of client identity `uuid` from `dir` (replica, checkpoint, outbox
+/// journal, lock); a file already gone is no error.
+pub fn remove_client_files(dir: &Path, uuid: Uuid) -> Result<(), StorageError> {
+    let id = Identity::Client(uuid);
+    for path in [
+        id.replica_path(dir),
+        id.checkpoint_path(dir),
+        id.journal_path(dir),
+        id.lock_path(dir),
+    ] {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(StorageError::io(&path, e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn find_client_identities(dir: &Path) -> Result<Vec<Uuid>, StorageError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,

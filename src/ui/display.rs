@@ -277,6 +277,9 @@ impl fmt::Display for MemberEvent {
                 "a ring is chatting on the group, but no server answers: it is down, and \
                  joins wait for one"
             ),
+            MemberEvent::CatchingUp { missing: 1 } => {
+                write!(f, "catching up on history: 1 message")
+            }
             MemberEvent::CatchingUp { missing } => {
                 write!(f, "catching up on history: {missing} messages")
             }
