@@ -32,11 +32,10 @@ pub mod store;
 pub use protocol::token_ring;
 pub mod ui;
 
-/// Logs go to stderr; `RUST_LOG` overrides `default_level`.
+/// Logs go to stderr (a client's line editor may divert warnings to notices, see
+/// [`ui::log_notices`]); `RUST_LOG` overrides `default_level`.
 pub fn init_logging(default_level: &str) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
-        .format_timestamp_millis()
-        .init();
+    ui::log_notices::init(default_level);
 }
 
 /// Prints `error: ...` on stderr, then `  caused by: ...` for each cause in the chain that

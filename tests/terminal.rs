@@ -232,3 +232,58 @@ fn typing_is_never_interrupted_by_incoming_messages() {
     }
     bob[0].wait_left("alice", Duration::from_secs(30));
 }
+
+/// A warning while alice types shows as a `* ` notice above her prompt, not as a log line
+/// glued to it: a client with another key appears, and alice's client warns that it drops
+/// datagrams it cannot authenticate (her stderr is the terminal, as a user runs it).
+#[test]
+fn a_warning_shows_as_a_notice_above_the_prompt_and_never_tears_it() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let (key, other) = (root.join("key"), root.join("other"));
+    std::fs::write(&key, b"the chat's shared secret, 32 bytes").unwrap();
+    std::fs::write(&other, b"somebody else's secret, 32 bytes!").unwrap();
+    for file in [&key, &other] {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(file, private).unwrap();
+    }
+    let key_arg = ["--key-file", key.to_str().unwrap()];
+    let _srv = server(port, &root.join("server"), &key_arg);
+    let alice_dir = root.join("alice");
+    std::fs::create_dir_all(&alice_dir).unwrap();
+    let cmd = format!(
+        "env -u RUST_LOG {} --port {port} --name alice --data-dir {} --key-file {}",
+        env!("CARGO_BIN_EXE_client"),
+        alice_dir.display(),
+        key.display()
+    );
+    let alice = Tmux::start(&cmd).expect("tmux session");
+    alice.wait_screen("the join", |s| s.contains("joined the ring"));
+    alice.keys(&["-l", "half a line"]);
+    let other_arg = [
+        "--key-file",
+        other.to_str().unwrap(),
+        "--join-timeout",
+        "60s",
+    ];
+    let _mallory = client(port, &root.join("mallory"), "mallory", &other_arg);
+    let screen = alice.wait_screen("the warning", |s| s.contains("fail authentication"));
+    let warning = screen
+        .lines()
+        .find(|l| l.contains("fail authentication"))
+        .unwrap_or_default();
+    assert!(
+        warning.starts_with("* "),
+        "not a notice: {warning:?}\n{screen}"
+    );
+    assert!(
+        !screen.contains("WARN"),
+        "a log line on the screen:\n{screen}"
+    );
+    assert_eq!(prompt_line(&screen), "> half a line", "{screen}");
+}

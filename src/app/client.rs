@@ -24,6 +24,7 @@ use crate::runtime::{self, lock, Node, NodeInfo, Outcome};
 use crate::store::journal::Journal;
 use crate::store::{self, vote_file, Identity};
 use crate::ui::display::{Mentions, Printer};
+use crate::ui::log_notices;
 use crate::ui::terminal::{self, LineOut, LineSource};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -75,6 +76,7 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
         bell: cfg.bell,
     };
     let (source, printer) = console(cfg.json, mentions);
+    let editor = matches!(source, LineSource::Editor(_));
     let node = Node::new(
         core,
         storage,
@@ -90,7 +92,11 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     })?;
     spawn_input(&node, name, source)?;
     spawn_signal_watch(&node)?;
+    if editor {
+        spawn_log_notices(&node)?;
+    }
     let outcome = node.wait();
+    log_notices::stop_diverting();
     if let Err(e) = node.write_checkpoint(true) {
         log::warn!("final checkpoint failed: {e}");
     }
@@ -225,6 +231,27 @@ fn greet(
         ));
     }
     sink.notice(&format!("joining {net} ..."));
+}
+
+/// While the line editor owns the screen, warnings show as notices above the prompt rather
+/// than tearing it on stderr; this thread prints them until the diversion stops.
+fn spawn_log_notices(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
+    let Some(records) = log_notices::divert_to_notices() else {
+        return Ok(());
+    };
+    let node = Arc::clone(node);
+    std::thread::Builder::new()
+        .name("log-notices".into())
+        .spawn(move || {
+            for text in records {
+                lock(&node.sink).notice(&text);
+            }
+        })
+        .map(|_| ())
+        .map_err(|source| ClientError::Spawn {
+            thread: "the log notice thread",
+            source,
+        })
 }
 
 /// SIGINT or SIGTERM: leave cleanly (a second one exits at once).

@@ -2,4 +2,5 @@
 //! terminal line editor.
 
 pub mod display;
+pub mod log_notices;
 pub mod terminal;
