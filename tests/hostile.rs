@@ -106,11 +106,11 @@ fn stats(p: &mut Proc) -> String {
     let before = p.seen.len();
     p.send_line("/stats");
     p.wait_for("/stats", LONG, |l| {
-        l[before..].iter().any(|l| l.contains("dropped datagrams"))
+        l[before..].iter().any(|l| l.contains("refused"))
     });
     p.seen[before..]
         .iter()
-        .rfind(|l| l.contains("dropped datagrams"))
+        .rfind(|l| l.contains("refused"))
         .unwrap()
         .clone()
 }
@@ -197,7 +197,7 @@ fn with_a_key_no_chat_text_is_on_the_wire_and_a_replay_changes_nothing() {
     for d in &captured {
         send_to_group(&replayer, port, d);
     }
-    let ignored = |s: &str| counter(s, "duplicates") + counter(s, "stale");
+    let ignored = |s: &str| counter(s, "copies already held") + counter(s, "from old views");
     let mut after = stats(&mut clients[0]);
     common::eventually("the replay to arrive", LONG, || {
         after = stats(&mut clients[0]);
@@ -446,15 +446,17 @@ fn g6_a_spray_of_hostile_datagrams_does_not_disturb_a_chatting_group() {
         s = stats(&mut clients[0]);
         [
             "malformed",
-            "oversize",
+            "too large",
             "wrong version",
             "out of range",
-            "stale",
+            "from old views",
         ]
         .iter()
         .all(|c| counter(&s, c) > 0)
     });
     assert_eq!(counter(&s, "unauthenticated"), 0, "{s}");
+    assert!(s.contains("! refused"), "refused datagrams are marked: {s}");
+    assert!(!s.contains("! repairs"), "only refusals are marked: {s}");
     let texts = finish(&mut srv, &mut clients, 60);
     assert!(texts.iter().all(|t| !t.contains("forged")), "{texts:?}");
     assert!(srv.try_exit().is_none(), "the server is alive");

@@ -291,24 +291,25 @@ impl Proc {
     }
 }
 
-/// Labelled counters of a `/stats` line: `stamped 12, token visits 40, ...`.
+/// Labelled counters of a `/stats` answer (`typed and sent 12, token visits 40, ...`), by
+/// the names the bench reports them under.
 pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
     let labels = [
-        "outbox",
-        "stamped",
-        "token visits",
-        "collects",
-        "unanswered",
-        "token resends",
-        "retransmissions",
-        "duplicates",
-        "stale",
-        "views",
-        "sent",
-        "received",
+        ("waiting", "outbox"),
+        ("typed and sent", "stamped"),
+        ("token visits", "token visits"),
+        ("collects", "collects"),
+        ("cut short", "unanswered"),
+        ("passes resent", "token resends"),
+        ("re-sent for others", "retransmissions"),
+        ("copies already held", "duplicates"),
+        ("from old views", "stale"),
+        ("views", "views"),
+        ("datagrams out", "sent"),
+        ("in", "received"),
     ];
     let mut out = BTreeMap::new();
-    for label in labels {
+    for (label, key) in labels {
         let pattern = format!(" {label} ");
         let Some(i) = text.find(&pattern) else {
             continue;
@@ -318,7 +319,7 @@ pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
             .take_while(char::is_ascii_digit)
             .collect();
         if let Ok(v) = digits.parse() {
-            out.insert(label.replace(' ', "_"), v);
+            out.insert(key.replace(' ', "_"), v);
         }
     }
     out

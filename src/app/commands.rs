@@ -135,37 +135,57 @@ fn who_text(epoch: Epoch, names: &[String]) -> String {
     format!("{head}:\n{}", wrap_list(names, NOTICE_WIDTH).join("\n"))
 }
 
+/// `/stats`: a few groups of counters in plain words, one line each. Only refused
+/// datagrams mark their line with `!`: every other counter also grows on a healthy chat (a
+/// node hears its own multicasts, say, and ignores them as copies already held).
 fn stats(node: &Node<MemberCore>) -> String {
     let (s, delivered, outbox) = {
         let core = lock(&node.core);
-        (
-            core.stats().clone(),
-            core.delivered(),
-            core.outbox().count(),
-        )
+        (core.stats().clone(), core.delivered(), core.outbox_len())
     };
     let net = node.transport.stats().snapshot();
-    format!(
-        "delivered up to #{delivered} ({} this run), outbox {outbox}, stamped {}, token visits \
-         {}, collects {} (unanswered {}), token resends {}, retransmissions {}, duplicates {}, \
-         stale {}, views {}; network: sent {}, received {}, simulated drops {}, simulated \
-         duplicates {}; dropped datagrams: {}",
-        s.delivered,
-        s.stamped,
-        s.tokens_held,
-        s.collects,
-        s.collects_unanswered,
-        s.token_retransmits,
-        s.retransmissions,
-        s.duplicates,
-        s.stale,
-        s.views,
-        net.sent,
-        net.received,
-        net.sim_dropped,
-        net.sim_duplicated,
-        node.drops.summary()
-    )
+    let refused = node.drops.total();
+    let rows = [
+        (
+            "chat",
+            format!(
+                "delivered {} (up to #{delivered}), typed and sent {}, waiting {outbox}",
+                s.delivered, s.stamped
+            ),
+        ),
+        (
+            "ring",
+            format!(
+                "token visits {}, views {}, passes resent {}, collects {} (cut short {})",
+                s.tokens_held, s.views, s.token_retransmits, s.collects, s.collects_unanswered
+            ),
+        ),
+        (
+            "repairs",
+            format!(
+                "re-sent for others {}, copies already held {}, from old views {}",
+                s.retransmissions, s.duplicates, s.stale
+            ),
+        ),
+        (
+            "network",
+            format!(
+                "datagrams out {}, in {}, simulated drops {}, simulated copies {}",
+                net.sent, net.received, net.sim_dropped, net.sim_duplicated
+            ),
+        ),
+        ("refused", node.drops.summary()),
+    ];
+    let mut text = String::from("counters since this node started:");
+    for (group, row) in rows {
+        let mark = if group == "refused" && refused > 0 {
+            "!"
+        } else {
+            " "
+        };
+        text.push_str(&format!("\n{mark} {group:<8} {row}"));
+    }
+    text
 }
 
 /// Prints the last `n` messages of the replica (at most [`MAX_HISTORY`]); the sink is held

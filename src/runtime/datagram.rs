@@ -83,10 +83,10 @@ impl DropStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `malformed N, oversize N, wrong version N, out of range N, unauthenticated N`.
+    /// `malformed N, too large N, wrong version N, out of range N, unauthenticated N`.
     pub fn summary(&self) -> String {
         format!(
-            "malformed {}, oversize {}, wrong version {}, out of range {}, unauthenticated {}",
+            "malformed {}, too large {}, wrong version {}, out of range {}, unauthenticated {}",
             get(&self.malformed),
             get(&self.oversize),
             get(&self.wrong_version),
@@ -159,7 +159,7 @@ mod tests {
         drops.count(&why);
         assert_eq!(
             drops.summary(),
-            "malformed 1, oversize 1, wrong version 0, out of range 0, unauthenticated 2"
+            "malformed 1, too large 1, wrong version 0, out of range 0, unauthenticated 2"
         );
         assert_eq!(drops.total(), 4);
     }
