@@ -44,6 +44,18 @@ fn completions_for_every_shell_name_the_real_flags() {
     }
     let bash = stdout_of(CLIENT, &["--completions", "bash"]);
     assert!(bash.contains("complete -F _client"), "{bash}");
+    // Values, not file names: the durability modes, and this host's interfaces.
+    let offered = |flag: &str| {
+        let at = bash.find(&format!("{flag})")).expect("the flag's case");
+        bash[at..].lines().nth(1).unwrap_or_default().to_string()
+    };
+    assert!(
+        offered("--durability").contains("\"page-cache fsync\""),
+        "{bash}"
+    );
+    let interface = offered("--interface");
+    assert!(interface.contains("list lo 127.0.0.1"), "{interface}");
+    assert!(!interface.contains("compgen -f"), "{interface}");
 }
 
 #[test]

@@ -16,13 +16,30 @@ use clap::CommandFactory;
 use std::io::{self, Write};
 use std::process;
 
+/// The command as the completion script sees it: `--interface` offers `list` and this host's
+/// interfaces by name and address (as they are when the script is made). Parsing never uses
+/// it, so any other interface is still accepted.
+fn with_interface_values(cmd: clap::Command) -> clap::Command {
+    let mut values: Vec<String> = vec!["list".into()];
+    for i in iface::list().unwrap_or_default() {
+        for v in [i.name.clone(), i.addr.to_string()] {
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+    }
+    cmd.mut_arg("interface", |arg| {
+        arg.value_parser(clap::builder::PossibleValuesParser::new(values))
+    })
+}
+
 /// The program's config, or the status to exit with after a flag that only prints (`--help`,
 /// `--man`, ...) or a usage error (printed).
 pub fn configure<P: Program + CommandFactory>() -> Result<P::Config, process::ExitCode> {
     let cli = exit::parse_args::<P>()?;
     let setup = cli.common().setup.clone();
     if let Some(shell) = setup.completions {
-        let mut cmd = P::command();
+        let mut cmd = with_interface_values(P::command());
         let name = cmd.get_name().to_string();
         clap_complete::generate(shell, &mut cmd, name, &mut io::stdout());
         return Err(ExitCode::Success.into());
