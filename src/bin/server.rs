@@ -4,6 +4,7 @@
 
 use mcast_chat::app::cli::ServerCli;
 use mcast_chat::app::{exit, server, setup};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -11,6 +12,12 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };
-    mcast_chat::init_logging("info");
+    // On a terminal the notices and the chat lines tell the story, and the details of each
+    // recovery would repeat them; a service's log (stderr elsewhere) keeps them.
+    let level = match std::io::stderr().is_terminal() {
+        true => "warn",
+        false => "info",
+    };
+    mcast_chat::init_logging(level);
     exit::finish(server::run(cfg))
 }
