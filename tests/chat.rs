@@ -203,3 +203,40 @@ fn a_pipe_larger_than_the_outbox_is_read_at_ring_speed() {
     let unique: HashSet<&String> = texts.iter().collect();
     assert_eq!(unique.len(), lines, "every line exactly once");
 }
+
+/// Two clients named carol are told apart: `/who` shows each as `carol#` and the first four
+/// hex digits of its identity, and a text-mode client shows the other carol's line so too.
+#[test]
+fn two_members_of_one_name_are_told_apart_by_their_identity() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let port = free_port();
+    let _srv = server(port, &root.join("server"), &[]);
+    let mut carols: Vec<Proc> = ["one", "two"]
+        .iter()
+        .map(|dir| client(port, &root.join(dir), "carol", &[]))
+        .collect();
+    common::wait_ring(&mut carols, 2, Duration::from_secs(30));
+    let ids: Vec<String> = carols
+        .iter()
+        .map(|p| {
+            let line = p
+                .seen
+                .iter()
+                .find(|l| l.contains("you are carol ("))
+                .unwrap();
+            let at = line.find("you are carol (").unwrap() + "you are carol (".len();
+            line[at..at + 4].to_string()
+        })
+        .collect();
+    carols[0].send_line("/who");
+    carols[0].wait_for("/who", Duration::from_secs(30), |l| {
+        l.iter().any(|l| l.contains("2 members in epoch"))
+    });
+    let who = carols[0]
+        .seen
+        .iter()
+        .rfind(|l| l.contains("2 members in epoch"))
+        .unwrap();
+    assert!(who.contains(&format!("carol#{} (you)", ids[0])), "{who}");
+    assert!(who.contains(&format!("carol#{}", ids[1])), "{who}");
+}

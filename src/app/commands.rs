@@ -9,6 +9,7 @@
 use crate::protocol::member::MemberCore;
 use crate::protocol::types::{count, Epoch, Seq};
 use crate::runtime::{lock, Node};
+use crate::ui::authors::tagged;
 use crate::ui::display::{action, wrap_list, NOTICE_WIDTH};
 use std::ops::ControlFlow;
 
@@ -103,18 +104,23 @@ fn who(node: &Node<MemberCore>) -> String {
     // A member our pass does not reach is marked silent, not as the token's holder: the
     // token is stuck on its way to it.
     let silent = core.stalled_on();
-    let names: Vec<String> = core
-        .view()
-        .members
+    let members = &core.view().members;
+    // Two members of one name are told apart by their identities.
+    let shared = |name: &str| members.iter().filter(|m| m.name == name).count() > 1;
+    let names: Vec<String> = members
         .iter()
         .map(|m| {
+            let name = match shared(&m.name) {
+                true => tagged(&m.name, m.id),
+                false => m.name.clone(),
+            };
             let you = if m.id == core.id() { " (you)" } else { "" };
             let mark = match (silent == Some(m.id), core.token_holder() == Some(m.id)) {
                 (true, _) => " (silent)",
                 (false, true) => " (token)",
                 (false, false) => "",
             };
-            format!("{}{you}{mark}", m.name)
+            format!("{name}{you}{mark}")
         })
         .collect();
     let text = who_text(core.view().epoch, &names);

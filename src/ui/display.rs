@@ -15,6 +15,7 @@
 use crate::protocol::events::{CoordinatorEvent, MemberEvent};
 use crate::protocol::types::{count, ChatRecord, NodeId};
 use crate::runtime::Sink;
+use crate::ui::authors::Authors;
 use crate::ui::terminal::LineOut;
 use chrono::{Local, TimeZone};
 use serde::Serialize;
@@ -31,6 +32,8 @@ pub struct Printer {
     me: Option<Mentions>,
     /// When the bell last rang: a burst of mentions (catching up, `/history`) rings once.
     last_bell: Option<Instant>,
+    /// Tells apart authors who share a name (text output only).
+    authors: Authors,
 }
 
 /// How a client on a terminal marks the messages that mention it.
@@ -67,11 +70,13 @@ impl Printer {
             out,
             me: None,
             last_bell: None,
+            authors: Authors::default(),
         }
     }
 
     /// Highlights the messages that mention `me` (ignored for JSON): only for a terminal.
     pub fn with_mentions(mut self, me: Mentions) -> Printer {
+        self.authors = Authors::with_me(me.id, &me.name);
         self.me = Some(me);
         self
     }
@@ -192,6 +197,21 @@ impl Printer {
 
 impl Sink for Printer {
     fn message(&mut self, rec: &ChatRecord) {
+        let shown = match self.json {
+            true => None,
+            false => Some(self.authors.shown(rec.from, &rec.name)),
+        };
+        let named;
+        let rec = match shown {
+            Some(name) if name != rec.name => {
+                named = ChatRecord {
+                    name,
+                    ..rec.clone()
+                };
+                &named
+            }
+            _ => rec,
+        };
         let line = if self.json {
             serde_json::to_string(&MessageEvent {
                 event: "message",
