@@ -235,7 +235,8 @@ fn typing_is_never_interrupted_by_incoming_messages() {
 
 /// A warning while alice types shows as a `* ` notice above her prompt, not as a log line
 /// glued to it: a client with another key appears, and alice's client warns that it drops
-/// datagrams it cannot authenticate (her stderr is the terminal, as a user runs it).
+/// datagrams it cannot authenticate (her stderr is the terminal, as a user runs it). The
+/// warning from her start (her key file is readable by others) is a notice too.
 #[test]
 fn a_warning_shows_as_a_notice_above_the_prompt_and_never_tears_it() {
     if Command::new("tmux").arg("-V").output().is_err() {
@@ -247,10 +248,11 @@ fn a_warning_shows_as_a_notice_above_the_prompt_and_never_tears_it() {
     let (key, other) = (root.join("key"), root.join("other"));
     std::fs::write(&key, b"the chat's shared secret, 32 bytes").unwrap();
     std::fs::write(&other, b"somebody else's secret, 32 bytes!").unwrap();
+    // Readable by others: alice's client warns at start, before its prompt exists.
     for file in [&key, &other] {
         use std::os::unix::fs::PermissionsExt;
-        let private = std::fs::Permissions::from_mode(0o600);
-        std::fs::set_permissions(file, private).unwrap();
+        let shared = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(file, shared).unwrap();
     }
     let key_arg = ["--key-file", key.to_str().unwrap()];
     let _srv = server(port, &root.join("server"), &key_arg);
@@ -280,6 +282,14 @@ fn a_warning_shows_as_a_notice_above_the_prompt_and_never_tears_it() {
     assert!(
         warning.starts_with("* "),
         "not a notice: {warning:?}\n{screen}"
+    );
+    let early = screen
+        .lines()
+        .find(|l| l.contains("can be read by other users"))
+        .unwrap_or_default();
+    assert!(
+        early.starts_with("* key file"),
+        "the start's warning: {early:?}\n{screen}"
     );
     assert!(
         !screen.contains("WARN"),

@@ -92,8 +92,9 @@ pub fn run(cfg: ClientConfig) -> Result<(), ClientError> {
     })?;
     spawn_input(&node, name, source)?;
     spawn_signal_watch(&node)?;
-    if editor {
-        spawn_log_notices(&node)?;
+    match editor {
+        true => spawn_log_notices(&node)?,
+        false => log_notices::stop_diverting(),
     }
     let outcome = node.wait();
     log_notices::stop_diverting();
@@ -236,7 +237,7 @@ fn greet(
 /// While the line editor owns the screen, warnings show as notices above the prompt rather
 /// than tearing it on stderr; this thread prints them until the diversion stops.
 fn spawn_log_notices(node: &Arc<Node<MemberCore>>) -> Result<(), ClientError> {
-    let Some(records) = log_notices::divert_to_notices() else {
+    let Some(records) = log_notices::take_notices() else {
         return Ok(());
     };
     let node = Arc::clone(node);

@@ -4,6 +4,8 @@
 
 use mcast_chat::app::cli::ClientCli;
 use mcast_chat::app::{client, exit, setup};
+use mcast_chat::ui::log_notices;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -12,5 +14,11 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     mcast_chat::init_logging("warn");
-    exit::finish(client::run(cfg))
+    // On a terminal, warnings wait for the prompt and show above it (see `ui::log_notices`).
+    if !cfg.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        log_notices::divert();
+    }
+    let result = client::run(cfg);
+    log_notices::stop_diverting();
+    exit::finish(result)
 }

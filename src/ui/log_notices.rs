@@ -1,7 +1,8 @@
-//! Log records on a terminal: while a client's line editor owns the screen, a warning or an
-//! error goes to the user as a `* ` notice above the prompt instead of tearing it on stderr.
-//! Everywhere else (no editor, the server, `RUST_LOG` set to ask for logs) records go to
-//! stderr as env_logger formats them.
+//! Log records on a terminal: a client on a terminal diverts warnings and errors from its
+//! start; once its line editor owns the screen they show as `* ` notices above the prompt
+//! instead of tearing it on stderr, and any that are left when it stops (or that came before
+//! a start failed) go to stderr then. Everywhere else (no terminal, the server, `RUST_LOG`
+//! set to ask for logs) records go to stderr as env_logger formats them.
 //!
 //! It only routes records: it must not print itself (the client's printer does, on its own
 //! thread) and must never block the thread that logs.
@@ -10,8 +11,14 @@ use log::{Level, Log, Metadata, Record};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Mutex, OnceLock};
 
-/// Where records go as notices while an editor owns the screen.
-static NOTICES: OnceLock<Mutex<Option<Sender<String>>>> = OnceLock::new();
+/// Where diverted records go, and the end they come out of until the editor takes it.
+#[derive(Default)]
+struct Diversion {
+    tx: Option<Sender<String>>,
+    rx: Option<Receiver<String>>,
+}
+
+static NOTICES: OnceLock<Mutex<Diversion>> = OnceLock::new();
 
 /// env_logger's filter and format, with warnings and errors diverted to notices on demand.
 struct Router {
@@ -30,7 +37,7 @@ impl Log for Router {
         if record.level() <= Level::Warn {
             let diverted = NOTICES.get().and_then(|slot| {
                 let slot = slot.lock().ok()?;
-                slot.as_ref()?.send(record.args().to_string()).ok()
+                slot.tx.as_ref()?.send(record.args().to_string()).ok()
             });
             if diverted.is_some() {
                 return;
@@ -57,22 +64,35 @@ pub fn init(default_level: &str) {
     }
 }
 
-/// From now on, warnings and errors come out of the returned receiver instead of stderr
-/// (unless `RUST_LOG` is set: whoever set it asked for the log). `None` when they stay on
-/// stderr.
-pub fn divert_to_notices() -> Option<Receiver<String>> {
+/// From now on, warnings and errors wait for [`take_notices`] instead of going to stderr
+/// (unless `RUST_LOG` is set: whoever set it asked for the log).
+pub fn divert() {
     if std::env::var_os("RUST_LOG").is_some() {
-        return None;
+        return;
     }
     let (tx, rx) = mpsc::channel();
-    let slot = NOTICES.get_or_init(|| Mutex::new(None));
-    *slot.lock().ok()? = Some(tx);
-    Some(rx)
+    if let Ok(mut slot) = NOTICES.get_or_init(Mutex::default).lock() {
+        *slot = Diversion {
+            tx: Some(tx),
+            rx: Some(rx),
+        };
+    }
 }
 
-/// Records go to stderr again (the editor gave the screen back).
+/// The diverted records, for the editor to show as notices; `None` when nothing is diverted.
+pub fn take_notices() -> Option<Receiver<String>> {
+    NOTICES.get()?.lock().ok()?.rx.take()
+}
+
+/// Records go to stderr again; those diverted that nobody took are written there now.
 pub fn stop_diverting() {
-    if let Some(Ok(mut slot)) = NOTICES.get().map(Mutex::lock) {
-        *slot = None;
+    let Some(Ok(mut slot)) = NOTICES.get().map(Mutex::lock) else {
+        return;
+    };
+    slot.tx = None;
+    if let Some(rx) = slot.rx.take() {
+        for text in rx.try_iter() {
+            eprintln!("warning: {text}");
+        }
     }
 }
