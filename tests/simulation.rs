@@ -1023,8 +1023,9 @@ fn a_flood_at_1_and_5_percent_loss_keeps_most_of_its_throughput() {
 /// A member that dies for good holds up the ring for a quarter of the token timeout and a
 /// recovery, not for the whole token timeout: the member waiting on it tells the server,
 /// which gathers at once. From the line typed after the death until every survivor and the
-/// archive hold it, at 1 % loss: less than the token timeout in every run (0.6 to 0.8 times
-/// it; 1.3 to 1.7 times when the server waits out its timeout).
+/// archive hold it, at 1 % loss: less than the token timeout in each of the sweep's default
+/// seeds (0.6 to 0.8 times it; 1.3 to 1.7 times when the server waits out its timeout). Longer
+/// sweeps find tails above it (seed 6000039: 1.27 times, a suspicion or gather datagram lost).
 #[test]
 fn a_dead_member_holds_up_the_ring_for_less_than_the_token_timeout() {
     let mut worst = Duration::ZERO;
@@ -1051,7 +1052,8 @@ fn a_dead_member_holds_up_the_ring_for_less_than_the_token_timeout() {
 /// Loss costs no waiting, on a LAN with loss on every link, 8 members: at 1,000 lines a
 /// second and 1 % loss, 99 % of the lines are delivered by every member within 10 ms of their
 /// typing; at 20 lines a second (the ring idles between them, so each line first asks for the
-/// token) and 5 % loss, 90 % are. In every run.
+/// token) and 5 % loss, 90 % are. In each of the default seeds; longer sweeps find tails
+/// (seed 7000016: p99 13 ms).
 #[test]
 fn paced_and_sporadic_lines_under_loss_arrive_within_10_ms() {
     for (rate, loss, share) in [(1000, 0.01, 99), (20, 0.05, 90)] {
