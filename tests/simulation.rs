@@ -1025,7 +1025,7 @@ fn a_flood_at_1_and_5_percent_loss_keeps_most_of_its_throughput() {
 /// which gathers at once. From the line typed after the death until every survivor and the
 /// archive hold it, at 1 % loss: less than the token timeout in each of the sweep's default
 /// seeds (0.6 to 0.8 times it; 1.3 to 1.7 times when the server waits out its timeout). Longer
-/// sweeps find tails above it (seed 6000039: 1.27 times, a suspicion or gather datagram lost).
+/// sweeps find tails above it (seed 6000039: 1.27 times, not yet traced).
 #[test]
 fn a_dead_member_holds_up_the_ring_for_less_than_the_token_timeout() {
     let mut worst = Duration::ZERO;
