@@ -103,6 +103,15 @@ fn prompt_line(screen: &str) -> &str {
         .unwrap_or("")
 }
 
+/// Whether tmux runs here; says why the test is skipped if not.
+fn has_tmux() -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok();
+    if !ok {
+        eprintln!("SKIPPED: tmux is not installed");
+    }
+    ok
+}
+
 /// A server, bob (piped) and alice in a tmux terminal, in one ring; `None` without tmux.
 struct Chat {
     _srv: common::Proc,
@@ -111,8 +120,7 @@ struct Chat {
 }
 
 fn alice_on_a_terminal_and_bob() -> Option<Chat> {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed");
+    if !has_tmux() {
         return None;
     }
     let root = tempfile::tempdir().unwrap().keep();
@@ -239,8 +247,7 @@ fn typing_is_never_interrupted_by_incoming_messages() {
 /// warning from her start (her key file is readable by others) is a notice too.
 #[test]
 fn a_warning_shows_as_a_notice_above_the_prompt_and_never_tears_it() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed");
+    if !has_tmux() {
         return;
     }
     let root = tempfile::tempdir().unwrap().keep();
