@@ -12,6 +12,10 @@
 //!
 //! Multicast loopback is on, so a node receives its own datagrams: callers filter by sender id.
 //!
+//! In unicast mode (`--peer`, [`UnicastConfig`]) a node has one socket, bound to the interface
+//! and the port it listens on; there is no group, and the caller sends each datagram meant for
+//! the group to every node that needs it ([`crate::protocol::peers`]).
+//!
 //! What this module must not do: no protocol logic and no decoding here. It moves opaque byte
 //! strings; it never looks inside a datagram.
 
@@ -23,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod iface;
+pub mod peer;
 pub mod seal;
 pub mod sim;
 pub mod socket;
@@ -30,7 +35,7 @@ pub mod socket;
 pub use iface::Local;
 pub use sim::SimConfig;
 use sim::{start_simulator, Simulator};
-pub use socket::{open_direct_socket, open_socket};
+pub use socket::{open_direct_socket, open_socket, open_unicast_socket};
 
 /// `SO_RCVTIMEO` cannot be zero (zero means "block forever"), so shorter timeouts become this.
 const MIN_RECV_TIMEOUT: Duration = Duration::from_micros(1);
@@ -49,6 +54,20 @@ pub struct NetConfig {
     pub ttl: u32,
     /// Simulated network for outgoing datagrams; off by default.
     pub sim: SimConfig,
+    /// `--peer`: unicast mode, no multicast at all; `None` for multicast.
+    pub unicast: Option<UnicastConfig>,
+}
+
+/// Unicast mode (`--peer`): where the node starts, and where it listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnicastConfig {
+    /// The `--peer` addresses, resolved, of the interface's family: servers, or any node
+    /// already in the chat.
+    pub peers: Vec<SocketAddr>,
+    /// Each `--peer` as the user wrote it, for messages.
+    pub named: Vec<String>,
+    /// The port this node listens on, on the interface (0: one the system picks).
+    pub port: u16,
 }
 
 impl NetConfig {
@@ -60,14 +79,23 @@ impl NetConfig {
             interface: Local::v4(Ipv4Addr::LOCALHOST),
             ttl: 1,
             sim: SimConfig::default(),
+            unicast: None,
         }
     }
 }
 
 impl fmt::Display for NetConfig {
     /// `224.1.1.1:5007 via 127.0.0.1` (or `[ff02::114]:5007 via eth0 (fe80::1)`), the form
-    /// used in user-facing messages.
+    /// used in user-facing messages; in unicast mode `unicast on 127.0.0.1 port 5007` (or
+    /// `unicast via 127.0.0.1` where the system picks the port).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.unicast {
+            Some(u) if u.port != 0 => {
+                return write!(f, "unicast on {} port {}", self.interface, u.port)
+            }
+            Some(_) => return write!(f, "unicast via {}", self.interface),
+            None => {}
+        }
         write!(
             f,
             "{} via {}",
@@ -182,8 +210,8 @@ pub enum Inbox {
 
 /// The sockets of one node, with its simulated network. `Sync`: share it with `Arc`.
 pub struct Transport {
-    /// Joined to the group; receives only.
-    socket: UdpSocket,
+    /// Joined to the group; receives only. `None` in unicast mode.
+    socket: Option<UdpSocket>,
     /// The node's own address; sends everything.
     direct: UdpSocket,
     /// Destination of every datagram: the group and port.
@@ -203,8 +231,10 @@ impl Transport {
     /// Opens the multicast socket and joins the group (see the module docs). Errors say which
     /// group, port and interface, and which step failed.
     pub fn open(cfg: &NetConfig) -> Result<Transport, NetError> {
-        let socket = open_socket(cfg)?;
-        let direct = open_direct_socket(cfg)?;
+        let (socket, direct) = match &cfg.unicast {
+            None => (Some(open_socket(cfg)?), open_direct_socket(cfg)?),
+            Some(unicast) => (None, open_unicast_socket(cfg, unicast.port)?),
+        };
         let stats = Arc::new(NetStats::default());
         let group = cfg.destination();
         let sim = if cfg.sim.is_off() {
@@ -257,7 +287,7 @@ impl Transport {
         timeout: Option<Duration>,
     ) -> io::Result<Option<(usize, SocketAddr)>> {
         let socket = match inbox {
-            Inbox::Group => &self.socket,
+            Inbox::Group => self.socket.as_ref().ok_or_else(no_group_error)?,
             Inbox::Direct => &self.direct,
         };
         let timeout = timeout.map(|t| t.max(MIN_RECV_TIMEOUT));
@@ -283,8 +313,17 @@ impl Transport {
     /// (counted, `Ok`), sent twice, or delayed (queued for the delay thread, `Ok`; a later send
     /// error is counted and logged). Without delay, copies are sent now and the first send
     /// error is returned (and counted). After [`Transport::shutdown`], returns an error.
+    /// In unicast mode there is no group: an error.
     pub fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        if self.socket.is_none() {
+            return Err(no_group_error());
+        }
         self.send_to(datagram, self.group)
+    }
+
+    /// Whether this transport is in unicast mode (`--peer`): one socket, no group.
+    pub fn is_unicast(&self) -> bool {
+        self.socket.is_none()
     }
 
     /// Sends one datagram to one address (another node's own socket), like
@@ -341,6 +380,13 @@ fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+fn no_group_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "unicast mode: there is no group",
     )
 }
 

@@ -60,6 +60,9 @@ struct Faults {
     quorum: bool,
     /// One of the measured scripts instead (see [`Scenario`]).
     scenario: Option<Scenario>,
+    /// Unicast mode (`--peer`, every node given the servers): a send to the group becomes a
+    /// send to each node that needs it, each copy lost on its own.
+    unicast: bool,
 }
 
 /// A script that measures one thing, run on an otherwise quiet network.
@@ -103,6 +106,8 @@ const JOINERS: usize = 2;
 const STORM_SEEDS: u64 = 5;
 /// Seeds of the primary component sweep by default.
 const QUORUM_SEEDS: u64 = 300;
+/// Seeds of the unicast sweep by default.
+const UNICAST_SEEDS: u64 = 200;
 const STORM_SCALE_DOWN: u64 = 10;
 /// When the flood script types, in ms: the ring formed long before.
 const FLOOD_AT_MS: u64 = 2000;
@@ -146,6 +151,9 @@ impl Sim {
         world.net.set_direct_loss(faults.direct_loss);
         world.net.dup(faults.dup);
         world.net.delay(faults.delay.0, faults.delay.1);
+        if faults.unicast {
+            world.set_unicast((0..faults.servers).collect());
+        }
         for i in 0..faults.servers {
             let id = ServerId(i as u64 + 1);
             world.add_node(NodeId::server(id), format!("server{i}"));
@@ -700,12 +708,13 @@ impl Sim {
 type Profile = fn(u64, &mut StdRng) -> Faults;
 
 /// Every profile, by the name `MCAST_SIM_PROFILE` gives it.
-const PROFILES: [(&str, Profile); 5] = [
+const PROFILES: [(&str, Profile); 6] = [
     ("lossy", lossy),
     ("slow", slow),
     ("hostile", hostile),
     ("storms", storms),
     ("quorum", quorum),
+    ("unicast", unicast),
 ];
 
 /// Runs one seeded scenario to convergence or fails with the seed; returns how often its
@@ -839,6 +848,7 @@ fn lossy(_: u64, rng: &mut StdRng) -> Faults {
         servers: 1,
         quorum: false,
         scenario: None,
+        unicast: false,
     }
 }
 
@@ -855,6 +865,7 @@ fn slow(_: u64, rng: &mut StdRng) -> Faults {
         servers: 1,
         quorum: false,
         scenario: None,
+        unicast: false,
     }
 }
 
@@ -872,6 +883,7 @@ fn hostile(_: u64, rng: &mut StdRng) -> Faults {
         servers: 1,
         quorum: false,
         scenario: None,
+        unicast: false,
     }
 }
 
@@ -893,6 +905,7 @@ fn storms(seed: u64, rng: &mut StdRng) -> Faults {
         servers: 1,
         quorum: false,
         scenario: None,
+        unicast: false,
     }
 }
 
@@ -912,6 +925,22 @@ fn quorum(_: u64, rng: &mut StdRng) -> Faults {
         servers: rng.gen_range(2..=3),
         quorum: true,
         scenario: None,
+        unicast: false,
+    }
+}
+
+/// The faults of `hostile` (three seeds in four), `quorum` (one in four) or now and then
+/// `storms`, in unicast mode.
+fn unicast(seed: u64, rng: &mut StdRng) -> Faults {
+    let faults = match seed % 50 {
+        7 => storms(seed / 50, rng),
+        n if n % 4 == 0 => quorum(seed, rng),
+        _ => hostile(seed, rng),
+    };
+    Faults {
+        direct_loss: 0.0,
+        unicast: true,
+        ..faults
     }
 }
 
@@ -959,6 +988,16 @@ fn g1_g4_primary_component_with_several_servers_partitions_and_deaths_for_good()
     }
 }
 
+/// G1 to G4 in unicast mode: crashes, partitions, several servers and now and then a big
+/// ring, where a send to the group reaches only the nodes the sender knows of (see
+/// `mcast_chat::protocol::peers`).
+#[test]
+fn g1_to_g4_over_unicast_fan_out() {
+    for seed in seeds(UNICAST_SEEDS, 1) {
+        run(5_000_000 + seed, "unicast");
+    }
+}
+
 /// A LAN's delays, 50 to 150 µs a datagram, at loss `loss` on every link and no other
 /// fault: where the measured scripts run.
 fn lan(loss: f64, scenario: Scenario) -> Faults {
@@ -974,6 +1013,7 @@ fn lan(loss: f64, scenario: Scenario) -> Faults {
         servers: 1,
         quorum: false,
         scenario: Some(scenario),
+        unicast: false,
     }
 }
 

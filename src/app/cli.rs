@@ -3,14 +3,14 @@
 //! [`ServerCli`] and [`ClientCli`] are what the user typed (DESIGN §5); [`ServerConfig`] and
 //! [`ClientConfig`] are what `run` consumes. Every check that needs nothing but the text lives
 //! in a clap value parser, so a bad flag is a clap error (exit 2 with clap's message);
-//! `into_config` cannot fail, and takes the interface that `--interface` named, which
-//! [`super::setup`] resolved against the host's interfaces.
+//! `into_config` cannot fail, and takes the interface that `--interface` named and the
+//! addresses of the `--peer`s, which [`super::setup`] looked up.
 //!
 //! What this module must not do: no I/O beyond reading `$USER` for a default name, no protocol
 //! logic, and no checks that need the data dir (such as which identities exist there).
 
 use crate::protocol::limits::{is_clean_name, MAX_NAME_BYTES};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ use clap::{Args, Parser};
 use uuid::Uuid;
 
 use crate::net::iface::InterfaceSpec;
-use crate::net::{Local, NetConfig, SimConfig};
+use crate::net::peer::PeerSpec;
+use crate::net::{Local, NetConfig, SimConfig, UnicastConfig};
 use crate::store::Durability;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
@@ -43,10 +44,17 @@ pub struct CommonArgs {
           help_heading = NETWORK)]
     pub group: IpAddr,
 
-    /// UDP port of the group
-    #[arg(long, value_name = "N", default_value_t = 5007,
-          value_parser = clap::value_parser!(u16).range(1..), help_heading = NETWORK)]
-    pub port: u16,
+    /// UDP port of the group [default: 5007]. In unicast mode (--peer), the port this node
+    /// listens on: a server's is 5007 by default, a client's one the system picks
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..),
+          help_heading = NETWORK)]
+    pub port: Option<u16>,
+
+    /// Unicast mode, for networks that carry no multicast (Wi-Fi that keeps clients apart,
+    /// clouds, VPNs, routed networks): a node to reach, as HOST:PORT ([fd00::1]:5007 for
+    /// IPv6); a server, or any node already in the chat. Repeat it for several servers
+    #[arg(long = "peer", value_name = "ADDR:PORT", help_heading = NETWORK)]
+    pub peers: Vec<PeerSpec>,
 
     /// Local interface to join and send on, by name (eth0, lo) or address (192.168.1.23,
     /// fe80::1%eth0): 127.0.0.1 keeps the chat on this host, a LAN interface takes it to the
@@ -234,19 +242,36 @@ pub struct ClientConfig {
     pub bell: bool,
 }
 
+/// The port of the group, and a server's in unicast mode, unless `--port` says otherwise.
+pub const DEFAULT_PORT: u16 = 5007;
+
+/// What `--interface` and `--peer` name, looked up on this host ([`super::setup`]).
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub interface: Local,
+    /// The peers' addresses, of the interface's family; empty in multicast mode.
+    pub peers: Vec<SocketAddr>,
+}
+
 /// What the setup before `run` needs of either program's command line.
 pub trait Program: Parser {
     /// What `run` consumes.
     type Config;
     /// The flags both programs share.
     fn common(&self) -> &CommonArgs;
-    /// The validated settings, given the interface that `--interface` resolved to.
-    fn into_config(self, interface: Local) -> Self::Config;
+    /// The validated settings, given what `--interface` and `--peer` name.
+    fn into_config(self, found: Located) -> Self::Config;
 }
 
 impl CommonArgs {
-    /// The validated shared settings, with the interface `--interface` resolved to.
-    pub fn into_config(self, interface: Local) -> CommonConfig {
+    /// The validated shared settings, given what `--interface` and `--peer` name; in unicast
+    /// mode the node listens on `--port`, or else on `listen_port` (0: one the system picks).
+    pub fn into_config(self, found: Located, listen_port: u16) -> CommonConfig {
+        let unicast = (!found.peers.is_empty()).then(|| UnicastConfig {
+            peers: found.peers,
+            named: self.peers.iter().map(ToString::to_string).collect(),
+            port: self.port.unwrap_or(listen_port),
+        });
         let sim = SimConfig {
             delay: self.delay,
             loss: self.loss,
@@ -256,10 +281,11 @@ impl CommonArgs {
         CommonConfig {
             net: NetConfig {
                 group: self.group,
-                port: self.port,
-                interface,
+                port: self.port.unwrap_or(DEFAULT_PORT),
+                interface: found.interface,
                 ttl: self.ttl,
                 sim,
+                unicast,
             },
             data_dir: self.data_dir,
             checkpoint_interval: self.checkpoint_interval,
@@ -277,9 +303,9 @@ impl Program for ServerCli {
     }
 
     /// The validated server settings; all checks already ran in clap's value parsers.
-    fn into_config(self, interface: Local) -> ServerConfig {
+    fn into_config(self, found: Located) -> ServerConfig {
         ServerConfig {
-            common: self.common.into_config(interface),
+            common: self.common.into_config(found, DEFAULT_PORT),
             sync_interval: self.sync_interval,
             token_timeout: self.token_timeout,
         }
@@ -294,7 +320,7 @@ impl Program for ClientCli {
     }
 
     /// The validated client settings; all checks already ran in clap's value parsers.
-    fn into_config(self, interface: Local) -> ClientConfig {
+    fn into_config(self, found: Located) -> ClientConfig {
         let resume = match self.resume {
             None => Resume::New,
             Some(None) => Resume::Only,
@@ -304,7 +330,7 @@ impl Program for ClientCli {
             },
         };
         ClientConfig {
-            common: self.common.into_config(interface),
+            common: self.common.into_config(found, 0),
             name: self.name,
             resume,
             json: self.json,

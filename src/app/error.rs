@@ -144,11 +144,25 @@ impl fmt::Display for ClientError {
                 unreadable,
                 ring_heard,
             } => {
-                write!(
-                    f,
-                    "no server answered on {net} within {}",
-                    humantime::format_duration(*after)
-                )?;
+                let after = humantime::format_duration(*after);
+                if let Some(unicast) = &net.unicast {
+                    write!(
+                        f,
+                        "no server answered within {after}: tried --peer {} (unicast via {})",
+                        unicast.named.join(", --peer "),
+                        net.interface
+                    )?;
+                    return match unreadable.hint() {
+                        Some(hint) => write!(f, "; {hint}"),
+                        None => write!(
+                            f,
+                            "; is a server running there with --peer (a server in multicast \
+                             mode does not listen for unicast), and does a firewall let UDP \
+                             through to its port and back to this one?"
+                        ),
+                    };
+                }
+                write!(f, "no server answered on {net} within {after}")?;
                 match unreadable.hint() {
                     Some(hint) => write!(f, "; {hint}"),
                     None if *ring_heard => write!(
@@ -330,6 +344,30 @@ mod tests {
             ring.to_string()
                 .contains("multicast works: the server is down"),
             "{ring}"
+        );
+    }
+
+    #[test]
+    fn a_unicast_join_timeout_names_every_peer_tried() {
+        let mut net = net();
+        net.unicast = Some(crate::net::UnicastConfig {
+            peers: vec!["10.0.0.1:5007".parse().expect("addr")],
+            named: vec!["10.0.0.1:5007".into(), "chat.example:5007".into()],
+            port: 0,
+        });
+        let e = ClientError::JoinTimeout {
+            net: Box::new(net),
+            after: Duration::from_secs(2),
+            unreadable: Unreadable::default(),
+            ring_heard: false,
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "no server answered within 2s: tried --peer 10.0.0.1:5007, --peer \
+                 chat.example:5007 (unicast via 127.0.0.1); is a server running there with --peer"
+            ),
+            "{text}"
         );
     }
 

@@ -64,6 +64,9 @@ pub fn run(cfg: ServerConfig) -> Result<(), ServerError> {
         humantime::format_duration(cfg.sync_interval),
         match &node.info.key {
             Some(key) => format!("datagrams sealed with key file {}", key.path().display()),
+            None if cfg.common.net.unicast.is_some() => {
+                "no key: anyone who reaches this port can read and post".to_string()
+            }
             None => "no key: anyone who reaches the group can read and post".to_string(),
         }
     ));

@@ -1,16 +1,17 @@
 //! From the command line to a config: parse the flags, answer the flags that only print
-//! something (`--completions SHELL`, `--man`, `--interface list`), and resolve `--interface`
-//! against the host's interfaces.
+//! something (`--completions SHELL`, `--man`, `--interface list`), resolve `--interface`
+//! against the host's interfaces, and look up each `--peer`.
 //!
 //! The completion script and the man page are generated from the same clap definitions that
 //! parse the flags, so they cannot drift from them.
 //!
 //! What this module must not do: start the program, or print anything but what a flag asks
-//! for and clap-style usage errors (exit 2).
+//! for, clap-style usage errors (exit 2), and a peer that does not resolve (exit 1).
 
-use super::cli::{InterfaceArg, Program};
+use super::cli::{CommonArgs, InterfaceArg, Located, Program};
 use super::exit::{self, ExitCode};
-use crate::net::iface::{self, IfaceAddr};
+use crate::net::iface::{self, IfaceAddr, InterfaceSpec};
+use crate::net::peer;
 use clap::error::ErrorKind;
 use clap::CommandFactory;
 use std::io::{self, Write};
@@ -49,19 +50,50 @@ pub fn configure<P: Program + CommandFactory>() -> Result<P::Config, process::Ex
             clap_mangen::Man::new(P::command()).render(&mut io::stdout()),
         ));
     }
-    let spec = match &cli.common().interface {
-        InterfaceArg::List => return Err(print_interfaces()),
-        InterfaceArg::Spec(spec) => spec.clone(),
-    };
+    if let InterfaceArg::List = &cli.common().interface {
+        return Err(print_interfaces());
+    }
     // An IPv4 address needs no list; a host whose list cannot be read still runs with one.
     let interfaces = iface::list().unwrap_or_default();
-    match iface::resolve(&spec, cli.common().group, &interfaces) {
-        Ok(local) => Ok(cli.into_config(local)),
-        Err(e) => {
+    match locate(cli.common(), &interfaces) {
+        Ok(found) => Ok(cli.into_config(found)),
+        Err(NotFound::Interface(e)) => {
             let _ = P::command().error(ErrorKind::ValueValidation, e).print();
             Err(ExitCode::Usage.into())
         }
+        Err(NotFound::Peer(e)) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::Failure.into())
+        }
     }
+}
+
+/// Why [`locate`] failed.
+pub(super) enum NotFound {
+    /// `--interface` names nothing usable (a usage error, exit 2).
+    Interface(iface::ResolveError),
+    /// A `--peer` does not resolve, or not to the interface's family (exit 1).
+    Peer(String),
+}
+
+/// Looks up what `--interface` and `--peer` name. In unicast mode the family is the
+/// interface's when it is an address, else the first peer's when that is one, else the
+/// group's; no multicast is used, so IPv6 on the loopback is fine.
+pub(super) fn locate(args: &CommonArgs, interfaces: &[IfaceAddr]) -> Result<Located, NotFound> {
+    let InterfaceArg::Spec(spec) = &args.interface else {
+        unreachable!("--interface list is answered before");
+    };
+    let unicast = !args.peers.is_empty();
+    let family = match (unicast, spec, args.peers.first().and_then(|p| p.literal())) {
+        (false, _, _) => args.group,
+        (true, InterfaceSpec::Addr { addr, .. }, _) => *addr,
+        (true, _, Some(peer)) => peer,
+        (true, _, None) => args.group,
+    };
+    let interface =
+        iface::resolve(spec, family, unicast, interfaces).map_err(NotFound::Interface)?;
+    let peers = peer::resolve(&args.peers, &interface).map_err(NotFound::Peer)?;
+    Ok(Located { interface, peers })
 }
 
 /// `--interface list`: every interface with its addresses, then exit 0.

@@ -153,32 +153,36 @@ impl fmt::Display for ResolveError {
 
 impl std::error::Error for ResolveError {}
 
-/// Which interface `spec` means for a group of `group`'s family, among `interfaces`.
+/// Which interface `spec` means for a group of `group`'s family, among `interfaces` (in
+/// `unicast` mode, `group` only gives the family).
 ///
 /// - A name takes that interface's first address of the group's family (for IPv6, its
-///   link-local one if it has one) and, for IPv6, its index.
+///   link-local one if it has one, or in unicast mode its first other one) and, for IPv6, its
+///   index.
 /// - An IPv4 address is taken as it is, listed or not: the kernel judges it when the socket
 ///   joins, as it always has.
 /// - An IPv6 address needs an index: from its `%scope` (a name or a number), else from the
 ///   interface that holds the address.
 ///
-/// On Linux an IPv6 group on the loopback interface is refused: its datagrams reach no other
-/// socket there, so the nodes would wait for each other in silence.
+/// On Linux an IPv6 group on the loopback interface is refused (unicast mode needs no
+/// group): its datagrams reach no other socket there, so the nodes would wait for each other
+/// in silence.
 pub fn resolve(
     spec: &InterfaceSpec,
     group: IpAddr,
+    unicast: bool,
     interfaces: &[IfaceAddr],
 ) -> Result<Local, ResolveError> {
     let fail = |reason: String| ResolveError {
         reason,
         interfaces: interfaces.to_vec(),
     };
-    let local = pick(spec, group, interfaces).map_err(fail)?;
+    let local = pick(spec, group, unicast, interfaces).map_err(fail)?;
     let loopback = local.addr.is_loopback()
         || interfaces
             .iter()
             .any(|i| i.index == local.index && i.index != 0 && i.addr.is_loopback());
-    if group.is_ipv6() && loopback && cfg!(target_os = "linux") {
+    if group.is_ipv6() && loopback && !unicast && cfg!(target_os = "linux") {
         return Err(fail(format!(
             "--interface {spec}: IPv6 multicast does not cross the loopback interface on \
              Linux; on one host keep the IPv4 default (224.1.1.1 via 127.0.0.1), or choose a \
@@ -189,7 +193,12 @@ pub fn resolve(
 }
 
 /// The interface `spec` names for `group`'s family, or why there is none.
-fn pick(spec: &InterfaceSpec, group: IpAddr, interfaces: &[IfaceAddr]) -> Result<Local, String> {
+fn pick(
+    spec: &InterfaceSpec,
+    group: IpAddr,
+    unicast: bool,
+    interfaces: &[IfaceAddr],
+) -> Result<Local, String> {
     let family = if group.is_ipv6() { "IPv6" } else { "IPv4" };
     match spec {
         InterfaceSpec::Name(name) => {
@@ -200,7 +209,9 @@ fn pick(spec: &InterfaceSpec, group: IpAddr, interfaces: &[IfaceAddr]) -> Result
             let pick = mine
                 .iter()
                 .filter(|i| i.addr.is_ipv6() == group.is_ipv6())
-                .min_by_key(|i| !is_link_local(i.addr))
+                // A link-local group goes with a link-local address; unicast goes further
+                // from a routable one.
+                .min_by_key(|i| is_link_local(i.addr) == unicast)
                 .ok_or_else(|| {
                     format!("--interface {name} has no {family} address (for --group {group})")
                 })?;
@@ -251,7 +262,7 @@ fn by_scope(addr: Ipv6Addr, scope: &str, interfaces: &[IfaceAddr]) -> Option<Loc
 }
 
 /// fe80::/10, the addresses an IPv6 link-local group is used with.
-fn is_link_local(addr: IpAddr) -> bool {
+pub fn is_link_local(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
         IpAddr::V4(_) => false,
@@ -327,7 +338,7 @@ mod tests {
 
     /// `spec` does not resolve, and the message says `why`.
     fn refused(spec_text: &str, group: IpAddr, host: &[IfaceAddr], why: &str) {
-        let err = resolve(&spec(spec_text), group, host).expect_err(spec_text);
+        let err = resolve(&spec(spec_text), group, false, host).expect_err(spec_text);
         assert!(err.to_string().contains(why), "{spec_text}: {err}");
     }
 
@@ -366,19 +377,19 @@ mod tests {
 
     #[test]
     fn a_name_resolves_to_its_address_of_the_groups_family() {
-        let got = resolve(&spec("eth0"), V4, &host()).expect("eth0");
+        let got = resolve(&spec("eth0"), V4, false, &host()).expect("eth0");
         assert_eq!(got.addr, "192.168.1.23".parse::<IpAddr>().expect("ip"));
         assert_eq!(got.to_string(), "eth0 (192.168.1.23)");
-        let got = resolve(&spec("lo"), V4, &host()).expect("lo");
+        let got = resolve(&spec("lo"), V4, false, &host()).expect("lo");
         assert_eq!(got.to_string(), "lo (127.0.0.1)");
     }
 
     #[test]
     fn a_name_for_an_ipv6_group_prefers_the_link_local_address_and_carries_the_index() {
-        let got = resolve(&spec("eth0"), v6(), &host()).expect("eth0");
+        let got = resolve(&spec("eth0"), v6(), false, &host()).expect("eth0");
         assert_eq!(got.to_string(), "eth0 (fe80::1)");
         assert_eq!(got.index, 2);
-        let got = resolve(&spec("wlan0"), v6(), &host()).expect("wlan0");
+        let got = resolve(&spec("wlan0"), v6(), false, &host()).expect("wlan0");
         assert_eq!((got.index, got.addr.to_string()), (3, "fe80::3".into()));
     }
 
@@ -393,7 +404,7 @@ mod tests {
 
     #[test]
     fn an_unknown_name_lists_every_interface_and_its_addresses() {
-        let err = resolve(&spec("eth9"), V4, &host()).expect_err("no eth9");
+        let err = resolve(&spec("eth9"), V4, false, &host()).expect_err("no eth9");
         let text = err.to_string();
         assert!(
             text.starts_with("--interface eth9: there is no such interface;"),
@@ -415,18 +426,18 @@ mod tests {
 
     #[test]
     fn an_ipv4_address_is_taken_as_given() {
-        let got = resolve(&spec("10.9.8.7"), V4, &host()).expect("any IPv4");
+        let got = resolve(&spec("10.9.8.7"), V4, false, &host()).expect("any IPv4");
         assert_eq!(got, Local::v4(Ipv4Addr::new(10, 9, 8, 7)));
         assert_eq!(got.to_string(), "10.9.8.7");
     }
 
     #[test]
     fn an_ipv6_address_gets_its_index_from_the_scope_or_from_the_host() {
-        let got = resolve(&spec("fe80::1%eth0"), v6(), &host()).expect("scoped");
+        let got = resolve(&spec("fe80::1%eth0"), v6(), false, &host()).expect("scoped");
         assert_eq!((got.index, got.to_string()), (2, "eth0 (fe80::1)".into()));
-        let got = resolve(&spec("fe80::3%3"), v6(), &host()).expect("numeric scope");
+        let got = resolve(&spec("fe80::3%3"), v6(), false, &host()).expect("numeric scope");
         assert_eq!(got.name.as_deref(), Some("wlan0"));
-        let got = resolve(&spec("2001:db8::23"), v6(), &host()).expect("listed");
+        let got = resolve(&spec("2001:db8::23"), v6(), false, &host()).expect("listed");
         assert_eq!((got.index, got.name.as_deref()), (2, Some("eth0")));
         refused("2001:db8::99", v6(), &host(), "not an address of this host");
         refused("fe80::1%eth9", v6(), &host(), "no interface eth9");

@@ -4,6 +4,8 @@
 //! interface with the TTL and loopback on, and ask for large buffers. Benchmarks and tests that
 //! need a socket like the chat's open it here too.
 //!
+//! In unicast mode a node has one socket instead ([`open_unicast_socket`]).
+//!
 //! No datagram ever passes through this module; it only configures sockets.
 
 use super::{NetConfig, NetError};
@@ -53,12 +55,37 @@ pub fn open_direct_socket(cfg: &NetConfig) -> Result<UdpSocket, NetError> {
     Ok(socket.into())
 }
 
+/// A node's only socket in unicast mode (`--peer`): bound to the interface on `port` (0: one
+/// the kernel picks), of the interface's family, with large buffers. It sends everything and
+/// receives everything.
+pub fn open_unicast_socket(cfg: &NetConfig, port: u16) -> Result<UdpSocket, NetError> {
+    let bind_addr = match cfg.interface.addr {
+        IpAddr::V4(local) => SocketAddr::V4(SocketAddrV4::new(local, port)),
+        IpAddr::V6(local) => SocketAddr::V6(SocketAddrV6::new(local, port, 0, cfg.interface.index)),
+    };
+    let socket = buffered_socket(Domain::for_address(bind_addr))
+        .map_err(|e| NetError::new(format!("create a UDP socket on {bind_addr}"), e))?;
+    socket.bind(&SockAddr::from(bind_addr)).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::AddrInUse => " (is another server or node using that port?)",
+            _ => "",
+        };
+        NetError::new(format!("bind {bind_addr}{hint}"), e)
+    })?;
+    Ok(socket.into())
+}
+
 /// A UDP socket of the group's family, with large buffers.
 fn new_socket(cfg: &NetConfig) -> io::Result<Socket> {
     let domain = match cfg.group {
         IpAddr::V4(_) => Domain::IPV4,
         IpAddr::V6(_) => Domain::IPV6,
     };
+    buffered_socket(domain)
+}
+
+/// A UDP socket of `domain` with large buffers.
+fn buffered_socket(domain: Domain) -> io::Result<Socket> {
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the defaults work, big buffers just lose less under bursts.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);

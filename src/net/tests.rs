@@ -211,3 +211,37 @@ fn transport_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Transport>();
 }
+
+#[test]
+fn a_unicast_transport_listens_on_its_port_and_has_no_group() {
+    let cfg = |port| NetConfig {
+        unicast: Some(UnicastConfig {
+            peers: Vec::new(),
+            named: Vec::new(),
+            port,
+        }),
+        ..NetConfig::loopback(41009)
+    };
+    let server = Transport::open(&cfg(41009)).expect("a unicast server");
+    let client = Transport::open(&cfg(0)).expect("a unicast client");
+    let at = server.local_addr().expect("addr");
+    assert_eq!(at, "127.0.0.1:41009".parse().expect("addr"));
+    assert!(client.local_addr().expect("addr").port() != 0);
+    assert!(server.is_unicast() && client.is_unicast());
+    assert!(client.send(b"group?").is_err(), "no group in unicast mode");
+    client.send_to(b"hello", at).expect("send to the server");
+    let mut buf = vec![0u8; BUF];
+    let got = server
+        .recv_from(Inbox::Direct, &mut buf, Some(Duration::from_secs(5)))
+        .expect("recv")
+        .expect("a datagram");
+    assert_eq!(
+        (&buf[..got.0], got.1),
+        (&b"hello"[..], client.local_addr().expect("addr"))
+    );
+    assert!(server
+        .recv(&mut buf, Some(Duration::from_millis(1)))
+        .is_err());
+    let taken = Transport::open(&cfg(41009)).expect_err("the port is taken");
+    assert!(taken.to_string().contains("127.0.0.1:41009"), "{taken}");
+}

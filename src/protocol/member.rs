@@ -359,9 +359,12 @@ impl MemberCore {
             }
         }
         if self.timers.take_due(Timer::ServerSilence, now) {
-            self.server = ServerContact::Silent;
-            self.event(MemberEvent::ServerUnreachable);
-            self.check_stall(now);
+            if self.server != ServerContact::Silent {
+                self.server = ServerContact::Silent;
+                self.event(MemberEvent::ServerUnreachable);
+                self.check_stall(now);
+            }
+            self.ask_silent_server(now);
         }
         self.check_leaving(now);
     }
@@ -476,6 +479,22 @@ impl MemberCore {
             self.event(MemberEvent::ServerBack);
         }
         self.server = ServerContact::Heard;
+        self.timers
+            .set(Timer::ServerSilence, now + self.cfg.server_silence);
+    }
+
+    /// No server heard for a while: ask for the view, and again every `server_silence` while
+    /// none answers. A server that dropped us from its view (in unicast mode, also from the
+    /// nodes it sends to) learns that we are here and answers with its view, which sends us
+    /// back to joining if we are not in it; with no server up it costs one datagram.
+    fn ask_silent_server(&mut self, now: Instant) {
+        if !self.state.admitted() {
+            return;
+        }
+        self.send(Msg::ViewRequest {
+            from: self.cfg.id,
+            epoch: self.view.epoch,
+        });
         self.timers
             .set(Timer::ServerSilence, now + self.cfg.server_silence);
     }

@@ -24,6 +24,7 @@ use crate::protocol::types::{
 use crate::protocol::vote::{Ballot, SessionRef};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::SocketAddr;
 use uuid::Uuid;
 
 /// Every kind of datagram. Internally tagged: `{"v":1,"type":"token",...}`.
@@ -234,7 +235,22 @@ pub enum Msg {
         to: NodeId,
         records: Vec<ChatRecord>,
     },
+    /// Server → all, in unicast mode only: where some of the view's nodes are, at most
+    /// [`MAX_PEERS_PER_DATAGRAM`] a datagram ([`pack_peers`]), so that every member can send
+    /// to every other. Drivers read it ([`crate::protocol::peers`]); the cores never see it.
+    Peers { server: ServerId, peers: Vec<Peer> },
 }
+
+/// One node's address, as a server heard it ([`Msg::Peers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: NodeId,
+    pub addr: SocketAddr,
+}
+
+/// Most addresses one [`Msg::Peers`] carries: the longest IPv6 address and a node id each
+/// take about 110 bytes, so ten stay well within [`MAX_PLAINTEXT_BYTES`].
+pub const MAX_PEERS_PER_DATAGRAM: usize = 10;
 
 impl Msg {
     /// The node that sent this message, where the message names it: a driver may learn from
@@ -255,15 +271,31 @@ impl Msg {
             | Msg::SessionRequest { from, .. }
             | Msg::Fetch { from, .. } => Some(*from),
             Msg::Token(token) => Some(token.from),
-            Msg::Gather { server, .. } | Msg::View { server, .. } | Msg::Beacon { server, .. } => {
-                Some(NodeId::server(*server))
-            }
+            Msg::Gather { server, .. }
+            | Msg::View { server, .. }
+            | Msg::Beacon { server, .. }
+            | Msg::Peers { server, .. } => Some(NodeId::server(*server)),
             // A proposal may be echoed by a voter; a refusal names no sender.
             Msg::Propose { .. }
             | Msg::Refuse { .. }
             | Msg::Data { .. }
             | Msg::History { .. }
             | Msg::Wake { .. } => None,
+        }
+    }
+}
+
+impl Msg {
+    /// The one node a message sent to the group is for, where it names one: in unicast mode
+    /// it goes to that node alone when its address is known.
+    pub fn addressee(&self) -> Option<NodeId> {
+        match self {
+            Msg::Refuse { to, .. }
+            | Msg::SessionRequest { to, .. }
+            | Msg::Fetch { to, .. }
+            | Msg::History { to, .. } => Some(*to),
+            Msg::Propose { to, .. } => *to,
+            _ => None,
         }
     }
 }
@@ -518,6 +550,6 @@ mod tests;
 use check::check_values;
 
 pub use pack::{
-    pack_data, pack_echo, pack_gather, pack_history, pack_propose, pack_view, ProposalHead,
-    ViewHead,
+    pack_data, pack_echo, pack_gather, pack_history, pack_peers, pack_propose, pack_view,
+    ProposalHead, ViewHead,
 };

@@ -32,6 +32,7 @@ pub mod persist;
 pub mod signals;
 pub mod storage;
 
+use crate::net::peer::scoped;
 use crate::net::seal::Key;
 use crate::net::{Inbox, Transport};
 use crate::protocol::coordinator::Coordinator;
@@ -42,7 +43,7 @@ use crate::protocol::member::MemberCore;
 use crate::protocol::peers::AddressBook;
 use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
 use crate::protocol::vote::Vote;
-use crate::protocol::wire::{self, Msg};
+use crate::protocol::wire::{self, Msg, Peer};
 use crate::store::journal::Journal;
 use crate::store::{vote_file, Durability, Identity, StorageError};
 use backlog::{OnAppendFailure, Retry};
@@ -50,7 +51,7 @@ use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use storage::Storage;
@@ -73,6 +74,8 @@ pub trait Machine: Send + 'static {
     fn has_output(&self) -> bool;
     /// The state a checkpoint records: view, delivered seq, outbox.
     fn snapshot(&self) -> (View, Seq, Vec<Pending>);
+    /// The view the core holds now.
+    fn view(&self) -> &View;
 }
 
 /// Forwards the driver's calls to a core's own methods of the same names.
@@ -99,6 +102,9 @@ macro_rules! machine {
             fn snapshot(&self) -> (View, Seq, Vec<Pending>) {
                 let $me = self;
                 $snapshot
+            }
+            fn view(&self) -> &View {
+                <$core>::view(self)
             }
         }
     };
@@ -183,8 +189,12 @@ pub struct Node<M: Machine> {
     checkpoint_due: (Mutex<bool>, Condvar),
     /// The sockets.
     pub transport: Transport,
-    /// Where each node's datagrams come from: where datagrams for it alone go.
+    /// Where each node's datagrams come from: where datagrams for it alone go; in unicast
+    /// mode, where a send to the group goes too.
     peers: Mutex<AddressBook<SocketAddr>>,
+    /// In unicast mode, the epoch of the view the address book was last given (see
+    /// [`Node::track_view`]).
+    book_epoch: AtomicU64,
     /// Where messages and notices go.
     pub sink: Mutex<Box<dyn Sink>>,
     /// Facts about the node.
@@ -228,6 +238,12 @@ impl<M: Machine> Node<M> {
         info: NodeInfo,
         journal: Option<Journal>,
     ) -> Arc<Node<M>> {
+        let peers = match (&transport.config().unicast, transport.local_addr()) {
+            (Some(unicast), Ok(own)) => {
+                AddressBook::unicast(unicast.peers.clone(), own, info.server_id.is_some())
+            }
+            _ => AddressBook::default(),
+        };
         Arc::new(Node {
             core: Mutex::new(core),
             storage: Mutex::new(storage),
@@ -236,7 +252,8 @@ impl<M: Machine> Node<M> {
             wake: (Mutex::new(IoWake::default()), Condvar::new()),
             checkpoint_due: (Mutex::new(false), Condvar::new()),
             transport,
-            peers: Mutex::new(AddressBook::default()),
+            peers: Mutex::new(peers),
+            book_epoch: AtomicU64::new(u64::MAX),
             sink: Mutex::new(sink),
             info,
             drops: DropStats::default(),
@@ -249,8 +266,10 @@ impl<M: Machine> Node<M> {
 
     /// Starts the receive, io and checkpoint threads.
     pub fn spawn_workers(self: &Arc<Self>) -> std::io::Result<()> {
-        let node = Arc::clone(self);
-        spawn("receive", move || node.receive_loop(Inbox::Group))?;
+        if !self.transport.is_unicast() {
+            let node = Arc::clone(self);
+            spawn("receive", move || node.receive_loop(Inbox::Group))?;
+        }
         let node = Arc::clone(self);
         spawn("receive-direct", move || node.receive_loop(Inbox::Direct))?;
         let node = Arc::clone(self);
@@ -295,6 +314,7 @@ impl<M: Machine> Node<M> {
         };
         let (outputs, next) = {
             let mut core = lock(&self.core);
+            self.track_view(&core);
             let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
             (outputs, core.poll_timeout())
         };
@@ -304,6 +324,7 @@ impl<M: Machine> Node<M> {
     }
 
     fn perform(&self, storage: &mut Storage, outputs: Vec<Output<M::Event, M::Stop>>) {
+        self.announce_peers();
         let mut effects = NodeEffects {
             node: self,
             storage,
@@ -380,16 +401,28 @@ impl<M: Machine> Node<M> {
                 }
             };
             match unwrap_datagram(self.info.key.as_ref(), &buf[..n]) {
+                Ok(msg @ Msg::Peers { .. }) => self.learn_peers(&msg, from),
                 Ok(msg) => {
                     // Data and history name no sender: most of a flood takes no lock here.
                     if msg.sender().is_some() {
-                        lock(&self.peers).learn(&msg, from);
+                        lock(&self.peers).learn(&msg, from, Instant::now());
                     }
                     self.handle_received(msg);
                 }
                 Err(why) => self.drop_datagram(n, &why),
             }
         }
+    }
+
+    /// A server's announcement of where the view's nodes are: for the address book alone.
+    fn learn_peers(&self, msg: &Msg, from: SocketAddr) {
+        let Msg::Peers { peers, .. } = msg else {
+            return;
+        };
+        let mut book = lock(&self.peers);
+        book.learn(msg, from, Instant::now());
+        let index = self.transport.config().interface.index;
+        book.learn_announced(peers.iter().map(|p| (p.id, scoped(p.addr, index))));
     }
 
     fn drop_datagram(&self, n: usize, why: &Dropped) {
@@ -418,6 +451,7 @@ impl<M: Machine> Node<M> {
                 if core.poll_timeout().is_some_and(|t| t <= now) {
                     core.handle_timeout(now);
                 }
+                self.track_view(&core);
                 std::iter::from_fn(|| core.poll_output()).collect::<Vec<_>>()
             };
             self.perform(&mut storage, outputs);
@@ -488,8 +522,10 @@ impl<M: Machine> Node<M> {
         state.sleeping_until = None;
     }
 
-    /// Sends `msg` to `to` alone if we know its address, else to the group.
+    /// Sends `msg` to `to` alone if we know its address, else to the group. In unicast mode a
+    /// message for the group that names the one node it is for goes to that node alone.
     fn send(&self, to: Option<NodeId>, msg: &Msg) {
+        let to = to.or_else(|| msg.addressee().filter(|_| self.transport.is_unicast()));
         match wrap_datagram(self.info.key.as_ref(), msg) {
             Ok(bytes) => self.send_bytes(self.address_of(to), &bytes),
             Err(e) => log::warn!("not sent: {e}"),
@@ -497,9 +533,10 @@ impl<M: Machine> Node<M> {
     }
 
     fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
+        let addr = self.address_of(Some(to).filter(|_| self.transport.is_unicast()));
         for datagram in wire::pack_history(to, records) {
             let bytes = datagram::seal_bytes(self.info.key.as_ref(), datagram);
-            self.send_bytes(None, &bytes);
+            self.send_bytes(addr, &bytes);
         }
     }
 
@@ -507,13 +544,53 @@ impl<M: Machine> Node<M> {
         node.and_then(|n| lock(&self.peers).get(n))
     }
 
+    /// To `to`, or else to the group: in unicast mode, to each node of the fan-out.
     fn send_bytes(&self, to: Option<SocketAddr>, bytes: &[u8]) {
         let sent = match to {
             Some(addr) => self.transport.send_to(bytes, addr),
+            None if self.transport.is_unicast() => {
+                let targets = lock(&self.peers).fan_out(Instant::now());
+                targets
+                    .iter()
+                    .map(|&addr| self.transport.send_to(bytes, addr))
+                    .fold(Ok(()), Result::and)
+            }
             None => self.transport.send(bytes),
         };
         if let Err(e) = sent {
             log::debug!("send failed: {e}");
+        }
+    }
+
+    /// In unicast mode, gives the address book the core's view when its epoch changed, so
+    /// that what the core sends next reaches the view's nodes. Called with the core locked,
+    /// before its outputs are drained.
+    fn track_view(&self, core: &M) {
+        if !self.transport.is_unicast() {
+            return;
+        }
+        let view = core.view();
+        if self.book_epoch.swap(view.epoch.0, Ordering::Relaxed) != view.epoch.0 {
+            lock(&self.peers).set_view(view);
+        }
+    }
+
+    /// A server in unicast mode: tells every node where the view's nodes are, when due (see
+    /// [`AddressBook::announcement`]); before the outputs, so a new view's members can reach
+    /// each other by the time its token moves.
+    fn announce_peers(&self) {
+        let Some(server) = self.info.server_id else {
+            return;
+        };
+        let Some(known) = lock(&self.peers).announcement(Instant::now()) else {
+            return;
+        };
+        let peers: Vec<Peer> = known
+            .into_iter()
+            .map(|(id, addr)| Peer { id, addr })
+            .collect();
+        for msg in wire::pack_peers(server, &peers) {
+            self.send(None, &msg);
         }
     }
 }

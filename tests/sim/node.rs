@@ -15,10 +15,11 @@ use mcast_chat::protocol::events::{
 };
 use mcast_chat::protocol::member::MemberCore;
 use mcast_chat::protocol::peers::AddressBook;
-use mcast_chat::protocol::types::{ChatRecord, NodeId, Pending, Seq, View};
+use mcast_chat::protocol::types::{ChatRecord, Epoch, NodeId, Pending, Seq, View};
 use mcast_chat::protocol::vote::Vote;
-use mcast_chat::protocol::wire::{self, Msg};
+use mcast_chat::protocol::wire::{self, Msg, Peer};
 use std::fmt::Debug;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 /// What survives a crash: the replica, the last checkpoint (outbox, or the server's view) and
@@ -38,6 +39,14 @@ pub enum Core {
 }
 
 impl Core {
+    /// The view the core holds.
+    fn view(&self) -> &View {
+        match self {
+            Core::Server(c) => c.view(),
+            Core::Member(m) => m.view(),
+        }
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Core::Server(c) => c.poll_timeout(),
@@ -76,8 +85,11 @@ pub struct Node {
     pub core: Option<Core>,
     /// Left the ring for good: it is not restarted.
     pub left: bool,
-    /// Where the other nodes are, learned from what arrived since the last start.
+    /// Where the other nodes are, learned from what arrived since the last start; in unicast
+    /// mode, who a send to the group goes to.
     pub peers: AddressBook<usize>,
+    /// In unicast mode, the epoch of the view the address book was last given.
+    pub book_epoch: Option<Epoch>,
 }
 
 impl Node {
@@ -89,6 +101,7 @@ impl Node {
             core: None,
             left: false,
             peers: AddressBook::default(),
+            book_epoch: None,
         }
     }
 
@@ -125,6 +138,16 @@ impl Node {
         let Some(core) = &mut self.core else {
             return Ok(None);
         };
+        let announce = self.peers.is_unicast() && {
+            // As the runtime: the book follows the core's view, and a server announces the
+            // view's addresses before the outputs that follow.
+            let view = core.view();
+            if self.book_epoch != Some(view.epoch) {
+                self.book_epoch = Some(view.epoch);
+                self.peers.set_view(view);
+            }
+            true
+        };
         // Effects never touch the core, so draining first and performing after is the same
         // as performing each output as it is polled.
         let outputs = match core {
@@ -134,7 +157,7 @@ impl Node {
         let mut fx = NodeEffects {
             me,
             id: self.id,
-            peers: &self.peers,
+            peers: &mut self.peers,
             name: &self.name,
             core,
             disk: &mut self.disk,
@@ -144,6 +167,9 @@ impl Node {
             failure: None,
             stopped: None,
         };
+        if announce {
+            fx.announce_peers();
+        }
         let performed = match outputs {
             Outputs::Server(o) => perform(&mut fx, o),
             Outputs::Member(o) => perform(&mut fx, o),
@@ -191,7 +217,7 @@ impl StopReason for CoordinatorStop {
 struct NodeEffects<'a> {
     me: usize,
     id: NodeId,
-    peers: &'a AddressBook<usize>,
+    peers: &'a mut AddressBook<usize>,
     name: &'a str,
     core: &'a Core,
     disk: &'a mut Disk,
@@ -208,8 +234,14 @@ impl NodeEffects<'_> {
         self.failure.get_or_insert(what);
     }
 
+    /// To the group: in unicast mode, to each node of the fan-out, each copy lost on its own.
     fn multicast(&mut self, bytes: Vec<u8>) {
-        self.net.multicast(self.me, bytes);
+        if !self.peers.is_unicast() {
+            return self.net.multicast(self.me, bytes);
+        }
+        for &to in self.peers.fan_out(self.net.now()).iter() {
+            self.net.unicast(self.me, to, bytes.clone());
+        }
     }
 
     /// To `to` alone where this node knows where it is, else to the group (as the runtime).
@@ -217,6 +249,28 @@ impl NodeEffects<'_> {
         match self.peers.get(to) {
             Some(i) => self.net.unicast(self.me, i, bytes),
             None => self.multicast(bytes),
+        }
+    }
+
+    /// A server in unicast mode tells every node where the view's nodes are, when due.
+    fn announce_peers(&mut self) {
+        let Some(server) = self.id.as_server() else {
+            return;
+        };
+        let Some(known) = self.peers.announcement(self.net.now()) else {
+            return;
+        };
+        let peers: Vec<Peer> = known
+            .into_iter()
+            .map(|(id, i)| Peer {
+                id,
+                addr: address_of(i),
+            })
+            .collect();
+        for msg in wire::pack_peers(server, &peers) {
+            if let Some(bytes) = self.encode(&msg) {
+                self.multicast(bytes);
+            }
         }
     }
 
@@ -251,8 +305,13 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
                 self.fail(e);
             }
         }
-        if let Some(bytes) = self.encode(&msg) {
-            self.multicast(bytes);
+        let Some(bytes) = self.encode(&msg) else {
+            return;
+        };
+        // As the runtime: in unicast mode a message that names its one addressee goes to it.
+        match msg.addressee().filter(|_| self.peers.is_unicast()) {
+            Some(to) => self.send_bytes_to(to, bytes),
+            None => self.multicast(bytes),
         }
     }
 
@@ -273,7 +332,10 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
 
     fn send_history(&mut self, to: NodeId, records: Vec<ChatRecord>) {
         for datagram in wire::pack_history(to, records) {
-            self.multicast(datagram);
+            match self.peers.is_unicast() {
+                true => self.send_bytes_to(to, datagram),
+                false => self.multicast(datagram),
+            }
         }
     }
 
@@ -300,5 +362,23 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
             clean: reason.is_clean_leave(),
             reason: format!("{reason:?}"),
         });
+    }
+}
+
+/// Node `i`'s address in a [`Msg::Peers`] announcement: the simulation numbers its nodes, the
+/// wire carries socket addresses.
+pub fn address_of(i: usize) -> SocketAddr {
+    let [.., hi, lo] = (i as u32).to_be_bytes();
+    SocketAddr::from((Ipv4Addr::new(10, 0, hi, lo), 5007))
+}
+
+/// The node an announced address names, if it is one of the simulation's.
+pub fn node_at(addr: SocketAddr) -> Option<usize> {
+    match addr {
+        SocketAddr::V4(a) if a.ip().octets()[..2] == [10, 0] && a.port() == 5007 => {
+            let [.., hi, lo] = a.ip().octets();
+            Some(usize::from(hi) << 8 | usize::from(lo))
+        }
+        _ => None,
     }
 }

@@ -11,10 +11,11 @@
 //! that does not decode still fails the run).
 
 use crate::sim::net::Network;
-use crate::sim::node::{Core, Node};
+use crate::sim::node::{node_at, Core, Node};
 use crate::sim::oracle::Oracle;
 use crate::sim::trace;
 use crate::sim::watch::Watch;
+use mcast_chat::protocol::peers::AddressBook;
 use mcast_chat::protocol::types::NodeId;
 use mcast_chat::protocol::wire::{self, Msg};
 use std::cell::RefCell;
@@ -34,6 +35,9 @@ pub struct World {
     watch: RefCell<Watch>,
     /// Recent multicasts, decoded, by their number.
     decoded: HashMap<u64, Msg>,
+    /// Unicast mode: every node is started with these `--peer`s (the servers), and a send to
+    /// the group goes to each node that needs it. `None`: multicast.
+    unicast: Option<Vec<usize>>,
 }
 
 impl World {
@@ -46,7 +50,13 @@ impl World {
             trace: std::env::var_os("MCAST_SIM_TRACE").is_some(),
             watch: RefCell::default(),
             decoded: HashMap::new(),
+            unicast: None,
         }
+    }
+
+    /// Runs the group in unicast mode, every node given `seeds` as its `--peer`s.
+    pub fn set_unicast(&mut self, seeds: Vec<usize>) {
+        self.unicast = Some(seeds);
     }
 
     /// Adds a host (down until the test gives it a core); returns its number.
@@ -58,8 +68,13 @@ impl World {
 
     /// Node `i` (back) up with `core`, knowing nobody's address yet.
     pub fn start(&mut self, i: usize, core: Core) {
+        let server = matches!(core, Core::Server(_));
         self.nodes[i].core = Some(core);
-        self.nodes[i].peers = Default::default();
+        self.nodes[i].book_epoch = None;
+        self.nodes[i].peers = match &self.unicast {
+            Some(seeds) => AddressBook::unicast(seeds.clone(), i, server),
+            None => AddressBook::default(),
+        };
         self.watch.get_mut().mark(i);
     }
 
@@ -110,9 +125,15 @@ impl World {
             return Ok(());
         }
         if let Some(from) = from {
-            self.nodes[i].peers.learn(&msg, from);
+            self.nodes[i].peers.learn(&msg, from, now);
         }
         self.trace(|| format!("{} <- {msg:?}", self.nodes[i].name));
+        if let Msg::Peers { peers, .. } = &msg {
+            // For the address book alone, as in the runtime.
+            let announced = peers.iter().filter_map(|p| Some((p.id, node_at(p.addr)?)));
+            self.nodes[i].peers.learn_announced(announced);
+            return Ok(());
+        }
         if let Some(core) = &mut self.nodes[i].core {
             core.handle_datagram(now, msg);
         }

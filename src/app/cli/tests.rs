@@ -9,18 +9,16 @@ use std::net::Ipv4Addr;
 fn parse<P: Program>(bin: &str, args: &[&str]) -> Result<P::Config, clap::Error> {
     let argv = std::iter::once(bin).chain(args.iter().copied());
     let cli = P::try_parse_from(argv)?;
-    let InterfaceArg::Spec(spec) = &cli.common().interface else {
-        panic!("--interface list in a test");
-    };
     let iface = |name: &str, index, addr: &str| crate::net::iface::IfaceAddr {
         name: name.into(),
         index,
         addr: addr.parse().expect("test address"),
     };
     let host = [iface("lo", 1, "127.0.0.1"), iface("eth0", 2, "fe80::1")];
-    let local = crate::net::iface::resolve(spec, cli.common().group, &host)
-        .expect("the test's interface resolves");
-    Ok(cli.into_config(local))
+    let Ok(found) = crate::app::setup::locate(cli.common(), &host) else {
+        panic!("the test's interface and peers resolve");
+    };
+    Ok(cli.into_config(found))
 }
 
 fn server(args: &[&str]) -> Result<ServerConfig, clap::Error> {
@@ -57,6 +55,7 @@ fn help_files_every_flag_under_what_a_user_does_with_it() {
         ("--group", NETWORK),
         ("--port", NETWORK),
         ("--interface", NETWORK),
+        ("--peer", NETWORK),
         ("--ttl", NETWORK),
         ("--data-dir", STORAGE),
         ("--checkpoint-interval", STORAGE),
@@ -305,4 +304,26 @@ fn resume_forms() {
     assert_eq!(resume(&["--resume", &id.to_string()]), Resume::Id(id));
     assert_eq!(resume(&[&format!("--resume={id}")]), Resume::Id(id));
     assert_eq!(resume(&["--resume", "carol"]), Resume::Name("carol".into()));
+}
+
+#[test]
+fn any_peer_switches_to_unicast_where_a_server_listens_on_the_port() {
+    let cfg = server(&["--peer", "127.0.0.1:6000", "--peer", "127.0.0.1:6001"]).expect("ok");
+    let unicast = cfg.common.net.unicast.expect("unicast mode");
+    assert_eq!(unicast.port, 5007);
+    assert_eq!(unicast.named, ["127.0.0.1:6000", "127.0.0.1:6001"]);
+    assert_eq!(unicast.peers.len(), 2);
+    let cfg = client(&["--peer", "127.0.0.1:6000"]).expect("ok");
+    assert_eq!(
+        cfg.common.net.unicast.expect("unicast").port,
+        0,
+        "the system picks"
+    );
+    let cfg = client(&["--peer", "127.0.0.1:6000", "--port", "6100"]).expect("ok");
+    assert_eq!(cfg.common.net.unicast.expect("unicast").port, 6100);
+    assert!(client(&[]).expect("ok").common.net.unicast.is_none());
+    for bad in ["127.0.0.1", "::1:5007", "h:0"] {
+        let err = client(&["--peer", bad]).expect_err(bad);
+        assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}");
+    }
 }

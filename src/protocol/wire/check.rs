@@ -5,7 +5,7 @@
 //!
 //! Pure: a message in, a reason out. Parsing is the parent module's.
 
-use super::Msg;
+use super::{Msg, Peer, MAX_PEERS_PER_DATAGRAM};
 use crate::protocol::limits::{
     is_clean_name, is_clean_text, MAX_ATTEMPTS, MAX_COUNTER, MAX_LINE_BYTES, MAX_MEMBERS,
     MAX_NAME_BYTES, MAX_PACK_RECORDS, MAX_RTR, MAX_SERVERS, MAX_TOKEN_TIMEOUT_MS, MAX_VIEW_PARTS,
@@ -132,6 +132,21 @@ pub(super) fn check_values(msg: &Msg) -> Result<(), String> {
             .and(check_pack(recs)),
         Msg::Fetch { lo, hi, .. } => check_counters(&[("lo", lo.0), ("hi", hi.0)]),
         Msg::History { records, .. } => records.iter().try_for_each(check_record),
+        Msg::Peers { server, peers } => check_server(*server).and(check_peers(peers)),
+    }
+}
+
+/// At most [`MAX_PEERS_PER_DATAGRAM`] addresses, none that a node could have sent from.
+fn check_peers(peers: &[Peer]) -> Result<(), String> {
+    if peers.len() > MAX_PEERS_PER_DATAGRAM {
+        return Err(format!("{} peers", peers.len()));
+    }
+    match peers
+        .iter()
+        .find(|p| p.addr.port() == 0 || p.addr.ip().is_unspecified() || p.addr.ip().is_multicast())
+    {
+        Some(p) => Err(format!("peer address {}", p.addr)),
+        None => Ok(()),
     }
 }
 
@@ -151,10 +166,14 @@ fn check_token(t: &Token) -> Result<(), String> {
 
 /// A server id and a chat id: never 0, at most [`MAX_COUNTER`] (every sender draws them so).
 fn check_ids(server: ServerId, group: GroupId) -> Result<(), String> {
+    check_server(server).and(check_group(group))
+}
+
+fn check_server(server: ServerId) -> Result<(), String> {
     if server.0 == 0 {
         return Err("server id 0".into());
     }
-    check_counter("server id", server.0).and(check_group(group))
+    check_counter("server id", server.0)
 }
 
 fn check_group(group: GroupId) -> Result<(), String> {

@@ -6,7 +6,7 @@
 //! Pure: sizes are measured by encoding, nothing is sent from here. Every packer keeps each
 //! datagram within [`MAX_PLAINTEXT_BYTES`], so it fits sealed or not.
 
-use super::{encode, encoded_len, Msg, QuorumWait};
+use super::{encode, encoded_len, Msg, Peer, QuorumWait, MAX_PEERS_PER_DATAGRAM};
 use crate::protocol::limits::MAX_PLAINTEXT_BYTES;
 use crate::protocol::types::{ChatRecord, Epoch, GroupId, Member, NodeId, Seq, ServerId};
 use crate::protocol::vote::Vote;
@@ -238,5 +238,16 @@ pub fn pack_data(epoch: Epoch, group: GroupId, records: Vec<ChatRecord>) -> Vec<
     batch_records(records, empty)
         .into_iter()
         .map(|recs| Msg::Data { epoch, group, recs })
+        .collect()
+}
+
+/// Packs addresses into [`Msg::Peers`] datagrams of at most [`MAX_PEERS_PER_DATAGRAM`] each.
+pub fn pack_peers(server: ServerId, peers: &[Peer]) -> Vec<Msg> {
+    peers
+        .chunks(MAX_PEERS_PER_DATAGRAM)
+        .map(|chunk| Msg::Peers {
+            server,
+            peers: chunk.to_vec(),
+        })
         .collect()
 }
