@@ -44,11 +44,10 @@ pub struct CommonArgs {
           help_heading = NETWORK)]
     pub group: IpAddr,
 
-    /// UDP port of the group [default: 5007]. In unicast mode (--peer), the port this node
-    /// listens on: a server's is 5007 by default, a client's one the system picks
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..),
-          help_heading = NETWORK)]
-    pub port: Option<u16>,
+    /// UDP port of the group; in unicast mode (--peer), the port a server listens on
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT,
+          value_parser = clap::value_parser!(u16).range(1..), help_heading = NETWORK)]
+    pub port: u16,
 
     /// Unicast mode, for networks that carry no multicast (Wi-Fi that keeps clients apart,
     /// clouds, VPNs, routed networks): a node to reach, as HOST:PORT ([fd00::1]:5007 for
@@ -190,6 +189,12 @@ pub struct ClientCli {
           help_heading = CHAT)]
     pub join_timeout: Duration,
 
+    /// In unicast mode (--peer), the UDP port this client listens on (by default one the
+    /// system picks; give one to open it in a firewall)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..),
+          help_heading = NETWORK)]
+    pub listen_port: Option<u16>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -242,7 +247,7 @@ pub struct ClientConfig {
     pub bell: bool,
 }
 
-/// The port of the group, and a server's in unicast mode, unless `--port` says otherwise.
+/// The port of the group, and a server's in unicast mode.
 pub const DEFAULT_PORT: u16 = 5007;
 
 /// What `--interface` and `--peer` name, looked up on this host ([`super::setup`]).
@@ -265,12 +270,12 @@ pub trait Program: Parser {
 
 impl CommonArgs {
     /// The validated shared settings, given what `--interface` and `--peer` name; in unicast
-    /// mode the node listens on `--port`, or else on `listen_port` (0: one the system picks).
+    /// mode the node listens on `listen_port` (0: one the system picks).
     pub fn into_config(self, found: Located, listen_port: u16) -> CommonConfig {
         let unicast = (!found.peers.is_empty()).then(|| UnicastConfig {
             peers: found.peers,
             named: self.peers.iter().map(ToString::to_string).collect(),
-            port: self.port.unwrap_or(listen_port),
+            port: listen_port,
         });
         let sim = SimConfig {
             delay: self.delay,
@@ -281,7 +286,7 @@ impl CommonArgs {
         CommonConfig {
             net: NetConfig {
                 group: self.group,
-                port: self.port.unwrap_or(DEFAULT_PORT),
+                port: self.port,
                 interface: found.interface,
                 ttl: self.ttl,
                 sim,
@@ -305,7 +310,10 @@ impl Program for ServerCli {
     /// The validated server settings; all checks already ran in clap's value parsers.
     fn into_config(self, found: Located) -> ServerConfig {
         ServerConfig {
-            common: self.common.into_config(found, DEFAULT_PORT),
+            common: {
+                let port = self.common.port;
+                self.common.into_config(found, port)
+            },
             sync_interval: self.sync_interval,
             token_timeout: self.token_timeout,
         }
@@ -330,7 +338,9 @@ impl Program for ClientCli {
             },
         };
         ClientConfig {
-            common: self.common.into_config(found, 0),
+            common: self
+                .common
+                .into_config(found, self.listen_port.unwrap_or(0)),
             name: self.name,
             resume,
             json: self.json,

@@ -76,6 +76,7 @@ fn help_files_every_flag_under_what_a_user_does_with_it() {
         ("--no-bell", CHAT),
         ("--json", CHAT),
         ("--join-timeout", CHAT),
+        ("--listen-port", NETWORK),
     ];
     let server = [("--token-timeout", SERVER), ("--sync-interval", SERVER)];
     for (cmd, own) in [
@@ -319,7 +320,13 @@ fn any_peer_switches_to_unicast_where_a_server_listens_on_the_port() {
         0,
         "the system picks"
     );
-    let cfg = client(&["--peer", "127.0.0.1:6000", "--port", "6100"]).expect("ok");
+    let cfg = client(&["--peer", "127.0.0.1:6000", "--port", "6000"]).expect("ok");
+    assert_eq!(
+        cfg.common.net.unicast.expect("unicast").port,
+        0,
+        "--port is the server's"
+    );
+    let cfg = client(&["--peer", "127.0.0.1:6000", "--listen-port", "6100"]).expect("ok");
     assert_eq!(cfg.common.net.unicast.expect("unicast").port, 6100);
     assert!(client(&[]).expect("ok").common.net.unicast.is_none());
     for bad in ["127.0.0.1", "::1:5007", "h:0"] {

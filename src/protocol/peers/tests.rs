@@ -112,19 +112,29 @@ fn a_server_announces_on_a_new_view_a_moved_node_and_every_few_seconds() {
     let repeats = (1..10)
         .filter(|&i| book.announcement(t0 + REPEAT_GAP * i).is_some())
         .count();
-    assert_eq!(repeats, usize::from(REPEATS), "repeated in case one was lost");
+    assert_eq!(
+        repeats,
+        usize::from(REPEATS),
+        "repeated in case one was lost"
+    );
     let t1 = t0 + REPEAT_GAP * 10;
     book.learn(&ack(b), 5, t1);
     assert!(book.announcement(t1).is_some(), "b moved");
     book.set_view(&view(&[a, b], &[1]));
-    assert!(book.announcement(t1).is_some(), "a new view, with the same nodes");
+    assert!(
+        book.announcement(t1).is_some(),
+        "a new view, with the same nodes"
+    );
     let repeats = (1..10)
         .filter(|&i| book.announcement(t1 + REPEAT_GAP * i).is_some())
         .count();
     assert_eq!(repeats, usize::from(REPEATS));
     let t2 = t1 + REPEAT_GAP * 10;
     assert_eq!(book.announcement(t2 + ANNOUNCE_EVERY / 2), None);
-    assert!(book.announcement(t2 + ANNOUNCE_EVERY).is_some(), "the refresh");
+    assert!(
+        book.announcement(t2 + ANNOUNCE_EVERY).is_some(),
+        "the refresh"
+    );
     let mut client = AddressBook::unicast(vec![], 9, false);
     client.learn(&ack(a), 1, t0);
     client.set_view(&view(&[a], &[]));
