@@ -1,7 +1,8 @@
 //! Unicast mode on loopback (`--peer`, DESIGN §4 and §5; G1, G2, G4): a server given its own
 //! address as `--peer` and clients given the server's chat as they would over multicast,
 //! through `kill -9` of a client and of the server; two servers that know each other, the
-//! coordinating one killed; and what a client given a bad peer says: one that does not
+//! coordinating one killed; a client whose only peer is another client; and what a client
+//! given a bad peer says: one that does not
 //! resolve, one that answers garbage, one where nothing listens, and a server in multicast
 //! mode (the modes do not mix). Every run that chats ends with byte-identical replicas and
 //! archives, every line exactly once.
@@ -147,6 +148,30 @@ fn two_unicast_servers_one_killed_and_the_chat_goes_on() {
     let mut procs = vec![&second, &back, &dave];
     procs.extend(clients.iter());
     converged(&procs, 4);
+}
+
+/// A client whose one `--peer` is another client (on its `--listen-port`): that member tells
+/// it where the server is, and it joins.
+#[test]
+fn a_client_joins_through_a_member_it_was_given_as_peer() {
+    let root = tempfile::tempdir().unwrap().keep();
+    let (port, alice_port) = (free_port(), free_port());
+    let _srv = unicast_server(port, &root.join("server"), &[port]);
+    let listen = alice_port.to_string();
+    let mut alice = unicast_client(
+        &[port],
+        &root.join("alice"),
+        "alice",
+        &["--listen-port", &listen],
+    );
+    alice.wait_joined(LONG);
+    let mut bob = unicast_client(&[alice_port], &root.join("bob"), "bob", &[]);
+    bob.wait_joined(LONG);
+    bob.send_line("bob came in through alice");
+    alice.send_line("welcome bob");
+    let mut both = [alice, bob];
+    wait_messages(&mut both, 2);
+    converged(&[&both[0], &both[1]], 2);
 }
 
 /// The client's exit status and stderr, given `--join-timeout 2s` and these peers.

@@ -8,7 +8,9 @@
 //! every node heard from directly in the last [`RECENT`] (joiners, a server coming back, a node
 //! cut off from the ring), never to ourselves. A member hears few nodes directly (the token
 //! comes from one), so the servers, which hear every joiner's hello, announce the view's
-//! addresses ([`Msg::Peers`]) before each new view and every [`ANNOUNCE_EVERY`].
+//! addresses ([`Msg::Peers`]) before each new view (and twice more soon after, in case one is
+//! lost) and every [`ANNOUNCE_EVERY`]. A member given a joiner's hello (a joiner's `--peer`
+//! may be any node in the chat) tells it where the servers are.
 //!
 //! A wrong or stale address costs time, never safety: whatever a core sends to one node it
 //! also sends again to the whole group when no sign of arrival comes back (a token pass), or
@@ -128,14 +130,41 @@ impl<A: Copy + PartialEq> AddressBook<A> {
         }
     }
 
-    /// Notes the addresses a server announced ([`Msg::Peers`]); in multicast mode, none.
-    pub fn learn_announced(&mut self, peers: impl IntoIterator<Item = (NodeId, A)>) {
+    /// Notes the addresses another node announced ([`Msg::Peers`]); in multicast mode, none.
+    /// A server among them counts as heard now: a joiner that knows no view yet says hello to
+    /// the servers a member told it of.
+    pub fn learn_announced(&mut self, peers: impl IntoIterator<Item = (NodeId, A)>, now: Instant) {
         if self.unicast.is_none() {
             return;
         }
         for (node, addr) in peers {
             self.set(node, addr);
+            if let (Some(u), Some(_)) = (&mut self.unicast, node.as_server()) {
+                if u.heard.insert(node, now).is_none() && !u.view.contains(&node) {
+                    u.valid_until = None;
+                }
+            }
         }
+    }
+
+    /// For a member in unicast mode given `msg`: a joiner's hello came to us (we are its
+    /// `--peer`), so tell it where the view's servers are, which it needs to join. `None` for
+    /// anything else, and on a server (it answers hellos itself).
+    pub fn introduction(&self, msg: &Msg) -> Option<Vec<(NodeId, A)>> {
+        let u = self.unicast.as_ref().filter(|u| u.announcing.is_none())?;
+        let Msg::Hello { from, .. } = msg else {
+            return None;
+        };
+        if u.view.contains(from) {
+            return None;
+        }
+        let servers: Vec<(NodeId, A)> = u
+            .view
+            .iter()
+            .filter(|n| n.as_server().is_some())
+            .filter_map(|&n| Some((n, *self.addresses.get(&n)?)))
+            .collect();
+        (!servers.is_empty()).then_some(servers)
     }
 
     /// Sets `node`'s address.

@@ -235,10 +235,11 @@ pub enum Msg {
         to: NodeId,
         records: Vec<ChatRecord>,
     },
-    /// Server → all, in unicast mode only: where some of the view's nodes are, at most
-    /// [`MAX_PEERS_PER_DATAGRAM`] a datagram ([`pack_peers`]), so that every member can send
-    /// to every other. Drivers read it ([`crate::protocol::peers`]); the cores never see it.
-    Peers { server: ServerId, peers: Vec<Peer> },
+    /// In unicast mode only, where some nodes are, at most [`MAX_PEERS_PER_DATAGRAM`] a
+    /// datagram ([`pack_peers`]): server → all, the view's nodes, so that every member can
+    /// send to every other; member → a joiner that said hello to it, the view's servers.
+    /// Drivers read it ([`crate::protocol::peers`]); the cores never see it.
+    Peers { from: NodeId, peers: Vec<Peer> },
 }
 
 /// One node's address, as a server heard it ([`Msg::Peers`]).
@@ -269,12 +270,12 @@ impl Msg {
             | Msg::Aru { from, .. }
             | Msg::Accept { from, .. }
             | Msg::SessionRequest { from, .. }
+            | Msg::Peers { from, .. }
             | Msg::Fetch { from, .. } => Some(*from),
             Msg::Token(token) => Some(token.from),
-            Msg::Gather { server, .. }
-            | Msg::View { server, .. }
-            | Msg::Beacon { server, .. }
-            | Msg::Peers { server, .. } => Some(NodeId::server(*server)),
+            Msg::Gather { server, .. } | Msg::View { server, .. } | Msg::Beacon { server, .. } => {
+                Some(NodeId::server(*server))
+            }
             // A proposal may be echoed by a voter; a refusal names no sender.
             Msg::Propose { .. }
             | Msg::Refuse { .. }

@@ -405,7 +405,14 @@ impl<M: Machine> Node<M> {
                 Ok(msg) => {
                     // Data and history name no sender: most of a flood takes no lock here.
                     if msg.sender().is_some() {
-                        lock(&self.peers).learn(&msg, from, Instant::now());
+                        let introduction = {
+                            let mut book = lock(&self.peers);
+                            book.learn(&msg, from, Instant::now());
+                            book.introduction(&msg)
+                        };
+                        if let Some(servers) = introduction {
+                            self.send_peers(Some(from), servers);
+                        }
                     }
                     self.handle_received(msg);
                 }
@@ -420,9 +427,10 @@ impl<M: Machine> Node<M> {
             return;
         };
         let mut book = lock(&self.peers);
-        book.learn(msg, from, Instant::now());
+        let now = Instant::now();
+        book.learn(msg, from, now);
         let index = self.transport.config().interface.index;
-        book.learn_announced(peers.iter().map(|p| (p.id, scoped(p.addr, index))));
+        book.learn_announced(peers.iter().map(|p| (p.id, scoped(p.addr, index))), now);
     }
 
     fn drop_datagram(&self, n: usize, why: &Dropped) {
@@ -579,18 +587,26 @@ impl<M: Machine> Node<M> {
     /// [`AddressBook::announcement`]); before the outputs, so a new view's members can reach
     /// each other by the time its token moves.
     fn announce_peers(&self) {
-        let Some(server) = self.info.server_id else {
+        if self.info.server_id.is_none() {
             return;
-        };
+        }
         let Some(known) = lock(&self.peers).announcement(Instant::now()) else {
             return;
         };
+        self.send_peers(None, known);
+    }
+
+    /// Tells `to` (or the group) where these nodes are.
+    fn send_peers(&self, to: Option<SocketAddr>, known: Vec<(NodeId, SocketAddr)>) {
         let peers: Vec<Peer> = known
             .into_iter()
             .map(|(id, addr)| Peer { id, addr })
             .collect();
-        for msg in wire::pack_peers(server, &peers) {
-            self.send(None, &msg);
+        for msg in wire::pack_peers(self.info.id, &peers) {
+            match wrap_datagram(self.info.key.as_ref(), &msg) {
+                Ok(bytes) => self.send_bytes(to, &bytes),
+                Err(e) => log::warn!("not sent: {e}"),
+            }
         }
     }
 }

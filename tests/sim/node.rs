@@ -254,23 +254,14 @@ impl NodeEffects<'_> {
 
     /// A server in unicast mode tells every node where the view's nodes are, when due.
     fn announce_peers(&mut self) {
-        let Some(server) = self.id.as_server() else {
+        if self.id.as_server().is_none() {
             return;
-        };
+        }
         let Some(known) = self.peers.announcement(self.net.now()) else {
             return;
         };
-        let peers: Vec<Peer> = known
-            .into_iter()
-            .map(|(id, i)| Peer {
-                id,
-                addr: address_of(i),
-            })
-            .collect();
-        for msg in wire::pack_peers(server, &peers) {
-            if let Some(bytes) = self.encode(&msg) {
-                self.multicast(bytes);
-            }
+        for bytes in peers_datagrams(self.id, known) {
+            self.multicast(bytes);
         }
     }
 
@@ -363,6 +354,21 @@ impl<E: Debug, S: StopReason> Effects<E, S> for NodeEffects<'_> {
             reason: format!("{reason:?}"),
         });
     }
+}
+
+/// The [`Msg::Peers`] datagrams that tell where `known` nodes are.
+pub fn peers_datagrams(from: NodeId, known: Vec<(NodeId, usize)>) -> Vec<Vec<u8>> {
+    let peers: Vec<Peer> = known
+        .into_iter()
+        .map(|(id, i)| Peer {
+            id,
+            addr: address_of(i),
+        })
+        .collect();
+    wire::pack_peers(from, &peers)
+        .iter()
+        .map(|msg| wire::encode(msg).expect("a peers datagram encodes"))
+        .collect()
 }
 
 /// Node `i`'s address in a [`Msg::Peers`] announcement: the simulation numbers its nodes, the

@@ -11,7 +11,7 @@
 //! that does not decode still fails the run).
 
 use crate::sim::net::Network;
-use crate::sim::node::{node_at, Core, Node};
+use crate::sim::node::{node_at, peers_datagrams, Core, Node};
 use crate::sim::oracle::Oracle;
 use crate::sim::trace;
 use crate::sim::watch::Watch;
@@ -125,13 +125,19 @@ impl World {
             return Ok(());
         }
         if let Some(from) = from {
+            // As the runtime: a member tells a joiner that said hello to it where servers are.
             self.nodes[i].peers.learn(&msg, from, now);
+            if let Some(servers) = self.nodes[i].peers.introduction(&msg) {
+                for bytes in peers_datagrams(self.nodes[i].id, servers) {
+                    self.net.unicast(i, from, bytes);
+                }
+            }
         }
         self.trace(|| format!("{} <- {msg:?}", self.nodes[i].name));
         if let Msg::Peers { peers, .. } = &msg {
             // For the address book alone, as in the runtime.
             let announced = peers.iter().filter_map(|p| Some((p.id, node_at(p.addr)?)));
-            self.nodes[i].peers.learn_announced(announced);
+            self.nodes[i].peers.learn_announced(announced, now);
             return Ok(());
         }
         if let Some(core) = &mut self.nodes[i].core {

@@ -74,7 +74,7 @@ fn the_fan_out_is_seeds_view_and_recent_nodes_never_ourselves() {
     let (a, b, joiner) = (NodeId::random(), NodeId::random(), NodeId::random());
     let mut book = AddressBook::unicast(vec![100, 7], 7, false);
     assert_eq!(&*book.fan_out(t0), &[100], "the seeds, not ourselves");
-    book.learn_announced([(a, 1), (b, 2)]);
+    book.learn_announced([(a, 1), (b, 2)], t0);
     assert_eq!(&*book.fan_out(t0), &[100], "announced but not in the view");
     book.set_view(&view(&[a, b], &[]));
     let mut got = book.fan_out(t0).to_vec();
@@ -139,4 +139,41 @@ fn a_server_announces_on_a_new_view_a_moved_node_and_every_few_seconds() {
     client.learn(&ack(a), 1, t0);
     client.set_view(&view(&[a], &[]));
     assert_eq!(client.announcement(t0), None, "clients do not announce");
+}
+
+#[test]
+fn a_member_tells_a_joiner_where_the_servers_are_and_the_joiner_says_hello_to_them() {
+    let t0 = Instant::now();
+    let (member, joiner, server) = (
+        NodeId::random(),
+        NodeId::random(),
+        NodeId::server(ServerId(4)),
+    );
+    let hello = Msg::Hello {
+        from: joiner,
+        incarnation: crate::protocol::types::Incarnation(1),
+        name: "j".into(),
+        delivered: crate::protocol::types::Seq(0),
+    };
+    let mut book = AddressBook::unicast(vec![], 1, false);
+    book.learn(&ack(server), 9, t0);
+    book.learn(&ack(member), 2, t0);
+    book.set_view(&view(&[NodeId::random(), member], &[4]));
+    book.learn(&hello, 7, t0);
+    assert_eq!(book.introduction(&hello), Some(vec![(server, 9)]));
+    assert_eq!(book.introduction(&ack(joiner)), None, "only a hello");
+    let mut server_book = AddressBook::unicast(vec![], 9, true);
+    server_book.set_view(&view(&[member], &[4]));
+    assert_eq!(
+        server_book.introduction(&hello),
+        None,
+        "a server answers itself"
+    );
+
+    let mut joining = AddressBook::unicast(vec![2], 7, false);
+    assert_eq!(&*joining.fan_out(t0), &[2], "its one peer, a member");
+    joining.learn_announced([(server, 9)], t0);
+    let mut got = joining.fan_out(t0).to_vec();
+    got.sort();
+    assert_eq!(got, [2, 9], "and now the server");
 }

@@ -242,11 +242,11 @@ pub fn pack_data(epoch: Epoch, group: GroupId, records: Vec<ChatRecord>) -> Vec<
 }
 
 /// Packs addresses into [`Msg::Peers`] datagrams of at most [`MAX_PEERS_PER_DATAGRAM`] each.
-pub fn pack_peers(server: ServerId, peers: &[Peer]) -> Vec<Msg> {
+pub fn pack_peers(from: NodeId, peers: &[Peer]) -> Vec<Msg> {
     peers
         .chunks(MAX_PEERS_PER_DATAGRAM)
         .map(|chunk| Msg::Peers {
-            server,
+            from,
             peers: chunk.to_vec(),
         })
         .collect()
