@@ -29,10 +29,15 @@ fn on(port: u16) -> String {
 
 /// A server on `port` in unicast mode: `--peer` names every server, itself included.
 fn unicast_server(port: u16, dir: &Path, servers: &[u16]) -> Proc {
+    keyed_server(port, dir, servers, &[])
+}
+
+fn keyed_server(port: u16, dir: &Path, servers: &[u16], extra: &[&str]) -> Proc {
     let mut args = vec!["--token-timeout".to_string(), QUICK.to_string()];
     for &s in servers {
         args.extend(["--peer".to_string(), on(s)]);
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     server(port, dir, &args)
 }
@@ -151,21 +156,25 @@ fn two_unicast_servers_one_killed_and_the_chat_goes_on() {
 }
 
 /// A client whose one `--peer` is another client (on its `--listen-port`): that member tells
-/// it where the server is, and it joins.
+/// it where the server is, and it joins. Every datagram is sealed (`--key-file`).
 #[test]
 fn a_client_joins_through_a_member_it_was_given_as_peer() {
     let root = tempfile::tempdir().unwrap().keep();
+    let key = root.join("chat.key");
+    std::fs::write(&key, "a shared secret of some length").unwrap();
+    let key = key.to_str().unwrap();
     let (port, alice_port) = (free_port(), free_port());
-    let _srv = unicast_server(port, &root.join("server"), &[port]);
+    let _srv = keyed_server(port, &root.join("server"), &[port], &["--key-file", key]);
     let listen = alice_port.to_string();
     let mut alice = unicast_client(
         &[port],
         &root.join("alice"),
         "alice",
-        &["--listen-port", &listen],
+        &["--listen-port", &listen, "--key-file", key],
     );
     alice.wait_joined(LONG);
-    let mut bob = unicast_client(&[alice_port], &root.join("bob"), "bob", &[]);
+    let bob_args = ["--key-file", key];
+    let mut bob = unicast_client(&[alice_port], &root.join("bob"), "bob", &bob_args);
     bob.wait_joined(LONG);
     bob.send_line("bob came in through alice");
     alice.send_line("welcome bob");
