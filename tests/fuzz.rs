@@ -8,13 +8,14 @@ use mcast_chat::protocol::types::{
     ChatRecord, Epoch, GroupId, Incarnation, Member, NodeId, Seq, ServerId,
 };
 use mcast_chat::protocol::vote::{Ballot, Role, SessionRef};
-use mcast_chat::protocol::wire::{self, Msg, QuorumWait};
+use mcast_chat::protocol::wire::{self, Msg, Peer, QuorumWait};
 use mcast_chat::replica::Replica;
 use mcast_chat::runtime::datagram::{unwrap_datagram, wrap_datagram};
 use mcast_chat::store::StorageError;
 use mcast_chat::token_ring::Token;
 use proptest::prelude::*;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use uuid::Uuid;
 
 fn config() -> ProptestConfig {
@@ -249,6 +250,21 @@ fn proposal() -> impl Strategy<Value = Msg> {
         )
 }
 
+/// A node's address, IPv4 or IPv6, as a server announces it.
+fn peer() -> impl Strategy<Value = Peer> {
+    let ip = prop_oneof![
+        (1..=223u8, any::<[u8; 3]>()).prop_map(|(a, [b, c, d])| IpAddr::from([a, b, c, d])),
+        (0xfc00..=0xfeffu16, any::<[u16; 7]>()).prop_map(|(a, rest)| {
+            let [b, c, d, e, f, g, h] = rest;
+            IpAddr::from([a, b, c, d, e, f, g, h])
+        }),
+    ];
+    (id(), ip, 1..=u16::MAX).prop_map(|(id, ip, port)| Peer {
+        id,
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
 /// Every kind of message, with values an honest node could send.
 fn msg() -> impl Strategy<Value = Msg> {
     let member = (id(), name()).prop_map(|(id, name)| Member { id, name });
@@ -316,6 +332,11 @@ fn msg() -> impl Strategy<Value = Msg> {
         (id(), id(), seq(), seq()).prop_map(|(from, to, lo, hi)| Msg::Fetch { from, to, lo, hi }),
         (id(), proptest::collection::vec(record(), 0..4))
             .prop_map(|(to, records)| Msg::History { to, records }),
+        (
+            id(),
+            proptest::collection::vec(peer(), 0..=wire::MAX_PEERS_PER_DATAGRAM)
+        )
+            .prop_map(|(from, peers)| Msg::Peers { from, peers }),
         (
             (seq(), seq(), seq()),
             0..=limits::MAX_TOKEN_TIMEOUT_MS,

@@ -171,6 +171,19 @@ pub(super) fn all_kinds() -> Vec<Msg> {
             from: id,
             hop: 8,
         },
+        Msg::Peers {
+            from: id,
+            peers: vec![
+                Peer {
+                    id,
+                    addr: "10.0.0.7:40123".parse().unwrap(),
+                },
+                Peer {
+                    id,
+                    addr: "[fe80::7%3]:5007".parse().unwrap(),
+                },
+            ],
+        },
     ]
 }
 
@@ -289,6 +302,17 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[15], "epoch", serde_json::json!(0)),
         (&kinds[15], "aru", big.clone()),
         (&kinds[19], "hop", big),
+        (&kinds[20], "peers.0.addr", "10.0.0.7:0".into()),
+        (&kinds[20], "peers.1.addr", "[ff02::1]:5007".into()),
+        (&kinds[20], "peers.0.addr", "0.0.0.0:5007".into()),
+        (
+            &kinds[20],
+            "peers",
+            serde_json::Value::Array(vec![
+                serde_json::json!({"id": Uuid::nil(), "addr": "10.0.0.1:1"});
+                MAX_PEERS_PER_DATAGRAM + 1
+            ]),
+        ),
     ];
     for (msg, field, value) in cases {
         let bytes = edited(msg, field, value.clone());
