@@ -231,7 +231,13 @@ fn greet(
             shorten(&line.text, 60)
         ));
     }
-    sink.notice(&format!("joining {net} ..."));
+    match &net.unicast {
+        Some(u) => sink.notice(&format!(
+            "joining through {} ({net}) ...",
+            u.named.join(", ")
+        )),
+        None => sink.notice(&format!("joining {net} ...")),
+    }
 }
 
 /// While the line editor owns the screen, warnings show as notices above the prompt rather
