@@ -71,7 +71,8 @@ fn measure_big_ring(
     t0: Instant,
 ) -> Result<(), String> {
     let n = ring.n();
-    let (idle, sporadic) = idle_then_sporadic(plan, ring, plan.big_idle_window, t0)?;
+    let label = format!("N={n}");
+    let (idle, sporadic) = idle_then_sporadic(plan, ring, plan.big_idle_window, &label, t0)?;
     row.idle = Some(idle);
     row.sporadic = Some(sporadic);
     for c in 0..n {

@@ -12,7 +12,7 @@
 //! recovery rows): it shows in the row's `pass`.
 
 use crate::check::Verified;
-use crate::node::Proc;
+use crate::node::{Net, Proc};
 use crate::plan::{FailoverPlan, Plan};
 use crate::process::left;
 use crate::recovery::{kill_client, paced_load, settle, survivors_resume};
@@ -120,6 +120,7 @@ fn failover_run(
     let tt = format!("{}ms", spec.token_timeout.as_millis());
     let n = spec.clients;
     let mut ring = Ring::start_servers(
+        Net::Multicast,
         &format!("failover{n}"),
         port,
         n,

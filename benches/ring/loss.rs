@@ -14,6 +14,7 @@ use crate::catchup::{catch_up, CatchUp};
 use crate::check::Verified;
 use crate::history::history_file;
 use crate::measure::{flood, paced_load, verified, FloodRun, Latency};
+use crate::node::Net;
 use crate::plan::{LossPlan, Plan};
 use crate::session::Ring;
 use crate::util::{median, progress};
@@ -176,7 +177,15 @@ fn session<T>(
     failures: &mut Vec<String>,
     work: impl FnOnce(&mut Ring) -> Result<T, String>,
 ) -> (Option<T>, Option<Verified>) {
-    let mut ring = match Ring::start_servers(label, port, n, &flags.server(), &flags.client, 1) {
+    let mut ring = match Ring::start_servers(
+        Net::Multicast,
+        label,
+        port,
+        n,
+        &flags.server(),
+        &flags.client,
+        1,
+    ) {
         Ok(ring) => ring,
         Err(e) => {
             failures.push(format!("{label}: ring did not start: {e}"));

@@ -53,7 +53,16 @@
 //!   the ordered throughput of a flood at N = 4 and the paced latency at 1,000 lines/s over
 //!   N = 8 (the measurements above), and the catch-up of 20,000 messages from the late
 //!   client's join (the catch-up above, `--loss P` on both processes); the flood and the
-//!   catch-up as ratios to P = 0.
+//!   catch-up as ratios to P = 0;
+//! - **unicast**: at N = 2, 4 and 8, a fresh ring with multicast and one in unicast mode
+//!   (`--peer 127.0.0.1:PORT` on the server and every client: the server listens on the
+//!   ring's port on 127.0.0.1, each client on a port the system picks, and every datagram
+//!   meant for the group goes to each node of the view), the two alternating at each N; each
+//!   ring measured as a small ring above (idle cost, sporadic and paced latency, the flood)
+//!   and checked; one table of mode, N, ordered lines/s, the ratio unicast/multicast, paced
+//!   p50 / p99 at 1,000 lines/s, idle CPU of the server plus the clients, and the datagrams
+//!   the clients sent per second of flood. The observer hears no unicast: the unicast rows
+//!   have no token statistics (their `/stats` counters are there).
 //!
 //! For the large rings, N = 32, 64, 100, it runs the join storm, the idle cost (a 10 s window),
 //! the sporadic latency and the token rotation (idle and sporadic), and skips the raw
@@ -72,24 +81,29 @@
 //! (recovery, failover) is reported, not a failure. It prints markdown tables, with the load
 //! average at its start and end, and one `BENCH_JSON {...}` line (`scripts/plot.py` draws
 //! `docs/bench.svg` from its `rows`, the small rings; `big_rows` holds the large ones,
-//! `recovery`, `failover`, `catchup` and `loss` their sessions).
+//! `recovery`, `failover`, `catchup` and `loss` their sessions, `unicast` its rows, each with
+//! its mode `net`).
 //!
 //! `BENCH_QUICK=1` runs N = 1, 2, 4 with short windows, a recovery at 3, one failover run
-//! at 5 and one run of each loss measurement (about a minute and a half); the full run takes
-//! about 4 minutes on a 2-core machine, plus about 1.5 minutes of failover sessions (six fresh
-//! rings, three of them of 100) and 1 minute of loss sessions.
+//! at 5, one run of each loss measurement and the unicast section's six rings with the short
+//! windows (about two and a half minutes, one of them unicast); the full run takes about 4
+//! minutes on a 2-core machine, plus about 1.5 minutes of failover sessions (six fresh rings,
+//! three of them of 100), 1 minute of loss sessions and 2 minutes of unicast sessions.
 //! `BENCH_NS=1,8,100` picks the ring sizes (1 to 128); `BENCH_ONLY=failover` runs only the
 //! sections named (a comma-separated list of `rings`, the measurements per ring size,
-//! `recovery`, `failover`, `catchup` and `loss`; an unknown name stops the bench), and the
-//! recovery and failover of a ring of 100 still only when the plan has a large ring;
+//! `recovery`, `failover`, `catchup`, `loss` and `unicast`; an unknown name stops the bench:
+//! `BENCH_ONLY=unicast cargo bench --bench ring` runs the unicast section alone, whose sizes
+//! `BENCH_NS` does not change), and the recovery and failover of a ring of 100 still only
+//! when the plan has a large ring;
 //! `BENCH_DURABILITY=fsync` runs every node with `--durability fsync` (default `page-cache`),
 //! `BENCH_PORT_BASE` (default 46000) the first of the ports used (base .. base + 999),
 //! `BENCH_COMMIT` the commit named in the report (default: `git rev-parse --short HEAD`,
 //! marked when `src/` has changes).
 //!
 //! Safety: all traffic stays on loopback (group 224.1.1.1 via 127.0.0.1, the binaries' default
-//! interface); every child process is killed when its handle drops, on a panic, and on SIGINT,
-//! SIGTERM or SIGHUP of the bench; every wait has a deadline and every loop a bound.
+//! interface; in unicast mode, 127.0.0.1 itself); every child process is killed when its
+//! handle drops, on a panic, and on SIGINT, SIGTERM or SIGHUP of the bench; every wait has a
+//! deadline and every loop a bound.
 
 //!
 //! # Layout
@@ -107,6 +121,7 @@
 //!   large ring; `recovery.rs`: `kill -9` under load; `failover.rs`: `kill -9` of the
 //!   coordinating server and of a member, two servers on the ring; `catchup.rs`: a late
 //!   joiner and a long history; `loss.rs`: the flood, paced load and catch-up with `--loss`;
+//!   `unicast.rs`: the small-ring measurements in unicast mode beside multicast;
 //! - `report.rs`: the markdown tables; `util.rs`, `procfs.rs`: small helpers.
 
 #[path = "../common/history.rs"]
@@ -129,6 +144,7 @@ mod recovery;
 mod report;
 mod session;
 mod storm;
+mod unicast;
 mod util;
 
 use big::measure_big;
@@ -140,10 +156,11 @@ use node::install_signal_guard;
 use plan::Plan;
 use procfs::{own_limit, raise_open_files};
 use recovery::recoveries;
-use report::{loadavg, machine, print_failovers, print_losses, print_table};
+use report::{loadavg, machine, print_failovers, print_losses, print_table, print_unicast};
 use serde_json::json;
 use session::{data_datagram_len, pad_len};
 use std::time::Instant;
+use unicast::unicasts;
 use util::progress;
 
 /// Size of a raw baseline datagram, and the size the chat lines are padded to as `Data`.
@@ -194,11 +211,13 @@ fn main() {
     let failover = failovers(&plan, t0, &mut failures);
     let catchups = catch_ups(&plan, t0, &mut failures);
     let loss = losses(&plan, t0, &mut failures);
+    let unicast = unicasts(&plan, t0, &mut failures);
     print_table(
         &date, &machine, &plan, &rows, &big_rows, &recovery, &catchups,
     );
     print_failovers(&failover);
     print_losses(&plan, &loss);
+    print_unicast(&plan, &unicast);
     let report = json!({
         "date": date,
         "machine": machine,
@@ -212,6 +231,7 @@ fn main() {
         "failover": failover,
         "catchup": catchups,
         "loss": loss,
+        "unicast": unicast,
         "failures": failures,
         "loadavg_end": loadavg(),
         "elapsed_s": t0.elapsed().as_secs_f64(),
@@ -236,6 +256,7 @@ fn check_limits(plan: &Plan, t0: Instant, failures: &mut Vec<String>) {
                 .iter()
                 .map(|l| l.paced_clients.max(l.flood_clients)),
         )
+        .chain(plan.unicast_ns.iter().copied())
         .max()
         .unwrap_or(1) as u64;
     let needed = 4 * (largest + 1) + 64;

@@ -1,11 +1,13 @@
 //! The measurements on a running ring: submit-to-delivered latency (paced and sporadic),
 //! flood throughput, and the idle cost; `measure_n` runs them all at one ring size, after the
-//! raw baseline, and ends with the replica check.
+//! raw baseline, and ends with the replica check (`measure_session`: a ring in either mode,
+//! multicast or unicast, measured and checked).
 //!
 //! It must not hide a failure: a problem goes into the run's failures (exit 1), and a row
 //! keeps only what was measured.
 
 use crate::check::Verified;
+use crate::node::Net;
 use crate::observer::HopStats;
 use crate::plan::Plan;
 use crate::procfs::{context_switches, cpu_secs};
@@ -333,26 +335,52 @@ pub fn measure_n(
             median(&row.raw_flood_rate)
         ),
     );
-    let mut ring = match Ring::start(&format!("n{n}"), plan.port(200 + index), n, &[]) {
+    let port = plan.port(200 + index);
+    measure_session(
+        plan,
+        Net::Multicast,
+        port,
+        &mut row,
+        &format!("N={n}"),
+        t0,
+        failures,
+    );
+    row
+}
+
+/// A fresh ring of `row.n` clients in mode `net` on `port`, the measurements of
+/// [`measure_ring`] into `row`, and the replica check; `label` (`N=8`, ...) names it in the
+/// progress lines and the failures.
+pub fn measure_session(
+    plan: &Plan,
+    net: Net,
+    port: u16,
+    row: &mut Row,
+    label: &str,
+    t0: Instant,
+    failures: &mut Vec<String>,
+) {
+    let n = row.n;
+    let dir_label = label.replace("N=", "n").replace(' ', "-");
+    let mut ring = match Ring::start_servers(net, &dir_label, port, n, &[], &[], 1) {
         Ok(ring) => ring,
         Err(e) => {
-            failures.push(format!("N={n}: ring did not start: {e}"));
-            return row;
+            failures.push(format!("{label}: ring did not start: {e}"));
+            return;
         }
     };
     progress(
         t0,
         &format!(
-            "N={n}: ring of {n} up: all joined {:.2} s, all lines everywhere {:.2} s, {} views",
+            "{label}: ring of {n} up: all joined {:.2} s, all lines everywhere {:.2} s, {} views",
             ring.storm.all_joined_s, ring.storm.all_lines_s, ring.storm.views
         ),
     );
     row.storm = Some(ring.storm.clone());
-    if let Err(e) = measure_ring(plan, &mut ring, &mut row, t0) {
-        failures.push(format!("N={n}: {e}"));
+    if let Err(e) = measure_ring(plan, &mut ring, row, label, t0) {
+        failures.push(format!("{label}: {e}"));
     }
-    row.check = verified(&mut ring, &format!("N={n}"), failures, t0);
-    row
+    row.check = verified(&mut ring, label, failures, t0);
 }
 
 /// The end-of-session check of a ring (`label` names it in the output): the verdict, or a
@@ -380,19 +408,19 @@ pub fn verified(
 }
 
 /// An idle window (CPU, wake-ups, idle rotation), then sporadic lines on the idle ring:
-/// the first two phases of every ring session, small or large.
+/// the first two phases of every ring session, small or large (`label` names it).
 pub fn idle_then_sporadic(
     plan: &Plan,
     ring: &mut Ring,
     window: Duration,
+    label: &str,
     t0: Instant,
 ) -> Result<(Idle, Latency), String> {
-    let n = ring.n();
     let idle = idle(ring, window)?;
     progress(
         t0,
         &format!(
-            "N={n}: idle {:.2}% CPU (server {:.2}%, busiest client {:.2}%), {:.0} wake-ups/s, \
+            "{label}: idle {:.2}% CPU (server {:.2}%, busiest client {:.2}%), {:.0} wake-ups/s, \
              rotation {:.0} ms ({} hops in {:.1} s)",
             idle.cpu_pct,
             idle.cpu_pct_server,
@@ -412,7 +440,7 @@ pub fn idle_then_sporadic(
     progress(
         t0,
         &format!(
-            "N={n}: sporadic p50 {:.1} ms p99 {:.1} ms max {:.1} ms; rotation {:.0} ms, \
+            "{label}: sporadic p50 {:.1} ms p99 {:.1} ms max {:.1} ms; rotation {:.0} ms, \
              bare hop p50 {:.0} us",
             sporadic.p50_ms,
             sporadic.p99_ms,
@@ -424,10 +452,13 @@ pub fn idle_then_sporadic(
     Ok((idle, sporadic))
 }
 
+/// Idle and sporadic, the paced load, a calibration flood and the quoted floods, into `row`
+/// (`label` names the ring in the progress lines).
 pub fn measure_ring(
     plan: &Plan,
     ring: &mut Ring,
     row: &mut Row,
+    label: &str,
     t0: Instant,
 ) -> Result<(), String> {
     let n = ring.n();
@@ -436,14 +467,14 @@ pub fn measure_ring(
     } else {
         plan.idle_probe
     };
-    let (idle, sporadic) = idle_then_sporadic(plan, ring, window, t0)?;
+    let (idle, sporadic) = idle_then_sporadic(plan, ring, window, label, t0)?;
     row.idle = Some(idle);
     row.sporadic = Some(sporadic);
     let paced = paced_load(ring, plan.paced_rate, plan.paced_for)?;
     progress(
         t0,
         &format!(
-            "N={n}: paced {} lines/s p50 {:.2} ms p99 {:.2} ms",
+            "{label}: paced {} lines/s p50 {:.2} ms p99 {:.2} ms",
             plan.paced_rate, paced.p50_ms, paced.p99_ms
         ),
     );
@@ -454,7 +485,7 @@ pub fn measure_ring(
     progress(
         t0,
         &format!(
-            "N={n}: calibration flood {:.0} lines/s; runs of {lines} lines",
+            "{label}: calibration flood {:.0} lines/s; runs of {lines} lines",
             calibration.lines_per_s
         ),
     );
@@ -463,7 +494,7 @@ pub fn measure_ring(
         progress(
             t0,
             &format!(
-                "N={n}: flood {} lines: {:.0} lines/s at every client ({:.0} with the server), \
+                "{label}: flood {} lines: {:.0} lines/s at every client ({:.0} with the server), \
                  rotation {:.1} ms, hop p50 {:.0} us, {} stalls over 50 ms ({:.0} ms)",
                 run.lines,
                 run.lines_per_s,
@@ -484,7 +515,12 @@ pub fn measure_ring(
         .map(|r| r.lines_per_s_with_server)
         .collect();
     row.ordered_rate_with_server = median(&rates);
-    row.ratio = row.ordered_rate / row.raw_rate.max(1.0);
+    // No raw baseline (it failed, or a unicast ring has none): no ratio.
+    row.ratio = if row.raw_rate > 0.0 {
+        row.ordered_rate / row.raw_rate
+    } else {
+        f64::NAN
+    };
     row.rotation_us = median(&row.flood.iter().map(|r| r.rotation_us).collect::<Vec<_>>());
     row.hop_us = row.rotation_us / n as f64;
     let per_visit: Vec<f64> = row

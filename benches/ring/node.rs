@@ -2,7 +2,8 @@
 //! (`tests/common/process.rs`), with its stdout parsed on the reader thread into the key and
 //! arrival instant of every delivered message and the text of every notice (a [`Watch`] to
 //! wait on), its `/stats` counters on request, and a guard that kills every child when the
-//! bench is stopped by a signal.
+//! bench is stopped by a signal. A node reaches the others by multicast (the default) or by
+//! unicast ([`Net`]: the `--peer` flags).
 //!
 //! It must not check results; and, since it reads every delivery of every client, its line
 //! parser takes a fast path without a JSON parser so that it steals little CPU from the ring.
@@ -24,6 +25,35 @@ pub fn durability() -> String {
         .ok()
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "page-cache".to_string())
+}
+
+/// How the nodes of a ring reach each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Net {
+    /// The group 224.1.1.1 on the ring's port, via 127.0.0.1 (the binaries' defaults).
+    Multicast,
+    /// `--peer 127.0.0.1:PORT` on every node, no multicast: the server listens on the ring's
+    /// port on 127.0.0.1 (its default interface), each client on a port the system picks, and
+    /// every datagram meant for the group goes to each node of the view.
+    Unicast,
+}
+
+impl Net {
+    /// The flags that put a node of the ring on `port` in this mode (before the extra ones).
+    pub fn flags(self, port: u16) -> Vec<String> {
+        match self {
+            Net::Multicast => Vec::new(),
+            Net::Unicast => vec!["--peer".into(), format!("127.0.0.1:{port}")],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::Multicast => "multicast",
+            Net::Unicast => "unicast",
+        }
+    }
 }
 
 /// What a reader thread has seen on one process's stdout.
@@ -205,12 +235,14 @@ impl Proc {
     }
 
     pub fn server(port: u16, dir: &Path, extra: &[&str]) -> Proc {
-        Proc::server_named("server", port, dir, extra)
+        Proc::server_on(Net::Multicast, "server", port, dir, extra)
     }
 
-    /// A server with a name of its own (`server1`, ...: one of several on the chat).
-    pub fn server_named(name: &str, port: u16, dir: &Path, extra: &[&str]) -> Proc {
+    /// A server of a ring on `port` in mode `net` (the mode's flags, then `extra`), with a name
+    /// (`server`, or `server1`, ...: one of several on the chat).
+    pub fn server_on(net: Net, name: &str, port: u16, dir: &Path, extra: &[&str]) -> Proc {
         let mut args = vec!["--port".to_string(), port.to_string()];
+        args.extend(net.flags(port));
         args.extend(extra.iter().map(|s| s.to_string()));
         Proc::spawn(
             name,
@@ -227,6 +259,12 @@ impl Proc {
 
     /// A client with more flags (`--loss`, `--resume`, ...) after the usual ones.
     pub fn client_with(port: u16, dir: &Path, name: &str, extra: &[String]) -> Proc {
+        Proc::client_on(Net::Multicast, port, dir, name, extra)
+    }
+
+    /// A client of a ring on `port` in mode `net` (the mode's flags, then `extra`). In unicast
+    /// mode `--port` does not change its own socket: it listens on a port the system picks.
+    pub fn client_on(net: Net, port: u16, dir: &Path, name: &str, extra: &[String]) -> Proc {
         let mut args = vec![
             "--port".to_string(),
             port.to_string(),
@@ -234,6 +272,7 @@ impl Proc {
             "--name".into(),
             name.into(),
         ];
+        args.extend(net.flags(port));
         args.extend_from_slice(extra);
         Proc::spawn(name, env!("CARGO_BIN_EXE_client"), &args, dir, Format::Json)
     }

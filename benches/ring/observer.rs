@@ -9,6 +9,9 @@
 //! forwards the token) is timed over a whole rotation: from a data pack to the pass that made
 //! it safe, which is `N` hops later, divided by `N`.
 //!
+//! A unicast ring sends nothing to the group: it gets a blind observer, whose statistics are
+//! empty.
+//!
 //! It only listens: it never sends on the group and never touches a process.
 
 use crate::raw::group_socket;
@@ -63,6 +66,16 @@ impl Observer {
             hops,
             thread: Some(thread),
         })
+    }
+
+    /// An observer that sees nothing, for a unicast ring (it sends nothing to the group):
+    /// its statistics are empty.
+    pub fn blind() -> Observer {
+        Observer {
+            stop: Arc::new(AtomicBool::new(true)),
+            hops: Arc::new(Mutex::new(Vec::new())),
+            thread: None,
+        }
     }
 
     /// Statistics of the passes between `from` and `to` in a ring of `n`.

@@ -1,6 +1,6 @@
 //! The plan of a run: which ring sizes, for how long, how many repetitions; the full run or
 //! `BENCH_QUICK=1`, adjusted by `BENCH_NS`, `BENCH_PORT_BASE`, `BENCH_DURABILITY` and
-//! `BENCH_ONLY` (which sections run).
+//! `BENCH_ONLY` (which sections run: `BENCH_ONLY=unicast` runs the unicast section alone).
 //!
 //! It only reads the environment and holds numbers: no processes, no sockets, no measuring.
 
@@ -130,7 +130,12 @@ impl LossPlan {
 }
 
 /// The sections of a run, in their order; `BENCH_ONLY` picks some of them.
-pub const SECTIONS: [&str; 5] = ["rings", "recovery", "failover", "catchup", "loss"];
+pub const SECTIONS: [&str; 6] = [
+    "rings", "recovery", "failover", "catchup", "loss", "unicast",
+];
+
+/// The ring sizes of the unicast section (each measured in both modes; not `BENCH_NS`).
+const UNICAST_NS: [usize; 3] = [2, 4, 8];
 
 /// The knobs of one run: the full run, or `BENCH_QUICK=1`.
 #[derive(Clone, Debug, Serialize)]
@@ -184,6 +189,9 @@ pub struct Plan {
     pub catchup: Vec<(usize, usize)>,
     /// The loss section (`None` when it does not run).
     pub loss: Option<LossPlan>,
+    /// The unicast section's ring sizes, each measured with multicast and with unicast, as a
+    /// small ring of the rings section (empty when it does not run).
+    pub unicast_ns: Vec<usize>,
     /// The sections that run (`BENCH_ONLY`, default all of [`SECTIONS`]).
     pub only: Vec<String>,
 }
@@ -219,6 +227,7 @@ impl Plan {
                 failovers: vec![FailoverPlan::new(5, 1)],
                 catchup: vec![(20_000, 1)],
                 loss: Some(LossPlan::new(5_000, Duration::from_millis(1500), 1)),
+                unicast_ns: UNICAST_NS.to_vec(),
                 only: Vec::new(),
             }
         } else {
@@ -245,6 +254,7 @@ impl Plan {
                 failovers: vec![FailoverPlan::new(5, 3), FailoverPlan::new(100, 3)],
                 catchup: vec![(20_000, 3), (200_000, 1)],
                 loss: Some(LossPlan::new(20_000, Duration::from_secs(3), 3)),
+                unicast_ns: UNICAST_NS.to_vec(),
                 only: Vec::new(),
             }
         };
@@ -278,6 +288,9 @@ impl Plan {
         }
         if !plan.runs("loss") {
             plan.loss = None;
+        }
+        if !plan.runs("unicast") {
+            plan.unicast_ns.clear();
         }
         plan
     }

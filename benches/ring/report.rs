@@ -8,9 +8,11 @@ use crate::catchup::CatchUp;
 use crate::failover::Failover;
 use crate::loss::LossRow;
 use crate::measure::{Idle, Latency, Row};
+use crate::node::Net;
 use crate::plan::Plan;
 use crate::recovery::Recovery;
 use crate::storm::Storm;
+use crate::unicast::ModeRow;
 use crate::util::median;
 use crate::DATAGRAM_BYTES;
 use serde_json::json;
@@ -101,7 +103,9 @@ pub fn print_table(
         print_scale(plan, rows, big_rows);
     }
     if rows.is_empty() && big_rows.is_empty() && recoveries.is_empty() && catchups.is_empty() {
-        return; // only the failover or the loss ran (`BENCH_ONLY`): each has a table of its own
+        // Only the failover, the loss or the unicast section ran (`BENCH_ONLY`): each has a
+        // table of its own.
+        return;
     }
     println!("| measure | result |");
     println!("|---|---|");
@@ -257,6 +261,58 @@ pub fn print_losses(plan: &Plan, rows: &[LossRow]) {
             fmt_lat(r.paced.as_ref()),
             r.catchup_s,
             r.catchup_ratio
+        );
+    }
+    println!();
+}
+
+/// The unicast section: one line per mode and ring size; the unicast flood as a ratio to the
+/// multicast flood at the same size.
+pub fn print_unicast(plan: &Plan, rows: &[ModeRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "Unicast beside multicast: a fresh ring per mode and N, measured as a small ring above \
+         (flood: median of {} runs sized to about {:?} within {}..={} lines, until every client \
+         delivered; paced {} lines/s for {:?}, submit to delivered at every client; idle CPU of \
+         the server plus the clients over {:?} at N = {}, {:?} otherwise). Unicast: `--peer \
+         127.0.0.1:PORT` on every node, each datagram meant for the group sent to each node of \
+         the view; datagrams sent/s from the clients' counters. Every session ends with the \
+         history check.",
+        plan.repeats,
+        plan.flood_for,
+        plan.flood_min_lines,
+        plan.flood_lines,
+        plan.paced_rate,
+        plan.paced_for,
+        plan.idle_window,
+        plan.idle_n,
+        plan.idle_probe
+    );
+    println!();
+    println!(
+        "| mode | N | ordered lines/s | unicast / multicast | paced {}/s p50 / p99 (ms) | idle \
+         CPU (% of a core) | flood datagrams sent/s |",
+        plan.paced_rate
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let ratio = match r.net {
+            Net::Multicast => "-".to_string(),
+            Net::Unicast => format!("{:.2}", r.ratio_to_multicast),
+        };
+        println!(
+            "| {} | {} | {:.0} | {ratio} | {} | {} | {:.0} |",
+            r.net.name(),
+            r.row.n,
+            r.row.ordered_rate,
+            fmt_lat(r.row.paced.as_ref()),
+            r.row
+                .idle
+                .as_ref()
+                .map_or("-".into(), |i| format!("{:.2}", i.cpu_pct)),
+            r.row.datagrams_per_s,
         );
     }
     println!();

@@ -4,10 +4,13 @@
 //! waits that have deadlines. The checks of the history are in `check.rs`, the measurements
 //! in `measure.rs`, `recovery.rs` and `failover.rs`.
 //!
+//! The nodes reach each other by multicast (the default) or unicast ([`Net`]), every node of
+//! a ring the same way.
+//!
 //! It must not judge results: it starts, types, kills the coordinating server when asked,
 //! waits and reports progress; every process is killed when the ring drops.
 
-use crate::node::{Proc, Seen};
+use crate::node::{Net, Proc, Seen};
 use crate::observer::Observer;
 use crate::storm::Storm;
 use crate::util::{key_client, key_n, key_phase};
@@ -47,7 +50,9 @@ pub struct Ring {
     pub pad: String,
     /// Flags every client of the ring gets after the usual ones (`--loss P`).
     pub client_extra: Vec<String>,
-    /// Records token passes on the ring's port.
+    /// How the nodes reach each other; every node started on the ring gets the mode's flags.
+    pub net: Net,
+    /// Records token passes on the ring's port (blind on a unicast ring).
     pub observer: Observer,
     /// How the clients joined: all started at once (see `storm.rs`).
     pub storm: Storm,
@@ -58,13 +63,15 @@ pub struct Ring {
 
 impl Ring {
     pub fn start(label: &str, port: u16, n: usize, server_extra: &[&str]) -> Result<Ring, String> {
-        Ring::start_servers(label, port, n, server_extra, &[], 1)
+        Ring::start_servers(Net::Multicast, label, port, n, server_extra, &[], 1)
     }
 
-    /// A ring with `servers` servers (each with `server_extra`): the first coordinates, and
-    /// each later one is started once the one before it has said so or stands by itself. Every
-    /// client gets `client_extra` (`--loss P`, ...) after the usual flags.
+    /// A ring in mode `net` with `servers` servers (each with `server_extra`): the first
+    /// coordinates, and each later one is started once the one before it has said so or stands
+    /// by itself. Every client gets `client_extra` (`--loss P`, ...) after the usual flags. (A
+    /// unicast server listens on the ring's port, so a unicast ring has one server.)
     pub fn start_servers(
+        net: Net,
         label: &str,
         port: u16,
         n: usize,
@@ -77,9 +84,13 @@ impl Ring {
             .tempdir()
             .map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let root_path = root.path().to_path_buf();
-        let observer =
-            Observer::start(port).map_err(|e| format!("cannot observe port {port}: {e}"))?;
-        let server = Proc::server(port, &root_path.join("server"), server_extra);
+        let observer = match net {
+            Net::Multicast => {
+                Observer::start(port).map_err(|e| format!("cannot observe port {port}: {e}"))?
+            }
+            Net::Unicast => Observer::blind(),
+        };
+        let server = Proc::server_on(net, "server", port, &root_path.join("server"), server_extra);
         let mut ring = Ring {
             clients: Vec::new(),
             server,
@@ -90,6 +101,7 @@ impl Ring {
             killed: HashSet::new(),
             pad: "x".repeat(pad_len()),
             client_extra: client_extra.to_vec(),
+            net,
             observer,
             storm: Storm::default(),
             root: Some(root),
@@ -117,7 +129,8 @@ impl Ring {
     /// Starts server number `s` (from 1) and waits until it says it stands by.
     fn start_standby(&mut self, port: u16, s: usize, extra: &[&str]) -> Result<(), String> {
         let name = format!("server{s}");
-        let standby = Proc::server_named(&name, port, &self.root_path.join(&name), extra);
+        let dir = self.root_path.join(&name);
+        let standby = Proc::server_on(self.net, &name, port, &dir, extra);
         let deadline = Instant::now() + Duration::from_secs(10);
         let standing_by = |s: &Seen| s.notices.iter().any(|(_, t)| t.starts_with(STANDING_BY));
         if !standby.watch.wait_for(deadline, standing_by) {

@@ -31,16 +31,16 @@ pub struct Storm {
 }
 
 impl Ring {
-    /// Starts `n` clients on `port` at once (each with the ring's `client_extra`); each types
-    /// its warm-up line once it has joined.
+    /// Starts `n` clients on `port` at once (each in the ring's mode, with its `client_extra`);
+    /// each types its warm-up line once it has joined.
     pub fn join_storm(&mut self, port: u16, n: usize) -> Result<Storm, String> {
         let first = Instant::now();
         let mut typed = vec![false; n];
         for c in 0..n {
             let name = format!("c{c}");
             let dir = self.root_path.join(&name);
-            self.clients
-                .push(Proc::client_with(port, &dir, &name, &self.client_extra));
+            let client = Proc::client_on(self.net, port, &dir, &name, &self.client_extra);
+            self.clients.push(client);
             self.type_when_joined(&mut typed)?;
         }
         let spawned = Instant::now();
