@@ -1,5 +1,5 @@
 //! Helpers for tests that run the real binaries on loopback (or, with `server_in` and
-//! `client_in`, inside network namespaces): each test gets its own port and temp dirs; every
+//! `client_in`, inside the network namespaces that [`netns`] builds): each test gets its own port and temp dirs; every
 //! wait is on a condition with a deadline. Starting, reading and killing the processes is
 //! [`process`]'s job (shared with the ring bench and the demo); this module adds the tests'
 //! command lines, waits that span several processes, and the checks of replicas.
@@ -7,6 +7,7 @@
 //! Nothing here may weaken a check: a helper that cannot do its job panics with what it saw.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod process;
 
 #[allow(unused_imports)] // each test uses a different few
@@ -182,4 +183,44 @@ pub fn burst(clients: &mut [Proc], names: &[&str], range: std::ops::Range<usize>
 /// outboxes (a line is in the journal when accepted, in the checkpoint soon after).
 pub fn outbox_text(dir: &Path) -> String {
     files_text(dir, &["checkpoint_", "outbox_"])
+}
+
+/// Whether a notice containing `needle` was printed.
+pub fn has_notice(lines: &[String], needle: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.starts_with(r#"{"event":"notice""#) && l.contains(needle))
+}
+
+/// Types `count` lines `"{name} {tag} {i}"` and returns them.
+pub fn type_lines(p: &mut Proc, name: &str, tag: &str, count: usize) -> Vec<String> {
+    let lines: Vec<String> = (0..count).map(|i| format!("{name} {tag} {i}")).collect();
+    for line in &lines {
+        p.send_line(line);
+    }
+    lines
+}
+
+/// Every replica in `others` is byte-identical to `first`'s, whose seqs have no gap and whose
+/// lines are `expected`, each exactly once. A fork (two lines at one seq) makes two replicas
+/// differ; a fork papered over afterwards loses a line or repeats one.
+pub fn assert_one_history(first: &Proc, others: &[&Proc], expected: &[String]) {
+    let reference = first.replica();
+    let ours = String::from_utf8_lossy(&reference);
+    for p in others {
+        let replica = p.replica();
+        let theirs = String::from_utf8_lossy(&replica);
+        let first_diff = ours.lines().zip(theirs.lines()).find(|(a, b)| a != b);
+        assert!(
+            ours == theirs,
+            "the replicas of {} and {} differ, first at {first_diff:?}",
+            first.name,
+            p.name
+        );
+    }
+    let texts = check_replica(&reference);
+    let unique: std::collections::HashSet<&String> = texts.iter().collect();
+    assert_eq!(unique.len(), texts.len(), "a line twice: {texts:?}");
+    let typed: std::collections::HashSet<&String> = expected.iter().collect();
+    assert_eq!(unique, typed, "exactly the typed lines");
 }
