@@ -1,8 +1,9 @@
 //! Helpers for tests that run the real binaries on loopback (or, with `server_in` and
-//! `client_in`, inside the network namespaces that [`netns`] builds): each test gets its own port and temp dirs; every
-//! wait is on a condition with a deadline. Starting, reading and killing the processes is
-//! [`process`]'s job (shared with the ring bench and the demo); this module adds the tests'
-//! command lines, waits that span several processes, and the checks of replicas.
+//! `client_in`, inside the network namespaces that [`netns`] builds): each test gets its own
+//! port and temp dirs; every wait is on a condition with a deadline. Starting, reading and
+//! killing the processes is [`process`]'s job (shared with the ring bench and the demo); this
+//! module adds the tests' command lines, waits that span several processes, and the checks of
+//! replicas.
 //!
 //! Nothing here may weaken a check: a helper that cannot do its job panics with what it saw.
 #![allow(dead_code)]
