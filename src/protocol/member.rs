@@ -491,10 +491,7 @@ impl MemberCore {
         if !self.state.admitted() {
             return;
         }
-        self.send(Msg::ViewRequest {
-            from: self.cfg.id,
-            epoch: self.view.epoch,
-        });
+        self.request_view();
         self.timers
             .set(Timer::ServerSilence, now + self.cfg.server_silence);
     }

@@ -12,6 +12,9 @@
 //! lost) and every [`ANNOUNCE_EVERY`]. A member given a joiner's hello (a joiner's `--peer`
 //! may be any node in the chat) tells it where the servers are.
 //!
+//! Ordered maps, not hash maps: the simulation replays a seed only if the fan-out comes out
+//! in the same order every time.
+//!
 //! A wrong or stale address costs time, never safety: whatever a core sends to one node it
 //! also sends again to the whole group when no sign of arrival comes back (a token pass), or
 //! asks again (a fetch, a report); a member that misses a pack asks for it on the token, and
@@ -20,7 +23,7 @@
 use crate::protocol::limits::MAX_MEMBERS;
 use crate::protocol::types::{NodeId, View};
 use crate::protocol::wire::Msg;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +48,7 @@ const REPEAT_GAP: Duration = Duration::from_millis(20);
 /// Each node's latest address and, in unicast mode, who a send to the group goes to.
 #[derive(Debug)]
 pub struct AddressBook<A> {
-    addresses: HashMap<NodeId, A>,
+    addresses: BTreeMap<NodeId, A>,
     /// `None` in multicast mode.
     unicast: Option<Unicast<A>>,
 }
@@ -54,7 +57,7 @@ impl<A> Default for AddressBook<A> {
     /// A multicast node's book.
     fn default() -> Self {
         AddressBook {
-            addresses: HashMap::new(),
+            addresses: BTreeMap::new(),
             unicast: None,
         }
     }
@@ -68,9 +71,9 @@ struct Unicast<A> {
     /// This node's own address: never sent to.
     own: A,
     /// The latest view's members and servers.
-    view: HashSet<NodeId>,
+    view: BTreeSet<NodeId>,
     /// When each node was last heard directly.
-    heard: HashMap<NodeId, Instant>,
+    heard: BTreeMap<NodeId, Instant>,
     /// Where a send to the group goes, as last computed.
     targets: Arc<[A]>,
     /// When `targets` must be computed again: at once (`None`), or when the first node
@@ -94,12 +97,12 @@ impl<A: Copy + PartialEq> AddressBook<A> {
     /// a server (`announces`) tells the others where the view's nodes are.
     pub fn unicast(seeds: Vec<A>, own: A, announces: bool) -> AddressBook<A> {
         AddressBook {
-            addresses: HashMap::new(),
+            addresses: BTreeMap::new(),
             unicast: Some(Unicast {
                 seeds,
                 own,
-                view: HashSet::new(),
-                heard: HashMap::new(),
+                view: BTreeSet::new(),
+                heard: BTreeMap::new(),
                 targets: Arc::from(Vec::new()),
                 valid_until: None,
                 announcing: announces.then(Announcing::default),
@@ -198,7 +201,7 @@ impl<A: Copy + PartialEq> AddressBook<A> {
         let Some(u) = &mut self.unicast else {
             return;
         };
-        let ids: HashSet<NodeId> = view
+        let ids: BTreeSet<NodeId> = view
             .members
             .iter()
             .map(|m| m.id)

@@ -163,12 +163,15 @@ impl Coordinator {
             self.stop_pull();
             return;
         }
-        let order = &self.order;
+        let (order, safe) = (&self.order, self.safe_seen);
         let Some(pull) = self.pull.as_mut().filter(|p| !p.is_done(held)) else {
             self.stop_pull();
             return;
         };
-        let requests = pull.requests(held, |s| order.has(s), now, w);
+        // A record held from the ring but not known safe is asked for too: a pull whose
+        // target came from another server's archive would otherwise wait, with nothing in
+        // flight, for a pass that shows it safe, which may have been lost on its way here.
+        let requests = pull.requests(held, |s| s <= safe && order.has(s), now, w);
         let deadline = pull.deadline(w);
         let me = self.id();
         for r in requests {

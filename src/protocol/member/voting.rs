@@ -243,7 +243,17 @@ impl MemberCore {
     pub(super) fn on_beacon(&mut self, now: Instant, b: BeaconMsg) {
         self.heard_server(now);
         self.heard_view_server(now, b.server);
-        if b.standby || !self.accepts_group(b.group) || b.epoch < self.view.epoch {
+        if !self.accepts_group(b.group) || b.epoch < self.view.epoch {
+            return;
+        }
+        let in_some_ring = self.state.admitted() || self.state.announced();
+        if b.standby {
+            // A standby of a later view speaks, and that view's coordinator is not heard: in
+            // unicast mode it does not send to a node outside its view. Ask it for the view,
+            // which sends us back to joining if we are not in it.
+            if b.epoch > self.view.epoch && in_some_ring {
+                self.request_view();
+            }
             return;
         }
         self.token_timeout = Duration::from_millis(b.token_timeout_ms.max(1));
@@ -254,14 +264,17 @@ impl MemberCore {
         }
         // A joiner adopts only the view of the gather it promised (see `on_view`), so asking
         // for any other would cost the group a resend for nothing.
-        let could_act =
-            self.state.admitted() || self.state.announced() || b.epoch == self.vote.promised.epoch;
-        if could_act {
-            self.send(Msg::ViewRequest {
-                from: self.cfg.id,
-                epoch: self.view.epoch,
-            });
+        if in_some_ring || b.epoch == self.vote.promised.epoch {
+            self.request_view();
         }
+    }
+
+    /// Asks the coordinating server to send its view again.
+    pub(super) fn request_view(&mut self) {
+        self.send(Msg::ViewRequest {
+            from: self.cfg.id,
+            epoch: self.view.epoch,
+        });
     }
 
     /// A view without us: back to joining, with a fresh join timeout (a leaver whose Leave
