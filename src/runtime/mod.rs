@@ -29,10 +29,10 @@
 pub mod backlog;
 pub mod datagram;
 pub mod persist;
+mod sending;
 pub mod signals;
 pub mod storage;
 
-use crate::net::peer::scoped;
 use crate::net::seal::Key;
 use crate::net::{Inbox, Transport};
 use crate::protocol::coordinator::Coordinator;
@@ -43,11 +43,11 @@ use crate::protocol::member::MemberCore;
 use crate::protocol::peers::AddressBook;
 use crate::protocol::types::{ChatRecord, NodeId, Pending, Seq, ServerId, View};
 use crate::protocol::vote::Vote;
-use crate::protocol::wire::{self, Msg, Peer};
+use crate::protocol::wire::Msg;
 use crate::store::journal::Journal;
 use crate::store::{vote_file, Durability, Identity, StorageError};
 use backlog::{OnAppendFailure, Retry};
-use datagram::{unwrap_datagram, wrap_datagram, DropStats, Dropped};
+use datagram::{unwrap_datagram, DropStats, Dropped};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -421,18 +421,6 @@ impl<M: Machine> Node<M> {
         }
     }
 
-    /// A server's announcement of where the view's nodes are: for the address book alone.
-    fn learn_peers(&self, msg: &Msg, from: SocketAddr) {
-        let Msg::Peers { peers, .. } = msg else {
-            return;
-        };
-        let mut book = lock(&self.peers);
-        let now = Instant::now();
-        book.learn(msg, from, now);
-        let index = self.transport.config().interface.index;
-        book.learn_announced(peers.iter().map(|p| (p.id, scoped(p.addr, index))), now);
-    }
-
     fn drop_datagram(&self, n: usize, why: &Dropped) {
         log::debug!("dropped datagram of {n} bytes: {why}");
         self.drops.count(why);
@@ -528,86 +516,6 @@ impl<M: Machine> Node<M> {
         }
         state.woken = false;
         state.sleeping_until = None;
-    }
-
-    /// Sends `msg` to `to` alone if we know its address, else to the group. In unicast mode a
-    /// message for the group that names the one node it is for goes to that node alone.
-    fn send(&self, to: Option<NodeId>, msg: &Msg) {
-        let to = to.or_else(|| msg.addressee().filter(|_| self.transport.is_unicast()));
-        match wrap_datagram(self.info.key.as_ref(), msg) {
-            Ok(bytes) => self.send_bytes(self.address_of(to), &bytes),
-            Err(e) => log::warn!("not sent: {e}"),
-        }
-    }
-
-    fn send_history(&self, to: NodeId, records: Vec<ChatRecord>) {
-        let addr = self.address_of(Some(to).filter(|_| self.transport.is_unicast()));
-        for datagram in wire::pack_history(to, records) {
-            let bytes = datagram::seal_bytes(self.info.key.as_ref(), datagram);
-            self.send_bytes(addr, &bytes);
-        }
-    }
-
-    fn address_of(&self, node: Option<NodeId>) -> Option<SocketAddr> {
-        node.and_then(|n| lock(&self.peers).get(n))
-    }
-
-    /// To `to`, or else to the group: in unicast mode, to each node of the fan-out.
-    fn send_bytes(&self, to: Option<SocketAddr>, bytes: &[u8]) {
-        let sent = match to {
-            Some(addr) => self.transport.send_to(bytes, addr),
-            None if self.transport.is_unicast() => {
-                let targets = lock(&self.peers).fan_out(Instant::now());
-                targets
-                    .iter()
-                    .map(|&addr| self.transport.send_to(bytes, addr))
-                    .fold(Ok(()), Result::and)
-            }
-            None => self.transport.send(bytes),
-        };
-        if let Err(e) = sent {
-            log::debug!("send failed: {e}");
-        }
-    }
-
-    /// In unicast mode, gives the address book the core's view when its epoch changed, so
-    /// that what the core sends next reaches the view's nodes. Called with the core locked,
-    /// before its outputs are drained.
-    fn track_view(&self, core: &M) {
-        if !self.transport.is_unicast() {
-            return;
-        }
-        let view = core.view();
-        if self.book_epoch.swap(view.epoch.0, Ordering::Relaxed) != view.epoch.0 {
-            lock(&self.peers).set_view(view);
-        }
-    }
-
-    /// A server in unicast mode: tells every node where the view's nodes are, when due (see
-    /// [`AddressBook::announcement`]); before the outputs, so a new view's members can reach
-    /// each other by the time its token moves.
-    fn announce_peers(&self) {
-        if self.info.server_id.is_none() {
-            return;
-        }
-        let Some(known) = lock(&self.peers).announcement(Instant::now()) else {
-            return;
-        };
-        self.send_peers(None, known);
-    }
-
-    /// Tells `to` (or the group) where these nodes are.
-    fn send_peers(&self, to: Option<SocketAddr>, known: Vec<(NodeId, SocketAddr)>) {
-        let peers: Vec<Peer> = known
-            .into_iter()
-            .map(|(id, addr)| Peer { id, addr })
-            .collect();
-        for msg in wire::pack_peers(self.info.id, &peers) {
-            match wrap_datagram(self.info.key.as_ref(), &msg) {
-                Ok(bytes) => self.send_bytes(to, &bytes),
-                Err(e) => log::warn!("not sent: {e}"),
-            }
-        }
     }
 }
 

@@ -1,3 +1,7 @@
+//! Unit tests of the address book: the latest address wins, the book stays bounded, the
+//! unicast fan-out (seeds, the view, nodes heard lately, never ourselves), a server's
+//! announcements and a member's introduction of a joiner.
+
 use super::*;
 use crate::protocol::types::{Epoch, Member, ServerId};
 

@@ -173,16 +173,12 @@ pub(super) fn all_kinds() -> Vec<Msg> {
         },
         Msg::Peers {
             from: id,
-            peers: vec![
-                Peer {
+            peers: ["10.0.0.7:40123", "[fe80::7%3]:5007"]
+                .map(|a| Peer {
                     id,
-                    addr: "10.0.0.7:40123".parse().unwrap(),
-                },
-                Peer {
-                    id,
-                    addr: "[fe80::7%3]:5007".parse().unwrap(),
-                },
-            ],
+                    addr: a.parse().unwrap(),
+                })
+                .to_vec(),
         },
     ]
 }
@@ -247,6 +243,8 @@ pub(super) fn edited(msg: &Msg, field: &str, value: serde_json::Value) -> Vec<u8
 fn g6_values_no_honest_node_sends_are_out_of_range() {
     let kinds = all_kinds();
     let big = serde_json::json!(MAX_COUNTER + 1);
+    let peer = serde_json::json!({"id": Uuid::nil(), "addr": "10.0.0.1:1"});
+    let too_many_peers = vec![peer; MAX_PEERS_PER_DATAGRAM + 1].into();
     let cases = [
         (&kinds[0], "delivered", big.clone()),
         (&kinds[0], "name", "n".repeat(MAX_NAME_BYTES + 1).into()),
@@ -305,14 +303,7 @@ fn g6_values_no_honest_node_sends_are_out_of_range() {
         (&kinds[20], "peers.0.addr", "10.0.0.7:0".into()),
         (&kinds[20], "peers.1.addr", "[ff02::1]:5007".into()),
         (&kinds[20], "peers.0.addr", "0.0.0.0:5007".into()),
-        (
-            &kinds[20],
-            "peers",
-            serde_json::Value::Array(vec![
-                serde_json::json!({"id": Uuid::nil(), "addr": "10.0.0.1:1"});
-                MAX_PEERS_PER_DATAGRAM + 1
-            ]),
-        ),
+        (&kinds[20], "peers", too_many_peers),
     ];
     for (msg, field, value) in cases {
         let bytes = edited(msg, field, value.clone());
