@@ -168,6 +168,8 @@ pub struct Plan {
     pub paced_rate: u32,
     #[serde(serialize_with = "as_ms", rename = "paced_for_ms")]
     pub paced_for: Duration,
+    /// How many paced runs each small ring makes (its p99 is judged over all of them).
+    pub paced_runs: usize,
     /// Lines per flood run, over all clients: a calibration run of `flood_min_lines` (checked,
     /// not quoted) sizes the quoted runs to last about `flood_for`, within
     /// `flood_min_lines..=flood_lines`.
@@ -218,6 +220,7 @@ impl Plan {
                 sporadic_every: Duration::from_millis(200),
                 paced_rate: 1000,
                 paced_for: Duration::from_millis(1500),
+                paced_runs: 1,
                 flood_lines: 5_000,
                 flood_min_lines: 1_000,
                 flood_for: Duration::from_secs(2),
@@ -245,6 +248,7 @@ impl Plan {
                 sporadic_every: Duration::from_millis(200),
                 paced_rate: 1000,
                 paced_for: Duration::from_secs(3),
+                paced_runs: 5,
                 flood_lines: 20_000,
                 flood_min_lines: 2_000,
                 flood_for: Duration::from_secs(6),

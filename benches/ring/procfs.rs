@@ -28,13 +28,69 @@ pub fn schedstat_secs(pid: u32) -> Option<f64> {
 
 /// utime + stime of every thread of a process, in clock ticks.
 pub fn stat_ticks(pid: u32) -> Option<u64> {
+    user_system_ticks(pid).map(|(u, s)| u + s)
+}
+
+/// utime and stime of every thread of a process, in clock ticks.
+fn user_system_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start with field 3, the state.
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
+}
+
+/// What a process has used so far: CPU time (schedstat, ns resolution), its user and
+/// system shares (`stat`, clock ticks) and its context switches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub cpu_s: f64,
+    pub user_ticks: u64,
+    pub system_ticks: u64,
+    pub switches: u64,
+}
+
+impl Usage {
+    /// The usage of `pid` now (zeros where a file is missing).
+    pub fn of(pid: u32) -> Usage {
+        let (user_ticks, system_ticks) = user_system_ticks(pid).unwrap_or_default();
+        Usage {
+            cpu_s: cpu_secs(pid).unwrap_or(0.0),
+            user_ticks,
+            system_ticks,
+            switches: context_switches(pid).unwrap_or(0),
+        }
+    }
+
+    /// The sum over `pids`.
+    pub fn total(pids: &[u32]) -> Usage {
+        pids.iter()
+            .map(|&p| Usage::of(p))
+            .fold(Usage::default(), |a, b| Usage {
+                cpu_s: a.cpu_s + b.cpu_s,
+                user_ticks: a.user_ticks + b.user_ticks,
+                system_ticks: a.system_ticks + b.system_ticks,
+                switches: a.switches + b.switches,
+            })
+    }
+
+    /// What was used between `before` and `self`.
+    pub fn since(&self, before: &Usage) -> Usage {
+        Usage {
+            cpu_s: (self.cpu_s - before.cpu_s).max(0.0),
+            user_ticks: self.user_ticks.saturating_sub(before.user_ticks),
+            system_ticks: self.system_ticks.saturating_sub(before.system_ticks),
+            switches: self.switches.saturating_sub(before.switches),
+        }
+    }
+
+    /// The user share of the CPU time, in % (from the ticks).
+    pub fn user_pct(&self) -> f64 {
+        let all = self.user_ticks + self.system_ticks;
+        100.0 * self.user_ticks as f64 / all.max(1) as f64
+    }
 }
 
 /// Context switches (voluntary + involuntary) summed over the live threads of a process: how

@@ -355,6 +355,31 @@ fn print_small(plan: &Plan, rows: &[Row]) {
     }
     println!();
     println!(
+        "CPU per line: the server's and the clients' CPU time during a flood (schedstat; the \
+         user share from their clock ticks) over the lines and the N + 1 nodes, medians of the \
+         runs. Paced p99: each of {} runs of {}/s for {:?} (the median run's p50 and p99 below).",
+        plan.paced_runs, plan.paced_rate, plan.paced_for
+    );
+    println!();
+    println!(
+        "| N | CPU us per line per node | user share | context switches per line per node | \
+         paced p99 of each run (ms) | worst p99 (ms) |"
+    );
+    println!("|---:|---:|---:|---:|---|---:|");
+    for r in rows {
+        let each: Vec<String> = r.paced_p99_ms.iter().map(|p| format!("{p:.2}")).collect();
+        println!(
+            "| {} | {:.2} | {:.0} % | {:.2} | {} | {:.2} |",
+            r.n,
+            r.cpu_us_per_line_node,
+            r.user_pct,
+            r.switches_per_line_node,
+            each.join(", "),
+            r.paced_p99_ms.iter().copied().fold(0.0, f64::max),
+        );
+    }
+    println!();
+    println!(
         "| N | paced {}/s p50 / p99 (ms) | sporadic p50 / p99 (ms) | bare hop p50 (us) | idle \
          rotation (ms) | idle CPU (% of a core) | idle wake-ups/s |",
         plan.paced_rate

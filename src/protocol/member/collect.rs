@@ -103,16 +103,20 @@ impl MemberCore {
         }
     }
 
-    /// Answers the collecting holder, straight to it, once we hold what it asked about.
+    /// Answers the collecting holder, straight to it, once we hold what it asked about. Runs
+    /// on every pack that arrives: the aru, a walk over what is held, is only worked out
+    /// while a holder waits for it (in a flood, thousands of records are held and none is).
     pub(super) fn answer_collect(&mut self) {
+        let Some((holder, seq)) = self.state.ring().and_then(|r| r.collect_for) else {
+            return;
+        };
         let aru = self.order.aru();
-        let Some(ring) = self.state.ring_mut() else {
+        if aru < seq {
             return;
-        };
-        let Some((holder, _)) = ring.collect_for.filter(|(_, seq)| aru >= *seq) else {
-            return;
-        };
-        ring.collect_for = None;
+        }
+        if let Some(ring) = self.state.ring_mut() {
+            ring.collect_for = None;
+        }
         self.send_to(
             holder,
             Msg::Aru {
