@@ -5,6 +5,7 @@
 //! live messages are safe. No I/O.
 
 use crate::protocol::types::{ChatRecord, Seq};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// Messages between "delivered" and "received", kept in `seq` order.
@@ -19,6 +20,11 @@ pub struct Order {
     live: BTreeMap<Seq, ChatRecord>,
     /// Final records (from a replica, via history transfer), deliverable as soon as contiguous.
     finals: BTreeMap<Seq, ChatRecord>,
+    /// Where the last [`Order::aru`] walk ended: it only grows until [`Order::reset_epoch`]
+    /// drops live messages (records are only added, or delivered, which keeps them counted),
+    /// so the next walk starts there instead of at `delivered`, thousands of records below
+    /// in a flood.
+    walked: Cell<Seq>,
 }
 
 impl Order {
@@ -47,6 +53,7 @@ impl Order {
         self.base = cut;
         self.live.clear();
         self.finals.retain(|s, _| *s <= cut);
+        self.walked.set(Seq(0));
     }
 
     /// Adds a live message; false if it is a duplicate or already delivered.
@@ -88,10 +95,11 @@ impl Order {
     /// All received up to: the highest seq such that everything up to it is delivered, final
     /// at the server (the cut), or held here.
     pub fn aru(&self) -> Seq {
-        let mut s = self.delivered.max(self.base);
+        let mut s = self.delivered.max(self.base).max(self.walked.get());
         while self.live.contains_key(&s.next()) || self.finals.contains_key(&s.next()) {
             s = s.next();
         }
+        self.walked.set(s);
         s
     }
 
@@ -178,6 +186,23 @@ mod tests {
             o.insert_final(rec(s));
         }
         assert_eq!(seqs(&o.take_deliverable(Seq(4))), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_aru_walks_on_from_where_it_stopped_and_falls_back_with_a_new_epoch() {
+        let mut o = Order::new(Seq(0));
+        (1..=5).for_each(|s| assert!(o.insert_live(rec(s))));
+        assert_eq!(o.aru(), Seq(5));
+        o.insert_live(rec(7));
+        assert_eq!(o.aru(), Seq(5), "a gap at 6");
+        o.insert_live(rec(6));
+        assert_eq!(o.aru(), Seq(7));
+        assert_eq!(seqs(&o.take_deliverable(Seq(3))), vec![1, 2, 3]);
+        assert_eq!(o.aru(), Seq(7), "delivered records still count");
+        o.reset_epoch(Seq(4));
+        assert_eq!(o.aru(), Seq(4), "the live ones above the cut are gone");
+        o.insert_final(rec(5));
+        assert_eq!(o.aru(), Seq(5));
     }
 
     #[test]
