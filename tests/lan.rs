@@ -37,8 +37,8 @@ mod common;
 
 use common::netns::{Cut, Lan, Multicast};
 use common::{
-    assert_one_history, client_in, count_messages, eventually, has_notice, joined, message_texts,
-    or_skip, server_in, type_lines, Proc,
+    assert_one_history, client_in, count_messages, cut_off_carol_and_heal, eventually, has_notice,
+    joined, message_texts, or_skip, server_in, type_lines, Proc,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
@@ -72,10 +72,9 @@ fn lan_or_skip(switches: &[usize], family: Family) -> Option<Lan> {
 }
 
 /// Waits until every client in `clients` has delivered `total` messages.
+/// [`common::wait_all`] with this file's deadline.
 fn wait_all(clients: &mut [&mut Proc], what: &str, total: usize) {
-    for c in clients.iter_mut() {
-        c.wait_for(what, STEP, |l| count_messages(l) >= total);
-    }
+    common::wait_all(clients, what, total, STEP);
 }
 
 /// Its switch port down and up again: a pulled and replugged cable.
@@ -166,36 +165,14 @@ fn cut_off_and_heal(how: Cut, family: Family) {
 
     // carol loses her link. The token dies at her or on its way to her; the server recovers
     // it after --token-timeout and leaves her out, and alice and bob carry on.
-    lan.cut(3, how);
-    let offline = type_lines(carol, "carol", "while cut off", 3);
-    expected.extend(offline.iter().cloned());
-    eventually("carol's offline lines in her outbox on disk", STEP, || {
-        common::outbox_text(&carol.dir).contains("carol while cut off 2")
-    });
-    for (p, name) in [(&mut *alice, "alice"), (&mut *bob, "bob")] {
-        expected.extend(type_lines(p, name, "during the cut", 5));
-    }
-    wait_all(&mut [&mut *alice, &mut *bob], "lines during the cut", 25);
-    alice.wait_left("carol", STEP);
-    carol.drain();
-    let heard = message_texts(&carol.seen);
-    assert!(
-        !heard.iter().any(|t| t.contains("during the cut")),
-        "carol was cut off, yet delivered: {heard:?}"
+    cut_off_carol_and_heal(
+        &lan,
+        how,
+        [&mut *alice, &mut *bob, &mut *carol],
+        &mut expected,
+        STEP,
+        &phase,
     );
-    phase("carol cut off; alice and bob delivered everything without her");
-
-    lan.heal(3, how);
-    wait_all(
-        &mut [&mut *alice, &mut *bob, &mut *carol],
-        "carol's offline lines",
-        28,
-    );
-    assert!(
-        has_notice(&carol.seen, "joining again"),
-        "carol rejoined after she was left out"
-    );
-    phase("carol healed, rejoined and caught up");
 
     for (p, name) in [
         (&mut *alice, "alice"),

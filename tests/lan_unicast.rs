@@ -32,8 +32,8 @@ mod common;
 
 use common::netns::{Cut, Lan, Multicast};
 use common::{
-    assert_one_history, client_launch, count_messages, eventually, has_notice, message_texts,
-    or_skip, outbox_text, server_launch, start, type_lines, Launch, Proc,
+    accepted, assert_one_history, client_launch, cut_off_carol_and_heal, eventually, has_notice,
+    message_texts, or_skip, server_launch, start, type_lines, Launch, Proc,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -243,11 +243,9 @@ fn wait_replicas(procs: &[&Proc], what: &str, n: usize) {
     }
 }
 
-/// Waits until every client in `clients` has printed `total` messages (this run's stdout).
+/// [`common::wait_all`] with this file's deadline.
 fn wait_all(clients: &mut [&mut Proc], what: &str, total: usize) {
-    for c in clients.iter_mut() {
-        c.wait_for(what, STEP, |l| count_messages(l) >= total);
-    }
+    common::wait_all(clients, what, total, STEP);
 }
 
 /// Waits until `c` printed a notice containing `needle` after its first `from` lines.
@@ -268,12 +266,6 @@ fn identity(c: &Proc) -> String {
         .filter(|id| id.len() == 36)
         .unwrap_or_else(|| panic!("{} printed no uuid to resume: {:?}", c.name, c.seen))
         .to_string()
-}
-
-/// Whether every one of `lines` is on `dir`'s disk: accepted (outbox) or delivered (replica).
-fn accepted(dir: &Path, lines: &[String]) -> bool {
-    let on_disk = outbox_text(dir) + &common::files_text(dir, &["replica_"]);
-    lines.iter().all(|l| on_disk.contains(l.as_str()))
 }
 
 #[test]
@@ -330,33 +322,14 @@ fn unicast_chat(family: Family) {
     phase("3 clients chatting over unicast");
 
     // carol's cable is pulled: alice and bob chat on, she types into the void.
-    lan.cut(3, Cut::SwitchPort);
-    let offline = type_lines(carol, "carol", "while cut off", 3);
-    expected.extend(offline.iter().cloned());
-    eventually("carol's offline lines in her outbox on disk", STEP, || {
-        accepted(&carol.dir, &offline)
-    });
-    for (p, name) in [(&mut *alice, "alice"), (&mut *bob, "bob")] {
-        expected.extend(type_lines(p, name, "during the cut", 5));
-    }
-    wait_all(&mut [&mut *alice, &mut *bob], "lines during the cut", 25);
-    alice.wait_left("carol", STEP);
-    carol.drain();
-    let heard = message_texts(&carol.seen);
-    assert!(
-        !heard.iter().any(|t| t.contains("during the cut")),
-        "carol was cut off, yet delivered: {heard:?}"
+    cut_off_carol_and_heal(
+        &lan,
+        Cut::SwitchPort,
+        [&mut *alice, &mut *bob, &mut *carol],
+        &mut expected,
+        STEP,
+        &phase,
     );
-    phase("carol cut off; alice and bob delivered everything without her");
-
-    lan.heal(3, Cut::SwitchPort);
-    wait_all(&mut [&mut *alice, &mut *bob, &mut *carol], "every line", 28);
-    assert!(
-        has_notice(&carol.seen, "joining again"),
-        "carol rejoined after she was left out: {:?}",
-        carol.seen
-    );
-    phase("carol healed, rejoined and caught up");
 
     // bob dies mid-chat (alice is typing a flood), just after his own lines were accepted.
     let bob_id = identity(bob);

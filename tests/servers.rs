@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{check_replica, client, eventually, free_port, server, wait_ring, Proc};
+use common::{client, free_port, server, wait_ring, Proc};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -20,20 +20,9 @@ fn says(p: &mut Proc, what: &str, text: &'static str) {
     p.wait_for(what, LONG, |l| l.iter().any(|l| l.contains(text)));
 }
 
-/// Every process has the same replica (each of the `n` lines once), once they caught up.
+/// [`common::converged`] with this file's deadline.
 fn converged(procs: &[&Proc], n: usize) {
-    eventually("every replica and archive to converge", LONG, || {
-        let first = procs[0].read_replica().unwrap_or_default();
-        procs
-            .iter()
-            .all(|p| p.read_replica().unwrap_or_default() == first)
-            && first.iter().filter(|b| **b == b'\n').count() == n
-    });
-    let lines = check_replica(&procs[0].replica());
-    let mut unique = lines.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), lines.len(), "a line twice: {lines:?}");
+    common::converged(procs, n, LONG);
 }
 
 /// Both probe at once, hear nothing and start a chat each; they hear each other before either

@@ -13,7 +13,7 @@
 mod common;
 
 use common::Proc;
-use common::{check_replica, client, count_messages, eventually, free_port, server, wait_ring};
+use common::{client, count_messages, eventually, free_port, server, wait_ring};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,10 +29,10 @@ fn on(port: u16) -> String {
 
 /// A server on `port` in unicast mode: `--peer` names every server, itself included.
 fn unicast_server(port: u16, dir: &Path, servers: &[u16]) -> Proc {
-    keyed_server(port, dir, servers, &[])
+    server_with(port, dir, servers, &[])
 }
 
-fn keyed_server(port: u16, dir: &Path, servers: &[u16], extra: &[&str]) -> Proc {
+fn server_with(port: u16, dir: &Path, servers: &[u16], extra: &[&str]) -> Proc {
     let mut args = vec!["--token-timeout".to_string(), QUICK.to_string()];
     for &s in servers {
         args.extend(["--peer".to_string(), on(s)]);
@@ -54,20 +54,9 @@ fn unicast_client(servers: &[u16], dir: &Path, name: &str, extra: &[&str]) -> Pr
     client(servers[0], dir, name, &args)
 }
 
-/// Every process holds the same replica of `n` lines, each once, once they caught up.
+/// [`common::converged`] with this file's deadline.
 fn converged(procs: &[&Proc], n: usize) {
-    eventually("every replica and archive to converge", LONG, || {
-        let first = procs[0].read_replica().unwrap_or_default();
-        procs
-            .iter()
-            .all(|p| p.read_replica().unwrap_or_default() == first)
-            && first.iter().filter(|b| **b == b'\n').count() == n
-    });
-    let lines = check_replica(&procs[0].replica());
-    let mut unique = lines.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), lines.len(), "a line twice: {lines:?}");
+    common::converged(procs, n, LONG);
 }
 
 fn wait_messages(clients: &mut [Proc], n: usize) {
@@ -164,7 +153,7 @@ fn a_client_joins_through_a_member_it_was_given_as_peer() {
     std::fs::write(&key, "a shared secret of some length").unwrap();
     let key = key.to_str().unwrap();
     let (port, alice_port) = (free_port(), free_port());
-    let _srv = keyed_server(port, &root.join("server"), &[port], &["--key-file", key]);
+    let _srv = server_with(port, &root.join("server"), &[port], &["--key-file", key]);
     let listen = alice_port.to_string();
     let mut alice = unicast_client(
         &[port],

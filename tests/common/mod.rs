@@ -225,3 +225,81 @@ pub fn assert_one_history(first: &Proc, others: &[&Proc], expected: &[String]) {
     let typed: std::collections::HashSet<&String> = expected.iter().collect();
     assert_eq!(unique, typed, "exactly the typed lines");
 }
+
+/// Waits until every client in `clients` has printed `total` messages (this run's stdout).
+pub fn wait_all(clients: &mut [&mut Proc], what: &str, total: usize, timeout: Duration) {
+    for c in clients.iter_mut() {
+        c.wait_for(what, timeout, |l| count_messages(l) >= total);
+    }
+}
+
+/// Every process holds the same replica of `n` lines, each once, once they caught up.
+pub fn converged(procs: &[&Proc], n: usize, timeout: Duration) {
+    eventually("every replica and archive to converge", timeout, || {
+        let first = procs[0].read_replica().unwrap_or_default();
+        procs
+            .iter()
+            .all(|p| p.read_replica().unwrap_or_default() == first)
+            && first.iter().filter(|b| **b == b'\n').count() == n
+    });
+    let lines = check_replica(&procs[0].replica());
+    let mut unique = lines.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), lines.len(), "a line twice: {lines:?}");
+}
+
+/// Whether every one of `lines` is on `dir`'s disk: accepted (outbox) or delivered (replica).
+pub fn accepted(dir: &Path, lines: &[String]) -> bool {
+    let on_disk = outbox_text(dir) + &files_text(dir, &["replica_"]);
+    lines.iter().all(|l| on_disk.contains(l.as_str()))
+}
+
+/// The partition step of the LAN tests, on a ring of alice, bob and carol (host 3) that has
+/// delivered every line of `expected`: carol is cut off with `how` and types three lines,
+/// which reach her disk, while alice and bob type five each; they see each other's lines and
+/// carol leave, and she delivers none of theirs. Her link is healed: she joins again, and all
+/// three deliver every line. What was typed joins `expected`; `phase` reports each half.
+pub fn cut_off_carol_and_heal(
+    lan: &netns::Lan,
+    how: netns::Cut,
+    [alice, bob, carol]: [&mut Proc; 3],
+    expected: &mut Vec<String>,
+    step: Duration,
+    phase: &dyn Fn(&str),
+) {
+    lan.cut(3, how);
+    let offline = type_lines(carol, "carol", "while cut off", 3);
+    eventually("carol's offline lines on her disk", step, || {
+        accepted(&carol.dir, &offline)
+    });
+    for (p, name) in [(&mut *alice, "alice"), (&mut *bob, "bob")] {
+        expected.extend(type_lines(p, name, "during the cut", 5));
+    }
+    let without_carol = expected.len();
+    wait_all(
+        &mut [&mut *alice, &mut *bob],
+        "lines during the cut",
+        without_carol,
+        step,
+    );
+    alice.wait_left("carol", step);
+    carol.drain();
+    let heard = message_texts(&carol.seen);
+    assert!(
+        !heard.iter().any(|t| t.contains("during the cut")),
+        "carol was cut off, yet delivered: {heard:?}"
+    );
+    phase("carol cut off; alice and bob delivered everything without her");
+
+    lan.heal(3, how);
+    expected.extend(offline);
+    let every = expected.len();
+    wait_all(&mut [alice, bob, &mut *carol], "every line", every, step);
+    assert!(
+        has_notice(&carol.seen, "joining again"),
+        "carol rejoined after she was left out: {:?}",
+        carol.seen
+    );
+    phase("carol healed, rejoined and caught up");
+}
