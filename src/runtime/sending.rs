@@ -31,8 +31,13 @@ impl<M: Machine> Node<M> {
     /// message for the group that names the one node it is for goes to that node alone.
     pub(super) fn send(&self, to: Option<NodeId>, msg: &Msg) {
         let to = to.or_else(|| msg.addressee().filter(|_| self.transport.is_unicast()));
+        self.send_sealed(self.address_of(to), msg);
+    }
+
+    /// Seals `msg` (with `--key-file`) and sends it to `to`, or else to the group.
+    fn send_sealed(&self, to: Option<SocketAddr>, msg: &Msg) {
         match wrap_datagram(self.info.key.as_ref(), msg) {
-            Ok(bytes) => self.send_bytes(self.address_of(to), &bytes),
+            Ok(bytes) => self.send_bytes(to, &bytes),
             Err(e) => log::warn!("not sent: {e}"),
         }
     }
@@ -81,10 +86,11 @@ impl<M: Machine> Node<M> {
     }
 
     /// A server in unicast mode: tells every node where the view's nodes are, when due (see
-    /// [`AddressBook::announcement`]); before the outputs, so a new view's members can reach
-    /// each other by the time its token moves.
+    /// [`crate::protocol::peers::AddressBook::announcement`]); before the outputs, so a new
+    /// view's members can reach each other by the time its token moves. A multicast server
+    /// takes no lock here: this runs before every batch of its outputs.
     pub(super) fn announce_peers(&self) {
-        if self.info.server_id.is_none() {
+        if self.info.server_id.is_none() || !self.transport.is_unicast() {
             return;
         }
         let Some(known) = lock(&self.peers).announcement(Instant::now()) else {
@@ -100,10 +106,7 @@ impl<M: Machine> Node<M> {
             .map(|(id, addr)| Peer { id, addr })
             .collect();
         for msg in wire::pack_peers(self.info.id, &peers) {
-            match wrap_datagram(self.info.key.as_ref(), &msg) {
-                Ok(bytes) => self.send_bytes(to, &bytes),
-                Err(e) => log::warn!("not sent: {e}"),
-            }
+            self.send_sealed(to, &msg);
         }
     }
 }

@@ -138,16 +138,13 @@ impl Node {
         let Some(core) = &mut self.core else {
             return Ok(None);
         };
-        let announce = self.peers.is_unicast() && {
-            // As the runtime: the book follows the core's view, and a server announces the
-            // view's addresses before the outputs that follow.
-            let view = core.view();
-            if self.book_epoch != Some(view.epoch) {
-                self.book_epoch = Some(view.epoch);
-                self.peers.set_view(view);
-            }
-            true
-        };
+        // As the runtime: in unicast mode the book follows the core's view, and a server
+        // announces the view's addresses before the outputs that follow.
+        let view = core.view();
+        if self.peers.is_unicast() && self.book_epoch != Some(view.epoch) {
+            self.book_epoch = Some(view.epoch);
+            self.peers.set_view(view);
+        }
         // Effects never touch the core, so draining first and performing after is the same
         // as performing each output as it is polled.
         let outputs = match core {
@@ -167,9 +164,7 @@ impl Node {
             failure: None,
             stopped: None,
         };
-        if announce {
-            fx.announce_peers();
-        }
+        fx.announce_peers();
         let performed = match outputs {
             Outputs::Server(o) => perform(&mut fx, o),
             Outputs::Member(o) => perform(&mut fx, o),
