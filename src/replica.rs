@@ -14,7 +14,9 @@
 //! Durability: appends are not fsynced; [`Replica::sync`] is, and the driver calls it per batch
 //! with `--durability fsync`. A `kill -9` does not lose writes that reached the page cache;
 //! only a power loss or kernel crash can, and then the tail is cut or refilled by the group.
-//! A failed append never leaves part of a line behind: it is cut before the next append.
+//! A failed append never leaves part of a line behind: it is cut at once (or before the next
+//! append), and after a failure for want of space each append reserves its bytes before
+//! writing any.
 //!
 //! This module owns the file format only: no protocol logic here, no decisions about what to
 //! store. Errors are [`StorageError`], shared by every file in the data dir.
@@ -27,6 +29,7 @@ mod shape;
 use crate::protocol::types::{ChatRecord, Seq};
 use crate::store::error::StorageError;
 use crate::store::lines::{scan_lines, MAX_RECORD_LINE_BYTES};
+use crate::store::reserve::reserve;
 use index::SparseIndex;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -65,6 +68,10 @@ pub struct Replica {
     /// them would corrupt the middle of the file, so the next append first cuts them, or
     /// fails without writing.
     broken: bool,
+    /// Set when an append failed for want of space: until one succeeds, each append first
+    /// reserves its bytes, so that on a disk still full it writes nothing at all and a reader
+    /// (an operator, a test) never sees a torn tail in the meantime.
+    reserve_first: bool,
 }
 
 /// Result of scanning a file at open.
@@ -107,6 +114,7 @@ impl Replica {
             index: scan.index,
             len_bytes: scan.complete_len,
             broken: false,
+            reserve_first: false,
         };
         Ok((replica, report))
     }
@@ -142,10 +150,16 @@ impl Replica {
         }
         self.check_order(records)?;
         let (bytes, starts) = self.encode(records)?;
+        if self.reserve_first {
+            reserve(&self.writer, self.len_bytes, bytes.len())
+                .map_err(|e| StorageError::io(&self.path, e))?;
+        }
         if let Err(e) = self.writer.write_all(&bytes) {
+            self.reserve_first = e.kind() == io::ErrorKind::StorageFull;
             self.undo_partial_write();
             return Err(StorageError::io(&self.path, e));
         }
+        self.reserve_first = false;
         for (record, start) in records.iter().zip(starts) {
             self.index.note(record.seq, start);
         }

@@ -1,7 +1,7 @@
 //! The files of a node apart from the replica and checkpoint formats: their names
 //! ([`Identity`]), the lock that keeps two processes off one identity, the vote file, the
-//! client's outbox journal, the JSON Lines reader and crash-safe whole-file replacement that the formats
-//! share, and [`StorageError`], the one error type of every file in the data dir.
+//! client's outbox journal, the JSON Lines reader, crash-safe whole-file replacement and space reservation that
+//! the formats share, and [`StorageError`], the one error type of every file in the data dir.
 //!
 //! No protocol logic here.
 
@@ -10,6 +10,7 @@ pub mod error;
 pub mod journal;
 pub mod lines;
 pub mod lock;
+pub mod reserve;
 pub mod vote_file;
 
 pub use error::StorageError;
