@@ -26,6 +26,7 @@ mod index;
 mod index_tests;
 mod shape;
 
+use crate::protocol::canonical;
 use crate::protocol::types::{ChatRecord, Seq};
 use crate::store::error::StorageError;
 use crate::store::lines::{scan_lines, MAX_RECORD_LINE_BYTES};
@@ -244,8 +245,7 @@ impl Replica {
         let mut starts = Vec::with_capacity(records.len());
         for record in records {
             let start = bytes.len();
-            serde_json::to_writer(&mut bytes, record)
-                .map_err(|e| StorageError::io(&self.path, io::Error::other(e)))?;
+            canonical::write_record(&mut bytes, record);
             let len = bytes.len() - start;
             if len as u64 > MAX_RECORD_LINE_BYTES {
                 let msg = format!(

@@ -6,6 +6,7 @@
 //! parameter and effects go out as [`events::Output`] values, so the simulation tests can
 //! drive many nodes deterministically.
 
+pub mod canonical;
 pub mod coordinator;
 pub mod events;
 pub mod fetch;

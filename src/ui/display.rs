@@ -12,6 +12,7 @@
 //!
 //! Formatting only: no protocol, no files.
 
+use crate::protocol::canonical;
 use crate::protocol::events::{CoordinatorEvent, MemberEvent};
 use crate::protocol::types::{count, ChatRecord, NodeId};
 use crate::runtime::Sink;
@@ -126,11 +127,16 @@ fn paint(name: &str) -> String {
     format!("\x1b[1;{}m{name}\x1b[0m", 31 + hash % 6)
 }
 
-#[derive(Serialize)]
-struct MessageEvent<'a> {
-    event: &'static str,
-    #[serde(flatten)]
-    rec: &'a ChatRecord,
+/// `{"event":"message",` and the record's fields, as serde writes a record flattened into an
+/// event (a test holds them equal), without serde's map machinery: every line of a `--json`
+/// client passes here.
+fn message_event(rec: &ChatRecord) -> String {
+    const HEAD: &[u8] = b"{\"event\":\"message\",";
+    let mut bytes = Vec::with_capacity(HEAD.len() + 160 + rec.text.len());
+    bytes.extend_from_slice(HEAD);
+    canonical::write_record(&mut bytes, rec);
+    bytes.remove(HEAD.len()); // the record's own `{`
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -226,11 +232,7 @@ impl Sink for Printer {
             _ => rec,
         };
         let line = if self.json {
-            serde_json::to_string(&MessageEvent {
-                event: "message",
-                rec,
-            })
-            .unwrap_or_default()
+            message_event(rec)
         } else if let Some(ring) = self.mentioned(rec) {
             // Plain inside: a name's colour would end the highlight with its reset.
             let bell = if ring {
@@ -606,5 +608,26 @@ mod tests {
         assert_eq!(lines[0]["text"], "hi there");
         assert_eq!(lines[1]["event"], "notice");
         assert_eq!(lines[1]["text"], "joined");
+    }
+
+    #[test]
+    fn a_message_event_is_what_serde_writes_for_the_record_flattened() {
+        #[derive(Serialize)]
+        struct MessageEvent<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            rec: &'a ChatRecord,
+        }
+        for text in ["hi there", "a \"quote\", a \\ and a\ttab", "é ✓"] {
+            let rec = ChatRecord {
+                text: text.into(),
+                ..rec()
+            };
+            let by_serde = serde_json::to_string(&MessageEvent {
+                event: "message",
+                rec: &rec,
+            });
+            assert_eq!(message_event(&rec), by_serde.unwrap());
+        }
     }
 }

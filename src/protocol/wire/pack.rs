@@ -7,6 +7,7 @@
 //! datagram within [`MAX_PLAINTEXT_BYTES`], so it fits sealed or not.
 
 use super::{encode, encoded_len, Msg, Peer, QuorumWait, MAX_PEERS_PER_DATAGRAM};
+use crate::protocol::canonical;
 use crate::protocol::limits::MAX_PLAINTEXT_BYTES;
 use crate::protocol::types::{ChatRecord, Epoch, GroupId, Member, NodeId, Seq, ServerId};
 use crate::protocol::vote::Vote;
@@ -193,8 +194,11 @@ fn json_len<T: Serialize>(item: &T) -> usize {
 fn batch_records(records: Vec<ChatRecord>, empty: usize) -> Vec<Vec<ChatRecord>> {
     let mut kept = Vec::with_capacity(records.len());
     let mut lens = Vec::with_capacity(records.len());
+    let mut scratch = Vec::with_capacity(256);
     for rec in records {
-        let len = json_len(&rec);
+        scratch.clear();
+        canonical::write_record(&mut scratch, &rec);
+        let len = scratch.len();
         if empty.saturating_add(len) > MAX_PLAINTEXT_BYTES {
             log::warn!("record {} too large for a datagram; not sent", rec.seq);
             continue;
