@@ -131,7 +131,7 @@ fn loss_row(
         &flags,
         t0,
         failures,
-        |ring| paced_load(ring, spec.paced_rate, spec.paced_for),
+        |ring| paced_load(ring, 0, spec.paced_rate, spec.paced_for),
     );
     if let Some(p) = &paced {
         let what = format!(

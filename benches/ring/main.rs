@@ -172,6 +172,8 @@ const PHASE_SPORADIC: u64 = 2;
 const PHASE_PACED: u64 = 3;
 /// Flood run `r` uses phase `PHASE_FLOOD + r`.
 const PHASE_FLOOD: u64 = 4;
+/// Paced run `r` > 0 uses phase `PHASE_PACED_AGAIN + r`, clear of the floods'.
+const PHASE_PACED_AGAIN: u64 = 64;
 /// Key of a line that is not a bench line (history written by the catch-up session).
 const NO_KEY: u64 = 0;
 

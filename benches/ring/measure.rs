@@ -15,7 +15,7 @@ use crate::raw::{best_lossless, RawRun};
 use crate::session::Ring;
 use crate::storm::Storm;
 use crate::util::{key, key_phase, median, ms, percentile, progress, sleep_until};
-use crate::{DATAGRAM_BYTES, PHASE_FLOOD, PHASE_PACED, PHASE_SPORADIC};
+use crate::{DATAGRAM_BYTES, PHASE_FLOOD, PHASE_PACED, PHASE_PACED_AGAIN, PHASE_SPORADIC};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -187,11 +187,21 @@ pub fn paced(
     latency_of(ring, phase, 1.0 / every.as_secs_f64(), hops)
 }
 
-/// The paced phase: `rate` lines per second over the clients for `length`.
-pub fn paced_load(ring: &mut Ring, rate: u32, length: Duration) -> Result<Latency, String> {
+/// Paced run `run` (from 0): `rate` lines per second over the clients for `length`. Each
+/// run has a phase of its own, so that no line repeats another run's text.
+pub fn paced_load(
+    ring: &mut Ring,
+    run: u64,
+    rate: u32,
+    length: Duration,
+) -> Result<Latency, String> {
     let every = Duration::from_secs(1) / rate.max(1);
     let lines = (length.as_secs_f64() * f64::from(rate)) as usize;
-    paced(ring, PHASE_PACED, lines, every)
+    let phase = match run {
+        0 => PHASE_PACED,
+        _ => PHASE_PACED_AGAIN + run,
+    };
+    paced(ring, phase, lines, every)
 }
 
 /// Every client gets `total / N` lines on stdin at once (one writer thread each).
@@ -490,8 +500,8 @@ pub fn measure_ring(
     row.idle = Some(idle);
     row.sporadic = Some(sporadic);
     let mut runs = Vec::new();
-    for _ in 0..plan.paced_runs.max(1) {
-        let paced = paced_load(ring, plan.paced_rate, plan.paced_for)?;
+    for run in 0..plan.paced_runs.max(1) {
+        let paced = paced_load(ring, run as u64, plan.paced_rate, plan.paced_for)?;
         progress(
             t0,
             &format!(
