@@ -72,21 +72,25 @@ pub fn check_keys(
     submitted: &[Vec<u64>],
     may_be_lost: impl Fn(u64) -> bool,
 ) -> Result<(), String> {
-    let expected: HashSet<u64> = submitted.iter().flatten().copied().collect();
+    // Each line's place among its author's, in the order they were submitted.
+    let place: HashMap<u64, usize> = submitted
+        .iter()
+        .flat_map(|lines| lines.iter().enumerate().map(|(at, &k)| (k, at)))
+        .collect();
     let mut seen: HashSet<u64> = HashSet::with_capacity(keys.len());
-    let mut last: HashMap<usize, u64> = HashMap::new();
+    let mut last: HashMap<usize, usize> = HashMap::new();
     for (i, &k) in keys.iter().enumerate() {
-        if !expected.contains(&k) {
+        let Some(&at) = place.get(&k) else {
             return Err(format!("#{}: a line that nobody submitted", i + 1));
-        }
+        };
         if !seen.insert(k) {
             return Err(format!("#{}: a line delivered twice", i + 1));
         }
         let c = key_client(k);
-        if last.get(&c).is_some_and(|&prev| prev > k) {
+        if last.get(&c).is_some_and(|&prev| prev > at) {
             return Err(format!("#{}: c{c}'s lines out of submit order", i + 1));
         }
-        last.insert(c, k);
+        last.insert(c, at);
     }
     for (c, lines) in submitted.iter().enumerate() {
         let missing = lines
