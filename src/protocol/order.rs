@@ -6,7 +6,12 @@
 
 use crate::protocol::types::{ChatRecord, Seq};
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How far above the delivered seq (or the cut) a live message may be held. An honest ring
+/// stays far inside it: a holder stamps at most `MAX_IN_FLIGHT` beyond `safe`, and `safe`
+/// never passes this node's aru. A message beyond it is refused like a lost one.
+const MAX_LIVE_SPAN: u64 = 1 << 16;
 
 /// Messages between "delivered" and "received", kept in `seq` order.
 #[derive(Debug, Default)]
@@ -17,7 +22,7 @@ pub struct Order {
     /// as received when the token asks how far this node has everything.
     base: Seq,
     /// Live messages of the current epoch (seq > base), delivered once safe.
-    live: BTreeMap<Seq, ChatRecord>,
+    live: Window,
     /// Final records (from a replica, via history transfer), deliverable as soon as contiguous.
     finals: BTreeMap<Seq, ChatRecord>,
     /// Where the last [`Order::aru`] walk ended: it only grows until [`Order::reset_epoch`]
@@ -27,14 +32,84 @@ pub struct Order {
     walked: Cell<Seq>,
 }
 
+/// Live messages by seq, in a window that starts just above `max(delivered, base)`: a flood
+/// holds thousands, and a slot a seq is found, added and taken in at once, where a tree
+/// searched its levels each time.
+#[derive(Debug, Default)]
+struct Window {
+    /// The seq of `slots[0]`.
+    first: Seq,
+    slots: VecDeque<Option<ChatRecord>>,
+    /// How many slots hold a message.
+    held: usize,
+}
+
+impl Window {
+    fn slot(&self, seq: Seq) -> Option<usize> {
+        let at = seq.0.checked_sub(self.first.0)?;
+        usize::try_from(at).ok().filter(|&at| at < self.slots.len())
+    }
+
+    fn get(&self, seq: Seq) -> Option<&ChatRecord> {
+        self.slots.get(self.slot(seq)?)?.as_ref()
+    }
+
+    /// Adds `rec` (its seq at or above `first`, less than [`MAX_LIVE_SPAN`] above it); false
+    /// if its slot is taken or it is too far above.
+    fn insert(&mut self, rec: ChatRecord) -> bool {
+        let at = rec.seq.0 - self.first.0;
+        if at >= MAX_LIVE_SPAN {
+            return false;
+        }
+        let at = at as usize;
+        if at >= self.slots.len() {
+            self.slots.resize(at + 1, None);
+        }
+        if self.slots[at].is_some() {
+            return false;
+        }
+        self.slots[at] = Some(rec);
+        self.held += 1;
+        true
+    }
+
+    fn take(&mut self, seq: Seq) -> Option<ChatRecord> {
+        let rec = self.slots.get_mut(self.slot(seq)?)?.take()?;
+        self.held -= 1;
+        Some(rec)
+    }
+
+    /// Drops every slot below `first`, which becomes the window's start.
+    fn start_at(&mut self, first: Seq) {
+        while self.first < first {
+            match self.slots.pop_front() {
+                Some(slot) => self.held -= usize::from(slot.is_some()),
+                None => {
+                    self.first = first;
+                    return;
+                }
+            }
+            self.first = self.first.next();
+        }
+    }
+
+    fn clear(&mut self, first: Seq) {
+        self.slots.clear();
+        self.held = 0;
+        self.first = first;
+    }
+}
+
 impl Order {
     /// A queue whose replica already holds everything up to `delivered`.
     pub fn new(delivered: Seq) -> Order {
-        Order {
+        let mut order = Order {
             delivered,
             base: delivered,
             ..Order::default()
-        }
+        };
+        order.live.clear(delivered.next());
+        order
     }
 
     /// Highest delivered seq.
@@ -47,22 +122,24 @@ impl Order {
         self.base
     }
 
+    /// The lowest seq that can be live: above both the delivered seq and the cut.
+    fn live_floor(&self) -> Seq {
+        self.delivered.max(self.base).next()
+    }
+
     /// Starts a new epoch whose history is final up to `cut`: live messages of the old epoch
     /// are dropped (the server holds the agreed ones; they come back as final records).
     pub fn reset_epoch(&mut self, cut: Seq) {
         self.base = cut;
-        self.live.clear();
+        self.live.clear(self.live_floor());
         self.finals.retain(|s, _| *s <= cut);
         self.walked.set(Seq(0));
     }
 
-    /// Adds a live message; false if it is a duplicate or already delivered.
+    /// Adds a live message; false if it is a duplicate or already delivered (or absurdly far
+    /// ahead, see [`MAX_LIVE_SPAN`]).
     pub fn insert_live(&mut self, rec: ChatRecord) -> bool {
-        if rec.seq <= self.delivered.max(self.base) || self.live.contains_key(&rec.seq) {
-            return false;
-        }
-        self.live.insert(rec.seq, rec);
-        true
+        rec.seq >= self.live_floor() && self.live.insert(rec)
     }
 
     /// Adds a final record; false if it is a duplicate or already delivered.
@@ -76,27 +153,34 @@ impl Order {
 
     /// Whether `seq` is delivered or held.
     pub fn has(&self, seq: Seq) -> bool {
-        seq <= self.delivered || self.live.contains_key(&seq) || self.finals.contains_key(&seq)
+        seq <= self.delivered || self.live.get(seq).is_some() || self.finals.contains_key(&seq)
     }
 
     /// A held live message (to retransmit it).
     pub fn live(&self, seq: Seq) -> Option<&ChatRecord> {
-        self.live.get(&seq)
+        self.live.get(seq)
     }
 
     /// Live messages in `lo..=hi`, in order.
     pub fn live_range(&self, lo: Seq, hi: Seq) -> Vec<ChatRecord> {
-        if lo > hi {
-            return Vec::new();
+        let lo = lo.max(self.live.first);
+        let mut out = Vec::new();
+        let mut seq = lo;
+        while seq <= hi {
+            match self.live.slot(seq) {
+                Some(at) => out.extend(self.live.slots[at].iter().cloned()),
+                None => break,
+            }
+            seq = seq.next();
         }
-        self.live.range(lo..=hi).map(|(_, r)| r.clone()).collect()
+        out
     }
 
     /// All received up to: the highest seq such that everything up to it is delivered, final
     /// at the server (the cut), or held here.
     pub fn aru(&self) -> Seq {
         let mut s = self.delivered.max(self.base).max(self.walked.get());
-        while self.live.contains_key(&s.next()) || self.finals.contains_key(&s.next()) {
+        while self.live.get(s.next()).is_some() || self.finals.contains_key(&s.next()) {
             s = s.next();
         }
         self.walked.set(s);
@@ -105,7 +189,7 @@ impl Order {
 
     /// Number of messages held back.
     pub fn held(&self) -> usize {
-        self.live.len() + self.finals.len()
+        self.live.held + self.finals.len()
     }
 
     /// Removes and returns, in order, every message that may be delivered now: final records
@@ -116,16 +200,16 @@ impl Order {
             let next = self.delivered.next();
             let rec = match self.finals.remove(&next) {
                 Some(rec) => rec,
-                None if next <= safe && next > self.base => match self.live.remove(&next) {
+                None if next <= safe && next > self.base => match self.live.take(next) {
                     Some(rec) => rec,
                     None => break,
                 },
                 None => break,
             };
-            self.live.remove(&next);
             self.delivered = next;
             out.push(rec);
         }
+        self.live.start_at(self.live_floor());
         out
     }
 }
@@ -203,6 +287,33 @@ mod tests {
         assert_eq!(o.aru(), Seq(4), "the live ones above the cut are gone");
         o.insert_final(rec(5));
         assert_eq!(o.aru(), Seq(5));
+    }
+
+    #[test]
+    fn the_window_holds_gaps_ranges_and_refuses_what_is_absurdly_far_ahead() {
+        let mut o = Order::new(Seq(10));
+        assert!(o.insert_live(rec(14)));
+        assert!(o.insert_live(rec(12)));
+        assert!(
+            !o.insert_live(rec(10 + MAX_LIVE_SPAN + 1)),
+            "beyond the span"
+        );
+        assert!(o.insert_live(rec(10 + MAX_LIVE_SPAN)));
+        assert_eq!(o.held(), 3);
+        assert_eq!(seqs(&o.live_range(Seq(1), Seq(14))), vec![12, 14]);
+        assert!(o.has(Seq(12)) && !o.has(Seq(13)) && o.live(Seq(13)).is_none());
+        o.insert_live(rec(11));
+        o.insert_live(rec(13));
+        assert_eq!(seqs(&o.take_deliverable(Seq(13))), vec![11, 12, 13]);
+        assert_eq!(o.held(), 2);
+        assert!(!o.insert_live(rec(12)), "delivered");
+        o.insert_final(rec(14));
+        assert_eq!(
+            seqs(&o.take_deliverable(Seq(13))),
+            vec![14],
+            "a final goes first"
+        );
+        assert_eq!(o.held(), 1, "the live copy of 14 is gone with it");
     }
 
     #[test]
