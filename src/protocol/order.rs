@@ -9,8 +9,9 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 
 /// How far above the delivered seq (or the cut) a live message may be held. An honest ring
-/// stays far inside it: a holder stamps at most `MAX_IN_FLIGHT` beyond `safe`, and `safe`
-/// never passes this node's aru. A message beyond it is refused like a lost one.
+/// stays far inside it: a holder stamps at most `MAX_IN_FLIGHT` beyond `safe`, `safe` never
+/// passes this node's aru, and the node learns it at every token visit. A message beyond it
+/// is refused like a lost one.
 const MAX_LIVE_SPAN: u64 = 1 << 16;
 
 /// Messages between "delivered" and "received", kept in `seq` order.
