@@ -36,6 +36,8 @@ pub struct Printer {
     last_bell: Option<Instant>,
     /// Tells apart authors who share a name (text output only).
     authors: Authors,
+    /// The JSON line being written, kept from line to line: no allocation per message.
+    scratch: Vec<u8>,
 }
 
 /// How a client on a terminal marks the messages that mention it.
@@ -73,6 +75,7 @@ impl Printer {
             me: None,
             last_bell: None,
             authors: Authors::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -127,16 +130,15 @@ fn paint(name: &str) -> String {
     format!("\x1b[1;{}m{name}\x1b[0m", 31 + hash % 6)
 }
 
-/// `{"event":"message",` and the record's fields, as serde writes a record flattened into an
-/// event (a test holds them equal), without serde's map machinery: every line of a `--json`
-/// client passes here.
-fn message_event(rec: &ChatRecord) -> String {
+/// Appends `{"event":"message",` and the record's fields, as serde writes a record flattened
+/// into an event (a test holds them equal), without serde's map machinery: every line of a
+/// `--json` client passes here.
+fn write_message_event(bytes: &mut Vec<u8>, rec: &ChatRecord) {
     const HEAD: &[u8] = b"{\"event\":\"message\",";
-    let mut bytes = Vec::with_capacity(HEAD.len() + 160 + rec.text.len());
     bytes.extend_from_slice(HEAD);
-    canonical::write_record(&mut bytes, rec);
-    bytes.remove(HEAD.len()); // the record's own `{`
-    String::from_utf8(bytes).unwrap_or_default()
+    let start = bytes.len();
+    canonical::write_record(bytes, rec);
+    bytes.remove(start); // the record's own `{`
 }
 
 #[derive(Serialize)]
@@ -231,9 +233,17 @@ impl Sink for Printer {
             }
             _ => rec,
         };
-        let line = if self.json {
-            message_event(rec)
-        } else if let Some(ring) = self.mentioned(rec) {
+        if self.json {
+            let mut line = std::mem::take(&mut self.scratch);
+            line.clear();
+            write_message_event(&mut line, rec);
+            if let Ok(text) = std::str::from_utf8(&line) {
+                self.line(text);
+            }
+            self.scratch = line;
+            return;
+        }
+        let line = if let Some(ring) = self.mentioned(rec) {
             // Plain inside: a name's colour would end the highlight with its reset.
             let bell = if ring {
                 BELL.to_string()
@@ -627,7 +637,9 @@ mod tests {
                 event: "message",
                 rec: &rec,
             });
-            assert_eq!(message_event(&rec), by_serde.unwrap());
+            let mut mine = Vec::new();
+            write_message_event(&mut mine, &rec);
+            assert_eq!(String::from_utf8(mine).unwrap(), by_serde.unwrap());
         }
     }
 }

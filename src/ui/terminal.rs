@@ -97,7 +97,9 @@ impl LineOut {
     pub fn line(&mut self, line: &str) {
         match self {
             LineOut::Stream(out) => {
-                let _ = writeln!(out, "{line}");
+                let _ = out
+                    .write_all(line.as_bytes())
+                    .and_then(|()| out.write_all(b"\n"));
             }
             LineOut::Terminal(printer) => {
                 let _ = printer.print(format!("{line}\n"));
