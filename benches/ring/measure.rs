@@ -19,7 +19,7 @@ use crate::{DATAGRAM_BYTES, PHASE_FLOOD, PHASE_PACED, PHASE_PACED_AGAIN, PHASE_S
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::mpsc;
+use std::sync::{mpsc, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,12 @@ pub struct Latency {
     pub mean_ms: f64,
     /// Token passes from the first submit until the last delivery.
     pub hops: HopStats,
+    /// The slowest 1 % of the lines (at or over p99), means: from the submit until the line
+    /// was on the group (its author's wait for the token, stamping included), and from there
+    /// until every client delivered it (the rotation that makes it safe, delivery, stdout).
+    /// Zero when the observer sees no packs (unicast).
+    pub tail_to_wire_ms: f64,
+    pub tail_after_wire_ms: f64,
 }
 
 /// One flood run.
@@ -143,7 +149,13 @@ pub fn latency_of(ring: &Ring, phase: u64, rate: f64, hops: HopStats) -> Result<
             *e = (*e).max(at);
         }
     }
-    let mut lat: Vec<f64> = Vec::new();
+    let on_wire = ring
+        .observer
+        .on_wire
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    // (latency, submit to the wire, the wire to everywhere), per line.
+    let mut lines: Vec<(f64, f64, f64)> = Vec::new();
     for (k, submitted) in ring
         .submit_at
         .iter()
@@ -152,10 +164,25 @@ pub fn latency_of(ring: &Ring, phase: u64, rate: f64, hops: HopStats) -> Result<
         let at = arrived
             .get(k)
             .ok_or_else(|| format!("line {k:#x} of phase {phase} never arrived"))?;
-        lat.push(ms(at.saturating_duration_since(*submitted)));
+        let (to_wire, after) = on_wire.get(k).map_or((0.0, 0.0), |w| {
+            (
+                ms(w.saturating_duration_since(*submitted)),
+                ms(at.saturating_duration_since(*w)),
+            )
+        });
+        lines.push((ms(at.saturating_duration_since(*submitted)), to_wire, after));
     }
-    lat.sort_by(f64::total_cmp);
+    drop(on_wire);
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let lat: Vec<f64> = lines.iter().map(|l| l.0).collect();
+    let p99 = percentile(&lat, 99.0);
+    let tail: Vec<_> = lines.iter().filter(|l| l.0 >= p99).collect();
+    let tail_mean = |f: fn(&(f64, f64, f64)) -> f64| {
+        tail.iter().map(|l| f(l)).sum::<f64>() / tail.len().max(1) as f64
+    };
     Ok(Latency {
+        tail_to_wire_ms: tail_mean(|l| l.1),
+        tail_after_wire_ms: tail_mean(|l| l.2),
         lines: lat.len(),
         rate,
         p50_ms: percentile(&lat, 50.0),

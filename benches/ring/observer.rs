@@ -1,7 +1,8 @@
 //! A passive observer of the ring on its group: a socket joined to the ring's group and port
 //! (one more receiver of every multicast) that decodes with `wire::decode` and records the
 //! token passes sent to the whole group and the data packs, and the statistics of hops,
-//! rotations and stalls computed from them.
+//! rotations and stalls computed from them; also when each line first went out on the group,
+//! which splits a line's latency into its wait for the token and what follows.
 //!
 //! A pass that raised nothing goes to the successor alone, out of the observer's sight, so the
 //! statistics count hops by the passes' hop numbers, not by the passes seen: between two seen
@@ -15,9 +16,10 @@
 //! It only listens: it never sends on the group and never touches a process.
 
 use crate::raw::group_socket;
-use crate::util::{ms, percentile};
+use crate::util::{ms, parse_key, percentile};
 use mcast_chat::protocol::wire::{self, Msg};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,6 +51,8 @@ impl Hop {
 pub struct Observer {
     pub stop: Arc<AtomicBool>,
     pub hops: Arc<Mutex<Vec<Hop>>>,
+    /// When each line (by its bench key) was first seen on the group, in a data pack.
+    pub on_wire: Arc<Mutex<HashMap<u64, Instant>>>,
     pub thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -57,13 +61,15 @@ impl Observer {
         let socket = group_socket(port)?;
         let stop = Arc::new(AtomicBool::new(false));
         let hops = Arc::new(Mutex::new(Vec::new()));
-        let (s, h) = (Arc::clone(&stop), Arc::clone(&hops));
+        let on_wire = Arc::new(Mutex::new(HashMap::new()));
+        let (s, h, w) = (Arc::clone(&stop), Arc::clone(&hops), Arc::clone(&on_wire));
         let thread = thread::Builder::new()
             .name("observer".into())
-            .spawn(move || observe(&socket, &s, &h))?;
+            .spawn(move || observe(&socket, &s, &h, &w))?;
         Ok(Observer {
             stop,
             hops,
+            on_wire,
             thread: Some(thread),
         })
     }
@@ -74,6 +80,7 @@ impl Observer {
         Observer {
             stop: Arc::new(AtomicBool::new(true)),
             hops: Arc::new(Mutex::new(Vec::new())),
+            on_wire: Arc::new(Mutex::new(HashMap::new())),
             thread: None,
         }
     }
@@ -99,7 +106,12 @@ impl Drop for Observer {
     }
 }
 
-pub fn observe(socket: &UdpSocket, stop: &AtomicBool, hops: &Mutex<Vec<Hop>>) {
+pub fn observe(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    hops: &Mutex<Vec<Hop>>,
+    on_wire: &Mutex<HashMap<u64, Instant>>,
+) {
     let mut buf = vec![0u8; 65_536];
     let mut last = (0, 0);
     let mut last_pack = (0, 0);
@@ -124,6 +136,11 @@ pub fn observe(socket: &UdpSocket, stop: &AtomicBool, hops: &Mutex<Vec<Hop>>) {
                 if (epoch.0, top) <= last_pack {
                     continue; // a retransmission
                 }
+                let mut wire = on_wire.lock().unwrap_or_else(PoisonError::into_inner);
+                for rec in &recs {
+                    wire.entry(parse_key(&rec.text)).or_insert(at);
+                }
+                drop(wire);
                 last_pack = (epoch.0, top);
                 Hop {
                     at,
