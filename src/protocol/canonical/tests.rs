@@ -1,3 +1,6 @@
+//! Tests of the canonical JSON: the writer against serde_json byte for byte, and the pack
+//! reader against serde on packs of ours, on other shapes and on mutated bytes.
+
 use super::*;
 use crate::protocol::limits::{MAX_PLAINTEXT_BYTES, VERSION};
 use crate::protocol::wire::{self, Msg};
