@@ -15,8 +15,10 @@ use crate::protocol::wire::Msg;
 use std::time::{Duration, Instant};
 
 /// How long a holder that collects the arus for its lines waits for them, at least: a
-/// member that answers later is counted when the token comes round instead.
-const COLLECT_WAIT: Duration = Duration::from_millis(1);
+/// member that answers later is counted when the token comes round instead. Long enough for
+/// a member that is slow to be scheduled (a few ms on a busy host): going round would wait
+/// for that member too, and more; cutting short only pays when a pack or an answer was lost.
+const COLLECT_WAIT: Duration = Duration::from_millis(3);
 
 /// The smallest ring whose holders collect (see [`MemberCore::should_collect`]).
 const COLLECT_FROM_MEMBERS: usize = 3;
