@@ -32,8 +32,15 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &ChatRecord) {
     buf.push(b'}');
 }
 
-/// The opening of a data pack's frame, up to its first record.
-pub fn write_data_head(buf: &mut Vec<u8>, version: u64, epoch: Epoch, group: GroupId) {
+/// A whole data pack, as serde writes its frame: `{"v":..,"type":"data","epoch":..,
+/// "group":..,"recs":[..]}`.
+pub fn write_data_pack(
+    buf: &mut Vec<u8>,
+    version: u64,
+    epoch: Epoch,
+    group: GroupId,
+    recs: &[ChatRecord],
+) {
     buf.extend_from_slice(b"{\"v\":");
     write_u64(buf, version);
     buf.extend_from_slice(b",\"type\":\"data\",\"epoch\":");
@@ -41,10 +48,17 @@ pub fn write_data_head(buf: &mut Vec<u8>, version: u64, epoch: Epoch, group: Gro
     buf.extend_from_slice(b",\"group\":");
     write_u64(buf, group.0);
     buf.extend_from_slice(b",\"recs\":[");
+    for (i, rec) in recs.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_record(buf, rec);
+    }
+    buf.extend_from_slice(DATA_TAIL);
 }
 
 /// The close of a data pack's frame, after its last record.
-pub const DATA_TAIL: &[u8] = b"]}";
+const DATA_TAIL: &[u8] = b"]}";
 
 fn write_u64(buf: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -182,9 +196,10 @@ impl<'a> Reader<'a> {
         let text = self.string()?;
         // The length check keeps the reader to the hyphenated form; serde's reader would
         // take the other forms too, and then does.
-        (text.len() == uuid::fmt::Hyphenated::LENGTH)
-            .then(|| Uuid::try_parse_ascii(text.as_bytes()).ok())
-            .flatten()
+        if text.len() != uuid::fmt::Hyphenated::LENGTH {
+            return None;
+        }
+        Uuid::try_parse_ascii(text.as_bytes()).ok()
     }
 }
 

@@ -388,14 +388,7 @@ pub fn encode(msg: &Msg) -> Result<Vec<u8>, EncodeError> {
     let bytes = match msg {
         Msg::Data { epoch, group, recs } => {
             let mut bytes = Vec::with_capacity(MAX_PLAINTEXT_BYTES.min(64 + recs.len() * 160));
-            canonical::write_data_head(&mut bytes, VERSION, *epoch, *group);
-            for (i, rec) in recs.iter().enumerate() {
-                if i > 0 {
-                    bytes.push(b',');
-                }
-                canonical::write_record(&mut bytes, rec);
-            }
-            bytes.extend_from_slice(canonical::DATA_TAIL);
+            canonical::write_data_pack(&mut bytes, VERSION, *epoch, *group, recs);
             bytes
         }
         _ => serde_json::to_vec(&OutFrame { v: VERSION, msg })

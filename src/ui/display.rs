@@ -395,6 +395,9 @@ impl fmt::Display for CoordinatorEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::types::{NodeId, Seq};
+    use std::sync::{Arc, Mutex};
+    use uuid::Uuid;
 
     #[test]
     fn the_clock_reads_the_time_zone_once_a_second_and_still_moves() {
@@ -410,9 +413,6 @@ mod tests {
             assert_eq!(clock(ms), direct(ms), "{ms}");
         }
     }
-    use crate::protocol::types::{NodeId, Seq};
-    use std::sync::{Arc, Mutex};
-    use uuid::Uuid;
 
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
