@@ -339,6 +339,7 @@ pub fn parse_stats(text: &str) -> BTreeMap<String, u64> {
         ("token visits", "token visits"),
         ("collects", "collects"),
         ("cut short", "unanswered"),
+        ("by a wake", "woken"),
         ("passes resent", "token resends"),
         ("re-sent for others", "retransmissions"),
         ("copies already held", "duplicates"),

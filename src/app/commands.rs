@@ -162,8 +162,13 @@ fn stats(node: &Node<MemberCore>) -> String {
         (
             "ring",
             format!(
-                "token visits {}, views {}, passes resent {}, collects {} (cut short {})",
-                s.tokens_held, s.views, s.token_retransmits, s.collects, s.collects_unanswered
+                "token visits {}, views {}, passes resent {}, collects {} (cut short {}, by a wake {})",
+                s.tokens_held,
+                s.views,
+                s.token_retransmits,
+                s.collects,
+                s.collects_unanswered,
+                s.collects_woken
             ),
         ),
         (

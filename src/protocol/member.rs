@@ -128,6 +128,9 @@ pub struct MemberStats {
     pub collects: u64,
     /// Collections that ended at their deadline, some answer missing (the token went round).
     pub collects_unanswered: u64,
+    /// Collections cut short by a member that asked for the token (it got the token at once,
+    /// and the lines went round).
+    pub collects_woken: u64,
 }
 
 /// A client's protocol state. See the module docs for the driving contract.

@@ -586,6 +586,9 @@ impl MemberCore {
             return;
         }
         if let Some(token) = self.take_held() {
+            if token.seq > token.safe {
+                self.stats.collects_woken += 1;
+            }
             // Straight to it: the members in between have nothing to send (or they would
             // have asked too, and get the token as it goes round from there), and whatever
             // is unsafe still becomes safe only once the token has visited all of them.

@@ -193,6 +193,7 @@ fn a_member_that_asks_for_the_token_during_a_collection_gets_it_straight_away() 
         matches!(direct[..], [Msg::Token(ref t)] if t.to == waker),
         "past its successor, to the member that asked: {out:?}"
     );
+    assert_eq!(ring[0].stats().collects_woken, 1);
 }
 
 #[test]
