@@ -129,6 +129,10 @@ pub struct Row {
     /// The paced run with the median p99, and every paced run's p99 in ms.
     pub paced: Option<Latency>,
     pub paced_p99_ms: Vec<f64>,
+    /// From the clients' own timing (`/stats`) after the paced runs, the worst client's p99
+    /// of its lines from typed to sent, and from sent to delivered there, in ms.
+    pub own_sent_p99_ms: f64,
+    pub own_delivered_p99_ms: f64,
     /// Flood, medians over the runs: see [`FloodRun::cpu_us_per_line_node`].
     pub cpu_us_per_line_node: f64,
     pub user_pct: f64,
@@ -539,6 +543,12 @@ pub fn measure_ring(
         runs.push(paced);
     }
     row.paced_p99_ms = runs.iter().map(|l| l.p99_ms).collect();
+    for c in ring.live().collect::<Vec<_>>() {
+        if let Some((sent, delivered)) = ring.clients[c].own_line_p99s()? {
+            row.own_sent_p99_ms = row.own_sent_p99_ms.max(sent);
+            row.own_delivered_p99_ms = row.own_delivered_p99_ms.max(delivered);
+        }
+    }
     runs.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
     row.paced = Some(runs.swap_remove(runs.len() / 2));
     let calibration = flood(ring, PHASE_FLOOD, plan.flood_min_lines)?;

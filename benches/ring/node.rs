@@ -315,6 +315,13 @@ impl Proc {
         Ok(parse_stats(&text))
     }
 
+    /// The `timing` row of a client's `/stats`: the p99s, in ms, of its own lines from typed
+    /// to sent and from sent to delivered there (`None` before any was delivered).
+    pub fn own_line_p99s(&mut self) -> Result<Option<(f64, f64)>, String> {
+        let text = self.ask("/stats", |t| t.contains("token visits"))?;
+        Ok(parse_timing(&text))
+    }
+
     /// `kill -9`, and reap it (the runner closes stdin only once it is dead).
     pub fn kill(&mut self) {
         self.process.kill_9();
@@ -391,4 +398,15 @@ pub fn install_signal_guard() {
     if let Err(e) = spawned {
         eprintln!("warning: no signal guard: {e}");
     }
+}
+
+/// The two p99s of a `/stats` answer's `timing` row (`typed to sent p50 A / p99 B ms, sent to
+/// delivered p50 C / p99 D ms`).
+pub fn parse_timing(text: &str) -> Option<(f64, f64)> {
+    let row = text.lines().find(|l| l.contains("typed to sent"))?;
+    let mut p99s = row
+        .split("p99 ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok());
+    Some((p99s.next()?, p99s.next()?))
 }

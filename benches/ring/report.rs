@@ -359,29 +359,34 @@ fn print_small(plan: &Plan, rows: &[Row]) {
          user share from their clock ticks) over the lines and the N + 1 nodes, medians of the \
          runs. Paced p99: each of {} runs of {}/s for {:?} (the median run's p50 and p99 below); \
          its slowest 1 % of lines split at the moment the observer saw each on the group: the \
-         wait for the token before, the rotation to safe and the delivery after (means).",
+         wait for the token before, the rotation to safe and the delivery after (means). In the \
+         author: each client's own timing of its lines (`/stats`, the last 4096 of them, most \
+         from these runs), p99 from typed to sent and from sent to delivered there, the worst \
+         client's.",
         plan.paced_runs, plan.paced_rate, plan.paced_for
     );
     println!();
     println!(
         "| N | CPU us per line per node | user share | context switches per line per node | \
          paced p99 of each run (ms) | worst p99 (ms) | slowest 1 %: to the group / then to \
-         everyone (ms) |"
+         everyone (ms) | in the author: p99 typed to sent / sent to delivered (ms) |"
     );
-    println!("|---:|---:|---:|---:|---|---:|---:|");
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|");
     for r in rows {
         let each: Vec<String> = r.paced_p99_ms.iter().map(|p| format!("{p:.2}")).collect();
         let split = r.paced.as_ref().map_or(String::new(), |l| {
             format!("{:.2} / {:.2}", l.tail_to_wire_ms, l.tail_after_wire_ms)
         });
         println!(
-            "| {} | {:.2} | {:.0} % | {:.2} | {} | {:.2} | {split} |",
+            "| {} | {:.2} | {:.0} % | {:.2} | {} | {:.2} | {split} | {:.2} / {:.2} |",
             r.n,
             r.cpu_us_per_line_node,
             r.user_pct,
             r.switches_per_line_node,
             each.join(", "),
             r.paced_p99_ms.iter().copied().fold(0.0, f64::max),
+            r.own_sent_p99_ms,
+            r.own_delivered_p99_ms,
         );
     }
     println!();

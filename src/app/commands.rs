@@ -160,6 +160,12 @@ fn stats(node: &Node<MemberCore>) -> String {
             ),
         ),
         (
+            "timing",
+            node.phases
+                .summary()
+                .unwrap_or_else(|| "none of our lines delivered yet".into()),
+        ),
+        (
             "ring",
             format!(
                 "token visits {}, views {}, passes resent {}, collects {} (cut short {}, by a wake {})",

@@ -29,6 +29,7 @@
 pub mod backlog;
 pub mod datagram;
 pub mod persist;
+pub mod phases;
 mod sending;
 pub mod signals;
 pub mod storage;
@@ -48,6 +49,7 @@ use crate::store::journal::Journal;
 use crate::store::{vote_file, Durability, Identity, StorageError};
 use backlog::{OnAppendFailure, Retry};
 use datagram::{unwrap_datagram, DropStats, Dropped};
+use phases::Phases;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -201,6 +203,8 @@ pub struct Node<M: Machine> {
     pub info: NodeInfo,
     /// Datagrams dropped before the core.
     pub drops: DropStats,
+    /// Where the time of our own lines goes (`/stats`).
+    pub phases: Phases,
     stopped: AtomicBool,
     /// Set while the server holds records it could not archive (see [`backlog`]): the io
     /// thread then wakes every [`backlog::RETRY_EVERY`] to offer them to the disk again.
@@ -244,6 +248,7 @@ impl<M: Machine> Node<M> {
             }
             _ => AddressBook::default(),
         };
+        let phases = Phases::new(info.id);
         Arc::new(Node {
             core: Mutex::new(core),
             storage: Mutex::new(storage),
@@ -257,6 +262,7 @@ impl<M: Machine> Node<M> {
             sink: Mutex::new(sink),
             info,
             drops: DropStats::default(),
+            phases,
             stopped: AtomicBool::new(false),
             holding: AtomicBool::new(false),
             outcome: Mutex::new(None),
@@ -556,6 +562,8 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
             sink.message(rec);
         }
         sink.flush();
+        drop(sink);
+        self.node.phases.delivered(&records, Instant::now());
         Ok(())
     }
 
@@ -571,6 +579,9 @@ impl<M: Machine> Effects<M::Event, M::Stop> for NodeEffects<'_, M> {
             return;
         }
         self.node.send(None, &msg);
+        if let Msg::Data { recs, .. } = &msg {
+            self.node.phases.sent(recs, Instant::now());
+        }
     }
 
     fn send_to(&mut self, to: NodeId, msg: Msg) {

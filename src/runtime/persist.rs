@@ -153,6 +153,8 @@ impl<M: Machine> Node<M> {
         lines: Vec<Pending>,
         then: impl FnOnce(&mut M, Instant, Vec<Pending>),
     ) -> Result<(), StorageError> {
+        self.phases
+            .typed(lines.iter().map(|l| l.id), Instant::now());
         let long = {
             let mut journal = lock(&self.journal);
             let journal = journal.as_mut().ok_or_else(|| {
