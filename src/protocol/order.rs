@@ -34,8 +34,8 @@ pub struct Order {
 }
 
 /// Live messages by seq, in a window that starts just above `max(delivered, base)`: a flood
-/// holds thousands, and a slot a seq is found, added and taken in at once, where a tree
-/// searched its levels each time.
+/// holds thousands, and a seq's slot is found, filled and emptied in one step, where a tree
+/// searches its levels each time.
 #[derive(Debug, Default)]
 struct Window {
     /// The seq of `slots[0]`.
@@ -56,9 +56,12 @@ impl Window {
     }
 
     /// Adds `rec` (its seq at or above `first`, less than [`MAX_LIVE_SPAN`] above it); false
-    /// if its slot is taken or it is too far above.
+    /// if its slot is taken or it lies outside.
     fn insert(&mut self, rec: ChatRecord) -> bool {
-        let at = rec.seq.0 - self.first.0;
+        // The seq comes off the network: below the window is refused too, never wrapped.
+        let Some(at) = rec.seq.0.checked_sub(self.first.0) else {
+            return false;
+        };
         if at >= MAX_LIVE_SPAN {
             return false;
         }
@@ -300,6 +303,10 @@ mod tests {
             "beyond the span"
         );
         assert!(o.insert_live(rec(10 + MAX_LIVE_SPAN)));
+        assert!(
+            !o.live.insert(rec(3)),
+            "below the window, even past its guard"
+        );
         assert_eq!(o.held(), 3);
         assert_eq!(seqs(&o.live_range(Seq(1), Seq(14))), vec![12, 14]);
         assert!(o.has(Seq(12)) && !o.has(Seq(13)) && o.live(Seq(13)).is_none());
